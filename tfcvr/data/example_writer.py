@@ -1,0 +1,82 @@
+"""Writing rows or columns of values as (sharded) TFRecord files of tf.train.Example."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def shard_paths(path_prefix: str, num_shards: int) -> list:
+    """`<prefix>-00000-of-0000N.tfrecord` names, the layout tf.data globs expect."""
+    return [f"{path_prefix}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
+
+
+def to_example(row: dict) -> tf.train.Example:
+    """One example from {key: scalar}: int -> int64_list, float -> float_list, str/bytes -> bytes_list."""
+    example = tf.train.Example()
+    for key, value in row.items():
+        _append(example.features.feature, key, _value_kind(key, value), value)
+    return example
+
+
+def write_sharded(columns: dict, path_prefix: str, num_shards: int) -> list:
+    """Writes equally long columns row by row, row i to shard i % num_shards.
+
+    Args:
+      columns: {key: 1-D numpy array}; integer arrays become int64_list,
+        floating arrays float_list, string/bytes arrays bytes_list.
+      path_prefix: local or gs:// prefix of the shard files.
+      num_shards: number of files.
+
+    Returns:
+      The shard paths.
+    """
+    lengths = {key: len(values) for key, values in columns.items()}
+    if len(set(lengths.values())) != 1:
+        raise ValueError(f"All columns must have the same length. Received lengths: {lengths}")
+    if num_shards < 1:
+        raise ValueError(f"`num_shards` must be positive. Received: {num_shards}")
+    num_rows = next(iter(lengths.values()))
+    kinds = {key: _column_kind(key, values) for key, values in columns.items()}
+    # Python scalars once, not numpy scalars per row: ~2x faster proto building.
+    values = {key: np.asarray(column).tolist() for key, column in columns.items()}
+    paths = shard_paths(path_prefix, num_shards)
+    writers = [tf.io.TFRecordWriter(path) for path in paths]
+    try:
+        for row in range(num_rows):
+            example = tf.train.Example()
+            for key, kind in kinds.items():
+                _append(example.features.feature, key, kind, values[key][row])
+            writers[row % num_shards].write(example.SerializeToString())
+    finally:
+        for writer in writers:
+            writer.close()
+    return paths
+
+
+def _append(feature_map, key: str, kind: str, value) -> None:
+    if kind == "bytes":
+        feature_map[key].bytes_list.value.append(value.encode() if isinstance(value, str) else value)
+    elif kind == "int64":
+        feature_map[key].int64_list.value.append(int(value))
+    else:
+        feature_map[key].float_list.value.append(float(value))
+
+
+def _value_kind(key: str, value) -> str:
+    if isinstance(value, (bytes, str)):
+        return "bytes"
+    if isinstance(value, (bool, int, np.integer)):
+        return "int64"
+    if isinstance(value, (float, np.floating)):
+        return "float"
+    raise TypeError(f"Feature {key!r}: unsupported value type {type(value).__name__}.")
+
+
+def _column_kind(key: str, values) -> str:
+    dtype = np.asarray(values).dtype
+    if np.issubdtype(dtype, np.integer) or dtype == np.bool_:
+        return "int64"
+    if np.issubdtype(dtype, np.floating):
+        return "float"
+    if dtype.kind in ("U", "S", "O"):
+        return "bytes"
+    raise TypeError(f"Column {key!r}: unsupported dtype {dtype}.")

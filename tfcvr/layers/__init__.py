@@ -1,0 +1,22 @@
+"""Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones."""
+
+from tfcvr.layers.feature_embedding import FeatureEmbedding
+from tfcvr.layers.mlp import MLP
+from tfcvr.layers.mmoe import MMoE
+from tfcvr.layers.shared_bottom import SharedBottom
+
+BACKBONES = {"shared_bottom": SharedBottom, "mmoe": MMoE}
+
+
+def make_backbone(name: str, num_tasks: int, hidden_units, dropout=0.0, num_experts=4):
+    """The backbone `name` ("shared_bottom" or "mmoe") with `num_tasks` outputs.
+
+    `hidden_units` are the widths of the shared MLP, or of each expert for MMoE;
+    `num_experts` applies to MMoE only.
+    """
+    if name == "shared_bottom":
+        return SharedBottom(num_tasks=num_tasks, units=hidden_units, dropout=dropout, name="backbone")
+    if name == "mmoe":
+        return MMoE(num_tasks=num_tasks, num_experts=num_experts, expert_units=hidden_units,
+                    dropout=dropout, name="backbone")
+    raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(BACKBONES)}.")

@@ -1,0 +1,148 @@
+"""The base of every method: embeddings -> backbone -> one tower per task.
+
+A method is a `CVRModel` subclass. It names its tasks (`task_names`), may add
+outputs on top of the towers (`build_outputs`), and states its objective:
+
+* `objective(labels, predictions)` returns the loss terms of one batch with
+  "loss" the total; the inherited `train_step` minimises it with one optimizer.
+* Methods with several optimizers or alternating updates (DR-JL, adversarial
+  teachers) override `train_step` and call `minimize` once per update.
+
+Training steps never look at the distribution strategy beyond `minimize`'s
+replica scaling, so the same method code runs on one CPU and under
+MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
+"""
+
+import keras
+import tensorflow as tf
+
+from tfcvr.data import schema as schema_lib
+from tfcvr.layers import MLP, FeatureEmbedding, make_backbone
+
+# Every method serves these three, whatever heads it trains (DESIGN.md, serving signature).
+SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
+
+
+class CVRModel(keras.Model):
+    """A functional multi-task graph over a schema's features.
+
+    Inputs: {feature name: [batch]} with hashed bucket ids (int64) for
+    categorical features and float32 for numeric ones (`tfcvr.data`).
+    Outputs: {task: [batch] probability} for every task in `task_names`, plus
+    `ctcvr` = ctr * cvr, plus whatever `build_outputs` adds.
+
+    Args:
+      schema: a `Schema` or its dict form.
+      backbone: "shared_bottom" or "mmoe".
+      embedding_dim: width of every embedding table.
+      hidden_units: widths of the shared MLP (or of each MMoE expert).
+      tower_units: widths of each task tower before its sigmoid head.
+      num_experts: MMoE experts (ignored by shared_bottom).
+      dropout: dropout in the backbone and towers.
+      numeric_statistics: {numeric feature: [mean, variance]} used to
+        standardise numeric inputs (`tfcvr.data.numeric_statistics`).
+    """
+
+    task_names = ("ctr", "cvr")
+    registered_name = "cvr_model"
+
+    def __init__(
+        self,
+        schema,
+        backbone="shared_bottom",
+        embedding_dim=16,
+        hidden_units=(256, 128),
+        tower_units=(64, 32),
+        num_experts=4,
+        dropout=0.0,
+        numeric_statistics=None,
+        name=None,
+        **kwargs,
+    ):
+        schema_obj = schema if isinstance(schema, schema_lib.Schema) else schema_lib.Schema.from_dict(schema)
+        numeric_statistics = dict(numeric_statistics or {})
+        unknown = sorted(set(numeric_statistics) - {f.name for f in schema_obj.numeric})
+        if unknown:
+            raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
+        inputs = {
+            f.name: keras.Input(shape=(), dtype="int64" if f.is_categorical else "float32", name=f.name)
+            for f in schema_obj.features
+        }
+        numeric = [f.name for f in schema_obj.numeric]
+        embedded = FeatureEmbedding(
+            categorical={f.name: f.num_buckets for f in schema_obj.categorical},
+            numeric=numeric,
+            embedding_dim=embedding_dim,
+            numeric_mean=[numeric_statistics.get(n, (0.0, 1.0))[0] for n in numeric],
+            numeric_variance=[numeric_statistics.get(n, (0.0, 1.0))[1] for n in numeric],
+            name="feature_embedding",
+        )(inputs)
+        representations = make_backbone(
+            backbone, len(self.task_names), hidden_units, dropout=dropout, num_experts=num_experts
+        )(embedded)
+        task_representations = dict(zip(self.task_names, representations))
+        outputs = self.build_outputs(task_representations, tower_units, dropout)
+        super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name, **kwargs)
+        self.schema = schema_obj
+        self._constructor_config = {
+            "schema": schema_obj.to_dict(),
+            "backbone": backbone,
+            "embedding_dim": embedding_dim,
+            "hidden_units": list(hidden_units),
+            "tower_units": list(tower_units),
+            "num_experts": num_experts,
+            "dropout": dropout,
+            "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
+        }
+
+    def build_outputs(self, task_representations: dict, tower_units, dropout) -> dict:
+        """Towers on the backbone's task representations -> {name: [batch] tensor}.
+
+        Runs before `keras.Model.__init__`: build layers and return tensors,
+        do not set attributes. The default gives each task an MLP tower and a
+        sigmoid head, and adds ctcvr = ctr * cvr.
+        """
+        outputs = {task: self.task_tower(task, rep, tower_units, dropout) for task, rep in task_representations.items()}
+        outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
+        return outputs
+
+    @staticmethod
+    def task_tower(task: str, representation, tower_units, dropout):
+        """MLP tower and sigmoid head of one task: its probability, shape [batch]."""
+        hidden = MLP(tower_units, dropout=dropout, name=f"{task}_tower")(representation)
+        probability = keras.layers.Dense(1, activation="sigmoid", name=f"{task}_head")(hidden)
+        return keras.ops.squeeze(probability, axis=-1)
+
+    def objective(self, labels: dict, predictions: dict) -> dict:
+        """Loss terms of one batch: {"loss": total, term name: value, ...}."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define `objective` or override `train_step`."
+        )
+
+    def train_step(self, data):
+        features, labels = data
+        with tf.GradientTape() as tape:
+            terms = self.objective(labels, self(features, training=True))
+        self.minimize(tape, terms["loss"])
+        return terms
+
+    def minimize(self, tape, loss, variables=None, optimizer=None):
+        """Applies d(loss)/d(variables) with `optimizer` (default: all trainable, `self.optimizer`).
+
+        Gradients are divided by the replicas in sync because the optimizer
+        sums them across replicas, so each replica's loss is a per-replica mean.
+        Variables the loss does not reach get no update (their gradient is None).
+        """
+        variables = self.trainable_variables if variables is None else variables
+        optimizer = optimizer or self.optimizer
+        gradients = tape.gradient(loss, variables)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        pairs = [(g / replicas if replicas > 1 else g, v) for g, v in zip(gradients, variables) if g is not None]
+        optimizer.apply_gradients(pairs)
+
+    def get_config(self):
+        return dict(self._constructor_config)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

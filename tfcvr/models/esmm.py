@@ -1,0 +1,36 @@
+"""ESMM: CTR and CTCVR = pCTR * pCVR over the entire impression space."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.base import CVRModel
+
+
+@registry.register("esmm")
+class ESMM(CVRModel):
+    """Entire Space Multi-task Model (Ma et al., SIGIR 2018), ukd.txt Eq. 3.
+
+        min (1/|D|) Σ_D [ δ(y_click·y_conv, pCTR·pCVR) + γ δ(y_click, pCTR) ]
+
+    pCVR is never fit directly: it is learned through the CTCVR product on
+    every impression, clicked or not. `conversion` is post-click, so
+    y_click·y_conv equals the conversion label.
+
+    Args:
+      ctr_loss_weight: γ, the weight of the CTR loss. Default 1.0.
+      **kwargs: `CVRModel` arguments.
+    """
+
+    def __init__(self, ctr_loss_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ctr_loss_weight = ctr_loss_weight
+
+    def objective(self, labels, predictions):
+        click_and_conversion = labels["click"] * labels["conversion"]
+        ctcvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["ctcvr"]))
+        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
+
+    def get_config(self):
+        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

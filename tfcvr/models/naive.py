@@ -1,0 +1,36 @@
+"""Naive: CTR on all impressions, CVR on clicked impressions only."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.base import CVRModel
+
+
+@registry.register("naive")
+class Naive(CVRModel):
+    """The joint CTR/CVR model of ukd.txt §2.2.2, Eq. 2.
+
+        min (1/|D_click|) Σ_{D_click} δ(y_conv, pCVR) + γ (1/|D|) Σ_D δ(y_click, pCTR)
+
+    The CVR tower learns from clicked impressions only: the sample selection
+    bias every other method corrects. The towers share embeddings and backbone.
+
+    Args:
+      ctr_loss_weight: γ, the weight of the CTR loss. Default 1.0.
+      **kwargs: `CVRModel` arguments.
+    """
+
+    def __init__(self, ctr_loss_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ctr_loss_weight = ctr_loss_weight
+
+    def objective(self, labels, predictions):
+        cvr_loss = losses.masked_mean(
+            losses.binary_crossentropy(labels["conversion"], predictions["cvr"]), labels["click"]
+        )
+        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
+
+    def get_config(self):
+        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}
