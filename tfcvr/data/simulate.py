@@ -173,20 +173,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-FLAGS = flags.FLAGS
-flags.DEFINE_string("out", None, "Output folder (local or gs://).")
-flags.DEFINE_integer("rows", 200_000, "Impressions to simulate (train + eval).")
-flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same files.")
-flags.DEFINE_float("eval_fraction", 0.2, "Fraction of impressions in the eval split.")
-flags.DEFINE_integer("shards", 4, "Train shards (eval gets a quarter, at least one).")
-flags.DEFINE_float("selection_strength", SimulationConfig.selection_strength,
-                   "Weight of the hidden intent shared by click and conversion (0 = no MNAR).")
+def _define_flags():
+    # Defined only when run as a program, so importing the library defines no flags.
+    flags.DEFINE_string("out", None, "Output folder (local or gs://).", required=True)
+    flags.DEFINE_integer("rows", 200_000, "Impressions to simulate (train + eval).")
+    flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same files.")
+    flags.DEFINE_float("eval_fraction", 0.2, "Fraction of impressions in the eval split.")
+    flags.DEFINE_integer("shards", 4, "Train shards (eval gets a quarter, at least one).")
+    flags.DEFINE_float("selection_strength", SimulationConfig.selection_strength,
+                       "Weight of the hidden intent shared by click and conversion (0 = no MNAR).")
 
 
 def main(argv):
     del argv
-    if not FLAGS.out:
-        raise app.UsageError("--out is required.")
+    FLAGS = flags.FLAGS
     config = SimulationConfig(selection_strength=FLAGS.selection_strength)
     paths = write_simulation(FLAGS.out, FLAGS.rows, FLAGS.seed, FLAGS.eval_fraction, FLAGS.shards, config)
     logging.info("Wrote %s", paths)
@@ -194,4 +194,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    _define_flags()
     app.run(main)

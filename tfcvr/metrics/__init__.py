@@ -1,0 +1,9 @@
+"""Evaluation: AUC, log loss, and ground-truth (oracle) metrics."""
+
+from tfcvr.metrics.evaluation import METRIC_DESCRIPTIONS, compute_metrics, format_table
+from tfcvr.metrics.prediction import collect_predictions
+
+
+def evaluate(model, dataset) -> dict:
+    """Metrics of `model` over every batch of `dataset` (see `compute_metrics`)."""
+    return compute_metrics(*collect_predictions(model, dataset))

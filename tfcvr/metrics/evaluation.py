@@ -1,0 +1,96 @@
+"""Evaluation metrics of a CVR ranker, under explicit population names.
+
+Published CVR numbers differ in the population they score (research/methods.md
+§1): DDPO and EVI score pCVR on clicked impressions against conversion; ESCM²'s
+PaddleRec code and NISE score pCVR on all impressions against click-and-buy.
+Both are reported, each under its own name. With the simulator's ground truth
+the oracle metrics score pCVR over the entire impression space, the quantity
+selection-bias correction is about.
+"""
+
+import math
+
+import numpy as np
+from sklearn import metrics as sk_metrics
+
+# name -> what it measures; the order of the printed table.
+METRIC_DESCRIPTIONS = {
+    "ctr_auc": "AUC of pCTR against click, all impressions",
+    "ctr_nll": "log loss of pCTR against click, all impressions",
+    "cvr_auc": "AUC of pCVR against conversion, clicked impressions",
+    "cvr_nll": "log loss of pCVR against conversion, clicked impressions",
+    "cvr_auc_all_ctcvr_label": "AUC of pCVR against click-and-conversion, all impressions (ESCM²/NISE code)",
+    "ctcvr_auc": "AUC of pCTCVR against click-and-conversion, all impressions",
+    "ctcvr_nll": "log loss of pCTCVR against click-and-conversion, all impressions",
+    "oracle_cvr_auc": "AUC of pCVR against potential_conversion, all impressions (ground truth)",
+    "cvr_bias_all": "mean pCVR - mean true_cvr, all impressions (ground truth)",
+    "cvr_bias_clicked": "mean pCVR - mean true_cvr, clicked impressions (ground truth)",
+    "cvr_bias_unclicked": "mean pCVR - mean true_cvr, unclicked impressions (ground truth)",
+    "impressions": "impressions evaluated",
+    "clicks": "clicked impressions",
+    "conversions": "converted impressions",
+}
+
+
+def compute_metrics(predictions: dict, labels: dict) -> dict:
+    """Metrics from arrays: predictions `ctr`, `cvr`, `ctcvr`; labels `click`, `conversion`.
+
+    Ground-truth metrics are added when labels hold `true_cvr` and
+    `potential_conversion`. An AUC whose population has one class only is NaN.
+    """
+    click = np.asarray(labels["click"]).astype(bool)
+    conversion = np.asarray(labels["conversion"]).astype(np.int64)
+    click_and_conversion = conversion * click
+    ctr, cvr, ctcvr = (np.asarray(predictions[k], np.float64) for k in ("ctr", "cvr", "ctcvr"))
+    results = {
+        "ctr_auc": _auc(click, ctr),
+        "ctr_nll": _nll(click, ctr),
+        "cvr_auc": _auc(conversion[click], cvr[click]),
+        "cvr_nll": _nll(conversion[click], cvr[click]),
+        "cvr_auc_all_ctcvr_label": _auc(click_and_conversion, cvr),
+        "ctcvr_auc": _auc(click_and_conversion, ctcvr),
+        "ctcvr_nll": _nll(click_and_conversion, ctcvr),
+    }
+    if "true_cvr" in labels and "potential_conversion" in labels:
+        true_cvr = np.asarray(labels["true_cvr"], np.float64)
+        results["oracle_cvr_auc"] = _auc(np.asarray(labels["potential_conversion"]), cvr)
+        results["cvr_bias_all"] = _mean_difference(cvr, true_cvr)
+        results["cvr_bias_clicked"] = _mean_difference(cvr[click], true_cvr[click])
+        results["cvr_bias_unclicked"] = _mean_difference(cvr[~click], true_cvr[~click])
+    results.update(
+        impressions=int(click.size), clicks=int(click.sum()), conversions=int(click_and_conversion.sum())
+    )
+    return results
+
+
+def format_table(metrics: dict, title: str = "") -> str:
+    """A two-column text table of `metrics` in `METRIC_DESCRIPTIONS` order."""
+    names = [n for n in METRIC_DESCRIPTIONS if n in metrics] + sorted(set(metrics) - set(METRIC_DESCRIPTIONS))
+    width = max(len(n) for n in names)
+    lines = [title] if title else []
+    lines.append(f"{'metric'.ljust(width)}  value")
+    lines.append(f"{'-' * width}  {'-' * 9}")
+    for name in names:
+        value = metrics[name]
+        shown = f"{value:d}" if isinstance(value, int) else ("nan" if math.isnan(value) else f"{value:.5f}")
+        lines.append(f"{name.ljust(width)}  {shown}")
+    return "\n".join(lines)
+
+
+def _auc(labels, scores) -> float:
+    labels = np.asarray(labels)
+    if labels.size == 0 or labels.min() == labels.max():
+        return float("nan")
+    return float(sk_metrics.roc_auc_score(labels, scores))
+
+
+def _nll(labels, probabilities) -> float:
+    if np.asarray(labels).size == 0:
+        return float("nan")
+    return float(sk_metrics.log_loss(labels, probabilities, labels=[0, 1]))
+
+
+def _mean_difference(predicted, truth) -> float:
+    if predicted.size == 0:
+        return float("nan")
+    return float(predicted.mean() - truth.mean())

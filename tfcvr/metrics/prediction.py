@@ -1,0 +1,31 @@
+"""Running a model over a dataset and collecting predictions and labels."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcvr.models.base import SERVING_OUTPUTS
+
+
+def collect_predictions(model, dataset) -> tuple:
+    """(predictions, labels): dicts of 1-D numpy arrays over the whole dataset.
+
+    Predictions are the serving outputs `ctr`, `cvr`, `ctcvr` in inference mode.
+    """
+
+    @tf.function
+    def predict(features):
+        outputs = model(features, training=False)
+        return {k: outputs[k] for k in SERVING_OUTPUTS}
+
+    predictions, labels = {k: [] for k in SERVING_OUTPUTS}, {}
+    for features, batch_labels in dataset:
+        for key, value in predict(features).items():
+            predictions[key].append(value.numpy())
+        for key, value in batch_labels.items():
+            labels.setdefault(key, []).append(value.numpy())
+    if not predictions["ctr"]:
+        raise ValueError("The evaluation dataset is empty.")
+    return (
+        {k: np.concatenate(v) for k, v in predictions.items()},
+        {k: np.concatenate(v) for k, v in labels.items()},
+    )

@@ -1,0 +1,144 @@
+"""The one training loop, for every method and every distribution strategy.
+
+Keras 3 `fit` fails under MultiWorkerMirroredStrategy and is unsupported under
+ParameterServerStrategy (research/env.md §2e), so the loop is a custom one
+around `strategy.run(model.train_step, ...)`. A method owns its step (losses,
+which variables each optimizer updates); this loop owns distribution,
+checkpoints, TensorBoard summaries and progress.
+
+Checkpoints hold the model (with every optimizer it tracks), the global step
+and the epoch. A restarted job restores the newest one and resumes at the
+start of the epoch it was in.
+"""
+
+import time
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from trainer import distribution
+
+
+class TrainingLoop:
+    """Trains a compiled `CVRModel` built under `strategy.scope()`.
+
+    Args:
+      model: the model; its optimizers must already be built.
+      strategy: the `tf.distribute.Strategy` the model was built under.
+      checkpoint_dir: where checkpoints go (the chief's; others use temp dirs).
+      summary_dir: TensorBoard log folder, or None for no summaries.
+      log_every: steps between progress lines and summaries.
+      checkpoint_every: steps between checkpoints (plus one per epoch).
+      max_checkpoints: checkpoints kept.
+    """
+
+    def __init__(self, model, strategy, checkpoint_dir, summary_dir=None, log_every=100,
+                 checkpoint_every=1000, max_checkpoints=3):
+        if log_every < 1 or checkpoint_every < 1:
+            raise ValueError(
+                f"`log_every` and `checkpoint_every` must be positive. Received: {log_every}, {checkpoint_every}"
+            )
+        self.model = model
+        self.strategy = strategy
+        self.log_every = log_every
+        self.checkpoint_every = checkpoint_every
+        self._checkpoint_dir = distribution.writable_dir(checkpoint_dir, strategy)
+        self._real_checkpoint_dir = checkpoint_dir
+        with strategy.scope():
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        checkpoint = tf.train.Checkpoint(model=model, global_step=self.global_step, epoch=self.epoch)
+        self.checkpoints = tf.train.CheckpointManager(checkpoint, self._checkpoint_dir, max_to_keep=max_checkpoints)
+        self._summary_writer = (
+            tf.summary.create_file_writer(distribution.writable_dir(summary_dir, strategy))
+            if summary_dir else tf.summary.create_noop_writer()
+        )
+        self._distributed_step = tf.function(self._step)
+
+    def restore(self) -> bool:
+        """Restores the newest checkpoint, if any; True when one was restored."""
+        latest = self.checkpoints.latest_checkpoint
+        if latest is None:
+            return False
+        try:
+            self.checkpoints.checkpoint.restore(latest).assert_existing_objects_matched()
+        except (AssertionError, ValueError) as e:
+            raise ValueError(
+                f"Checkpoint {latest} does not match this model ({self.model.name}); it was written by a "
+                f"different model or configuration. Use a fresh --model_dir. Detail: {e}"
+            ) from e
+        logging.info("Restored %s: step %d, epoch %d.", latest, int(self.global_step), int(self.epoch))
+        return True
+
+    def train(self, dataset_fn, epochs: int, global_batch_size: int, steps_per_epoch=None) -> dict:
+        """Runs epochs `epoch..epochs-1`; returns {"steps", "seconds", "examples_per_second", final loss terms}.
+
+        Args:
+          dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of
+            per-replica batches; called once per epoch.
+          epochs: total epochs (a resumed job runs the remaining ones).
+          global_batch_size: examples per step across replicas, for throughput.
+          steps_per_epoch: steps per epoch; None runs each epoch to the end of
+            its data. Multi-worker jobs need it (workers must step together).
+        """
+        self.restore()
+        start_step, started = int(self.global_step), time.perf_counter()
+        last_terms = {}
+        with self._summary_writer.as_default():
+            while int(self.epoch) < epochs:
+                dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+                if steps_per_epoch is not None:
+                    dataset = _take(dataset, steps_per_epoch)
+                last_terms = self._run_epoch(dataset, global_batch_size) or last_terms
+                self.epoch.assign_add(1)
+                self.checkpoints.save(checkpoint_number=int(self.global_step))
+        seconds = time.perf_counter() - started
+        steps = int(self.global_step) - start_step
+        distribution.cleanup_worker_dir(self._checkpoint_dir, self._real_checkpoint_dir)
+        return {
+            "steps": steps,
+            "seconds": seconds,
+            "examples_per_second": steps * global_batch_size / seconds if seconds > 0 else float("nan"),
+            **last_terms,
+        }
+
+    def _step(self, batch):
+        terms = self.strategy.run(self.model.train_step, args=(batch,))
+        self.global_step.assign_add(1)
+        return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
+
+    def _run_epoch(self, dataset, global_batch_size) -> dict:
+        pending, window_start, window_steps = [], time.perf_counter(), 0
+        last_terms = {}
+        for batch in dataset:
+            pending.append(self._distributed_step(batch))
+            window_steps += 1
+            step = int(self.global_step)
+            if step % self.log_every == 0:
+                last_terms = self._report(pending, window_steps, time.perf_counter() - window_start, global_batch_size)
+                pending, window_start, window_steps = [], time.perf_counter(), 0
+            if step % self.checkpoint_every == 0:
+                self.checkpoints.save(checkpoint_number=step)
+        if pending:
+            last_terms = self._report(pending, window_steps, time.perf_counter() - window_start, global_batch_size)
+        return last_terms
+
+    def _report(self, pending, steps, seconds, global_batch_size) -> dict:
+        """Logs and summarises the mean loss terms of the steps since the last report."""
+        means = {name: float(np.mean([terms[name].numpy() for terms in pending])) for name in pending[0]}
+        examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
+        step = int(self.global_step)
+        for name, value in means.items():
+            tf.summary.scalar(f"train/{name}", value, step=step)
+        tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
+        terms = "  ".join(f"{name}={value:.4f}" for name, value in means.items())
+        logging.info("epoch %d step %d  %.0f examples/s  %s", int(self.epoch) + 1, step, examples_per_second, terms)
+        return means
+
+
+def _take(distributed_dataset, steps):
+    """The first `steps` elements of a distributed dataset (it has no `take`)."""
+    iterator = iter(distributed_dataset)
+    for _ in range(steps):
+        yield next(iterator)

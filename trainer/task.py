@@ -1,0 +1,194 @@
+r"""Train, evaluate and export one CVR method.
+
+    python -m trainer.task --model=NAME [--backbone=shared_bottom|mmoe]
+        [--train_files=GLOB --eval_files=GLOB --schema=schema.json]
+        [--model_dir=DIR] [--epochs=N] [--batch_size=B] [--learning_rate=LR]
+
+With no data flags it simulates an impression log (tfcvr.data.simulate) and runs
+end to end. It prints a metrics table, writes `<model_dir>/metrics.json` and
+exports to `<model_dir>/export/<version>/`. `--model_dir` defaults to Vertex
+AI's AIP_MODEL_DIR, TensorBoard logs go to AIP_TENSORBOARD_LOG_DIR when set, and
+every path may be gs://. No method logic lives here.
+"""
+
+import ast
+import inspect
+import json
+import os
+import tempfile
+
+import keras
+import tensorflow as tf
+from absl import app, flags, logging
+
+from tfcvr import export, metrics, models
+from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import schema as schema_lib
+from tfcvr.data import simulate, statistics
+from trainer import distribution
+from trainer.loop import TrainingLoop
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "esmm", "Registered method name (an unknown name lists them).")
+flags.DEFINE_enum("backbone", "shared_bottom", ["shared_bottom", "mmoe"], "Multi-task backbone.")
+flags.DEFINE_string("train_files", None, "Glob(s) of training TFRecords; none: simulate.")
+flags.DEFINE_string("eval_files", None, "Glob(s) of evaluation TFRecords.")
+flags.DEFINE_string("schema", None, "schema.json of the TFRecords.")
+flags.DEFINE_string("model_dir", None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
+flags.DEFINE_integer("epochs", 3, "Passes over the training data.")
+flags.DEFINE_integer("batch_size", 1024, "Global batch size.")
+flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default: one pass.")
+flags.DEFINE_integer("embedding_dim", 16, "Embedding width per categorical feature.")
+flags.DEFINE_list("hidden_units", ["256", "128"], "Shared-bottom MLP (or MMoE expert) widths.")
+flags.DEFINE_list("tower_units", ["64", "32"], "Task tower widths.")
+flags.DEFINE_integer("num_experts", 4, "MMoE experts.")
+flags.DEFINE_float("dropout", 0.0, "Dropout rate in backbone and towers.")
+flags.DEFINE_list("model_params", [], "Method arguments as name=value, e.g. ctr_loss_weight=0.5.")
+flags.DEFINE_integer("seed", 0, "Seed of shuffling, initialisation and the simulator.")
+flags.DEFINE_integer("sim_rows", 200_000, "Impressions to simulate when no data flags are given.")
+flags.DEFINE_enum("invalid_conversion", "error", ["error", "drop"],
+                  "Records with conversion=1 and click=0: fail, or drop and count them.")
+flags.DEFINE_integer("log_every", 100, "Steps between progress lines and summaries.")
+flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
+flags.DEFINE_bool("export", True, "Export a SavedModel for TF Serving.")
+
+
+def main(argv):
+    del argv
+    model_class = _model_class(FLAGS.model)
+    model_params = parse_model_params(FLAGS.model_params, model_class)
+    model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
+    train_files, eval_files, schema = _data(model_dir)
+    keras.utils.set_random_seed(FLAGS.seed)
+    strategy = tf.distribute.get_strategy()
+
+    def training_pipeline():
+        return pipeline_lib.TFRecordPipeline(
+            train_files, schema, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed,
+            invalid_conversion=FLAGS.invalid_conversion,
+        )
+
+    train_pipeline = training_pipeline()
+    with train_pipeline.named_errors():
+        numeric_statistics = statistics.numeric_statistics(
+            pipeline_lib.TFRecordPipeline(train_files, schema, FLAGS.batch_size,
+                                          invalid_conversion=FLAGS.invalid_conversion).dataset(),
+            schema,
+        )
+    with strategy.scope():
+        model = model_class(
+            schema=schema,
+            backbone=FLAGS.backbone,
+            embedding_dim=FLAGS.embedding_dim,
+            hidden_units=[int(u) for u in FLAGS.hidden_units],
+            tower_units=[int(u) for u in FLAGS.tower_units],
+            num_experts=FLAGS.num_experts,
+            dropout=FLAGS.dropout,
+            numeric_statistics=numeric_statistics,
+            **model_params,
+        )
+        model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
+        model.optimizer.build(model.trainable_variables)
+
+    def dataset_fn(input_context):
+        per_replica = input_context.get_per_replica_batch_size(FLAGS.batch_size)
+        train_pipeline.batch_size = per_replica
+        return train_pipeline.dataset(epochs=None if FLAGS.steps_per_epoch else 1)
+
+    loop = TrainingLoop(
+        model, strategy,
+        checkpoint_dir=os.path.join(model_dir, "checkpoints"),
+        summary_dir=os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs"),
+        log_every=FLAGS.log_every, checkpoint_every=FLAGS.checkpoint_every,
+    )
+    logging.info("Training %s (%s) on %s; model_dir %s", FLAGS.model, FLAGS.backbone, train_files, model_dir)
+    with train_pipeline.named_errors():
+        training = loop.train(dataset_fn, FLAGS.epochs, FLAGS.batch_size, FLAGS.steps_per_epoch)
+    if train_pipeline.invalid_conversions_dropped:
+        logging.warning("Dropped %d training records with conversion=1 and click=0.",
+                        train_pipeline.invalid_conversions_dropped)
+
+    eval_pipeline = pipeline_lib.TFRecordPipeline(
+        eval_files, schema, FLAGS.batch_size,
+        ground_truth=pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(eval_files)),
+        invalid_conversion=FLAGS.invalid_conversion,
+    )
+    with eval_pipeline.named_errors():
+        results = metrics.evaluate(model, eval_pipeline.dataset())
+    report = {
+        "model": FLAGS.model,
+        "backbone": FLAGS.backbone,
+        "metrics": results,
+        "training": {**training, "dropped_invalid_conversions": train_pipeline.invalid_conversions_dropped},
+        "eval_dropped_invalid_conversions": eval_pipeline.invalid_conversions_dropped,
+    }
+    if distribution.is_chief(strategy):
+        with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
+            f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    if FLAGS.export:
+        export_base = distribution.writable_dir(os.path.join(model_dir, "export"), strategy)
+        report["export"] = export.export_for_serving(model, schema, export_base)
+        distribution.cleanup_worker_dir(export_base, os.path.join(model_dir, "export"))
+    print(metrics.format_table(results, title=f"{FLAGS.model} ({FLAGS.backbone}) on {eval_files}"))
+    print(f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
+          f"model_dir: {model_dir}" + (f"; export: {report['export']}" if FLAGS.export else ""))
+
+
+def parse_model_params(items, model_class) -> dict:
+    """["name=value", ...] -> {name: value}; names must be constructor arguments of the method."""
+    accepted = _method_arguments(model_class)
+    params = {}
+    for item in items:
+        name, separator, text = item.partition("=")
+        if not separator or not name:
+            raise app.UsageError(f"--model_params entries are name=value. Received: {item!r}")
+        if name not in accepted:
+            raise app.UsageError(
+                f"--model_params: {model_class.__name__} has no argument {name!r}; "
+                f"it accepts {sorted(accepted)}."
+            )
+        try:
+            params[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            params[name] = text
+    return params
+
+
+def _method_arguments(model_class) -> set:
+    """Constructor arguments a method adds to `CVRModel`'s (those have their own flags)."""
+    base = set(inspect.signature(models.CVRModel.__init__).parameters)
+    accepted = set()
+    for cls in model_class.__mro__:
+        if cls is models.CVRModel:
+            break
+        if "__init__" in vars(cls):
+            accepted |= set(inspect.signature(cls.__init__).parameters)
+    return accepted - base - {"self", "kwargs"}
+
+
+def _model_class(name):
+    try:
+        return models.get(name)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
+def _data(model_dir):
+    """(train glob, eval glob, Schema): the flags' data, or a fresh simulation."""
+    if FLAGS.train_files is None:
+        if FLAGS.eval_files or FLAGS.schema:
+            raise app.UsageError("--eval_files and --schema need --train_files (no data flags: simulate).")
+        sim_dir = tempfile.mkdtemp(prefix="tfcvr-simulated-")
+        paths = simulate.write_simulation(sim_dir, FLAGS.sim_rows, seed=FLAGS.seed)
+        logging.info("Simulated %d impressions into %s.", FLAGS.sim_rows, sim_dir)
+        return paths["train"], paths["eval"], schema_lib.load_schema(paths["schema"])
+    if not FLAGS.schema:
+        raise app.UsageError("--train_files needs --schema (the schema.json describing the TFRecords).")
+    if not FLAGS.eval_files:
+        raise app.UsageError("--train_files needs --eval_files to evaluate on.")
+    return FLAGS.train_files, FLAGS.eval_files, schema_lib.load_schema(FLAGS.schema)
+
+
+if __name__ == "__main__":
+    app.run(main)
