@@ -1,0 +1,31 @@
+"""tfcvr: debiased post-click conversion-rate rankers for TensorFlow / Keras 3."""
+
+import setuptools
+
+# Version ranges measured to install together on Python 3.11 (../shared/research/env.md §1e):
+# TF 2.21 with Keras 3; tensorflow-serving-api 2.21 shares TF's protobuf range (>=6.31.1,<8).
+# Not here on purpose: tensorflow-io (native ops do not load on TF >= 2.18) and
+# tensorflow-recommenders (Keras 2 only).
+INSTALL_REQUIRES = [
+    "tensorflow>=2.21,<2.22",
+    "keras>=3.15,<4",
+    "tensorflow-serving-api>=2.21,<2.22",
+    "tensorboard>=2.21,<2.22",
+    "absl-py>=2.1,<3",
+    "keras-rs>=0.4,<0.5",
+    "scikit-learn>=1.5,<2",
+    "numpy>=2.0,<3",
+]
+
+setuptools.setup(
+    name="tfcvr",
+    version="0.1.0",
+    description="Debiased post-click CVR rankers (ESMM, IPW/DR, UKD, DDPO, ...) for TensorFlow and TF Serving.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=setuptools.find_packages(include=["tfcvr", "tfcvr.*", "trainer", "trainer.*", "serving", "serving.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"]},
+    license="Apache-2.0",
+)

@@ -1,0 +1,62 @@
+"""Shared fixtures: a tiny schema, TFRecord writing, and a small simulated log."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tfcvr.data import example_writer, simulate  # noqa: E402
+from tfcvr.data import schema as schema_lib  # noqa: E402
+
+TINY_SCHEMA = {
+    "features": [
+        {"name": "user_id", "type": "categorical", "dtype": "int64", "num_buckets": 50},
+        {"name": "item_cat", "type": "categorical", "dtype": "string", "num_buckets": 20},
+        {"name": "price", "type": "numeric"},
+    ],
+    "labels": {"click": "click", "conversion": "conversion"},
+    "group_key": "user_id",
+}
+
+
+def tiny_row(**overrides):
+    row = {"user_id": 7, "item_cat": "shoes", "price": 3.5, "click": 1, "conversion": 0}
+    row.update(overrides)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def write_rows(path, rows):
+    """Writes dict rows (None values omitted) as one TFRecord file; returns the path."""
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for row in rows:
+            writer.write(example_writer.to_example(row).SerializeToString())
+    return str(path)
+
+
+@pytest.fixture
+def tiny_schema():
+    return schema_lib.Schema.from_dict(TINY_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def simulated(tmp_path_factory):
+    """A 3,000-impression simulated log: {"train", "eval", "schema"} paths and the Schema."""
+    out = tmp_path_factory.mktemp("simulated")
+    paths = simulate.write_simulation(str(out), 3000, seed=3, num_shards=2)
+    return {**paths, "schema_obj": schema_lib.load_schema(paths["schema"])}
+
+
+def tiny_features(batch_size=4):
+    """Model inputs (already hashed) for TINY_SCHEMA."""
+    return {
+        "user_id": tf.constant([i % 50 for i in range(batch_size)], tf.int64),
+        "item_cat": tf.constant([(3 * i) % 20 for i in range(batch_size)], tf.int64),
+        "price": tf.constant([float(i) for i in range(batch_size)], tf.float32),
+    }
+
+
+def variables_named(model, part):
+    """Trainable variables whose path contains `part` (e.g. "cvr_head")."""
+    return [v for v in model.trainable_variables if part in v.path]

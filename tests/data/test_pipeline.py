@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import tiny_row, write_rows
+from tfcvr.data import DataError, TFRecordPipeline
+from tfcvr.data import transform
+
+
+def _all(pipeline):
+    with pipeline.named_errors():
+        return list(pipeline.dataset())
+
+
+def test_parses_hashes_and_splits_labels(tmp_path, tiny_schema):
+    rows = [tiny_row(user_id=i - 3, item_cat=f"c{i}", price=float(i), click=i % 2, conversion=int(i == 1))
+            for i in range(6)]
+    path = write_rows(tmp_path / "a.tfrecord", rows)
+    (features, labels), = _all(TFRecordPipeline(path, tiny_schema, batch_size=8))
+    assert set(features) == {"user_id", "item_cat", "price"}
+    assert set(labels) == {"click", "conversion"}
+    expected_users = tf.strings.to_hash_bucket_fast([str(i - 3) for i in range(6)], 50).numpy()
+    np.testing.assert_array_equal(features["user_id"].numpy(), expected_users)
+    expected_cats = tf.strings.to_hash_bucket_fast([f"c{i}" for i in range(6)], 20).numpy()
+    np.testing.assert_array_equal(features["item_cat"].numpy(), expected_cats)
+    np.testing.assert_allclose(features["price"].numpy(), np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(labels["click"].numpy(), [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(labels["conversion"].numpy(), [0, 1, 0, 0, 0, 0])
+
+
+def test_hash_maps_any_int64_into_buckets_and_matches_strings():
+    ids = tf.constant([-(2**63), -1, 0, 2**63 - 1, 42], tf.int64)
+    buckets = transform.hash_categorical(ids, 7).numpy()
+    assert buckets.min() >= 0 and buckets.max() < 7
+    assert transform.hash_categorical(tf.constant(["42"]), 7).numpy()[0] == buckets[-1]
+
+
+def test_batches_and_seeded_shuffle(tmp_path, tiny_schema):
+    files = [write_rows(tmp_path / f"s{k}.tfrecord", [tiny_row(price=float(10 * k + i)) for i in range(10)])
+             for k in range(3)]
+    pattern = str(tmp_path / "s*.tfrecord")
+
+    def prices(seed):
+        batches = _all(TFRecordPipeline(pattern, tiny_schema, batch_size=4, shuffle=True, seed=seed))
+        return np.concatenate([f["price"].numpy() for f, _ in batches])
+
+    first, again, other = prices(1), prices(1), prices(2)
+    assert len(files) == 3 and first.shape == (30,)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(first, other)
+    np.testing.assert_array_equal(np.sort(first), np.arange(30, dtype=np.float32))
+    sizes = [f["price"].shape[0] for f, _ in _all(TFRecordPipeline(pattern, tiny_schema, batch_size=4))]
+    assert sizes == [4] * 7 + [2]
+
+
+def test_ground_truth_labels(simulated):
+    pipeline = TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64, ground_truth=True)
+    _, labels = _all(pipeline)[0]
+    assert set(labels) == {"click", "conversion", "true_ctr", "true_cvr", "potential_conversion"}
+    assert labels["true_cvr"].dtype == tf.float32
+    assert np.all(labels["conversion"].numpy() <= labels["potential_conversion"].numpy())
+
+
+def test_glob_matching_nothing(tmp_path, tiny_schema):
+    with pytest.raises(ValueError, match=r"No file matches the input pattern '.*nothing-\*'"):
+        TFRecordPipeline(str(tmp_path / "nothing-*"), tiny_schema, 4)
+
+
+@pytest.mark.parametrize(
+    "bad_row, message",
+    [
+        (tiny_row(price=None), r"Feature: price \(data type: float\) is required but could not be found"),
+        (tiny_row(price=3), r"Key: price.*Data types don't match"),
+        (tiny_row(user_id="seven"), r"Key: user_id.*Data types don't match"),
+        (tiny_row(click=None), r"Feature: click .*is required"),
+        (tiny_row(click=0, conversion=1), r"conversion=1 but click=0"),
+        (tiny_row(click=2), r"Label 'click' \(click\) must be 0 or 1"),
+        (tiny_row(price=float("nan")), r"Numeric feature 'price' is NaN or Inf"),
+        (tiny_row(price=float("inf")), r"Numeric feature 'price' is NaN or Inf"),
+    ],
+)
+def test_bad_record_error_names_file_record_and_feature(tmp_path, tiny_schema, bad_row, message):
+    rows = [tiny_row() for _ in range(5)] + [bad_row] + [tiny_row()]
+    path = write_rows(tmp_path / "bad.tfrecord", rows)
+    with pytest.raises(DataError, match=message) as error:
+        _all(TFRecordPipeline(path, tiny_schema, batch_size=4))
+    assert f"{path}:5" in str(error.value)
+
+
+def test_garbage_record_is_located(tmp_path, tiny_schema):
+    path = str(tmp_path / "garbage.tfrecord")
+    with tf.io.TFRecordWriter(path) as writer:
+        writer.write(b"\x01\x02 not a tf.Example")
+    with pytest.raises(DataError, match=rf"Invalid record 0 in {path}"):
+        _all(TFRecordPipeline(path, tiny_schema, batch_size=4))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_corrupt_file_names_the_file(tmp_path, tiny_schema, damage):
+    good = write_rows(tmp_path / "a-good.tfrecord", [tiny_row() for _ in range(10)])
+    path = write_rows(tmp_path / "b-bad.tfrecord", [tiny_row() for _ in range(10)])
+    data = bytearray(open(path, "rb").read())
+    if damage == "truncate":
+        data = data[:-9]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(DataError, match=rf"TFRecord file {path} is corrupt or truncated after record \d"):
+        _all(TFRecordPipeline([good, path], tiny_schema, batch_size=4))
+
+
+def test_invalid_conversions_dropped_and_counted(tmp_path, tiny_schema):
+    rows = [tiny_row(), tiny_row(click=0, conversion=1), tiny_row(conversion=1), tiny_row(click=0, conversion=1)]
+    path = write_rows(tmp_path / "d.tfrecord", rows)
+    pipeline = TFRecordPipeline(path, tiny_schema, batch_size=8, invalid_conversion="drop")
+    (features, labels), = _all(pipeline)
+    np.testing.assert_array_equal(labels["click"].numpy(), [1, 1])
+    np.testing.assert_array_equal(labels["conversion"].numpy(), [0, 1])
+    assert features["price"].shape == (2,)
+    assert pipeline.invalid_conversions_dropped == 2
+
+
+def test_invalid_arguments(tmp_path, tiny_schema):
+    path = write_rows(tmp_path / "e.tfrecord", [tiny_row()])
+    with pytest.raises(ValueError, match="`invalid_conversion` must be one of"):
+        TFRecordPipeline(path, tiny_schema, 4, invalid_conversion="ignore")
+    with pytest.raises(ValueError, match="`batch_size` must be positive"):
+        TFRecordPipeline(path, tiny_schema, 0)

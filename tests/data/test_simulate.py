@@ -1,0 +1,62 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tfcvr.data import TFRecordPipeline, load_schema, simulate
+
+
+def test_deterministic_for_a_seed():
+    first, again, other = simulate.simulate(2000, seed=5), simulate.simulate(2000, seed=5), simulate.simulate(2000, 6)
+    for key in first:
+        np.testing.assert_array_equal(first[key], again[key])
+    assert not np.array_equal(first["click"], other["click"])
+
+
+def test_labels_follow_the_generative_process():
+    log = simulate.simulate(200_000, seed=0)
+    click, conversion, potential = log["click"], log["conversion"], log["potential_conversion"]
+    np.testing.assert_array_equal(conversion, click * potential)  # conversion is post-click
+    assert abs(click.mean() - log["true_ctr"].mean()) < 0.003
+    assert abs(potential.mean() - log["true_cvr"].mean()) < 0.003
+    assert 0.05 < click.mean() < 0.12
+
+
+def test_selection_bias_is_missing_not_at_random():
+    """Clicked impressions convert more than unclicked ones, and the hidden intent adds to it."""
+    biased = simulate.simulate(200_000, seed=0)
+    clicked = biased["click"] == 1
+    gap = biased["true_cvr"][clicked].mean() - biased["true_cvr"][~clicked].mean()
+    assert gap > 0.10
+    # Observed CVR on clicks over-states the entire-space CVR a naive model learns from.
+    assert biased["conversion"][clicked].mean() > 2 * biased["true_cvr"].mean()
+    # Without the hidden intent the gap shrinks: part of the bias is not explained by features.
+    unbiased = simulate.simulate(200_000, seed=0, config=simulate.SimulationConfig(selection_strength=0.0))
+    clicked0 = unbiased["click"] == 1
+    gap0 = unbiased["true_cvr"][clicked0].mean() - unbiased["true_cvr"][~clicked0].mean()
+    assert gap0 < gap - 0.03
+
+
+def test_cli_writes_shards_schema_and_ground_truth(tmp_path):
+    out = tmp_path / "sim"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    subprocess.run([sys.executable, "-m", "tfcvr.data.simulate", f"--out={out}", "--rows=1000", "--seed=1",
+                    "--shards=2"], check=True, env=env, capture_output=True)
+    assert sorted(os.listdir(out)) == [
+        "eval-00000-of-00001.tfrecord", "schema.json",
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+    ]
+    schema = load_schema(str(out / "schema.json"))
+    pipeline = TFRecordPipeline(str(out / "train-*.tfrecord"), schema, 1000, ground_truth=True)
+    (features, labels), = list(pipeline.dataset())
+    assert features["user_id"].shape == (800,)
+    assert set(labels) >= {"true_ctr", "true_cvr", "potential_conversion"}
+
+
+def test_invalid_arguments(tmp_path):
+    with pytest.raises(ValueError, match="`num_rows` must be positive"):
+        simulate.simulate(0)
+    with pytest.raises(ValueError, match="`eval_fraction` must be in"):
+        simulate.write_simulation(str(tmp_path), 100, eval_fraction=1.0)

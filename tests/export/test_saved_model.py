@@ -1,0 +1,84 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_SCHEMA, tiny_row
+from tfcvr import export, models
+from tfcvr.data import example_writer, schema as schema_lib
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    schema = schema_lib.Schema.from_dict(TINY_SCHEMA)
+    model = models.build("esmm", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+    base = str(tmp_path_factory.mktemp("export"))
+    return model, schema, base, export.export_for_serving(model, schema, base, version=7)
+
+
+def _examples(rows):
+    return tf.constant([example_writer.to_example(r).SerializeToString() for r in rows])
+
+
+def test_layout_and_signatures(exported):
+    _, _, base, path = exported
+    assert path == os.path.join(base, "7") and os.listdir(base) == ["7"]  # no temporary folder left
+    loaded = tf.saved_model.load(path)
+    assert set(loaded.signatures) == {"serving_default", "predict_features"}
+    default = loaded.signatures["serving_default"]
+    assert list(default.structured_input_signature[1]) == ["examples"]
+    assert set(default.structured_outputs) == {"ctr", "cvr", "ctcvr"}
+
+
+def test_examples_and_raw_features_agree_and_honour_the_contract(exported):
+    model, schema, _, path = exported
+    loaded = tf.saved_model.load(path)
+    rows = [tiny_row(user_id=i * 10**15 - 5, item_cat=f"c{i}", price=float(i)) for i in range(5)]
+    from_examples = loaded.signatures["serving_default"](examples=_examples(rows))
+    from_features = loaded.signatures["predict_features"](
+        user_id=tf.constant([r["user_id"] for r in rows], tf.int64),
+        item_cat=tf.constant([r["item_cat"] for r in rows]),
+        price=tf.constant([r["price"] for r in rows], tf.float32),
+    )
+    for key in ("ctr", "cvr", "ctcvr"):
+        np.testing.assert_allclose(from_examples[key].numpy(), from_features[key].numpy(), rtol=1e-6)
+        values = from_examples[key].numpy()
+        assert values.shape == (5,) and np.all((values > 0) & (values < 1))
+    np.testing.assert_allclose(from_examples["ctcvr"].numpy(),
+                               from_examples["ctr"].numpy() * from_examples["cvr"].numpy(), rtol=1e-6)
+    # Label keys in the request are ignored.
+    without_labels = [{k: v for k, v in r.items() if k not in ("click", "conversion")} for r in rows]
+    np.testing.assert_allclose(loaded.signatures["serving_default"](examples=_examples(without_labels))["cvr"],
+                               from_examples["cvr"])
+
+
+def test_loads_in_a_tf1_session_like_tf_serving(exported):
+    """TF Serving's C++ SavedModelBundle loads TF1-style; plain tf.saved_model.save of Keras 3 fails there."""
+    _, _, _, path = exported
+    script = (
+        "import sys, tensorflow as tf\n"
+        "tf.compat.v1.disable_eager_execution()\n"
+        "with tf.compat.v1.Session(graph=tf.Graph()) as sess:\n"
+        "    meta = tf.compat.v1.saved_model.loader.load(sess, ['serve'], sys.argv[1])\n"
+        "    sig = meta.signature_def['serving_default']\n"
+        "    from tfcvr.data import example_writer\n"
+        "    ex = example_writer.to_example({'user_id': 1, 'item_cat': 'a', 'price': 2.0}).SerializeToString()\n"
+        "    out = sess.run(sig.outputs['ctcvr'].name, {sig.inputs['examples'].name: [ex, ex]})\n"
+        "    print(out.shape, float(out[0]) > 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("(2,) True")
+
+
+def test_versions_increase_and_never_overwrite(exported):
+    model, schema, base, _ = exported
+    assert export.existing_versions(base) == [7]
+    newer = export.export_for_serving(model, schema, base)
+    assert int(os.path.basename(newer)) > 7
+    with pytest.raises(ValueError, match="already exists"):
+        export.export_for_serving(model, schema, base, version=7)

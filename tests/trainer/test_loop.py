@@ -1,0 +1,55 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcvr import models
+from tfcvr.data import TFRecordPipeline
+from trainer.loop import TrainingLoop
+
+
+def _model(schema, name="esmm"):
+    model = models.build(name, schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_resumes_from_checkpoint_with_weights_and_optimizer_state(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    strategy = tf.distribute.get_strategy()
+    first = _model(schema)
+    loop = TrainingLoop(first, strategy, str(tmp_path), log_every=3, checkpoint_every=4)
+    assert loop.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 6
+    assert loop.checkpoints.latest_checkpoint.endswith("ckpt-6")
+
+    second = _model(schema)
+    resumed = TrainingLoop(second, strategy, str(tmp_path))
+    assert resumed.restore() and int(resumed.global_step) == 6 and int(resumed.epoch) == 1
+    for a, b in zip(first.variables, second.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert int(second.optimizer.iterations.numpy()) == 6
+    # Already at epoch 1 of 1: nothing left to train; one more epoch trains 6 more steps.
+    assert resumed.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 0
+    assert resumed.train(lambda c: pipeline.dataset(), epochs=2, global_batch_size=400)["steps"] == 6
+
+
+def test_checkpoint_of_another_model_is_rejected(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path)).train(
+        lambda c: pipeline.dataset().take(1), epochs=1, global_batch_size=400)
+    other = models.build("naive", schema, embedding_dim=8, hidden_units=(8,), tower_units=(4,))
+    other.compile(optimizer=keras.optimizers.Adam())
+    other.optimizer.build(other.trainable_variables)
+    with pytest.raises(ValueError, match="does not match this model"):
+        TrainingLoop(other, tf.distribute.get_strategy(), str(tmp_path)).restore()
+
+
+def test_steps_per_epoch_repeats_data(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path))
+    result = loop.train(lambda c: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9)
+    assert result["steps"] == 18
