@@ -59,23 +59,23 @@ def main(argv):
     model_class = _model_class(FLAGS.model)
     model_params = parse_model_params(FLAGS.model_params, model_class)
     model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
-    train_files, eval_files, schema = _data(model_dir)
+    train_files, eval_files, schema = _data()
     keras.utils.set_random_seed(FLAGS.seed)
     strategy = tf.distribute.get_strategy()
 
-    def training_pipeline():
-        return pipeline_lib.TFRecordPipeline(
-            train_files, schema, FLAGS.batch_size, shuffle=True, seed=FLAGS.seed,
-            invalid_conversion=FLAGS.invalid_conversion,
-        )
-
-    train_pipeline = training_pipeline()
-    with train_pipeline.named_errors():
-        numeric_statistics = statistics.numeric_statistics(
-            pipeline_lib.TFRecordPipeline(train_files, schema, FLAGS.batch_size,
-                                          invalid_conversion=FLAGS.invalid_conversion).dataset(),
-            schema,
-        )
+    replicas = strategy.num_replicas_in_sync
+    if FLAGS.batch_size % replicas:
+        raise app.UsageError(f"--batch_size={FLAGS.batch_size} must be a multiple of the {replicas} replicas.")
+    train_pipeline = pipeline_lib.TFRecordPipeline(
+        train_files, schema, FLAGS.batch_size // replicas, shuffle=True, seed=FLAGS.seed,
+        invalid_conversion=FLAGS.invalid_conversion,
+    )
+    # Unshuffled, so every worker of a distributed job derives the same statistics.
+    statistics_pipeline = pipeline_lib.TFRecordPipeline(
+        train_files, schema, FLAGS.batch_size, invalid_conversion=FLAGS.invalid_conversion
+    )
+    with statistics_pipeline.named_errors():
+        numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
     with strategy.scope():
         model = model_class(
             schema=schema,
@@ -92,9 +92,8 @@ def main(argv):
         model.optimizer.build(model.trainable_variables)
 
     def dataset_fn(input_context):
-        per_replica = input_context.get_per_replica_batch_size(FLAGS.batch_size)
-        train_pipeline.batch_size = per_replica
-        return train_pipeline.dataset(epochs=None if FLAGS.steps_per_epoch else 1)
+        del input_context  # per-replica batches; sharding across workers is the distributed issue's
+        return train_pipeline.dataset(epochs=None if FLAGS.steps_per_epoch else 1, epoch_index=int(loop.epoch))
 
     loop = TrainingLoop(
         model, strategy,
@@ -174,7 +173,7 @@ def _model_class(name):
         raise app.UsageError(str(e)) from e
 
 
-def _data(model_dir):
+def _data():
     """(train glob, eval glob, Schema): the flags' data, or a fresh simulation."""
     if FLAGS.train_files is None:
         if FLAGS.eval_files or FLAGS.schema:

@@ -40,14 +40,18 @@ def test_batches_and_seeded_shuffle(tmp_path, tiny_schema):
              for k in range(3)]
     pattern = str(tmp_path / "s*.tfrecord")
 
-    def prices(seed):
-        batches = _all(TFRecordPipeline(pattern, tiny_schema, batch_size=4, shuffle=True, seed=seed))
+    def prices(seed, epoch_index=0):
+        pipeline = TFRecordPipeline(pattern, tiny_schema, batch_size=4, shuffle=True, seed=seed)
+        with pipeline.named_errors():
+            batches = list(pipeline.dataset(epoch_index=epoch_index))
         return np.concatenate([f["price"].numpy() for f, _ in batches])
 
-    first, again, other = prices(1), prices(1), prices(2)
+    first, again, other, next_epoch = prices(1), prices(1), prices(2), prices(1, epoch_index=1)
     assert len(files) == 3 and first.shape == (30,)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    assert not np.array_equal(first, next_epoch)
+    np.testing.assert_array_equal(next_epoch, prices(1, epoch_index=1))
     np.testing.assert_array_equal(np.sort(first), np.arange(30, dtype=np.float32))
     sizes = [f["price"].shape[0] for f, _ in _all(TFRecordPipeline(pattern, tiny_schema, batch_size=4))]
     assert sizes == [4] * 7 + [2]

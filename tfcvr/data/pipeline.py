@@ -115,11 +115,17 @@ class TFRecordPipeline:
         """Records dropped so far under `invalid_conversion="drop"`."""
         return int(self._dropped.numpy())
 
-    def dataset(self, epochs=1) -> tf.data.Dataset:
-        """The batched dataset; `epochs=None` repeats forever."""
+    def dataset(self, epochs=1, epoch_index: int = 0) -> tf.data.Dataset:
+        """The batched dataset; `epochs=None` repeats forever.
+
+        `epoch_index` varies the shuffle seed, so a training loop that builds a
+        new dataset per epoch sees a new order each epoch, reproducibly (the
+        same seed and index give the same order, also after a restart).
+        """
+        seed = None if self.seed is None else (self.seed * 1_000_003 + epoch_index) % 2**31
         files = tf.data.Dataset.from_tensor_slices(self.files)
         if self.shuffle:
-            files = files.shuffle(len(self.files), seed=self.seed, reshuffle_each_iteration=True)
+            files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         records = files.interleave(
             tf.data.TFRecordDataset,
             cycle_length=min(self.cycle_length, len(self.files)),
@@ -127,7 +133,7 @@ class TFRecordPipeline:
             deterministic=True,
         )
         if self.shuffle:
-            records = records.shuffle(self.shuffle_buffer_size, seed=self.seed, reshuffle_each_iteration=True)
+            records = records.shuffle(self.shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         records = records.repeat(epochs)
         dataset = records.batch(self.batch_size, drop_remainder=self.drop_remainder)
         dataset = dataset.map(self._parse_and_split, num_parallel_calls=2, deterministic=True)
