@@ -35,7 +35,7 @@ flags.DEFINE_string("train_files", None, "Glob(s) of training TFRecords; none: s
 flags.DEFINE_string("eval_files", None, "Glob(s) of evaluation TFRecords.")
 flags.DEFINE_string("schema", None, "schema.json of the TFRecords.")
 flags.DEFINE_string("model_dir", None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
-flags.DEFINE_integer("epochs", 3, "Passes over the training data.")
+flags.DEFINE_integer("epochs", 1, "Passes over the training data.")
 flags.DEFINE_integer("batch_size", 1024, "Global batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default: one pass.")

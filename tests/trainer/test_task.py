@@ -6,6 +6,8 @@ import sys
 import pytest
 import tensorflow as tf
 
+from tfcvr import models
+
 
 def _run(*args, env=None):
     return subprocess.run(
@@ -42,7 +44,7 @@ def test_train_files_flags(simulated, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model=nope"], "Unknown model 'nope'. Registered models: esmm, naive"),
+        (["--model=nope"], "Unknown model 'nope'. Registered models: "),
         (["--model=esmm", "--model_params=gamma=1"], "ESMM has no argument 'gamma'; it accepts ['ctr_loss_weight']"),
         (["--model=esmm", "--eval_files=x"], "--eval_files and --schema need --train_files"),
         (["--model=esmm", "--train_files=x"], "--train_files needs --schema"),
@@ -52,3 +54,5 @@ def test_usage_errors(args, message):
     result = _run(*args)
     assert result.returncode != 0
     assert message in result.stderr
+    if args == ["--model=nope"]:
+        assert all(name in result.stderr for name in models.names())
