@@ -130,3 +130,11 @@ def test_invalid_arguments(tmp_path, tiny_schema):
         TFRecordPipeline(path, tiny_schema, 4, invalid_conversion="ignore")
     with pytest.raises(ValueError, match="`batch_size` must be positive"):
         TFRecordPipeline(path, tiny_schema, 0)
+
+
+def test_errors_not_from_reading_input_pass_through_unscanned(tmp_path, tiny_schema):
+    path = write_rows(tmp_path / "ok.tfrecord", [tiny_row()])
+    pipeline = TFRecordPipeline(path, tiny_schema, batch_size=4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="model bug"):
+        with pipeline.named_errors():
+            tf.debugging.Assert(False, ["model bug"])

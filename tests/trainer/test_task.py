@@ -6,6 +6,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
 from tfcvr import models
 
 
@@ -39,6 +40,17 @@ def test_train_files_flags(simulated, tmp_path):
                   "--noexport")
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["training"]["steps"] == 5
+
+
+def test_bad_training_record_is_named(tmp_path):
+    schema = tmp_path / "schema.json"
+    schema.write_text(json.dumps(TINY_SCHEMA))
+    train = write_rows(tmp_path / "train.tfrecord", [tiny_row()] * 30 + [tiny_row(price=None)] + [tiny_row()])
+    result = _run("--model=esmm", f"--train_files={train}", f"--eval_files={train}", f"--schema={schema}",
+                  f"--model_dir={tmp_path / 'run'}", "--batch_size=8")
+    assert result.returncode != 0
+    assert f"DataError: Invalid record 30 in {train}" in result.stderr
+    assert "Feature: price (data type: float) is required but could not be found" in result.stderr
 
 
 @pytest.mark.parametrize(

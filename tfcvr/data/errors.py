@@ -63,6 +63,8 @@ def named_data_errors(files, parse_batch):
     try:
         yield
     except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        if "IteratorGetNext" not in e.message:
+            raise  # not raised while reading input (e.g. a model error): no scan
         located = first_bad_record(files, parse_batch)
         if located is None:
             raise
