@@ -49,7 +49,7 @@ def main():
         for backbone in ("shared_bottom", "mmoe"):
             model = models.build(name, schema, backbone=backbone)
             model.compile(optimizer=keras.optimizers.Adam(1e-3))
-            model.optimizer.build(model.trainable_variables)
+            model.build_optimizers()
             loop = TrainingLoop(model, tf.distribute.get_strategy(), tempfile.mkdtemp(), log_every=10**9,
                                 checkpoint_every=10**9)
             epochs = iter(range(1, 100))

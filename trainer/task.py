@@ -89,7 +89,7 @@ def main(argv):
             **model_params,
         )
         model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
-        model.optimizer.build(model.trainable_variables)
+        model.build_optimizers()
 
     def dataset_fn(input_context):
         del input_context  # per-replica batches; sharding across workers is the distributed issue's

@@ -17,7 +17,7 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, backbone=backbone, embedding_dim=4, hidden_units=(16,), tower_units=(8,))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.optimizer.build(model.trainable_variables)
+    model.build_optimizers()
     before = [v.numpy().copy() for v in model.trainable_variables]
     train = TFRecordPipeline(simulated["train"], schema, 256, shuffle=True, seed=0)
     loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path / "ckpt"), log_every=5)

@@ -11,7 +11,7 @@ from trainer.loop import TrainingLoop
 def _model(schema, name="esmm"):
     model = models.build(name, schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.optimizer.build(model.trainable_variables)
+    model.build_optimizers()
     return model
 
 
@@ -42,7 +42,7 @@ def test_checkpoint_of_another_model_is_rejected(simulated, tmp_path):
         lambda c: pipeline.dataset().take(1), epochs=1, global_batch_size=400)
     other = models.build("naive", schema, embedding_dim=8, hidden_units=(8,), tower_units=(4,))
     other.compile(optimizer=keras.optimizers.Adam())
-    other.optimizer.build(other.trainable_variables)
+    other.build_optimizers()
     with pytest.raises(ValueError, match="does not match this model"):
         TrainingLoop(other, tf.distribute.get_strategy(), str(tmp_path)).restore()
 

@@ -1,8 +1,21 @@
 """CVR methods, registered by name. Importing this package registers them all."""
 
-from tfcvr.models import esmm, naive
+from tfcvr.models import (
+    division,
+    dr_jl,
+    esmm,
+    heuristic_dr,
+    multi_dr,
+    multi_ipw,
+    naive,
+    naive_imputation,
+    oversampling,
+)
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
-from tfcvr.models.registry import get, names, register
+from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.registry import alias, get, names, register
+
+alias("joint", "naive")
 
 
 def build(name: str, schema, **kwargs) -> CVRModel:

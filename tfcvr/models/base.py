@@ -13,6 +13,8 @@ replica scaling, so the same method code runs on one CPU and under
 MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 """
 
+import types
+
 import keras
 import tensorflow as tf
 
@@ -68,20 +70,16 @@ class CVRModel(keras.Model):
             f.name: keras.Input(shape=(), dtype="int64" if f.is_categorical else "float32", name=f.name)
             for f in schema_obj.features
         }
-        numeric = [f.name for f in schema_obj.numeric]
-        embedded = FeatureEmbedding(
-            categorical={f.name: f.num_buckets for f in schema_obj.categorical},
-            numeric=numeric,
-            embedding_dim=embedding_dim,
-            numeric_mean=[numeric_statistics.get(n, (0.0, 1.0))[0] for n in numeric],
-            numeric_variance=[numeric_statistics.get(n, (0.0, 1.0))[1] for n in numeric],
-            name="feature_embedding",
-        )(inputs)
+        spec = types.SimpleNamespace(
+            schema=schema_obj, embedding_dim=embedding_dim, hidden_units=tuple(hidden_units),
+            tower_units=tuple(tower_units), dropout=dropout, numeric_statistics=numeric_statistics,
+        )
+        embedded = self.feature_embedding(spec, name="feature_embedding")(inputs)
         representations = make_backbone(
             backbone, len(self.task_names), hidden_units, dropout=dropout, num_experts=num_experts
         )(embedded)
         task_representations = dict(zip(self.task_names, representations))
-        outputs = self.build_outputs(task_representations, tower_units, dropout)
+        outputs = self.build_outputs(inputs, task_representations, spec)
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name, **kwargs)
         self.schema = schema_obj
         self._constructor_config = {
@@ -95,29 +93,48 @@ class CVRModel(keras.Model):
             "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
         }
 
-    def build_outputs(self, task_representations: dict, tower_units, dropout) -> dict:
+    def build_outputs(self, inputs: dict, task_representations: dict, spec) -> dict:
         """Towers on the backbone's task representations -> {name: [batch] tensor}.
 
-        Runs before `keras.Model.__init__`: build layers and return tensors,
-        do not set attributes. The default gives each task an MLP tower and a
-        sigmoid head, and adds ctcvr = ctr * cvr.
+        Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
+        layers and return tensors. `spec` holds the schema and the architecture
+        arguments; a subclass whose own arguments shape the graph stores them
+        as plain attributes before calling `super().__init__`. The default gives each task an MLP tower and a sigmoid head,
+        and adds ctcvr = ctr * cvr.
         """
-        outputs = {task: self.task_tower(task, rep, tower_units, dropout) for task, rep in task_representations.items()}
+        outputs = {task: self.task_tower(task, rep, spec) for task, rep in task_representations.items()}
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
         return outputs
 
     @staticmethod
-    def task_tower(task: str, representation, tower_units, dropout):
-        """MLP tower and sigmoid head of one task: its probability, shape [batch]."""
-        hidden = MLP(tower_units, dropout=dropout, name=f"{task}_tower")(representation)
-        probability = keras.layers.Dense(1, activation="sigmoid", name=f"{task}_head")(hidden)
-        return keras.ops.squeeze(probability, axis=-1)
+    def feature_embedding(spec, name: str) -> FeatureEmbedding:
+        """An embedding layer over every schema feature (one table per categorical)."""
+        numeric = [f.name for f in spec.schema.numeric]
+        return FeatureEmbedding(
+            categorical={f.name: f.num_buckets for f in spec.schema.categorical},
+            numeric=numeric,
+            embedding_dim=spec.embedding_dim,
+            numeric_mean=[spec.numeric_statistics.get(n, (0.0, 1.0))[0] for n in numeric],
+            numeric_variance=[spec.numeric_statistics.get(n, (0.0, 1.0))[1] for n in numeric],
+            name=name,
+        )
+
+    @staticmethod
+    def task_tower(task: str, representation, spec, activation="sigmoid"):
+        """MLP tower and one-unit head of a task (a probability by default), shape [batch]."""
+        hidden = MLP(spec.tower_units, dropout=spec.dropout, name=f"{task}_tower")(representation)
+        output = keras.layers.Dense(1, activation=activation, name=f"{task}_head")(hidden)
+        return keras.ops.squeeze(output, axis=-1)
 
     def objective(self, labels: dict, predictions: dict) -> dict:
         """Loss terms of one batch: {"loss": total, term name: value, ...}."""
         raise NotImplementedError(
             f"{type(self).__name__} must define `objective` or override `train_step`."
         )
+
+    def build_optimizers(self):
+        """Creates the optimizer state for every variable (call under the strategy scope, after compile)."""
+        self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         features, labels = data

@@ -15,6 +15,7 @@ class Naive(CVRModel):
 
     The CVR tower learns from clicked impressions only: the sample selection
     bias every other method corrects. The towers share embeddings and backbone.
+    Also registered as `joint`, the name ukd.txt Eq. 2 gives this objective.
 
     Args:
       ctr_loss_weight: γ, the weight of the CTR loss. Default 1.0.

@@ -16,6 +16,13 @@ def register(name: str):
     return decorator
 
 
+def alias(name: str, target: str) -> None:
+    """Registers `name` as another name of the method registered as `target`."""
+    if name in _MODELS:
+        raise ValueError(f"Model name {name!r} is already registered to {_MODELS[name].__name__}.")
+    _MODELS[name] = get(target)
+
+
 def names() -> list:
     """Registered model names, sorted."""
     return sorted(_MODELS)

@@ -1,0 +1,20 @@
+"""Multi-DR's under-sampling of unclicked impressions (multi_ipw_dr.txt §5.3)."""
+
+import tensorflow as tf
+
+
+def undersample_unclicked(click, rate) -> tf.Tensor:
+    """A 0/1 mask keeping every clicked row and about (rate − 1)·n_clicked unclicked rows.
+
+    λ = `rate`: "if the number of clicked samples is 100 and the batch size is
+    1000, λ = 1.5 means the samples used are 100 × 1.5 = 150". Each unclicked
+    row is kept with probability min(1, (λ − 1)·n_clicked / n_unclicked).
+    """
+    if rate < 1.0:
+        raise ValueError(f"The under-sampling rate λ must be at least 1. Received: {rate}")
+    click = tf.cast(click, tf.float32)
+    clicked = tf.reduce_sum(click)
+    unclicked = tf.reduce_sum(1.0 - click)
+    keep_probability = tf.minimum(1.0, tf.math.divide_no_nan((rate - 1.0) * clicked, unclicked))
+    kept = tf.cast(tf.random.uniform(tf.shape(click)) < keep_probability, tf.float32)
+    return tf.maximum(click, kept)

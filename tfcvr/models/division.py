@@ -1,0 +1,45 @@
+"""Division: CVR as the ratio of directly learned CTCVR and CTR."""
+
+import keras
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.base import CVRModel
+
+
+@registry.register("division")
+class Division(CVRModel):
+    """The division baseline (ukd.txt §4.1.2): two towers learn pCTR and pCTCVR on
+    the entire space and pCVR = pCTCVR / pCTR, clipped to [0, 1] (the ratio of two
+    independently fit heads can exceed 1).
+
+        L = (1/|D|) Σ_D [ δ(o·r, pCTCVR) + γ δ(o, pCTR) ]
+
+    The served ctcvr is pCTR · pCVR, which equals pCTCVR unless the clip acted.
+
+    Args:
+      ctr_loss_weight: γ. Default 1.0.
+      **kwargs: `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "ctcvr_direct")
+
+    def __init__(self, ctr_loss_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ctr_loss_weight = ctr_loss_weight
+
+    def build_outputs(self, inputs, task_representations, spec):
+        ctr = self.task_tower("ctr", task_representations["ctr"], spec)
+        ctcvr_direct = self.task_tower("ctcvr", task_representations["ctcvr_direct"], spec)
+        cvr = keras.ops.clip(keras.ops.divide(ctcvr_direct, keras.ops.maximum(ctr, 1e-7)), 0.0, 1.0)
+        return {"ctr": ctr, "cvr": cvr, "ctcvr": keras.ops.multiply(ctr, cvr), "ctcvr_direct": ctcvr_direct}
+
+    def objective(self, labels, predictions):
+        click_and_conversion = labels["click"] * labels["conversion"]
+        ctcvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["ctcvr_direct"]))
+        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
+
+    def get_config(self):
+        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

@@ -1,0 +1,83 @@
+"""DR-JL: doubly robust joint learning with alternating imputation and prediction updates."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+IMPUTATION_LAYERS = ("imputation_tower", "imputation_head")
+
+
+@registry.register("dr_jl")
+class DRJL(CounterfactualModel):
+    """Doubly robust joint learning (Wang et al., ICML 2019), as multi_ipw_dr.txt §3.6 cites it.
+
+    An imputation model predicts a conversion label r̃ for every impression and
+    the imputed error is ê = δ(r̃, r̂): a function of the CVR prediction, so the
+    DR loss moves the CVR tower on unclicked impressions too (unlike Multi-DR,
+    whose ê is a separate head). Each `train_step` alternates, each update with
+    its own optimizer:
+
+    1. imputation step, updating only the imputation tower and head:
+       L_IMP = (1/|D|) Σ_D o·(e − ê)²/ô with e = δ(r, r̂) and r̂ detached;
+    2. prediction step, updating every other variable:
+       L = γ L_CTR + E_DR,  E_DR = (1/|D|) Σ_D [ ê + o·(e − ê)/ô ], r̃ detached.
+
+    Args:
+      **kwargs: `CounterfactualModel` and `CVRModel` arguments. The imputation
+        optimizer is a copy of the one passed to `compile`.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
+        self.imputation_loss = losses.ImputationLoss(**self.weighting)
+
+    def build_outputs(self, inputs, task_representations, spec):
+        outputs = super().build_outputs(inputs, task_representations, spec)
+        outputs["imputed_conversion"] = self.task_tower("imputation", task_representations["cvr"], spec)
+        return outputs
+
+    def compile(self, optimizer="adam", **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        self.imputation_optimizer = self.optimizer.__class__.from_config(self.optimizer.get_config())
+
+    @property
+    def imputation_variables(self):
+        return [v for v in self.trainable_variables if v.path.split("/")[0] in IMPUTATION_LAYERS]
+
+    @property
+    def prediction_variables(self):
+        return [v for v in self.trainable_variables if v.path.split("/")[0] not in IMPUTATION_LAYERS]
+
+    def build_optimizers(self):
+        self.optimizer.build(self.prediction_variables)
+        self.imputation_optimizer.build(self.imputation_variables)
+
+    def train_step(self, data):
+        features, labels = data
+        with tf.GradientTape() as tape:
+            predictions = self(features, training=True)
+            cvr = tf.stop_gradient(predictions["cvr"])
+            error = losses.binary_crossentropy(labels["conversion"], cvr)
+            imputed_error = losses.binary_crossentropy(predictions["imputed_conversion"], cvr)
+            imputation_loss = self.imputation_loss(labels["click"], predictions["propensity"], error, imputed_error)
+        self.minimize(tape, imputation_loss, self.imputation_variables, self.imputation_optimizer)
+
+        with tf.GradientTape() as tape:
+            predictions = self(features, training=True)
+            terms = self.objective(labels, predictions)
+        self.minimize(tape, terms["loss"], self.prediction_variables)
+        return {**terms, "imputation_loss": imputation_loss}
+
+    def objective(self, labels, predictions):
+        """The prediction step's loss (step 2 of the class docstring)."""
+        terms = self.click_losses(labels, predictions)
+        error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
+        imputed_error = losses.binary_crossentropy(tf.stop_gradient(predictions["imputed_conversion"]),
+                                                   predictions["cvr"])
+        terms["cvr_loss"] = self.dr_loss(labels["click"], predictions["propensity"], error, imputed_error)
+        terms["loss"] = self.click_loss_total(terms) + terms["cvr_loss"]
+        return terms
+

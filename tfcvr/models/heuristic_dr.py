@@ -1,0 +1,43 @@
+"""Heuristic DR: doubly robust CVR loss with a fixed imputed conversion rate η."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("heuristic_dr")
+class HeuristicDR(CounterfactualModel):
+    """Heuristic DR (multi_ipw_dr.txt §4.2.2), the baseline for Multi-DR.
+
+    Every impression is imputed to convert with probability η (unclicked
+    items are negatives with probability 1 − η), so the imputed error is
+    ê = δ(η, r̂) and
+
+        L = γ L_CTR + E_DR,  E_DR = (1/|D|) Σ_D [ ê + o·(e − ê)/ô ].
+
+    Args:
+      smoothing_rate: η. The paper searches {0.0005, 0.001, 0.002, 0.005,
+        0.01}; default 0.002, the middle of that grid.
+      **kwargs: `CounterfactualModel` and `CVRModel` arguments.
+    """
+
+    def __init__(self, smoothing_rate=0.002, **kwargs):
+        if not 0.0 <= smoothing_rate <= 1.0:
+            raise ValueError(f"`smoothing_rate` η must be in [0, 1]. Received: {smoothing_rate}")
+        super().__init__(**kwargs)
+        self.smoothing_rate = smoothing_rate
+        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)
+        cvr = predictions["cvr"]
+        error = losses.binary_crossentropy(labels["conversion"], cvr)
+        imputed_error = losses.binary_crossentropy(tf.fill(tf.shape(cvr), self.smoothing_rate), cvr)
+        terms["cvr_loss"] = self.dr_loss(labels["click"], predictions["propensity"], error, imputed_error)
+        terms["loss"] = self.click_loss_total(terms) + terms["cvr_loss"]
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "smoothing_rate": self.smoothing_rate}

@@ -1,0 +1,85 @@
+"""Multi-DR and ESCM²-DR: doubly robust CVR loss with a jointly trained error imputation."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("multi_dr")
+class MultiDR(CounterfactualModel):
+    """Multi-DR (Zhang et al., WWW 2020), multi_ipw_dr.txt Eq. 8-9.
+
+        L = γ L_CTR + λ_cf E_DR + λ_imp L_IMP + λ_g L_CTCVR
+        E_DR  = (1/|D|) Σ_D [ ê + o·(e − ê)/ô ],  e = δ(r, r̂)
+        L_IMP = (1/|D|) Σ_D o·(e − ê)²/ô
+
+    The imputation head predicts the per-row CVR log loss e (not a CVR), so it
+    is unbounded: softplus, since a sigmoid head cannot fit e > 1. It reads the
+    CVR task's representation (the tasks are chained through shared
+    parameters, Fig. 4) and is trained jointly, in the same step, by L_IMP;
+    ê is detached inside E_DR (see `tfcvr.losses.ImputationLoss` for why). As
+    Eq. 9 states it, ê does not depend on r̂, so E_DR's gradient into the CVR
+    tower equals IPW's: the imputation changes the CVR tower's training only
+    through the shared layers. `dr_jl` is the variant where it does not.
+    With λ_g > 0 this is ESCM²-DR (evi.txt Eq. 7).
+
+    Args:
+      counterfactual_weight: λ_cf. Default 1.0.
+      imputation_weight: λ_imp. Default 1.0.
+      global_weight: λ_g. Default 0.0 (Multi-DR).
+      unclicked_sampling_rate: λ of §5.3: keep every clicked row and about
+        (λ − 1)·n_clicked unclicked rows of each batch in the DR terms.
+        Default None: every row (the paper's best was λ = 1.5).
+      **kwargs: `CounterfactualModel` and `CVRModel` arguments.
+    """
+
+    def __init__(self, counterfactual_weight=1.0, imputation_weight=1.0, global_weight=0.0,
+                 unclicked_sampling_rate=None, **kwargs):
+        if unclicked_sampling_rate is not None and unclicked_sampling_rate < 1.0:
+            raise ValueError(
+                f"`unclicked_sampling_rate` must be at least 1 (or None). Received: {unclicked_sampling_rate}"
+            )
+        super().__init__(**kwargs)
+        self.counterfactual_weight = counterfactual_weight
+        self.imputation_weight = imputation_weight
+        self.global_weight = global_weight
+        self.unclicked_sampling_rate = unclicked_sampling_rate
+        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
+        self.imputation_loss = losses.ImputationLoss(**self.weighting)
+
+    def build_outputs(self, inputs, task_representations, spec):
+        outputs = super().build_outputs(inputs, task_representations, spec)
+        outputs["imputed_error"] = self.task_tower("imputation", task_representations["cvr"], spec,
+                                                   activation="softplus")
+        return outputs
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)
+        click, propensity = labels["click"], predictions["propensity"]
+        sample_mask = (None if self.unclicked_sampling_rate is None
+                       else losses.undersample_unclicked(click, self.unclicked_sampling_rate))
+        error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
+        imputed_error = predictions["imputed_error"]
+        terms["cvr_loss"] = self.dr_loss(click, propensity, error, tf.stop_gradient(imputed_error), sample_mask)
+        terms["imputation_loss"] = self.imputation_loss(click, propensity, error, imputed_error, sample_mask)
+        terms["ctcvr_loss"] = self.global_risk(labels, predictions)
+        terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
+                         + self.imputation_weight * terms["imputation_loss"]
+                         + self.global_weight * terms["ctcvr_loss"])
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "counterfactual_weight": self.counterfactual_weight,
+                "imputation_weight": self.imputation_weight, "global_weight": self.global_weight,
+                "unclicked_sampling_rate": self.unclicked_sampling_rate}
+
+
+@registry.register("escm2_dr")
+class ESCM2DR(MultiDR):
+    """ESCM²-DR (Wang et al., SIGIR 2022; evi.txt Eq. 5, 7): Multi-DR plus ESMM's
+    CTCVR risk, λ_cf = λ_g = 0.5 as in the authors' PaddleRec code."""
+
+    def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
+        super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)

@@ -1,0 +1,61 @@
+"""Multi-IPW, ESCM²-IPW and naive IPW: inverse-propensity-weighted CVR loss."""
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("multi_ipw")
+class MultiIPW(CounterfactualModel):
+    """Multi-IPW (Zhang et al., WWW 2020), multi_ipw_dr.txt Eq. 5.
+
+        L = γ L_CTR + λ_cf E_IPW + λ_g L_CTCVR,
+        E_IPW = (1/|D|) Σ_D o·δ(r, r̂)/ô,  ô = the CTR head (propensity="shared")
+
+    With λ_g > 0 this is ESCM²-IPW (evi.txt Eq. 6 plus ESMM's Eq. 5).
+
+    Args:
+      counterfactual_weight: λ_cf, weight of the IPW CVR risk. Default 1.0.
+      global_weight: λ_g, weight of the CTCVR risk. Default 0.0 (Multi-IPW).
+      **kwargs: `CounterfactualModel` arguments (propensity source, τ,
+        clipping, normalisation, detaching, γ) and `CVRModel` arguments.
+    """
+
+    def __init__(self, counterfactual_weight=1.0, global_weight=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.counterfactual_weight = counterfactual_weight
+        self.global_weight = global_weight
+        self.ipw_loss = losses.InversePropensityLoss(**self.weighting)
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)
+        error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
+        terms["cvr_loss"] = self.ipw_loss(labels["click"], predictions["propensity"], error)
+        terms["ctcvr_loss"] = self.global_risk(labels, predictions)
+        terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
+                         + self.global_weight * terms["ctcvr_loss"])
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "counterfactual_weight": self.counterfactual_weight,
+                "global_weight": self.global_weight}
+
+
+@registry.register("ipw_naive")
+class NaiveIPW(MultiIPW):
+    """Naive IPW (multi_ipw_dr.txt §4.2.2): the CVR loss weighted by 1/ô from a
+    separately trained propensity model that shares nothing with the CVR model.
+    `MultiIPW` with `propensity="separate"`."""
+
+    def __init__(self, propensity="separate", **kwargs):
+        super().__init__(propensity=propensity, **kwargs)
+
+
+@registry.register("escm2_ipw")
+class ESCM2IPW(MultiIPW):
+    """ESCM²-IPW (Wang et al., SIGIR 2022; evi.txt Eq. 5-6): Multi-IPW plus ESMM's
+    CTCVR risk. Default weights λ_cf = λ_g = 0.5 are those of the authors'
+    released PaddleRec code (research/methods.md §2.3)."""
+
+    def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
+        super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)

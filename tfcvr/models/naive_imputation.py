@@ -1,0 +1,33 @@
+"""Naive imputation: every unclicked impression is a non-conversion."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.base import CVRModel
+
+
+@registry.register("naive_imputation")
+class NaiveImputation(CVRModel):
+    """Naive Imputation (multi_ipw_dr.txt §4.2.1): CVR trained on the entire space
+    with unclicked impressions as negatives.
+
+        L = (1/|D|) Σ_D δ(o·r, r̂) + γ (1/|D|) Σ_D δ(o, ô)
+
+    Args:
+      ctr_loss_weight: γ. Default 1.0.
+      **kwargs: `CVRModel` arguments.
+    """
+
+    def __init__(self, ctr_loss_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.ctr_loss_weight = ctr_loss_weight
+
+    def objective(self, labels, predictions):
+        click_and_conversion = labels["click"] * labels["conversion"]
+        cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))
+        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
+
+    def get_config(self):
+        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}
