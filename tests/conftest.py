@@ -1,5 +1,6 @@
 """Shared fixtures: a tiny schema, TFRecord writing, and a small simulated log."""
 
+import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,3 +61,34 @@ def tiny_features(batch_size=4):
 def variables_named(model, part):
     """Trainable variables whose path contains `part` (e.g. "cvr_head")."""
     return [v for v in model.trainable_variables if part in v.path]
+
+
+# A 4-impression batch for hand-computed objectives: two clicks, one conversion.
+HAND_LABELS = {"click": tf.constant([1, 1, 0, 0], tf.int64), "conversion": tf.constant([1, 0, 0, 0], tf.int64)}
+HAND_CTR = [0.5, 0.8, 0.2, 0.1]
+HAND_CVR = [0.6, 0.3, 0.9, 0.5]
+# Per-row log losses by hand.
+HAND_CTR_LOSS = (-math.log(0.5) - math.log(0.8) - math.log(0.8) - math.log(0.9)) / 4
+HAND_CVR_ERRORS = [-math.log(0.6), -math.log(0.7), -math.log(0.1), -math.log(0.5)]
+
+
+def hand_predictions(**extra):
+    """ctr, cvr, ctcvr = ctr*cvr and propensity = ctr for the hand batch, plus `extra`."""
+    predictions = {
+        "ctr": tf.constant(HAND_CTR), "cvr": tf.constant(HAND_CVR),
+        "ctcvr": tf.constant([a * b for a, b in zip(HAND_CTR, HAND_CVR)]), "propensity": tf.constant(HAND_CTR),
+    }
+    predictions.update({k: tf.constant(v, tf.float32) for k, v in extra.items()})
+    return predictions
+
+
+def small_model(name, **kwargs):
+    """A compiled tiny model of TINY_SCHEMA with built optimizers."""
+    import keras
+
+    from tfcvr import models
+
+    model = models.build(name, TINY_SCHEMA, hidden_units=(4,), tower_units=(2,), **kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.build_optimizers()
+    return model

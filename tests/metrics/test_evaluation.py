@@ -46,3 +46,15 @@ def test_table_lists_every_metric():
     table = format_table(compute_metrics(PREDICTIONS, LABELS), title="esmm")
     assert table.splitlines()[0] == "esmm"
     assert "oracle_cvr_auc" in table and "impressions              6" in table
+
+
+def test_propensity_and_oracle_log_loss():
+    predictions = {**PREDICTIONS, "propensity": np.array([0.5, 0.5, 0.5, 0.25, 0.25, 0.25])}
+    m = compute_metrics(predictions, LABELS)
+    assert m["propensity_auc"] == pytest.approx(1.0)
+    assert m["propensity_calibration"] == pytest.approx(0.375 / 0.5)
+    assert m["propensity_nll"] == pytest.approx(-(3 * math.log(0.5) + 3 * math.log(0.75)) / 6)
+    cvr, potential = PREDICTIONS["cvr"], LABELS["potential_conversion"]
+    expected = -np.mean(potential * np.log(cvr) + (1 - potential) * np.log(1 - cvr))
+    assert m["oracle_cvr_nll"] == pytest.approx(expected)
+    assert "propensity_auc" not in compute_metrics(PREDICTIONS, LABELS)

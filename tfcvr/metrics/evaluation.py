@@ -23,9 +23,13 @@ METRIC_DESCRIPTIONS = {
     "ctcvr_auc": "AUC of pCTCVR against click-and-conversion, all impressions",
     "ctcvr_nll": "log loss of pCTCVR against click-and-conversion, all impressions",
     "oracle_cvr_auc": "AUC of pCVR against potential_conversion, all impressions (ground truth)",
+    "oracle_cvr_nll": "log loss of pCVR against potential_conversion, all impressions (ground truth)",
     "cvr_bias_all": "mean pCVR - mean true_cvr, all impressions (ground truth)",
     "cvr_bias_clicked": "mean pCVR - mean true_cvr, clicked impressions (ground truth)",
     "cvr_bias_unclicked": "mean pCVR - mean true_cvr, unclicked impressions (ground truth)",
+    "propensity_auc": "AUC of the click propensity against click (IPW/DR methods)",
+    "propensity_nll": "log loss of the click propensity against click",
+    "propensity_calibration": "mean click propensity / observed CTR (1 = calibrated)",
     "impressions": "impressions evaluated",
     "clicks": "clicked impressions",
     "conversions": "converted impressions",
@@ -36,7 +40,9 @@ def compute_metrics(predictions: dict, labels: dict) -> dict:
     """Metrics from arrays: predictions `ctr`, `cvr`, `ctcvr`; labels `click`, `conversion`.
 
     Ground-truth metrics are added when labels hold `true_cvr` and
-    `potential_conversion`. An AUC whose population has one class only is NaN.
+    `potential_conversion`; propensity metrics when predictions hold
+    `propensity` (the ô that IPW/DR methods weight by). An AUC whose population
+    has one class only is NaN.
     """
     click = np.asarray(labels["click"]).astype(bool)
     conversion = np.asarray(labels["conversion"]).astype(np.int64)
@@ -54,9 +60,15 @@ def compute_metrics(predictions: dict, labels: dict) -> dict:
     if "true_cvr" in labels and "potential_conversion" in labels:
         true_cvr = np.asarray(labels["true_cvr"], np.float64)
         results["oracle_cvr_auc"] = _auc(np.asarray(labels["potential_conversion"]), cvr)
+        results["oracle_cvr_nll"] = _nll(np.asarray(labels["potential_conversion"]), cvr)
         results["cvr_bias_all"] = _mean_difference(cvr, true_cvr)
         results["cvr_bias_clicked"] = _mean_difference(cvr[click], true_cvr[click])
         results["cvr_bias_unclicked"] = _mean_difference(cvr[~click], true_cvr[~click])
+    if "propensity" in predictions:
+        propensity = np.asarray(predictions["propensity"], np.float64)
+        results["propensity_auc"] = _auc(click, propensity)
+        results["propensity_nll"] = _nll(click, propensity)
+        results["propensity_calibration"] = float(propensity.mean() / click.mean()) if click.any() else float("nan")
     results.update(
         impressions=int(click.size), clicks=int(click.sum()), conversions=int(click_and_conversion.sum())
     )

@@ -5,19 +5,24 @@ import tensorflow as tf
 
 from tfcvr.models.base import SERVING_OUTPUTS
 
+# Collected when a model outputs them: the click propensity of IPW/DR methods.
+DIAGNOSTIC_OUTPUTS = ("propensity",)
+
 
 def collect_predictions(model, dataset) -> tuple:
     """(predictions, labels): dicts of 1-D numpy arrays over the whole dataset.
 
-    Predictions are the serving outputs `ctr`, `cvr`, `ctcvr` in inference mode.
+    Predictions are the serving outputs `ctr`, `cvr`, `ctcvr` in inference mode,
+    plus `propensity` when the model has one.
     """
+    keys = SERVING_OUTPUTS + tuple(k for k in DIAGNOSTIC_OUTPUTS if k in model.output)
 
     @tf.function
     def predict(features):
         outputs = model(features, training=False)
-        return {k: outputs[k] for k in SERVING_OUTPUTS}
+        return {k: outputs[k] for k in keys}
 
-    predictions, labels = {k: [] for k in SERVING_OUTPUTS}, {}
+    predictions, labels = {k: [] for k in keys}, {}
     for features, batch_labels in dataset:
         for key, value in predict(features).items():
             predictions[key].append(value.numpy())

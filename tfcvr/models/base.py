@@ -18,6 +18,7 @@ import types
 import keras
 import tensorflow as tf
 
+from tfcvr import losses
 from tfcvr.data import schema as schema_lib
 from tfcvr.layers import MLP, FeatureEmbedding, make_backbone
 
@@ -125,6 +126,17 @@ class CVRModel(keras.Model):
         hidden = MLP(spec.tower_units, dropout=spec.dropout, name=f"{task}_tower")(representation)
         output = keras.layers.Dense(1, activation=activation, name=f"{task}_head")(hidden)
         return keras.ops.squeeze(output, axis=-1)
+
+    @staticmethod
+    def ctr_log_loss(labels, predictions) -> tf.Tensor:
+        """(1/|D|) Σ_D δ(o, pCTR): the CTR task every method trains."""
+        return tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+
+    @staticmethod
+    def ctcvr_log_loss(labels, ctcvr) -> tf.Tensor:
+        """(1/|D|) Σ_D δ(o·r, pCTCVR): ESMM's entire-space risk (ukd.txt Eq. 3, evi.txt Eq. 5)."""
+        click_and_conversion = labels["click"] * labels["conversion"]
+        return tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, ctcvr))
 
     def objective(self, labels: dict, predictions: dict) -> dict:
         """Loss terms of one batch: {"loss": total, term name: value, ...}."""

@@ -55,7 +55,7 @@ class CounterfactualModel(CVRModel):
 
     def click_losses(self, labels, predictions) -> dict:
         """CTR log loss, plus the separate propensity model's own log loss when there is one."""
-        terms = {"ctr_loss": tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))}
+        terms = {"ctr_loss": self.ctr_log_loss(labels, predictions)}
         if self.propensity == "separate":
             terms["propensity_loss"] = tf.reduce_mean(
                 losses.binary_crossentropy(labels["click"], predictions["propensity"])
@@ -65,11 +65,6 @@ class CounterfactualModel(CVRModel):
     def click_loss_total(self, terms) -> tf.Tensor:
         return self.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)
 
-    @staticmethod
-    def global_risk(labels, predictions) -> tf.Tensor:
-        """ESMM's CTCVR risk over the entire space (evi.txt Eq. 5), which ESCM² adds."""
-        click_and_conversion = labels["click"] * labels["conversion"]
-        return tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["ctcvr"]))
 
     def get_config(self):
         return {**super().get_config(), "propensity": self.propensity, **self.weighting,

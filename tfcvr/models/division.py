@@ -1,9 +1,6 @@
 """Division: CVR as the ratio of directly learned CTCVR and CTR."""
-
 import keras
-import tensorflow as tf
 
-from tfcvr import losses
 from tfcvr.models import registry
 from tfcvr.models.base import CVRModel
 
@@ -36,9 +33,8 @@ class Division(CVRModel):
         return {"ctr": ctr, "cvr": cvr, "ctcvr": keras.ops.multiply(ctr, cvr), "ctcvr_direct": ctcvr_direct}
 
     def objective(self, labels, predictions):
-        click_and_conversion = labels["click"] * labels["conversion"]
-        ctcvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["ctcvr_direct"]))
-        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr_direct"])
+        ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
 
     def get_config(self):

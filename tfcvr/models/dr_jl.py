@@ -57,6 +57,12 @@ class DRJL(CounterfactualModel):
 
     def train_step(self, data):
         features, labels = data
+        imputation_loss = self.imputation_step(features, labels)
+        terms = self.prediction_step(features, labels)
+        return {**terms, "imputation_loss": imputation_loss}
+
+    def imputation_step(self, features, labels):
+        """Step 1: fit ê = δ(r̃, r̂) to e = δ(r, r̂) (r̂ detached); updates imputation variables only."""
         with tf.GradientTape() as tape:
             predictions = self(features, training=True)
             cvr = tf.stop_gradient(predictions["cvr"])
@@ -64,12 +70,14 @@ class DRJL(CounterfactualModel):
             imputed_error = losses.binary_crossentropy(predictions["imputed_conversion"], cvr)
             imputation_loss = self.imputation_loss(labels["click"], predictions["propensity"], error, imputed_error)
         self.minimize(tape, imputation_loss, self.imputation_variables, self.imputation_optimizer)
+        return imputation_loss
 
+    def prediction_step(self, features, labels):
+        """Step 2: minimise `objective` (r̃ detached); updates every non-imputation variable."""
         with tf.GradientTape() as tape:
-            predictions = self(features, training=True)
-            terms = self.objective(labels, predictions)
+            terms = self.objective(labels, self(features, training=True))
         self.minimize(tape, terms["loss"], self.prediction_variables)
-        return {**terms, "imputation_loss": imputation_loss}
+        return terms
 
     def objective(self, labels, predictions):
         """The prediction step's loss (step 2 of the class docstring)."""

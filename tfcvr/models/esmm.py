@@ -1,8 +1,5 @@
 """ESMM: CTR and CTCVR = pCTR * pCVR over the entire impression space."""
 
-import tensorflow as tf
-
-from tfcvr import losses
 from tfcvr.models import registry
 from tfcvr.models.base import CVRModel
 
@@ -27,9 +24,8 @@ class ESMM(CVRModel):
         self.ctr_loss_weight = ctr_loss_weight
 
     def objective(self, labels, predictions):
-        click_and_conversion = labels["click"] * labels["conversion"]
-        ctcvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["ctcvr"]))
-        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr"])
+        ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
 
     def get_config(self):

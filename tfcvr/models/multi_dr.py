@@ -64,7 +64,7 @@ class MultiDR(CounterfactualModel):
         imputed_error = predictions["imputed_error"]
         terms["cvr_loss"] = self.dr_loss(click, propensity, error, tf.stop_gradient(imputed_error), sample_mask)
         terms["imputation_loss"] = self.imputation_loss(click, propensity, error, imputed_error, sample_mask)
-        terms["ctcvr_loss"] = self.global_risk(labels, predictions)
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
                          + self.imputation_weight * terms["imputation_loss"]
                          + self.global_weight * terms["ctcvr_loss"])

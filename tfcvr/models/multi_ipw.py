@@ -31,7 +31,7 @@ class MultiIPW(CounterfactualModel):
         terms = self.click_losses(labels, predictions)
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
         terms["cvr_loss"] = self.ipw_loss(labels["click"], predictions["propensity"], error)
-        terms["ctcvr_loss"] = self.global_risk(labels, predictions)
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
                          + self.global_weight * terms["ctcvr_loss"])
         return terms

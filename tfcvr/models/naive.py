@@ -1,7 +1,5 @@
 """Naive: CTR on all impressions, CVR on clicked impressions only."""
 
-import tensorflow as tf
-
 from tfcvr import losses
 from tfcvr.models import registry
 from tfcvr.models.base import CVRModel
@@ -30,7 +28,7 @@ class Naive(CVRModel):
         cvr_loss = losses.masked_mean(
             losses.binary_crossentropy(labels["conversion"], predictions["cvr"]), labels["click"]
         )
-        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
 
     def get_config(self):

@@ -26,7 +26,7 @@ class NaiveImputation(CVRModel):
     def objective(self, labels, predictions):
         click_and_conversion = labels["click"] * labels["conversion"]
         cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))
-        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
 
     def get_config(self):

@@ -33,7 +33,7 @@ class Oversampling(CVRModel):
         copies = tf.cast(labels["click"], tf.float32) * (1.0 + (self.oversampling_rate - 1.0) * conversion)
         # masked_mean with weights: Σ w·δ / Σ w over the clicked rows.
         cvr_loss = losses.masked_mean(losses.binary_crossentropy(conversion, predictions["cvr"]), copies)
-        ctr_loss = tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
+        ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
 
     def get_config(self):
