@@ -35,12 +35,8 @@ COLUMNS = (
 
 
 def _distinct_methods():
-    seen, names = set(), []
-    for name in models.names():
-        if models.get(name) not in seen:  # aliases (joint = naive) run once
-            seen.add(models.get(name))
-            names.append(name)
-    return names
+    # Aliases (joint = naive) run once, under the name the class registered.
+    return [name for name in models.names() if models.get(name).registered_name == name]
 
 
 def _run(method, seed, data, args, root):
@@ -69,6 +65,8 @@ def main():
     parser.add_argument("--batch_size", type=int, default=1024)
     parser.add_argument("--backbone", default="shared_bottom")
     parser.add_argument("--methods", default=",".join(_distinct_methods()))
+    parser.add_argument("--reference", default="naive",
+                        help="Method the paired differences (same seed) are taken against.")
     parser.add_argument("--selection_strength", type=float, default=simulate.SimulationConfig.selection_strength,
                         help="Weight of the simulator's hidden intent; 0 = selection on features only (MAR).")
     args = parser.parse_args()
@@ -94,6 +92,16 @@ def main():
             values = np.array([run[key] for run in results[method]], dtype=float)
             cells.append(f"{np.mean(values):>13.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}")
         print(f"{method:<17}" + "".join(f"{cell:>22}" for cell in cells))
+    if args.reference in results:
+        print(f"\nPaired differences against {args.reference} (same seed, same data): mean ± sd")
+        print(f"{'method':<17}{'Δ bias unclicked':>22}{'Δ oracle CVR AUC':>22}{'Δ CVR AUC (clicked)':>22}")
+        for method in methods:
+            cells = []
+            for key in ("cvr_bias_unclicked", "oracle_cvr_auc", "cvr_auc"):
+                deltas = np.array([run[key] - reference[key]
+                                   for run, reference in zip(results[method], results[args.reference])])
+                cells.append(f"{deltas.mean():>+13.4f} ± {deltas.std(ddof=1) if len(deltas) > 1 else 0.0:.4f}")
+            print(f"{method:<17}" + "".join(f"{cell:>22}" for cell in cells))
 
 
 if __name__ == "__main__":
