@@ -1,6 +1,8 @@
 """CVR methods, registered by name. Importing this package registers them all."""
 
 from tfcvr.models import (
+    chorus,
+    dcmt,
     division,
     dr_jl,
     esmm,

@@ -1,0 +1,93 @@
+"""ChorusCVR: CVR and un-CVR towers that supervise each other across the entire space."""
+
+import keras
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("chorus")
+class ChorusCVR(CounterfactualModel):
+    """ChorusCVR (Kuaishou, WSDM 2026), chorus_cvr.txt §2.
+
+    Negative-sample discrimination module (NDM): an unCVR tower; CTunCVR =
+    pCTR·pUnCVR trained on every impression against o·(1 − r) (Eq. 5, 7;
+    Eq. 6 as printed has a typo, CTCVR = pCTR·pCVR and CTunCVR =
+    pCTR·pUnCVR), and the unCVR loss on clicks weighted by 1/ô (Eq. 8-9).
+    Soft alignment module (SAM, Eq. 10), with sg = stop-gradient:
+
+        (1/|O|) Σ_O δ(r̂, 1 − sg(ũ))/ô  + (1/|N|) Σ_N δ(r̂, 1 − sg(ũ))/(1 − ô)
+      + (1/|O|) Σ_O δ(ũ, 1 − sg(r̂))/ô  + (1/|N|) Σ_N δ(ũ, 1 − sg(r̂))/(1 − ô)
+
+    with ũ = pUnCVR, O the clicked and N the unclicked impressions. Total
+    (Eq. 11): L = L_CTCVR + L_CVR + L_CTunCVR + L_unCVR + L_align.
+
+    The 1/|O| and 1/|N| of Eq. 4, 9 and 10 are the family's "click_count"
+    normalisation (applied to 1 − o and 1 − ô for N), the default here. Eq. 11
+    has no CTR loss (pCTR is learned through CTCVR and CTunCVR), so
+    `ctr_loss_weight` defaults to 0.
+
+    Args:
+      use_ndm: the NDM losses L_CTunCVR and L_unCVR; False is the paper's
+        "w/o NDM" ablation (the unCVR tower then learns only by alignment).
+      use_sam: the alignment loss; False is "w/o SAM".
+      click_space_ipw: weight L_CVR and L_unCVR by 1/ô (Eq. 4 and 9, the
+        default: the method is "based on ESMM with IPW"); False uses the
+        plain click-space losses of Eq. 2 and 8.
+      **kwargs: `CounterfactualModel` (propensity, τ, normalisation, ...) and
+        `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "cvr", "uncvr")
+
+    def __init__(self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="click_count",
+                 ctr_loss_weight=0.0, **kwargs):
+        super().__init__(normalization=normalization, ctr_loss_weight=ctr_loss_weight, **kwargs)
+        self.use_ndm = use_ndm
+        self.use_sam = use_sam
+        self.click_space_ipw = click_space_ipw
+        self.ipw = losses.InversePropensityLoss(**self.weighting)
+
+    def build_outputs(self, inputs, task_representations, spec):
+        outputs = super().build_outputs(inputs, task_representations, spec)
+        outputs["ctuncvr"] = keras.ops.multiply(outputs["ctr"], outputs["uncvr"])  # Eq. 6, corrected
+        return outputs
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)
+        click, conversion = labels["click"], tf.cast(labels["conversion"], tf.float32)
+        propensity = predictions["propensity"]
+        cvr, uncvr = predictions["cvr"], predictions["uncvr"]
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 3
+        terms["cvr_loss"] = self._click_space(click, propensity, losses.binary_crossentropy(conversion, cvr))
+        total = self.click_loss_total(terms) + terms["ctcvr_loss"] + terms["cvr_loss"]
+        if self.use_ndm:
+            not_converted_click = tf.cast(click, tf.float32) * (1.0 - conversion)  # Eq. 5
+            terms["ctuncvr_loss"] = tf.reduce_mean(
+                losses.binary_crossentropy(not_converted_click, predictions["ctuncvr"]))  # Eq. 7
+            terms["uncvr_loss"] = self._click_space(
+                click, propensity, losses.binary_crossentropy(1.0 - conversion, uncvr))  # Eq. 8-9
+            total += terms["ctuncvr_loss"] + terms["uncvr_loss"]
+        if self.use_sam:
+            cvr_to_uncvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(uncvr), cvr)
+            uncvr_to_cvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(cvr), uncvr)
+            terms["align_loss"] = sum(self._entire_space(click, propensity, e) for e in (cvr_to_uncvr, uncvr_to_cvr))
+            total += terms["align_loss"]  # Eq. 10
+        terms["loss"] = total  # Eq. 11
+        return terms
+
+    def _click_space(self, click, propensity, error):
+        if self.click_space_ipw:
+            return self.ipw(click, propensity, error)
+        return losses.masked_mean(error, click)
+
+    def _entire_space(self, click, propensity, error):
+        """Click-space IPW with 1/ô plus un-click-space IPW with 1/(1 − ô) (Eq. 10)."""
+        unclick = 1 - tf.cast(click, tf.int64)
+        return self.ipw(click, propensity, error) + self.ipw(unclick, 1.0 - propensity, error)
+
+    def get_config(self):
+        return {**super().get_config(), "use_ndm": self.use_ndm, "use_sam": self.use_sam,
+                "click_space_ipw": self.click_space_ipw}

@@ -1,0 +1,55 @@
+"""DCMT: factual and counterfactual CVR towers over the entire space."""
+
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("dcmt")
+class DCMT(CounterfactualModel):
+    """Direct entire-space causal multi-task framework (Zhu et al., ICDE 2023).
+
+    As ddpo.txt §1 and §4.2 describe it and NISE's port implements it
+    (research/methods.md §2.5): a factual CVR tower r̂ learns on clicked
+    impressions with 1/ô, a counterfactual CVR tower r̂* learns the opposite
+    label 1 − r on unclicked impressions with 1/(1 − ô) (unclicked rows are
+    counterfactual non-conversions, so their target is 1), and a constraint
+    ties the two towers together:
+
+        L = L_CTR + (1/|D|) Σ_D o·δ(r, r̂)/ô + (1/|D|) Σ_D (1−o)·δ(1−r, r̂*)/(1−ô)
+            + λ_c (1/|D|) Σ_D |r̂ + r̂* − 1| + L_CTCVR
+
+    Inference serves the factual tower.
+
+    Args:
+      constraint_weight: λ_c. Default 1e-3, the port's value.
+      **kwargs: `CounterfactualModel` (propensity, τ, normalisation, ...) and
+        `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "cvr", "counterfactual_cvr")
+
+    def __init__(self, constraint_weight=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        self.constraint_weight = constraint_weight
+        self.ipw = losses.InversePropensityLoss(**self.weighting)
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)
+        click, conversion = labels["click"], tf.cast(labels["conversion"], tf.float32)
+        propensity, cvr = predictions["propensity"], predictions["cvr"]
+        counterfactual_cvr = predictions["counterfactual_cvr"]
+        unclick = 1 - tf.cast(click, tf.int64)
+        terms["cvr_loss"] = self.ipw(click, propensity, losses.binary_crossentropy(conversion, cvr))
+        terms["counterfactual_loss"] = self.ipw(
+            unclick, 1.0 - propensity, losses.binary_crossentropy(1.0 - conversion, counterfactual_cvr))
+        terms["constraint_loss"] = tf.reduce_mean(tf.abs(cvr + counterfactual_cvr - 1.0))
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
+        terms["loss"] = (self.click_loss_total(terms) + terms["cvr_loss"] + terms["counterfactual_loss"]
+                         + self.constraint_weight * terms["constraint_loss"] + terms["ctcvr_loss"])
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "constraint_weight": self.constraint_weight}
