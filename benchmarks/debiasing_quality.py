@@ -45,8 +45,7 @@ def _run(method, seed, data, args, root):
         sys.executable, "-m", "trainer.task", f"--model={method}", f"--seed={seed}",
         f"--train_files={data['train']}", f"--eval_files={data['eval']}", f"--schema={data['schema']}",
         f"--model_dir={model_dir}", f"--epochs={args.epochs}", f"--batch_size={args.batch_size}", "--noexport",
-        f"--backbone={args.backbone}",
-    ]
+    ] + ([f"--backbone={args.backbone}"] if args.backbone else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{method} seed {seed} failed:\n{result.stderr[-3000:]}")
@@ -63,7 +62,7 @@ def main():
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch_size", type=int, default=1024)
-    parser.add_argument("--backbone", default="shared_bottom")
+    parser.add_argument("--backbone", default=None, help="Default: each method's own backbone.")
     parser.add_argument("--methods", default=",".join(_distinct_methods()))
     parser.add_argument("--reference", default="naive",
                         help="Method the paired differences (same seed) are taken against.")
@@ -82,7 +81,7 @@ def main():
             print(f"seed {seed} {method}: " + ", ".join(
                 f"{key}={results[method][-1][key]:.4f}" for key, _ in COLUMNS), flush=True)
     print(f"\n{len(seeds)} seeds ({args.seeds}), {args.rows} simulated rows, {args.epochs} epoch(s), "
-          f"batch {args.batch_size}, {args.backbone}, selection_strength {args.selection_strength}: mean ± sd")
+          f"batch {args.batch_size}, backbone {args.backbone or 'per method'}, selection_strength {args.selection_strength}: mean ± sd")
     header = f"{'method':<17}" + "".join(f"{title:>22}" for _, title in COLUMNS)
     print(header)
     print("-" * len(header))

@@ -30,7 +30,8 @@ from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", "esmm", "Registered method name (an unknown name lists them).")
-flags.DEFINE_enum("backbone", "shared_bottom", ["shared_bottom", "mmoe"], "Multi-task backbone.")
+flags.DEFINE_enum("backbone", None, ["shared_bottom", "mmoe"],
+                  "Multi-task backbone; default: the method's own (shared_bottom, or mmoe for mmoe_ddpo).")
 flags.DEFINE_string("train_files", None, "Glob(s) of training TFRecords; none: simulate.")
 flags.DEFINE_string("eval_files", None, "Glob(s) of evaluation TFRecords.")
 flags.DEFINE_string("schema", None, "schema.json of the TFRecords.")
@@ -77,9 +78,10 @@ def main(argv):
     with statistics_pipeline.named_errors():
         numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
     with strategy.scope():
+        backbone = {"backbone": FLAGS.backbone} if FLAGS.backbone else {}
         model = model_class(
             schema=schema,
-            backbone=FLAGS.backbone,
+            **backbone,
             embedding_dim=FLAGS.embedding_dim,
             hidden_units=[int(u) for u in FLAGS.hidden_units],
             tower_units=[int(u) for u in FLAGS.tower_units],
@@ -101,7 +103,8 @@ def main(argv):
         summary_dir=os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs"),
         log_every=FLAGS.log_every, checkpoint_every=FLAGS.checkpoint_every,
     )
-    logging.info("Training %s (%s) on %s; model_dir %s", FLAGS.model, FLAGS.backbone, train_files, model_dir)
+    logging.info("Training %s (%s) on %s; model_dir %s", FLAGS.model, model.get_config()["backbone"],
+                 train_files, model_dir)
     with train_pipeline.named_errors():
         training = loop.train(dataset_fn, FLAGS.epochs, FLAGS.batch_size, FLAGS.steps_per_epoch)
     if train_pipeline.invalid_conversions_dropped:
@@ -117,7 +120,7 @@ def main(argv):
         results = metrics.evaluate(model, eval_pipeline.dataset())
     report = {
         "model": FLAGS.model,
-        "backbone": FLAGS.backbone,
+        "backbone": model.get_config()["backbone"],
         "metrics": results,
         "training": {**training, "dropped_invalid_conversions": train_pipeline.invalid_conversions_dropped},
         "eval_dropped_invalid_conversions": eval_pipeline.invalid_conversions_dropped,
@@ -129,7 +132,7 @@ def main(argv):
         export_base = distribution.writable_dir(os.path.join(model_dir, "export"), strategy)
         report["export"] = export.export_for_serving(model, schema, export_base)
         distribution.cleanup_worker_dir(export_base, os.path.join(model_dir, "export"))
-    print(metrics.format_table(results, title=f"{FLAGS.model} ({FLAGS.backbone}) on {eval_files}"))
+    print(metrics.format_table(results, title=f"{FLAGS.model} ({report['backbone']}) on {eval_files}"))
     print(f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
           f"model_dir: {model_dir}" + (f"; export: {report['export']}" if FLAGS.export else ""))
 

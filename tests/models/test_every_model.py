@@ -10,8 +10,9 @@ from tfcvr.data import TFRecordPipeline
 from trainer.loop import TrainingLoop
 
 
-@pytest.mark.parametrize("backbone", ["shared_bottom", "mmoe"])
-@pytest.mark.parametrize("name", models.names())
+@pytest.mark.parametrize(
+    "name, backbone", [(name, backbone) for name in models.names() for backbone in models.get(name).backbones]
+)
 def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_path):
     schema = simulated["schema_obj"]
     keras.utils.set_random_seed(0)

@@ -1,5 +1,6 @@
 """Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones."""
 
+from tfcvr.layers.causal_transfer import CausalTransfer
 from tfcvr.layers.feature_embedding import FeatureEmbedding
 from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import MMoE

@@ -3,6 +3,7 @@
 from tfcvr.models import (
     chorus,
     dcmt,
+    ddpo,
     division,
     dr_jl,
     esmm,

@@ -48,6 +48,8 @@ class CVRModel(keras.Model):
 
     task_names = ("ctr", "cvr")
     registered_name = "cvr_model"
+    # The backbones a method runs on (a method fixed to one says so).
+    backbones = ("shared_bottom", "mmoe")
 
     def __init__(
         self,

@@ -1,0 +1,45 @@
+"""DDPO's causal transfer module: attention that fuses a propensity feature into the CVR feature."""
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="tfcvr")
+class CausalTransfer(keras.layers.Layer):
+    """f_out = Σ_j softmax_j(⟨θ_q(f_r), θ_k(t_j)⟩ / √d) θ_v(t_j) over the tokens t = [f_p, f_r].
+
+    ddpo.txt Eq. 12-14: T(f_p, f_r) fuses a propensity network's task feature
+    f_p (click or conversion propensity) with the CVR feature f_r. θ_q, θ_k and
+    θ_v are fully connected layers of width d (the inputs' width). The paper
+    leaves open which token asks; here the CVR feature is the query and both
+    features are keys and values, so the CVR network chooses how much
+    propensity information to take. No stop-gradient: the CVR loss reaches
+    the propensity networks through this module, as in the official code.
+
+    Inputs: [f_p, f_r], each [batch, d]. Output: [batch, d].
+
+    Example:
+    >>> CausalTransfer()([keras.ops.ones((2, 4)), keras.ops.zeros((2, 4))]).shape
+    (2, 4)
+    """
+
+    def build(self, input_shape):
+        width = input_shape[1][-1]
+        if input_shape[0][-1] != width:
+            raise ValueError(f"CausalTransfer needs two inputs of the same width. Received shapes: {input_shape}")
+        self.width = width
+        self.query = keras.layers.Dense(width, name="query")
+        self.key = keras.layers.Dense(width, name="key")
+        self.value = keras.layers.Dense(width, name="value")
+        for layer in (self.query, self.key, self.value):
+            layer.build((None, width))
+
+    def call(self, inputs):
+        propensity_feature, cvr_feature = inputs
+        tokens = keras.ops.stack([propensity_feature, cvr_feature], axis=1)  # [batch, 2, d]
+        query = self.query(cvr_feature)  # [batch, d]
+        scores = keras.ops.einsum("bd,btd->bt", query, self.key(tokens)) / float(self.width) ** 0.5  # Eq. 13
+        weights = keras.ops.softmax(scores, axis=-1)
+        return keras.ops.einsum("bt,btd->bd", weights, self.value(tokens))  # Eq. 12
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]

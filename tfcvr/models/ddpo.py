@@ -1,0 +1,139 @@
+"""DDPO: direct dual propensity optimization over clicked and unclicked impressions."""
+
+import keras
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.layers import CausalTransfer
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
+
+
+@registry.register("ddpo")
+class DDPO(CounterfactualModel):
+    """Direct Dual Propensity Optimization (Su et al., SIGIR 2024), ddpo.txt §3.
+
+    Three networks on the shared embeddings: click propensity ô (the CTR
+    head), conversion propensity r^c and CVR r̂, each with its own backbone
+    task representation (its own bottom on shared-bottom, its own gate on
+    MMoE).
+
+    * L_c = (1/|D|) Σ_D o·δ(r, r^c): r^c learns on clicked rows only (Eq. 6).
+    * Causal transfer modules fuse the click and conversion-propensity
+      features into the CVR feature: f^r = θ_t(T_o(f^o, f^r), T_c(f^c, f^r))
+      (Eq. 12-14, `tfcvr.layers.CausalTransfer`).
+    * Dynamic soft labels r* = r if r = 1 else sg(r^c) (Eq. 9).
+    * L_r = Σ_O w·δ(r*, r̂) + Σ_N w'·δ(r*, r̂) with the self-normalised dual
+      weights w = (1/ô)/Σ_O(1/ô), w' = (1/(1−ô))/Σ_N(1/(1−ô)) (Eq. 10, 15),
+      detached, ô floored at 1e-6 as the official code does.
+    * L_t = (1/|D|) Σ_D δ(r, ô·r̂) (Eq. 17), L_o the CTR log loss (Eq. 16).
+    * L = λ_o L_o + λ_c L_c + λ_r L_r + λ_t L_t, all λ = 1 (Eq. 18).
+
+    Args:
+      use_conversion_propensity: False is Table 3's "w/o ConvN": no r^c
+        network or T_c module, unclicked rows get pseudo-label 0.
+      use_causal_transfer: False is "w/o CTM": the CVR tower reads f^r.
+      use_soft_labels: False is "w/o DSL": clicked rows keep their observed
+        label and only unclicked rows get r^c (Eq. 8).
+      cvr_loss_scale: "weighted_mean" (default): each self-normalised sum is a
+        weighted average of log losses, on the scale of the other terms;
+        "per_batch": that divided by the batch size, as the official code
+        does (Eq. 10 read literally with Eq. 15), which makes L_r about 1/B
+        of the other terms.
+      conversion_propensity_weight, cvr_weight, ctcvr_weight: λ_c, λ_r, λ_t.
+      ctr_loss_weight: λ_o.
+      **kwargs: `CounterfactualModel` and `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "cvr", "conversion_propensity")
+
+    def __init__(self, use_conversion_propensity=True, use_causal_transfer=True, use_soft_labels=True,
+                 cvr_loss_scale="weighted_mean", conversion_propensity_weight=1.0, cvr_weight=1.0,
+                 ctcvr_weight=1.0, propensity_floor=1e-6, **kwargs):
+        if kwargs.get("propensity", "shared") != "shared":
+            raise ValueError("DDPO's click propensity is its own CTR network: `propensity` must be 'shared'.")
+        if cvr_loss_scale not in CVR_LOSS_SCALES:
+            raise ValueError(f"`cvr_loss_scale` must be one of {CVR_LOSS_SCALES}. Received: {cvr_loss_scale!r}")
+        self.use_conversion_propensity = use_conversion_propensity  # shape the graph
+        self.use_causal_transfer = use_causal_transfer
+        super().__init__(propensity_floor=propensity_floor, **kwargs)
+        self.use_soft_labels = use_soft_labels
+        self.cvr_loss_scale = cvr_loss_scale
+        self.conversion_propensity_weight = conversion_propensity_weight
+        self.cvr_weight = cvr_weight
+        self.ctcvr_weight = ctcvr_weight
+        self.self_normalised = losses.InversePropensityLoss(**{**self.weighting, "normalization": "clicked_rows"})
+
+    def build_outputs(self, inputs, task_representations, spec):
+        click_feature = task_representations["ctr"]
+        conversion_feature = task_representations["conversion_propensity"]
+        cvr_feature = task_representations["cvr"]
+        if self.use_causal_transfer:
+            transfers = [CausalTransfer(name="click_transfer")([click_feature, cvr_feature])]
+            if self.use_conversion_propensity:
+                transfers.append(CausalTransfer(name="conversion_transfer")([conversion_feature, cvr_feature]))
+            fused = keras.ops.concatenate(transfers, axis=-1) if len(transfers) > 1 else transfers[0]
+            width = cvr_feature.shape[-1]
+            cvr_feature = keras.layers.Dense(width, activation="relu", name="transfer_fusion")(fused)  # θ_t
+        outputs = {
+            "ctr": self.task_tower("ctr", click_feature, spec),
+            "cvr": self.task_tower("cvr", cvr_feature, spec),
+        }
+        if self.use_conversion_propensity:
+            outputs["conversion_propensity"] = self.task_tower("conversion_propensity", conversion_feature, spec)
+        outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
+        outputs["propensity"] = outputs["ctr"]
+        return outputs
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)  # L_o, Eq. 16
+        click = labels["click"]
+        conversion = tf.cast(labels["conversion"], tf.float32)
+        if self.use_conversion_propensity:
+            conversion_propensity = predictions["conversion_propensity"]
+            per_row = losses.binary_crossentropy(conversion, conversion_propensity)
+            terms["conversion_propensity_loss"] = tf.reduce_mean(tf.cast(click, tf.float32) * per_row)  # Eq. 6
+            pseudo_label = tf.stop_gradient(conversion_propensity)
+        else:
+            pseudo_label = tf.zeros_like(conversion)
+        soft_label = self.soft_labels(click, conversion, pseudo_label)
+        error = losses.binary_crossentropy(soft_label, predictions["cvr"])
+        unclick = 1 - tf.cast(click, tf.int64)
+        propensity = predictions["propensity"]
+        cvr_loss = self.self_normalised(click, propensity, error) + self.self_normalised(
+            unclick, 1.0 - propensity, error)  # Eq. 10 with Eq. 15
+        if self.cvr_loss_scale == "per_batch":
+            cvr_loss = cvr_loss / tf.cast(tf.size(error), tf.float32)
+        terms["cvr_loss"] = cvr_loss
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 17
+        terms["loss"] = (self.click_loss_total(terms)
+                         + self.conversion_propensity_weight * terms.get("conversion_propensity_loss", 0.0)
+                         + self.cvr_weight * cvr_loss + self.ctcvr_weight * terms["ctcvr_loss"])  # Eq. 18
+        return terms
+
+    def soft_labels(self, click, conversion, pseudo_label):
+        """r* of Eq. 9 (or Eq. 8's labels without dynamic soft labels)."""
+        if self.use_soft_labels:
+            return tf.where(conversion > 0, conversion, pseudo_label)
+        return tf.where(tf.cast(click, tf.bool), conversion, pseudo_label)
+
+    def get_config(self):
+        return {**super().get_config(), "use_conversion_propensity": self.use_conversion_propensity,
+                "use_causal_transfer": self.use_causal_transfer, "use_soft_labels": self.use_soft_labels,
+                "cvr_loss_scale": self.cvr_loss_scale,
+                "conversion_propensity_weight": self.conversion_propensity_weight,
+                "cvr_weight": self.cvr_weight, "ctcvr_weight": self.ctcvr_weight}
+
+
+@registry.register("mmoe_ddpo")
+class MMoEDDPO(DDPO):
+    """MDDPO (ddpo.txt Table 2, "MMoE+DDPO"): DDPO on the MMoE backbone, one gate per network."""
+
+    backbones = ("mmoe",)
+
+    def __init__(self, backbone="mmoe", **kwargs):
+        if backbone != "mmoe":
+            raise ValueError(f"mmoe_ddpo is DDPO on MMoE; use model 'ddpo' for backbone {backbone!r}.")
+        super().__init__(backbone=backbone, **kwargs)
