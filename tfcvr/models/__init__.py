@@ -12,6 +12,7 @@ from tfcvr.models import (
     multi_ipw,
     naive,
     naive_imputation,
+    nise,
     oversampling,
 )
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel

@@ -1,0 +1,44 @@
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
+
+
+def entropy(p):
+    return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+
+
+CVR_LOSS = (HAND_CVR_ERRORS[0] + HAND_CVR_ERRORS[1] + entropy(HAND_CVR[2]) + entropy(HAND_CVR[3])) / 4
+
+
+def test_objective_and_dynamic_weight_by_hand():
+    terms = {k: float(v) for k, v in small_model("nise").objective(HAND_LABELS, hand_predictions()).items()}
+    weight = min(HAND_CTR_LOSS / CVR_LOSS, 50.0)
+    assert terms["cvr_loss"] == pytest.approx(CVR_LOSS, rel=1e-5)
+    assert terms["cvr_weight"] == pytest.approx(weight, rel=1e-5)
+    assert terms["loss"] == pytest.approx(HAND_CTR_LOSS + weight * CVR_LOSS, rel=1e-5)
+    capped = small_model("nise", max_weight_ratio=0.1).objective(HAND_LABELS, hand_predictions())
+    assert float(capped["cvr_weight"]) == pytest.approx(0.1)
+
+
+def test_unclicked_term_is_entropy_minimisation():
+    cvr = tf.Variable(HAND_CVR)
+    model = small_model("nise", dynamic_weight=False)
+    with tf.GradientTape() as tape:
+        loss = model.objective(HAND_LABELS, {**hand_predictions(), "cvr": cvr})["cvr_loss"]
+    gradient = tape.gradient(loss, cvr).numpy()
+    p = np.array(HAND_CVR)
+    # dH/dp = log((1 - p) / p) on unclicked rows, divided by |D| = 4.
+    np.testing.assert_allclose(gradient[2:], np.log((1 - p[2:]) / p[2:]) / 4, rtol=1e-4)
+
+
+def test_ablations():
+    no_unclicked = small_model("nise", use_unclicked=False).objective(HAND_LABELS, hand_predictions())
+    assert float(no_unclicked["cvr_loss"]) == pytest.approx((HAND_CVR_ERRORS[0] + HAND_CVR_ERRORS[1]) / 4, rel=1e-5)
+    fixed = small_model("nise", dynamic_weight=False).objective(HAND_LABELS, hand_predictions())
+    assert float(fixed["loss"]) == pytest.approx(HAND_CTR_LOSS + CVR_LOSS, rel=1e-5)
+    cvr_only = small_model("nise", use_ctr_loss=False).objective(HAND_LABELS, hand_predictions())
+    assert float(cvr_only["loss"]) == pytest.approx(float(cvr_only["cvr_weight"]) * CVR_LOSS, rel=1e-5)
