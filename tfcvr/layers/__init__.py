@@ -2,6 +2,7 @@
 
 from tfcvr.layers.causal_transfer import CausalTransfer
 from tfcvr.layers.feature_embedding import FeatureEmbedding
+from tfcvr.layers.gradient_reversal import GradientReversal
 from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import MMoE
 from tfcvr.layers.shared_bottom import SharedBottom
