@@ -82,13 +82,13 @@ def hand_predictions(**extra):
     return predictions
 
 
-def small_model(name, **kwargs):
+def small_model(name, hidden_units=(4,), tower_units=(2,), **kwargs):
     """A compiled tiny model of TINY_SCHEMA with built optimizers."""
     import keras
 
     from tfcvr import models
 
-    model = models.build(name, TINY_SCHEMA, hidden_units=(4,), tower_units=(2,), **kwargs)
+    model = models.build(name, TINY_SCHEMA, hidden_units=hidden_units, tower_units=tower_units, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     model.build_optimizers()
     return model

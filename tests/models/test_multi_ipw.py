@@ -1,5 +1,6 @@
 import math
 
+import keras
 import pytest
 import tensorflow as tf
 
@@ -38,7 +39,8 @@ def test_cvr_term_reaches_the_ctr_tower_only_without_detaching(detach):
 
 
 def test_ipw_naive_trains_a_separate_propensity_model():
-    model = small_model("ipw_naive")
+    keras.utils.set_random_seed(0)  # two all-dead ReLU nets would both output exactly 0.5
+    model = small_model("ipw_naive", hidden_units=(32,), tower_units=(16,))
     assert variables_named(model, "propensity_embedding") and variables_named(model, "propensity_head")
     predictions = model(tiny_features(), training=True)
     assert not tf.reduce_all(predictions["propensity"] == predictions["ctr"])
