@@ -88,3 +88,11 @@ def test_undersampling_keeps_clicks_and_about_lambda_times_clicks():
     assert np.mean(kept) == pytest.approx(150, rel=0.05)
     with pytest.raises(ValueError, match="at least 1"):
         losses.undersample_unclicked(click, 0.5)
+
+
+def test_non_click_and_dual_spaces_by_hand():
+    ipw = losses.InversePropensityLoss(propensity_floor=0.05)
+    # Unclicked rows 2 and 4: weights 1/(1 − 0.3) and 1/(1 − 0.1), divided by |D| = 5.
+    non_click = (2.0 / 0.7 + 3.0 / 0.9) / 5
+    assert float(ipw.non_click(CLICK, PROPENSITY, ERROR)) == pytest.approx(non_click, rel=1e-5)
+    assert float(ipw.dual(CLICK, PROPENSITY, ERROR)) == pytest.approx(15.8 / 5 + non_click, rel=1e-5)

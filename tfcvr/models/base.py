@@ -102,8 +102,9 @@ class CVRModel(keras.Model):
         Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
         layers and return tensors. `spec` holds the schema and the architecture
         arguments; a subclass whose own arguments shape the graph stores them
-        as plain attributes before calling `super().__init__`. The default gives each task an MLP tower and a sigmoid head,
-        and adds ctcvr = ctr * cvr.
+        as plain attributes before calling `super().__init__`. The default
+        gives each task an MLP tower and a sigmoid head, and adds
+        ctcvr = ctr * cvr.
         """
         outputs = {task: self.task_tower(task, rep, spec) for task, rep in task_representations.items()}
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])

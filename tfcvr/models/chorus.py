@@ -48,7 +48,6 @@ class ChorusCVR(CounterfactualModel):
         self.use_ndm = use_ndm
         self.use_sam = use_sam
         self.click_space_ipw = click_space_ipw
-        self.ipw = losses.InversePropensityLoss(**self.weighting)
 
     def build_outputs(self, inputs, task_representations, spec):
         outputs = super().build_outputs(inputs, task_representations, spec)
@@ -73,20 +72,16 @@ class ChorusCVR(CounterfactualModel):
         if self.use_sam:
             cvr_to_uncvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(uncvr), cvr)
             uncvr_to_cvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(cvr), uncvr)
-            terms["align_loss"] = sum(self._entire_space(click, propensity, e) for e in (cvr_to_uncvr, uncvr_to_cvr))
+            # 1/ô on clicked and 1/(1 − ô) on unclicked rows for both terms.
+            terms["align_loss"] = sum(self.ipw_loss.dual(click, propensity, e) for e in (cvr_to_uncvr, uncvr_to_cvr))
             total += terms["align_loss"]  # Eq. 10
         terms["loss"] = total  # Eq. 11
         return terms
 
     def _click_space(self, click, propensity, error):
         if self.click_space_ipw:
-            return self.ipw(click, propensity, error)
+            return self.ipw_loss(click, propensity, error)
         return losses.masked_mean(error, click)
-
-    def _entire_space(self, click, propensity, error):
-        """Click-space IPW with 1/ô plus un-click-space IPW with 1/(1 − ô) (Eq. 10)."""
-        unclick = 1 - tf.cast(click, tf.int64)
-        return self.ipw(click, propensity, error) + self.ipw(unclick, 1.0 - propensity, error)
 
     def get_config(self):
         return {**super().get_config(), "use_ndm": self.use_ndm, "use_sam": self.use_sam,

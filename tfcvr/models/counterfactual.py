@@ -39,8 +39,8 @@ class CounterfactualModel(CVRModel):
         super().__init__(**kwargs)
         self.weighting = dict(propensity_floor=propensity_floor, max_weight=max_weight,
                               normalization=normalization, detach_propensity=detach_propensity)
-        # Validates the weighting arguments once, at construction.
-        losses.PropensityWeightedLoss(**self.weighting)
+        # Validates the weighting arguments at construction; the IPW methods use it directly.
+        self.ipw_loss = losses.InversePropensityLoss(**self.weighting)
         self.ctr_loss_weight = ctr_loss_weight
 
     def build_outputs(self, inputs, task_representations, spec):
@@ -64,7 +64,6 @@ class CounterfactualModel(CVRModel):
 
     def click_loss_total(self, terms) -> tf.Tensor:
         return self.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)
-
 
     def get_config(self):
         return {**super().get_config(), "propensity": self.propensity, **self.weighting,

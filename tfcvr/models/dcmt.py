@@ -34,17 +34,15 @@ class DCMT(CounterfactualModel):
     def __init__(self, constraint_weight=1e-3, **kwargs):
         super().__init__(**kwargs)
         self.constraint_weight = constraint_weight
-        self.ipw = losses.InversePropensityLoss(**self.weighting)
 
     def objective(self, labels, predictions):
         terms = self.click_losses(labels, predictions)
         click, conversion = labels["click"], tf.cast(labels["conversion"], tf.float32)
         propensity, cvr = predictions["propensity"], predictions["cvr"]
         counterfactual_cvr = predictions["counterfactual_cvr"]
-        unclick = 1 - tf.cast(click, tf.int64)
-        terms["cvr_loss"] = self.ipw(click, propensity, losses.binary_crossentropy(conversion, cvr))
-        terms["counterfactual_loss"] = self.ipw(
-            unclick, 1.0 - propensity, losses.binary_crossentropy(1.0 - conversion, counterfactual_cvr))
+        terms["cvr_loss"] = self.ipw_loss(click, propensity, losses.binary_crossentropy(conversion, cvr))
+        terms["counterfactual_loss"] = self.ipw_loss.non_click(
+            click, propensity, losses.binary_crossentropy(1.0 - conversion, counterfactual_cvr))
         terms["constraint_loss"] = tf.reduce_mean(tf.abs(cvr + counterfactual_cvr - 1.0))
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         terms["loss"] = (self.click_loss_total(terms) + terms["cvr_loss"] + terms["counterfactual_loss"]

@@ -27,7 +27,9 @@ class DDPO(CounterfactualModel):
     * Dynamic soft labels r* = r if r = 1 else sg(r^c) (Eq. 9).
     * L_r = Σ_O w·δ(r*, r̂) + Σ_N w'·δ(r*, r̂) with the self-normalised dual
       weights w = (1/ô)/Σ_O(1/ô), w' = (1/(1−ô))/Σ_N(1/(1−ô)) (Eq. 10, 15),
-      detached, ô floored at 1e-6 as the official code does.
+      detached, ô floored at 1e-6 as the official code does. That is the
+      family's "clicked_rows" normalisation, the default here; "none" gives
+      Eq. 10 without self-normalisation.
     * L_t = (1/|D|) Σ_D δ(r, ô·r̂) (Eq. 17), L_o the CTR log loss (Eq. 16).
     * L = λ_o L_o + λ_c L_c + λ_r L_r + λ_t L_t, all λ = 1 (Eq. 18).
 
@@ -51,20 +53,19 @@ class DDPO(CounterfactualModel):
 
     def __init__(self, use_conversion_propensity=True, use_causal_transfer=True, use_soft_labels=True,
                  cvr_loss_scale="weighted_mean", conversion_propensity_weight=1.0, cvr_weight=1.0,
-                 ctcvr_weight=1.0, propensity_floor=1e-6, **kwargs):
+                 ctcvr_weight=1.0, propensity_floor=1e-6, normalization="clicked_rows", **kwargs):
         if kwargs.get("propensity", "shared") != "shared":
             raise ValueError("DDPO's click propensity is its own CTR network: `propensity` must be 'shared'.")
         if cvr_loss_scale not in CVR_LOSS_SCALES:
             raise ValueError(f"`cvr_loss_scale` must be one of {CVR_LOSS_SCALES}. Received: {cvr_loss_scale!r}")
         self.use_conversion_propensity = use_conversion_propensity  # shape the graph
         self.use_causal_transfer = use_causal_transfer
-        super().__init__(propensity_floor=propensity_floor, **kwargs)
+        super().__init__(propensity_floor=propensity_floor, normalization=normalization, **kwargs)
         self.use_soft_labels = use_soft_labels
         self.cvr_loss_scale = cvr_loss_scale
         self.conversion_propensity_weight = conversion_propensity_weight
         self.cvr_weight = cvr_weight
         self.ctcvr_weight = ctcvr_weight
-        self.self_normalised = losses.InversePropensityLoss(**{**self.weighting, "normalization": "clicked_rows"})
 
     def build_outputs(self, inputs, task_representations, spec):
         click_feature = task_representations["ctr"]
@@ -100,10 +101,7 @@ class DDPO(CounterfactualModel):
             pseudo_label = tf.zeros_like(conversion)
         soft_label = self.soft_labels(click, conversion, pseudo_label)
         error = losses.binary_crossentropy(soft_label, predictions["cvr"])
-        unclick = 1 - tf.cast(click, tf.int64)
-        propensity = predictions["propensity"]
-        cvr_loss = self.self_normalised(click, propensity, error) + self.self_normalised(
-            unclick, 1.0 - propensity, error)  # Eq. 10 with Eq. 15
+        cvr_loss = self.ipw_loss.dual(click, predictions["propensity"], error)  # Eq. 10 with Eq. 15
         if self.cvr_loss_scale == "per_batch":
             cvr_loss = cvr_loss / tf.cast(tf.size(error), tf.float32)
         terms["cvr_loss"] = cvr_loss

@@ -25,7 +25,6 @@ class MultiIPW(CounterfactualModel):
         super().__init__(**kwargs)
         self.counterfactual_weight = counterfactual_weight
         self.global_weight = global_weight
-        self.ipw_loss = losses.InversePropensityLoss(**self.weighting)
 
     def objective(self, labels, predictions):
         terms = self.click_losses(labels, predictions)
