@@ -2,13 +2,19 @@
 
 Keras 3 `fit` fails under MultiWorkerMirroredStrategy and is unsupported under
 ParameterServerStrategy (research/env.md §2e), so the loop is a custom one
-around `strategy.run(model.train_step, ...)`. A method owns its step (losses,
+around `strategy.run(step, ...)` with the method's step of each training stage
+(`model.train_step` for most). A method owns its step (losses,
 which variables each optimizer updates); this loop owns distribution,
 checkpoints, TensorBoard summaries and progress.
 
 Checkpoints hold the model (with every optimizer it tracks), the global step
 and the epoch. A restarted job restores the newest one and resumes at the
 start of the epoch it was in.
+
+A method trained in stages (`CVRModel.training_stages`, e.g. UKD's teacher
+then student) runs its stages back to back within one count of epochs, so
+the epoch in the checkpoint also says which stage a restarted job is in. Each
+stage's step is traced as its own `tf.function`.
 """
 
 import time
@@ -54,7 +60,7 @@ class TrainingLoop:
             tf.summary.create_file_writer(distribution.writable_dir(summary_dir, strategy))
             if summary_dir else tf.summary.create_noop_writer()
         )
-        self._distributed_step = tf.function(self._step)
+        self._stage_functions = {}
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if any; True when one was restored."""
@@ -72,12 +78,13 @@ class TrainingLoop:
         return True
 
     def train(self, dataset_fn, epochs: int, global_batch_size: int, steps_per_epoch=None) -> dict:
-        """Runs epochs `epoch..epochs-1`; returns {"steps", "seconds", "examples_per_second", final loss terms}.
+        """Runs the epochs left; returns {"steps", "seconds", "examples_per_second", final loss terms}.
 
         Args:
           dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of
             per-replica batches; called once per epoch.
-          epochs: total epochs (a resumed job runs the remaining ones).
+          epochs: epochs asked of the method (a resumed job runs the remaining
+            ones); a staged method may add epochs of its own stages before them.
           global_batch_size: examples per step across replicas, for throughput.
           steps_per_epoch: steps per epoch; None runs each epoch to the end of
             its data. Multi-worker jobs need it (workers must step together).
@@ -85,12 +92,14 @@ class TrainingLoop:
         self.restore()
         start_step, started = int(self.global_step), time.perf_counter()
         last_terms = {}
+        stages = self.model.training_stages(epochs)
         with self._summary_writer.as_default():
-            while int(self.epoch) < epochs:
+            while int(self.epoch) < sum(stage_epochs for _, stage_epochs in stages):
+                stage = _stage_at(stages, int(self.epoch))
                 dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
                 if steps_per_epoch is not None:
                     dataset = _take(dataset, steps_per_epoch)
-                last_terms = self._run_epoch(dataset, global_batch_size) or last_terms
+                last_terms = self._run_epoch(stage, dataset, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
                 self.checkpoints.save(checkpoint_number=int(self.global_step))
         seconds = time.perf_counter() - started
@@ -103,28 +112,39 @@ class TrainingLoop:
             **last_terms,
         }
 
-    def _step(self, batch):
-        terms = self.strategy.run(self.model.train_step, args=(batch,))
-        self.global_step.assign_add(1)
-        return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
+    def _stage_function(self, stage):
+        """The distributed step of `stage`, traced once per stage."""
+        if stage not in self._stage_functions:
+            step_fn = self.model.stage_step(stage)
 
-    def _run_epoch(self, dataset, global_batch_size) -> dict:
+            def distributed_step(batch):
+                terms = self.strategy.run(step_fn, args=(batch,))
+                self.global_step.assign_add(1)
+                return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
+
+            self._stage_functions[stage] = tf.function(distributed_step)
+        return self._stage_functions[stage]
+
+    def _run_epoch(self, stage, dataset, global_batch_size) -> dict:
+        step_function = self._stage_function(stage)
         pending, window_start, window_steps = [], time.perf_counter(), 0
         last_terms = {}
         for batch in dataset:
-            pending.append(self._distributed_step(batch))
+            pending.append(step_function(batch))
             window_steps += 1
             step = int(self.global_step)
             if step % self.log_every == 0:
-                last_terms = self._report(pending, window_steps, time.perf_counter() - window_start, global_batch_size)
+                last_terms = self._report(stage, pending, window_steps, time.perf_counter() - window_start,
+                                          global_batch_size)
                 pending, window_start, window_steps = [], time.perf_counter(), 0
             if step % self.checkpoint_every == 0:
                 self.checkpoints.save(checkpoint_number=step)
         if pending:
-            last_terms = self._report(pending, window_steps, time.perf_counter() - window_start, global_batch_size)
+            last_terms = self._report(stage, pending, window_steps, time.perf_counter() - window_start,
+                                      global_batch_size)
         return last_terms
 
-    def _report(self, pending, steps, seconds, global_batch_size) -> dict:
+    def _report(self, stage, pending, steps, seconds, global_batch_size) -> dict:
         """Logs and summarises the mean loss terms of the steps since the last report."""
         means = {name: float(np.mean([terms[name].numpy() for terms in pending])) for name in pending[0]}
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
@@ -133,8 +153,19 @@ class TrainingLoop:
             tf.summary.scalar(f"train/{name}", value, step=step)
         tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
         terms = "  ".join(f"{name}={value:.4f}" for name, value in means.items())
-        logging.info("epoch %d step %d  %.0f examples/s  %s", int(self.epoch) + 1, step, examples_per_second, terms)
+        logging.info("%s epoch %d step %d  %.0f examples/s  %s", stage, int(self.epoch) + 1, step,
+                     examples_per_second, terms)
         return means
+
+
+def _stage_at(stages, epoch):
+    """The stage that global epoch `epoch` (0-based) belongs to."""
+    remaining = epoch
+    for stage, stage_epochs in stages:
+        if remaining < stage_epochs:
+            return stage
+        remaining -= stage_epochs
+    raise ValueError(f"Epoch {epoch} is past the last training stage of {stages}.")
 
 
 def _take(distributed_dataset, steps):

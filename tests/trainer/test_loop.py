@@ -53,3 +53,24 @@ def test_steps_per_epoch_repeats_data(simulated, tmp_path):
     loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path))
     result = loop.train(lambda c: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9)
     assert result["steps"] == 18
+
+
+def test_staged_model_runs_its_stages_in_order_and_resumes_in_the_student_stage(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    strategy = tf.distribute.get_strategy()
+    teacher_only = _model(schema, "ukd")
+    # No student epochs asked: only the teacher stage runs (6 steps), then a checkpoint at epoch 1.
+    loop = TrainingLoop(teacher_only, strategy, str(tmp_path), log_every=3)
+    assert loop.train(lambda c: pipeline.dataset(), epochs=0, global_batch_size=400)["steps"] == 6
+    trained_teacher = [v.numpy() for v in teacher_only.teacher.variables]
+
+    # A restarted job restores the teacher and runs only the student stage.
+    resumed_model = _model(schema, "ukd")
+    resumed = TrainingLoop(resumed_model, strategy, str(tmp_path), log_every=3)
+    result = resumed.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)
+    assert result["steps"] == 6 and "cvr_unclick_loss" in result and "discriminator_loss" not in result
+    for before, after in zip(trained_teacher, resumed_model.teacher.variables):
+        np.testing.assert_array_equal(before, after.numpy())
+    assert int(resumed_model.teacher_optimizer.iterations.numpy()) == 6
+    assert int(resumed_model.optimizer.iterations.numpy()) == 6

@@ -1,4 +1,4 @@
-"""Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones."""
+"""Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones, method-specific blocks."""
 
 from tfcvr.layers.causal_transfer import CausalTransfer
 from tfcvr.layers.feature_embedding import FeatureEmbedding
@@ -6,19 +6,21 @@ from tfcvr.layers.gradient_reversal import GradientReversal
 from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import MMoE
 from tfcvr.layers.shared_bottom import SharedBottom
+from tfcvr.layers.variational_information import VariationalInformation
 
 BACKBONES = {"shared_bottom": SharedBottom, "mmoe": MMoE}
 
 
-def make_backbone(name: str, num_tasks: int, hidden_units, dropout=0.0, num_experts=4):
+def make_backbone(name: str, num_tasks: int, hidden_units, dropout=0.0, num_experts=4, layer_name="backbone"):
     """The backbone `name` ("shared_bottom" or "mmoe") with `num_tasks` outputs.
 
     `hidden_units` are the widths of the shared MLP, or of each expert for MMoE;
-    `num_experts` applies to MMoE only.
+    `num_experts` applies to MMoE only. `layer_name` names the layer (a model
+    with a second network, such as a teacher, gives it another name).
     """
     if name == "shared_bottom":
-        return SharedBottom(num_tasks=num_tasks, units=hidden_units, dropout=dropout, name="backbone")
+        return SharedBottom(num_tasks=num_tasks, units=hidden_units, dropout=dropout, name=layer_name)
     if name == "mmoe":
         return MMoE(num_tasks=num_tasks, num_experts=num_experts, expert_units=hidden_units,
-                    dropout=dropout, name="backbone")
+                    dropout=dropout, name=layer_name)
     raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(BACKBONES)}.")

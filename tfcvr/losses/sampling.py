@@ -18,3 +18,19 @@ def undersample_unclicked(click, rate) -> tf.Tensor:
     keep_probability = tf.minimum(1.0, tf.math.divide_no_nan((rate - 1.0) * clicked, unclicked))
     kept = tf.cast(tf.random.uniform(tf.shape(click)) < keep_probability, tf.float32)
     return tf.maximum(click, kept)
+
+
+def keep_lowest(values, mask, fraction) -> tf.Tensor:
+    """A 0/1 mask keeping the ⌈fraction·n⌉ rows of `mask` with the lowest `values` (n = rows in `mask`).
+
+    UKD's Monte-Carlo-dropout baseline ranks unclicked rows by the variance of
+    their pseudo-labels and keeps the lowest 80% (ukd.txt §4.4); within a
+    batch this is that ranking. Ties are broken by row order.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"The kept fraction must be in (0, 1]. Received: {fraction}")
+    mask = tf.cast(mask, tf.bool)
+    values = tf.where(mask, tf.cast(values, tf.float32), float("inf"))
+    ranks = tf.argsort(tf.argsort(values, stable=True), stable=True)
+    kept = tf.cast(tf.math.ceil(fraction * tf.reduce_sum(tf.cast(mask, tf.float32))), tf.int32)
+    return tf.cast(mask & (ranks < kept), tf.float32)

@@ -7,6 +7,7 @@ from tfcvr.models import (
     division,
     dr_jl,
     esmm,
+    evi,
     heuristic_dr,
     multi_dr,
     multi_ipw,
@@ -14,6 +15,7 @@ from tfcvr.models import (
     naive_imputation,
     nise,
     oversampling,
+    ukd,
 )
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
 from tfcvr.models.counterfactual import CounterfactualModel

@@ -7,6 +7,10 @@ outputs on top of the towers (`build_outputs`), and states its objective:
   "loss" the total; the inherited `train_step` minimises it with one optimizer.
 * Methods with several optimizers or alternating updates (DR-JL, adversarial
   teachers) override `train_step` and call `minimize` once per update.
+* Methods trained in stages (UKD: teacher, then student) list them in
+  `training_stages` and give each its step in `stage_step`; the training loop
+  runs the stages in order and records the stage in its checkpoints (as the
+  epoch count).
 
 Training steps never look at the distribution strategy beyond `minimize`'s
 replica scaling, so the same method code runs on one CPU and under
@@ -69,22 +73,21 @@ class CVRModel(keras.Model):
         unknown = sorted(set(numeric_statistics) - {f.name for f in schema_obj.numeric})
         if unknown:
             raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
-        inputs = {
-            f.name: keras.Input(shape=(), dtype="int64" if f.is_categorical else "float32", name=f.name)
-            for f in schema_obj.features
-        }
+        inputs = self.feature_inputs(schema_obj)
         spec = types.SimpleNamespace(
-            schema=schema_obj, embedding_dim=embedding_dim, hidden_units=tuple(hidden_units),
-            tower_units=tuple(tower_units), dropout=dropout, numeric_statistics=numeric_statistics,
+            schema=schema_obj, backbone=backbone, embedding_dim=embedding_dim, hidden_units=tuple(hidden_units),
+            tower_units=tuple(tower_units), num_experts=num_experts, dropout=dropout,
+            numeric_statistics=numeric_statistics,
         )
-        embedded = self.feature_embedding(spec, name="feature_embedding")(inputs)
+        spec.embedded = self.feature_embedding(spec, name="feature_embedding")(inputs)
         representations = make_backbone(
             backbone, len(self.task_names), hidden_units, dropout=dropout, num_experts=num_experts
-        )(embedded)
+        )(spec.embedded)
         task_representations = dict(zip(self.task_names, representations))
         outputs = self.build_outputs(inputs, task_representations, spec)
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name, **kwargs)
         self.schema = schema_obj
+        self.architecture = spec
         self._constructor_config = {
             "schema": schema_obj.to_dict(),
             "backbone": backbone,
@@ -100,15 +103,25 @@ class CVRModel(keras.Model):
         """Towers on the backbone's task representations -> {name: [batch] tensor}.
 
         Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
-        layers and return tensors. `spec` holds the schema and the architecture
-        arguments; a subclass whose own arguments shape the graph stores them
-        as plain attributes before calling `super().__init__`. The default
+        layers and return tensors. `spec` holds the schema, the architecture
+        arguments and `embedded`, the shared embedding layer's output (for
+        networks beside the backbone); after construction it is the model's
+        `architecture`. A subclass whose own arguments shape the graph stores
+        them as plain attributes before calling `super().__init__`. The default
         gives each task an MLP tower and a sigmoid head, and adds
         ctcvr = ctr * cvr.
         """
         outputs = {task: self.task_tower(task, rep, spec) for task, rep in task_representations.items()}
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
         return outputs
+
+    @staticmethod
+    def feature_inputs(schema) -> dict:
+        """{feature name: keras.Input} for a schema: hashed int64 ids and float32 numerics, shape [batch]."""
+        return {
+            f.name: keras.Input(shape=(), dtype="int64" if f.is_categorical else "float32", name=f.name)
+            for f in schema.features
+        }
 
     @staticmethod
     def feature_embedding(spec, name: str) -> FeatureEmbedding:
@@ -150,6 +163,24 @@ class CVRModel(keras.Model):
     def build_optimizers(self):
         """Creates the optimizer state for every variable (call under the strategy scope, after compile)."""
         self.optimizer.build(self.trainable_variables)
+
+    def optimizer_copy(self):
+        """A fresh optimizer configured as the compiled one, for a method's second set of variables."""
+        return self.optimizer.__class__.from_config(self.optimizer.get_config())
+
+    def training_stages(self, epochs: int) -> tuple:
+        """((stage, epochs), ...) in training order, for `epochs` passes asked of the method.
+
+        One stage, "train", by default. A staged method may add epochs of its
+        own (UKD's teacher epochs come before the student's `epochs`).
+        """
+        return (("train", epochs),)
+
+    def stage_step(self, stage: str):
+        """The per-replica step function of `stage`: data -> {loss term: value}."""
+        if stage != "train":
+            raise ValueError(f"{type(self).__name__} has no training stage {stage!r}.")
+        return self.train_step
 
     def train_step(self, data):
         features, labels = data

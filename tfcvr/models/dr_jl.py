@@ -41,7 +41,7 @@ class DRJL(CounterfactualModel):
 
     def compile(self, optimizer="adam", **kwargs):
         super().compile(optimizer=optimizer, **kwargs)
-        self.imputation_optimizer = self.optimizer.__class__.from_config(self.optimizer.get_config())
+        self.imputation_optimizer = self.optimizer_copy()
 
     @property
     def imputation_variables(self):

@@ -1,0 +1,155 @@
+"""EVI: a click-conditioned entire-space teacher and variational information exploitation."""
+
+import keras
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.layers import MLP, VariationalInformation, make_backbone
+from tfcvr.models import registry
+from tfcvr.models.counterfactual import CounterfactualModel
+
+
+@registry.register("evi")
+class EVI(CounterfactualModel):
+    """Entire-space Variational Information exploitation (AAAI 2025), evi.txt §4.
+
+    One model, one optimizer, on shared embeddings x (Fig. 1):
+
+    * CTR: ô from the backbone's CTR representation, L_CTR = mean δ(o, ô) (Eq. 12).
+    * CVR-T, the conditional entire-space teacher: the outer product of x and
+      a linear projection of sg(ô) is the click-conditioned representation
+      (§4.2); its own backbone and tower give r̂_T, trained on every
+      impression: L_CVR-T = mean_D δ(r, r̂_T) (Eq. 14). The label r is the
+      logged conversion, 0 on unclicked rows, as in the official code.
+    * CVR, the student: pseudo-labels r* = sg(r̂_T) on unclicked rows and
+      L_CVR = 1/(2|D|) [Σ_O δ(r, r̂)/ô + Σ_N δ(r*, r̂)/(1 − ô)] (Eq. 15), the
+      propensity floored at `propensity_floor` on both sides (the official
+      code clamps ô to [1e-3, 1 − 1e-3]) and detached.
+    * VIE between the last `vie_layers` layers of the teacher's and the
+      student's CVR towers: `VariationalInformation`, summed over the K
+      pairs, mean over the batch (Eq. 10-11).
+    * L_CTCVR = mean δ(o·r, ô·r̂) (Eq. 13).
+    * L = λ_c L_CTR + λ_t L_CVR-T + λ_r L_CVR + λ_i L_VIE + λ_g L_CTCVR (Eq. 16).
+
+    The paper gives no λ values; the defaults are the official config's (ctr
+    0.2, cvr_t 0.2, cvr 0.5, mi 0.8, ctcvr 0.1). The official code weights
+    L_CVR by the CTR weight (0.2) instead of its own 0.5, a bug; here λ_r is
+    `cvr_weight`, so `cvr_weight=0.4` reproduces the code's effective 0.2
+    (its L_CVR has 1/|D| where Eq. 15 has 1/(2|D|)).
+
+    Args:
+      use_vie: the VIE loss; False is Table 1's "w/o VIE".
+      conditional_teacher: condition the teacher on ô (CECT); False gives the
+        teacher x alone, the naive entire-space teacher of Table 1's "w/o VIE
+        CECT" row (combine with use_vie=False for that row).
+      vie_layers: K, the tower layers paired from the top (official: 2).
+      learn_variance: train the variational variance (Eq. 11). False is the
+        official code's frozen σ² (an accident there; offered as an option).
+      vie_reduction: "sum" over entries (Eq. 11) or "mean" (official code).
+      detach_teacher_representation: stop the VIE gradient into the teacher.
+        Default False: the official code lets VIE train both sides.
+      propensity_projection_dim: width of the linear projection of ô
+        (official: 5).
+      teacher_weight, cvr_weight, vie_weight, ctcvr_weight: λ_t, λ_r, λ_i, λ_g.
+      ctr_loss_weight: λ_c.
+      **kwargs: `CounterfactualModel` and `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "cvr")
+
+    def __init__(self, use_vie=True, conditional_teacher=True, vie_layers=2, learn_variance=True,
+                 vie_reduction="sum", detach_teacher_representation=False, propensity_projection_dim=5,
+                 teacher_weight=0.2, cvr_weight=0.5, vie_weight=0.8, ctcvr_weight=0.1, ctr_loss_weight=0.2,
+                 propensity_floor=1e-3, **kwargs):
+        if kwargs.get("propensity", "shared") != "shared":
+            raise ValueError("EVI's click propensity is its own CTR network: `propensity` must be 'shared'.")
+        if int(propensity_projection_dim) < 1:
+            raise ValueError(f"`propensity_projection_dim` must be positive. Received: {propensity_projection_dim}")
+        # These shape the graph: read by build_outputs.
+        self.use_vie = use_vie
+        self.conditional_teacher = conditional_teacher
+        self.vie_layers = int(vie_layers)
+        self.learn_variance = learn_variance
+        self.vie_reduction = vie_reduction
+        self.detach_teacher_representation = detach_teacher_representation
+        self.propensity_projection_dim = int(propensity_projection_dim)
+        super().__init__(ctr_loss_weight=ctr_loss_weight, propensity_floor=propensity_floor, **kwargs)
+        self.teacher_weight = teacher_weight
+        self.cvr_weight = cvr_weight
+        self.vie_weight = vie_weight
+        self.ctcvr_weight = ctcvr_weight
+
+    def build_outputs(self, inputs, task_representations, spec):
+        ctr = self.task_tower("ctr", task_representations["ctr"], spec)
+        student_layers = _tower_layers("cvr", task_representations["cvr"], spec)
+        outputs = {"ctr": ctr, "cvr": _head("cvr", student_layers[-1]), "propensity": ctr}
+        outputs["ctcvr"] = keras.ops.multiply(ctr, outputs["cvr"])
+
+        teacher_input = spec.embedded
+        if self.conditional_teacher:
+            # §4.2: outer product of x and a linear projection of the (detached) click propensity.
+            propensity = keras.ops.expand_dims(keras.ops.stop_gradient(ctr), -1)
+            projected = keras.layers.Dense(self.propensity_projection_dim, name="propensity_projection")(propensity)
+            outer = keras.ops.einsum("bi,bj->bij", spec.embedded, projected)
+            teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * self.propensity_projection_dim))
+        teacher_representation = make_backbone(spec.backbone, 1, spec.hidden_units, dropout=spec.dropout,
+                                               num_experts=spec.num_experts, layer_name="teacher_backbone")(
+                                                   teacher_input)[0]
+        teacher_layers = _tower_layers("teacher_cvr", teacher_representation, spec)
+        outputs["teacher_cvr"] = _head("teacher_cvr", teacher_layers[-1])
+
+        if self.use_vie:
+            if not 1 <= self.vie_layers <= len(teacher_layers):
+                raise ValueError(f"`vie_layers` must be between 1 and the {len(teacher_layers)} tower layers "
+                                 f"(tower_units={list(spec.tower_units)}). Received: {self.vie_layers}")
+            pairs = list(zip(teacher_layers, student_layers))[-self.vie_layers:]
+            per_pair = []
+            for k, (teacher, student) in enumerate(pairs):
+                if self.detach_teacher_representation:
+                    teacher = keras.ops.stop_gradient(teacher)
+                per_pair.append(VariationalInformation(
+                    learn_variance=self.learn_variance, reduction=self.vie_reduction,
+                    name=f"variational_information_{k}")([teacher, student]))
+            outputs["variational_information"] = per_pair[0] if len(per_pair) == 1 else keras.ops.sum(
+                keras.ops.stack(per_pair, axis=-1), axis=-1)
+        return outputs
+
+    def objective(self, labels, predictions):
+        terms = self.click_losses(labels, predictions)  # Eq. 12
+        click = labels["click"]
+        conversion = tf.cast(labels["conversion"], tf.float32)
+        teacher_cvr = predictions["teacher_cvr"]
+        terms["teacher_cvr_loss"] = tf.reduce_mean(losses.binary_crossentropy(conversion, teacher_cvr))  # Eq. 14
+        label = tf.where(tf.cast(click, tf.bool), conversion, tf.stop_gradient(teacher_cvr))  # r on O, r* on N
+        error = losses.binary_crossentropy(label, predictions["cvr"])
+        terms["cvr_loss"] = 0.5 * self.ipw_loss.dual(click, predictions["propensity"], error)  # Eq. 15
+        terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 13
+        total = (self.click_loss_total(terms) + self.teacher_weight * terms["teacher_cvr_loss"]
+                 + self.cvr_weight * terms["cvr_loss"] + self.ctcvr_weight * terms["ctcvr_loss"])
+        if self.use_vie:
+            terms["vie_loss"] = tf.reduce_mean(predictions["variational_information"])  # Eq. 11
+            total += self.vie_weight * terms["vie_loss"]
+        terms["loss"] = total  # Eq. 16
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "use_vie": self.use_vie, "conditional_teacher": self.conditional_teacher,
+                "vie_layers": self.vie_layers, "learn_variance": self.learn_variance,
+                "vie_reduction": self.vie_reduction,
+                "detach_teacher_representation": self.detach_teacher_representation,
+                "propensity_projection_dim": self.propensity_projection_dim,
+                "teacher_weight": self.teacher_weight, "cvr_weight": self.cvr_weight,
+                "vie_weight": self.vie_weight, "ctcvr_weight": self.ctcvr_weight}
+
+
+def _tower_layers(task, representation, spec):
+    """The activations of every layer of a task's tower (VIE pairs layers, so each is kept)."""
+    activations, hidden = [], representation
+    for i, units in enumerate(spec.tower_units):
+        hidden = MLP((units,), dropout=spec.dropout, name=f"{task}_tower_{i}")(hidden)
+        activations.append(hidden)
+    return activations or [representation]
+
+
+def _head(task, hidden):
+    return keras.ops.squeeze(keras.layers.Dense(1, activation="sigmoid", name=f"{task}_head")(hidden), axis=-1)

@@ -1,0 +1,288 @@
+"""UKD: a click-adaptive teacher labels unclicked impressions; an uncertainty-regularised student learns from them."""
+
+import types
+
+import keras
+import tensorflow as tf
+
+from tfcvr import losses
+from tfcvr.layers import MLP, GradientReversal, make_backbone
+from tfcvr.models import registry
+from tfcvr.models.base import CVRModel
+
+UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
+
+
+@registry.register("ukd")
+class UKD(CVRModel):
+    """Uncertainty-regularized knowledge distillation (Xu et al., WWW 2022), ukd.txt §3 and Appendix A.1.
+
+    Two stages, both run by one `python -m trainer.task --model=ukd` (the
+    training loop runs `training_stages` in order):
+
+    1. Teacher, `teacher_epochs` epochs. A separate network `teacher` with
+       its own embeddings: representation h = T_f(x), CVR predictor
+       p_T = T_p(h) and click discriminator p_d = T_d(GRL(h)) (Eq. 5). One
+       optimizer minimises L_T = L_CVR^(T) + L_d with
+       L_CVR^(T) = mean over clicked rows of δ(r, p_T) (Eq. 6) and
+       L_d = mean of δ(o, p_d) over the clicked rows and an equal-sized random
+       sample of the unclicked rows of the batch (Eq. 7, A.1); the gradient
+       reversal layer makes T_f maximise L_d while T_d minimises it.
+    2. Student, `epochs` epochs (the --epochs flag). The teacher is frozen:
+       its pseudo-label p_T(x) for each row is computed in inference mode
+       inside the student's step (§3.1.2) and no teacher variable is updated.
+       The student is the model itself: CTR and CVR towers on the backbone
+       (Eq. 8); the CVR tower's hidden layers give h_conv and two CVR
+       predictors (one-layer heads, as the last layer of A.1's dense block)
+       read it after independent dropout: p, p' (Eq. 11). Its loss, with the paper's sums divided by the batch
+       size (so the relative weights are the paper's):
+
+         L_CVR = Σ_O [δ(r, p) + δ(r, p')]
+               + α Σ_N [e^{−λ KL(p‖p')} δ(p_T, p) + e^{−λ KL(p'‖p)} δ(p_T, p')]
+               + Σ_N KL(p‖p')                                  (Eq. 9, 11, 12, A.1)
+         L_student = L_CVR + γ L_CTR,  L_CTR = Σ_D δ(o, pCTR)   (Eq. 10)
+
+       with O the clicked and N the unclicked rows. Serving reads
+       pCVR = (p + p')/2 (A.1).
+
+    The softmax over (pCVR, 1 − pCVR) of Eq. 5 and 8 is a sigmoid head here:
+    the same distribution with one logit.
+
+    Args:
+      uncertainty: "two_predictors" (UKD, above); "none" (UKD-base, §3.2.1:
+        one CVR predictor, L_CVR = Σ_O δ(r, p) + α Σ_N δ(p_T, p), Eq. 9-10);
+        "mc_dropout" (Table 6: the teacher, trained with dropout, predicts
+        `mc_samples` times with dropout on; the mean is the pseudo-label and
+        only the `mc_keep_fraction` of unclicked rows with the lowest variance
+        train a base student; the paper ranks the whole unclicked set, here the
+        ranking is per batch so no second pass over the data is needed).
+      teacher_epochs: epochs of the teacher stage, before the student's.
+      alpha: α, weight of the unclicked rows' distillation loss (A.1: 0.5).
+      gamma: γ, weight of the CTR loss (A.1: 0.2).
+      uncertainty_scale: λ of Eq. 12 (A.1: 100).
+      student_dropout: rate of the two independent dropouts before the CVR
+        predictors (A.1: 0.2).
+      detach_uncertainty_weight: stop gradients through e^{−λ KL}. Default
+        False: the paper adds the KL regulariser precisely because the weight
+        is differentiable ("a large KL-divergence leads to small label
+        distillation loss").
+      reversal_scale: gradient reversal strength (Ganin's λ; the paper uses
+        the plain reversal, 1).
+      discriminator_unclicked_ratio: unclicked rows sampled per clicked row
+        for L_d (A.1: 1, i.e. 1:1; §4.5.1 varies it; None = every unclicked row).
+      teacher_dropout: dropout in the teacher's network. Default None: the
+        model's `dropout`, or 0.2 with "mc_dropout" (the rate of Table 6).
+      mc_samples, mc_keep_fraction: the Monte-Carlo-dropout variant's 10
+        passes and 80% kept (§4.4).
+      **kwargs: `CVRModel` arguments.
+    """
+
+    task_names = ("ctr", "cvr")
+
+    def __init__(self, uncertainty="two_predictors", teacher_epochs=1, alpha=0.5, gamma=0.2,
+                 uncertainty_scale=100.0, student_dropout=0.2, detach_uncertainty_weight=False,
+                 reversal_scale=1.0, discriminator_unclicked_ratio=1.0, teacher_dropout=None, mc_samples=10,
+                 mc_keep_fraction=0.8, **kwargs):
+        if uncertainty not in UNCERTAINTY:
+            raise ValueError(f"`uncertainty` must be one of {UNCERTAINTY}. Received: {uncertainty!r}")
+        if int(teacher_epochs) < 1:
+            raise ValueError(f"`teacher_epochs` must be at least 1. Received: {teacher_epochs}")
+        if not 0.0 <= student_dropout < 1.0:
+            raise ValueError(f"`student_dropout` must be in [0, 1). Received: {student_dropout}")
+        if discriminator_unclicked_ratio is not None and discriminator_unclicked_ratio < 0:
+            raise ValueError("`discriminator_unclicked_ratio` must be non-negative or None. "
+                             f"Received: {discriminator_unclicked_ratio}")
+        if int(mc_samples) < 2:
+            raise ValueError(f"`mc_samples` must be at least 2 (a variance needs two). Received: {mc_samples}")
+        if not 0.0 < mc_keep_fraction <= 1.0:
+            raise ValueError(f"`mc_keep_fraction` must be in (0, 1]. Received: {mc_keep_fraction}")
+        self.uncertainty = uncertainty  # shapes the graph: read by build_outputs
+        self.student_dropout = student_dropout
+        super().__init__(**kwargs)
+        self.teacher_epochs = int(teacher_epochs)
+        self.alpha = alpha
+        self.gamma = gamma
+        self.uncertainty_scale = uncertainty_scale
+        self.detach_uncertainty_weight = detach_uncertainty_weight
+        self.reversal_scale = reversal_scale
+        self.discriminator_unclicked_ratio = discriminator_unclicked_ratio
+        self.teacher_dropout = teacher_dropout
+        self.mc_samples = int(mc_samples)
+        self.mc_keep_fraction = mc_keep_fraction
+        self.teacher = self._build_teacher(self.architecture)
+
+    def build_outputs(self, inputs, task_representations, spec):
+        outputs = {"ctr": self.task_tower("ctr", task_representations["ctr"], spec)}
+        if self.uncertainty == "two_predictors":
+            # h_conv = S^v_f(x): the CVR tower's hidden layers (A.1: the dense block but its last layer).
+            conversion_representation = MLP(spec.tower_units, dropout=spec.dropout, name="cvr_tower")(
+                task_representations["cvr"])
+            # Eq. 11: S_p(dropout(h_conv)) and S_p'(dropout'(h_conv)), independent dropout masks.
+            for predictor in ("cvr_first", "cvr_second"):
+                dropped = keras.layers.Dropout(self.student_dropout, name=f"{predictor}_dropout")(
+                    conversion_representation)
+                head = keras.layers.Dense(1, activation="sigmoid", name=f"{predictor}_head")(dropped)
+                outputs[predictor] = keras.ops.squeeze(head, axis=-1)
+            outputs["cvr"] = keras.ops.multiply(0.5, outputs["cvr_first"] + outputs["cvr_second"])  # A.1
+        else:
+            outputs["cvr"] = self.task_tower("cvr", task_representations["cvr"], spec)
+        outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
+        return outputs
+
+    def _build_teacher(self, spec):
+        """The click-adaptive teacher T_f, T_p, T_d (Eq. 5) as its own functional model."""
+        dropout = self.teacher_dropout
+        if dropout is None:
+            dropout = 0.2 if self.uncertainty == "mc_dropout" else spec.dropout
+        teacher_spec = types.SimpleNamespace(**{**vars(spec), "dropout": dropout})
+        inputs = self.feature_inputs(spec.schema)
+        embedded = self.feature_embedding(teacher_spec, name="teacher_embedding")(inputs)
+        representation = make_backbone(spec.backbone, 1, spec.hidden_units, dropout=dropout,
+                                       num_experts=spec.num_experts, layer_name="teacher_backbone")(embedded)[0]
+        reversed_representation = GradientReversal(self.reversal_scale, name="gradient_reversal")(representation)
+        outputs = {
+            "teacher_representation": representation,  # h^(T)
+            "teacher_cvr": self.task_tower("teacher_cvr", representation, teacher_spec),  # p_T
+            "click_discriminator": self.task_tower("click_discriminator", reversed_representation, teacher_spec),
+        }
+        return keras.Model(inputs=inputs, outputs=outputs, name="teacher")
+
+    # -- stages ---------------------------------------------------------------
+
+    def training_stages(self, epochs):
+        return (("teacher", self.teacher_epochs), ("student", epochs))
+
+    def stage_step(self, stage):
+        steps = {"teacher": self.teacher_step, "student": self.student_step}
+        if stage not in steps:
+            raise ValueError(f"UKD has no training stage {stage!r}; its stages are {sorted(steps)}.")
+        return steps[stage]
+
+    def compile(self, optimizer="adam", **kwargs):
+        super().compile(optimizer=optimizer, **kwargs)
+        self.teacher_optimizer = self.optimizer_copy()
+
+    @property
+    def student_variables(self):
+        teacher = {id(v) for v in self.teacher.trainable_variables}
+        return [v for v in self.trainable_variables if id(v) not in teacher]
+
+    def build_optimizers(self):
+        self.optimizer.build(self.student_variables)
+        self.teacher_optimizer.build(self.teacher.trainable_variables)
+
+    def teacher_step(self, data):
+        """Stage 1: one adversarial update of the teacher (Eq. 6-7); the student is untouched."""
+        features, labels = data
+        with tf.GradientTape() as tape:
+            terms = self.teacher_objective(labels, self.teacher(features, training=True))
+        self.minimize(tape, terms["loss"], self.teacher.trainable_variables, self.teacher_optimizer)
+        return terms
+
+    def teacher_objective(self, labels, teacher_outputs, domain_sample=None) -> dict:
+        """L_CVR^(T) (Eq. 6) + L_d (Eq. 7); `domain_sample` (0/1 rows for L_d) defaults to the 1:1 sample."""
+        click = labels["click"]
+        if domain_sample is None:
+            domain_sample = (tf.ones_like(click, tf.float32) if self.discriminator_unclicked_ratio is None
+                             else losses.undersample_unclicked(click, 1.0 + self.discriminator_unclicked_ratio))
+        cvr_loss = losses.masked_mean(
+            losses.binary_crossentropy(labels["conversion"], teacher_outputs["teacher_cvr"]), click)
+        discriminator_loss = losses.sample_mean(
+            losses.binary_crossentropy(click, teacher_outputs["click_discriminator"]), domain_sample)
+        return {"teacher_cvr_loss": cvr_loss, "discriminator_loss": discriminator_loss,
+                "loss": cvr_loss + discriminator_loss}
+
+    def train_step(self, data):
+        """The student's step: what a trained UKD runs (Keras `fit` after the teacher stage)."""
+        return self.student_step(data)
+
+    def student_step(self, data):
+        """Stage 2: pseudo-labels from the frozen teacher, then one update of the student's variables."""
+        features, labels = data
+        pseudo_labels = self.pseudo_labels(features)
+        with tf.GradientTape() as tape:
+            terms = self.objective(labels, {**self(features, training=True), **pseudo_labels})
+        self.minimize(tape, terms["loss"], self.student_variables)
+        return terms
+
+    def pseudo_labels(self, features) -> dict:
+        """{"pseudo_label": p_T} from the frozen teacher, no gradient (§3.1.2).
+
+        With "mc_dropout" also "pseudo_label_variance" over the dropout passes.
+        """
+        if self.uncertainty != "mc_dropout":
+            return {"pseudo_label": tf.stop_gradient(self.teacher(features, training=False)["teacher_cvr"])}
+        # Table 6: dropout on at inference, mean and variance over the passes.
+        samples = tf.stack([self.teacher(features, training=True)["teacher_cvr"] for _ in range(self.mc_samples)])
+        samples = tf.stop_gradient(samples)
+        return {"pseudo_label": tf.reduce_mean(samples, axis=0),
+                "pseudo_label_variance": tf.math.reduce_variance(samples, axis=0)}
+
+    def objective(self, labels, predictions) -> dict:
+        """The student's loss terms (class docstring, stage 2) for one batch.
+
+        `predictions` holds the model's outputs and the teacher's
+        `pseudo_labels` (with "mc_dropout", only the unclicked rows of lowest
+        pseudo-label variance count: `keep_lowest`).
+        """
+        pseudo_label = predictions["pseudo_label"]
+        click = tf.cast(labels["click"], tf.float32)
+        unclick = 1.0 - click
+        conversion = tf.cast(labels["conversion"], tf.float32)
+        terms = {"ctr_loss": self.ctr_log_loss(labels, predictions)}
+        if self.uncertainty == "two_predictors":
+            first, second = predictions["cvr_first"], predictions["cvr_second"]
+            kl_first, kl_second = losses.bernoulli_kl(first, second), losses.bernoulli_kl(second, first)  # Eq. 11
+            weight_first = tf.exp(-self.uncertainty_scale * kl_first)  # Eq. 12
+            weight_second = tf.exp(-self.uncertainty_scale * kl_second)  # its symmetric term (A.1)
+            if self.detach_uncertainty_weight:
+                weight_first, weight_second = tf.stop_gradient(weight_first), tf.stop_gradient(weight_second)
+            terms["cvr_click_loss"] = tf.reduce_mean(click * (
+                losses.binary_crossentropy(conversion, first) + losses.binary_crossentropy(conversion, second)))
+            terms["cvr_unclick_loss"] = self.alpha * tf.reduce_mean(unclick * (
+                weight_first * losses.binary_crossentropy(pseudo_label, first)
+                + weight_second * losses.binary_crossentropy(pseudo_label, second)))
+            terms["uncertainty_loss"] = tf.reduce_mean(unclick * kl_first)  # the KL regulariser, §3.2.2
+            terms["uncertainty_weight"] = losses.masked_mean(weight_first, unclick)  # monitoring only
+        else:
+            sample = unclick
+            if "pseudo_label_variance" in predictions:
+                sample = losses.keep_lowest(predictions["pseudo_label_variance"], unclick, self.mc_keep_fraction)
+            cvr = predictions["cvr"]
+            terms["cvr_click_loss"] = tf.reduce_mean(click * losses.binary_crossentropy(conversion, cvr))  # Eq. 9
+            terms["cvr_unclick_loss"] = self.alpha * tf.reduce_mean(
+                sample * losses.binary_crossentropy(pseudo_label, cvr))
+        cvr_loss = terms["cvr_click_loss"] + terms["cvr_unclick_loss"] + terms.get("uncertainty_loss", 0.0)
+        terms["loss"] = cvr_loss + self.gamma * terms["ctr_loss"]  # Eq. 10
+        return terms
+
+    def get_config(self):
+        return {**super().get_config(), "uncertainty": self.uncertainty, "teacher_epochs": self.teacher_epochs,
+                "alpha": self.alpha, "gamma": self.gamma, "uncertainty_scale": self.uncertainty_scale,
+                "student_dropout": self.student_dropout,
+                "detach_uncertainty_weight": self.detach_uncertainty_weight,
+                "reversal_scale": self.reversal_scale,
+                "discriminator_unclicked_ratio": self.discriminator_unclicked_ratio,
+                "teacher_dropout": self.teacher_dropout, "mc_samples": self.mc_samples,
+                "mc_keep_fraction": self.mc_keep_fraction}
+
+
+@registry.register("ukd_base")
+class UKDBase(UKD):
+    """UKD-base (ukd.txt §3.2.1, Table 4): the click-adaptive teacher and a base student without uncertainty."""
+
+    def __init__(self, uncertainty="none", **kwargs):
+        if uncertainty != "none":
+            raise ValueError(f"ukd_base has no uncertainty modelling; use model 'ukd' for {uncertainty!r}.")
+        super().__init__(uncertainty=uncertainty, **kwargs)
+
+
+@registry.register("ukd_mc_dropout")
+class UKDMonteCarloDropout(UKD):
+    """UKD with Monte-Carlo-dropout uncertainty (ukd.txt §4.4, Table 6) instead of the two predictors."""
+
+    def __init__(self, uncertainty="mc_dropout", **kwargs):
+        if uncertainty != "mc_dropout":
+            raise ValueError(f"ukd_mc_dropout is UKD with uncertainty='mc_dropout'; use model 'ukd' for "
+                             f"{uncertainty!r}.")
+        super().__init__(uncertainty=uncertainty, **kwargs)
