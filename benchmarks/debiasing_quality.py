@@ -2,6 +2,10 @@ r"""Which method corrects selection bias best on the built-in simulator: mean ±
 
     python benchmarks/debiasing_quality.py [--seeds 0,1,2] [--rows 200000] [--methods naive,esmm,...]
 
+A method entry may carry constructor arguments for a variant, e.g.
+`--methods "ukd,ukd[detach_uncertainty_weight=True]"` (arguments separated by
+";"); they reach the command line as --model_params.
+
 For each seed, one simulated log (tfcvr.data.simulate) is shared by every
 method, and each method trains through the real command line
 (`python -m trainer.task ... --seed=S`), so the comparison is paired: the same
@@ -39,13 +43,25 @@ def _distinct_methods():
     return [name for name in models.names() if models.get(name).registered_name == name]
 
 
+def _method_and_params(entry):
+    """"ukd[a=1;b=2]" -> ("ukd", ["a=1", "b=2"]); "ukd" -> ("ukd", [])."""
+    name, bracket, rest = entry.partition("[")
+    if not bracket:
+        return entry, []
+    if not rest.endswith("]"):
+        raise SystemExit(f"--methods entry {entry!r}: expected NAME or NAME[param=value;...]")
+    return name, [item for item in rest[:-1].split(";") if item]
+
+
 def _run(method, seed, data, args, root):
-    model_dir = os.path.join(root, f"{method}-{seed}")
+    name, params = _method_and_params(method)
+    model_dir = tempfile.mkdtemp(prefix=f"{name}-{seed}-", dir=root)
     command = [
-        sys.executable, "-m", "trainer.task", f"--model={method}", f"--seed={seed}",
+        sys.executable, "-m", "trainer.task", f"--model={name}", f"--seed={seed}",
         f"--train_files={data['train']}", f"--eval_files={data['eval']}", f"--schema={data['schema']}",
         f"--model_dir={model_dir}", f"--epochs={args.epochs}", f"--batch_size={args.batch_size}", "--noexport",
-    ] + ([f"--backbone={args.backbone}"] if args.backbone else [])
+    ] + ([f"--backbone={args.backbone}"] if args.backbone else []) + (
+        [f"--model_params={','.join(params)}"] if params else [])
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"{method} seed {seed} failed:\n{result.stderr[-3000:]}")
@@ -82,7 +98,8 @@ def main():
                 f"{key}={results[method][-1][key]:.4f}" for key, _ in COLUMNS), flush=True)
     print(f"\n{len(seeds)} seeds ({args.seeds}), {args.rows} simulated rows, {args.epochs} epoch(s), "
           f"batch {args.batch_size}, backbone {args.backbone or 'per method'}, selection_strength {args.selection_strength}: mean ± sd")
-    header = f"{'method':<17}" + "".join(f"{title:>22}" for _, title in COLUMNS)
+    width = max(17, max(len(method) for method in methods) + 2)
+    header = f"{'method':<{width}}" + "".join(f"{title:>22}" for _, title in COLUMNS)
     print(header)
     print("-" * len(header))
     for method in methods:
@@ -90,17 +107,17 @@ def main():
         for key, _ in COLUMNS:
             values = np.array([run[key] for run in results[method]], dtype=float)
             cells.append(f"{np.mean(values):>13.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}")
-        print(f"{method:<17}" + "".join(f"{cell:>22}" for cell in cells))
+        print(f"{method:<{width}}" + "".join(f"{cell:>22}" for cell in cells))
     if args.reference in results:
         print(f"\nPaired differences against {args.reference} (same seed, same data): mean ± sd")
-        print(f"{'method':<17}{'Δ bias unclicked':>22}{'Δ oracle CVR AUC':>22}{'Δ CVR AUC (clicked)':>22}")
+        print(f"{'method':<{width}}{'Δ bias unclicked':>22}{'Δ oracle CVR AUC':>22}{'Δ CVR AUC (clicked)':>22}")
         for method in methods:
             cells = []
             for key in ("cvr_bias_unclicked", "oracle_cvr_auc", "cvr_auc"):
                 deltas = np.array([run[key] - reference[key]
                                    for run, reference in zip(results[method], results[args.reference])])
                 cells.append(f"{deltas.mean():>+13.4f} ± {deltas.std(ddof=1) if len(deltas) > 1 else 0.0:.4f}")
-            print(f"{method:<17}" + "".join(f"{cell:>22}" for cell in cells))
+            print(f"{method:<{width}}" + "".join(f"{cell:>22}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,6 @@
+"""Clients of TF Serving for tfcvr exports (gRPC and REST), and a local stand-in server for tests."""
+
+from serving.errors import ServingError
+from serving.grpc_client import GrpcPredictionClient
+from serving.rest_client import RestPredictionClient
+from serving.retry import RetryPolicy

@@ -53,6 +53,11 @@ flags.DEFINE_enum("invalid_conversion", "error", ["error", "drop"],
 flags.DEFINE_integer("log_every", 100, "Steps between progress lines and summaries.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_bool("export", True, "Export a SavedModel for TF Serving.")
+flags.DEFINE_integer("keep_versions", None,
+                     "After exporting, keep only the newest N complete versions under <model_dir>/export "
+                     "(never the one just written). Default: keep all.")
+flags.register_validator("keep_versions", lambda n: n is None or n >= 1,
+                         message="--keep_versions must be at least 1 (the newest version is always kept).")
 
 
 def main(argv):
@@ -130,7 +135,7 @@ def main(argv):
             f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
     if FLAGS.export:
         export_base = distribution.writable_dir(os.path.join(model_dir, "export"), strategy)
-        report["export"] = export.export_for_serving(model, schema, export_base)
+        report["export"] = export.export_for_serving(model, schema, export_base, keep_versions=FLAGS.keep_versions)
         distribution.cleanup_worker_dir(export_base, os.path.join(model_dir, "export"))
     print(metrics.format_table(results, title=f"{FLAGS.model} ({report['backbone']}) on {eval_files}"))
     print(f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "

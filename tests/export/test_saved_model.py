@@ -27,7 +27,7 @@ def test_layout_and_signatures(exported):
     _, _, base, path = exported
     assert path == os.path.join(base, "7") and os.listdir(base) == ["7"]  # no temporary folder left
     loaded = tf.saved_model.load(path)
-    assert set(loaded.signatures) == {"serving_default", "predict_features"}
+    assert set(loaded.signatures) == {"serving_default", "predict"}
     default = loaded.signatures["serving_default"]
     assert list(default.structured_input_signature[1]) == ["examples"]
     assert set(default.structured_outputs) == {"ctr", "cvr", "ctcvr"}
@@ -38,7 +38,7 @@ def test_examples_and_raw_features_agree_and_honour_the_contract(exported):
     loaded = tf.saved_model.load(path)
     rows = [tiny_row(user_id=i * 10**15 - 5, item_cat=f"c{i}", price=float(i)) for i in range(5)]
     from_examples = loaded.signatures["serving_default"](examples=_examples(rows))
-    from_features = loaded.signatures["predict_features"](
+    from_features = loaded.signatures["predict"](
         user_id=tf.constant([r["user_id"] for r in rows], tf.int64),
         item_cat=tf.constant([r["item_cat"] for r in rows]),
         price=tf.constant([r["price"] for r in rows], tf.float32),
@@ -82,3 +82,41 @@ def test_versions_increase_and_never_overwrite(exported):
     assert int(os.path.basename(newer)) > 7
     with pytest.raises(ValueError, match="already exists"):
         export.export_for_serving(model, schema, base, version=7)
+
+
+def test_bad_requests_fail_with_invalid_argument_and_empty_batches_score_nothing(exported):
+    _, _, _, path = exported
+    loaded = tf.saved_model.load(path)
+    predict, default = loaded.signatures["predict"], loaded.signatures["serving_default"]
+    good = dict(user_id=tf.constant([1, 2], tf.int64), item_cat=tf.constant(["a", "b"]), price=tf.constant([1.0, 2.0]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="numeric feature price has a NaN or Inf value"):
+        predict(**{**good, "price": tf.constant([1.0, float("nan")])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="feature item_cat has a different number of candidates than user_id"):
+        predict(**{**good, "item_cat": tf.constant(["a"])})
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example input"):
+        default(examples=tf.constant([b"not a tf.Example"]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="item_cat"):
+        default(examples=_examples([{"user_id": 1, "price": 2.0}]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="price"):
+        default(examples=_examples([{"user_id": 1, "item_cat": "a", "price": "cheap"}]))
+    empty = default(examples=tf.constant([], tf.string))
+    assert all(empty[key].shape == (0,) for key in ("ctr", "cvr", "ctcvr"))
+    extreme = predict(user_id=tf.constant([-(2**63), 2**63 - 1], tf.int64), item_cat=tf.constant(["", "x" * 10000]),
+                      price=tf.constant([-1e30, 1e30]))
+    assert np.all((extreme["ctcvr"].numpy() > 0) & (extreme["ctcvr"].numpy() < 1))
+
+
+def test_warmup_requests_parse_and_replay_against_the_export(exported):
+    _, schema, _, path = exported
+    logs = export.read_warmup_requests(path)
+    assert os.path.exists(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
+    assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
+        "serving_default", "predict", "serving_default", "predict"]
+    loaded = tf.saved_model.load(path)
+    sizes = []
+    for log in logs:
+        request = log.predict_log.request
+        inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+        outputs = loaded.signatures[request.model_spec.signature_name](**inputs)
+        sizes.append(int(outputs["ctcvr"].shape[0]))
+    assert sizes == [1, 1, 100, 100]

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from serving import GrpcPredictionClient, RestPredictionClient
+from serving.local import start_grpc_server, start_rest_server
 from tfcvr import export, metrics, models
-from tfcvr.data import TFRecordPipeline
+from tfcvr.data import TFRecordPipeline, transform
 from trainer.loop import TrainingLoop
 
 
@@ -41,3 +43,26 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     for key in ("ctr", "cvr", "ctcvr"):
         assert served[key].shape == (32,) and served[key].dtype == tf.float32
         np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-6)
+
+    # The clients, through the in-process stand-ins for TF Serving's gRPC and REST APIs.
+    grpc_server, grpc_port = start_grpc_server({name: str(tmp_path / "export")})
+    rest_server, rest_port = start_rest_server({name: str(tmp_path / "export")})
+    try:
+        candidates = [record.numpy() for record in records]
+        # Generous deadlines: the other test worker competes for the 2 cores.
+        for client in (GrpcPredictionClient(f"localhost:{grpc_port}", name, timeout=30.0),
+                       RestPredictionClient(f"localhost:{rest_port}", name, signature_name="predict", schema=schema,
+                                            timeout=30.0)):
+            scores = client.predict(candidates if isinstance(client, GrpcPredictionClient) else _dicts(records, schema))
+            for key in ("ctr", "cvr", "ctcvr"):
+                np.testing.assert_allclose(scores[key], expected[key].numpy(), rtol=1e-5, atol=1e-6)
+    finally:
+        grpc_server.stop(None)
+        rest_server.shutdown()
+
+
+def _dicts(records, schema):
+    """Candidate dicts of the features of serialized tf.Examples."""
+    parsed = tf.io.parse_example(records, transform.feature_spec(schema))
+    values = {f.name: parsed[f.name].numpy().tolist() for f in schema.features}
+    return [{name: column[i] for name, column in values.items()} for i in range(len(records))]

@@ -5,35 +5,42 @@ Signatures (DESIGN.md, "Serving signature"):
 * `serving_default`: `examples`, a 1-D tf.string tensor of serialized
   tf.train.Example (features only; label keys are ignored) -> float32 `ctr`,
   `cvr`, `ctcvr` of shape [batch], each in (0, 1), ctcvr = ctr * cvr.
-* `predict_features`: one 1-D tensor per schema feature holding raw values
-  (int64 or string ids before hashing, float32 numerics) -> the same outputs.
-  This is the form a ranker that builds requests from its own feature store
-  sends.
+* `predict`: one 1-D tensor per schema feature holding raw values (int64 or
+  string ids before hashing, float32 numerics) -> the same outputs. This is
+  the form a ranker that builds requests from its own feature store sends.
 
 Both hash categorical values with `tfcvr.data.transform`, the function the
-training pipeline uses. The export goes through Keras' `ExportArchive`, whose
-SavedModels load in TF1 sessions as TF Serving's C++ loader does
-(research/env.md §2c), is written to a hidden temporary folder, and is renamed
-into place, so a server polling the folder never sees a half-written version.
+training pipeline uses. Bad requests fail with INVALID_ARGUMENT and a message
+naming the problem, never a crash or a hang: a missing feature, a wrong dtype
+or bytes that are not a tf.Example (parse_example's own errors), a NaN or Inf
+numeric value, features of different lengths (`predict`). Any int64 id,
+negative or huge, and any string is valid (it is hashed). An empty batch
+returns empty outputs.
+
+The export goes through Keras' `ExportArchive`, whose SavedModels load in TF1
+sessions as TF Serving's C++ loader does (research/env.md §2c), gets warmup
+requests in `assets.extra/` (`tfcvr.export.warmup`), is written to a hidden
+temporary folder, and is renamed into place, so a server polling the folder
+never sees a half-written version.
 """
 
 import os
-import time
 import uuid
 
 import keras
 import tensorflow as tf
 
 from tfcvr.data import transform
+from tfcvr.export import retention, warmup
+from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
+from tfcvr.export.versions import next_version
 from tfcvr.models.base import SERVING_OUTPUTS
 
-SERVING_DEFAULT = "serving_default"
-PREDICT_FEATURES = "predict_features"
 # sigmoid saturates to exactly 0 or 1 in float32; the contract is the open interval.
 _PROBABILITY_EPSILON = 1e-7
 
 
-def export_for_serving(model, schema, export_base: str, version=None) -> str:
+def export_for_serving(model, schema, export_base: str, version=None, keep_versions=None) -> str:
     """Writes `model` to `<export_base>/<version>/` and returns that path.
 
     Args:
@@ -43,6 +50,8 @@ def export_for_serving(model, schema, export_base: str, version=None) -> str:
       export_base: the folder TF Serving watches (local or gs://).
       version: integer version; default: the current Unix time in seconds, or
         one more than the newest existing version if that is larger.
+      keep_versions: after the export, keep only the newest N complete
+        versions (`tfcvr.export.retain_versions`); None keeps all.
     """
     tf.io.gfile.makedirs(export_base)
     version = next_version(export_base) if version is None else int(version)
@@ -53,39 +62,47 @@ def export_for_serving(model, schema, export_base: str, version=None) -> str:
 
     def serve_examples(examples):
         parsed = tf.io.parse_example(examples, spec)
-        return _serving_outputs(model, transform.to_model_inputs(parsed, schema))
+        return _serving_outputs(model, _checked_model_inputs(parsed, schema))
 
     def serve_features(features):
-        return _serving_outputs(model, transform.to_model_inputs(features, schema))
+        return _serving_outputs(model, _checked_model_inputs(features, schema))
 
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint(
         SERVING_DEFAULT, serve_examples, input_signature=[tf.TensorSpec([None], tf.string, name="examples")]
     )
-    archive.add_endpoint(PREDICT_FEATURES, serve_features, input_signature=[transform.raw_input_signature(schema)])
+    archive.add_endpoint(PREDICT, serve_features, input_signature=[transform.raw_input_signature(schema)])
     # A leading dot: not an integer, so TF Serving never tries to load it.
     temporary_path = os.path.join(export_base, f".tmp-{version}-{uuid.uuid4().hex}")
     try:
         archive.write_out(temporary_path, verbose=False)
+        warmup.write_warmup_requests(temporary_path, schema)
         tf.io.gfile.rename(temporary_path, final_path)
     finally:
         if tf.io.gfile.exists(temporary_path):
             tf.io.gfile.rmtree(temporary_path)
+    if keep_versions is not None:
+        retention.retain_versions(export_base, keep_versions, protect=(version,))
     return final_path
 
 
-def existing_versions(export_base: str) -> list:
-    """Integer version folders under `export_base`, ascending."""
-    if not tf.io.gfile.isdir(export_base):
-        return []
-    names = (name.rstrip("/") for name in tf.io.gfile.listdir(export_base))
-    return sorted(int(name) for name in names if name.isdigit())
-
-
-def next_version(export_base: str) -> int:
-    versions = existing_versions(export_base)
-    return max([int(time.time())] + [v + 1 for v in versions])
+def _checked_model_inputs(raw_features, schema) -> dict:
+    """`transform.to_model_inputs` after the checks that keep bad requests from producing NaN scores."""
+    names = [f.name for f in schema.features]
+    size = tf.shape(raw_features[names[0]])[0]
+    checks = []
+    for feature in schema.features:
+        value = raw_features[feature.name]
+        checks.append(tf.debugging.assert_equal(
+            tf.shape(value)[0], size,
+            message=f"feature {feature.name} has a different number of candidates than {names[0]}"))
+        if not feature.is_categorical:
+            checks.append(tf.debugging.assert_all_finite(
+                tf.cast(value, tf.float32), f"numeric feature {feature.name} has a NaN or Inf value"))
+    with tf.control_dependencies(checks):
+        checked = {name: tf.identity(raw_features[name]) for name in names}
+    return transform.to_model_inputs(checked, schema)
 
 
 def _serving_outputs(model, inputs) -> dict:

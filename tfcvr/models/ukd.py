@@ -65,7 +65,11 @@ class UKD(CVRModel):
       detach_uncertainty_weight: stop gradients through e^{−λ KL}. Default
         False: the paper adds the KL regulariser precisely because the weight
         is differentiable ("a large KL-divergence leads to small label
-        distillation loss").
+        distillation loss"). Note what that objective rewards: per unclicked
+        row, α e^{−λ KL} ℓ + KL is smallest at KL = ln(αλℓ)/λ when αλℓ > 1,
+        so the two predictors are pushed apart until the weight is about
+        1/(αλℓ). On data with a high CVR (ℓ ≈ 0.5, αλℓ ≈ 25) that splits the
+        predictors by many points; True keeps them together.
       reversal_scale: gradient reversal strength (Ganin's λ; the paper uses
         the plain reversal, 1).
       discriminator_unclicked_ratio: unclicked rows sampled per clicked row

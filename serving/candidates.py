@@ -1,0 +1,70 @@
+"""Ranking candidates -> the inputs of the two serving signatures.
+
+A candidate is a dict {feature name: scalar value} (int ids, str ids, float
+numerics; label keys are ignored by the model), a `tf.train.Example`, or the
+bytes of a serialized one.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from tfcvr.data import example_writer
+
+
+def serialized_examples(candidates) -> list:
+    """Serialized tf.Example bytes, one per candidate (the `serving_default` input)."""
+    serialized = []
+    for index, candidate in enumerate(candidates):
+        if isinstance(candidate, bytes):
+            serialized.append(candidate)
+        elif isinstance(candidate, tf.train.Example):
+            serialized.append(candidate.SerializeToString())
+        elif isinstance(candidate, dict):
+            serialized.append(example_writer.to_example(candidate).SerializeToString())
+        else:
+            raise TypeError(f"Candidate {index} is a {type(candidate).__name__}; expected a dict of feature values, "
+                            "a tf.train.Example or serialized tf.Example bytes.")
+    return serialized
+
+
+def feature_columns(candidates, schema=None) -> dict:
+    """{feature: 1-D numpy array} from dict candidates (the `predict` signature's inputs).
+
+    With a `schema`, every schema feature must be present and gets the
+    schema's dtype (int64 or string ids, float32 numerics); keys that are not
+    features (labels) are dropped. Without one, every key of the first
+    candidate is a feature and its dtype follows the values: all int -> int64,
+    any float -> float32, str/bytes -> string.
+    """
+    candidates = list(candidates)
+    if not candidates:
+        raise ValueError("No candidates: the predict signature needs at least one to know the features.")
+    for index, candidate in enumerate(candidates):
+        if not isinstance(candidate, dict):
+            raise TypeError(f"The predict signature takes dict candidates; candidate {index} is a "
+                            f"{type(candidate).__name__}. Use the serving_default signature for tf.Examples.")
+    dtypes = {f.name: f.tf_dtype for f in schema.features} if schema is not None else None
+    names = list(dtypes) if dtypes is not None else list(candidates[0])
+    columns = {}
+    for name in names:
+        missing = [i for i, c in enumerate(candidates) if name not in c]
+        if missing:
+            raise ValueError(f"Feature {name!r} is missing from candidate(s) {missing[:10]}.")
+        values = [c[name] for c in candidates]
+        if dtypes is not None:
+            dtype = dtypes[name]
+            columns[name] = np.array(values, dtype=object if dtype == tf.string else dtype.as_numpy_dtype)
+        else:
+            columns[name] = _infer_column(name, values)
+    return columns
+
+
+def _infer_column(name, values):
+    if all(isinstance(v, (str, bytes)) for v in values):
+        return np.array(values, dtype=object)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+        return np.array(values, dtype=np.int64)
+    if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values):
+        return np.array(values, dtype=np.float32)
+    raise TypeError(f"Feature {name!r} mixes value types {sorted({type(v).__name__ for v in values})}; "
+                    "give a schema or use one type per feature.")

@@ -1,0 +1,28 @@
+"""Two exported versions of a tiny model, served by the in-process gRPC and REST stand-ins."""
+
+import keras
+import pytest
+
+from tests.conftest import TINY_SCHEMA
+from tfcvr import export, models
+from tfcvr.data import schema as schema_lib
+from serving.local import start_grpc_server, start_rest_server
+
+
+@pytest.fixture(scope="package")
+def served(tmp_path_factory):
+    """{"schema", "base", "models" {version: model}, "grpc" host:port, "rest" host:port}; label stable -> 1."""
+    schema = schema_lib.Schema.from_dict(TINY_SCHEMA)
+    base = str(tmp_path_factory.mktemp("served"))
+    versions = {}
+    for version, seed in ((1, 0), (2, 1)):
+        keras.utils.set_random_seed(seed)
+        versions[version] = models.build("esmm", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+        export.export_for_serving(versions[version], schema, base, version=version)
+    labels = {"cvr": {"stable": 1}}
+    grpc_server, grpc_port = start_grpc_server({"cvr": base}, labels)
+    rest_server, rest_port = start_rest_server({"cvr": base}, labels)
+    yield {"schema": schema, "base": base, "models": versions, "grpc": f"localhost:{grpc_port}",
+           "rest": f"localhost:{rest_port}"}
+    grpc_server.stop(None)
+    rest_server.shutdown()

@@ -1,0 +1,6 @@
+"""Names of the serving signatures every tfcvr export has (DESIGN.md, "Serving signature")."""
+
+# Serialized tf.Example in `examples` -> ctr, cvr, ctcvr.
+SERVING_DEFAULT = "serving_default"
+# One raw tensor per schema feature -> ctr, cvr, ctcvr.
+PREDICT = "predict"
