@@ -15,6 +15,8 @@ INSTALL_REQUIRES = [
     "keras-rs>=0.4,<0.5",
     "scikit-learn>=1.5,<2",
     "numpy>=2.0,<3",
+    # Reports the tuning metric under Vertex AI hyperparameter tuning jobs (pure Python, tiny).
+    "cloudml-hypertune>=0.1.0.dev6,<0.2",
 ]
 
 setuptools.setup(

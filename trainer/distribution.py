@@ -1,15 +1,91 @@
-"""Which process writes: only the chief writes to the real paths.
+"""The distribution strategy from the environment, and which process writes.
 
-Under multi-worker strategies every worker must take part in saving (the
-save is collective), but only the chief's copy is real; the others write to
-their own temporary folders, which `cleanup_worker_dir` removes. Single
+Strategy: Vertex AI (and any TF cluster launcher) describes the job in
+TF_CONFIG: no cluster (or one task) -> the default strategy; chief/workers
+only -> MultiWorkerMirroredStrategy; a "ps" job -> ParameterServerStrategy,
+with variables of at least `min_shard_bytes` (the embedding tables) split
+across the parameter servers. Vertex AI's CLUSTER_SPEC is read when TF_CONFIG
+is absent (workerpool0 = chief, 1 = workers, 2 = parameter servers).
+
+Writes: under multi-worker strategies every worker must take part in saving
+(the save is collective), but only the chief's copy is real; the others write
+to their own temporary folders, which `cleanup_worker_dir` removes. Single
 process: the process is the chief.
 """
 
+import json
 import os
 import tempfile
 
 import tensorflow as tf
+from absl import logging
+
+STRATEGIES = ("auto", "default", "multi_worker_mirrored", "parameter_server")
+# Vertex AI worker pools, in order (its CLUSTER_SPEC): chief, workers, parameter servers, reduction server.
+_VERTEX_POOLS = ("chief", "worker", "ps")
+
+
+def tf_config(environ=None) -> dict:
+    """TF_CONFIG as a dict ({} when unset), or built from Vertex AI's CLUSTER_SPEC."""
+    environ = os.environ if environ is None else environ
+    if environ.get("TF_CONFIG"):
+        try:
+            config = json.loads(environ["TF_CONFIG"])
+        except ValueError as e:
+            raise ValueError(f"TF_CONFIG is not valid JSON: {e}") from e
+        if not isinstance(config, dict):
+            raise ValueError(f"TF_CONFIG must be a JSON object with 'cluster' and 'task'. Received: {config!r}")
+        return config
+    if environ.get("CLUSTER_SPEC"):
+        spec = json.loads(environ["CLUSTER_SPEC"])
+        cluster = {_VERTEX_POOLS[int(pool[len("workerpool"):])]: list(tasks)
+                   for pool, tasks in spec.get("cluster", {}).items()
+                   if pool.startswith("workerpool") and int(pool[len("workerpool"):]) < len(_VERTEX_POOLS)}
+        task = spec.get("task", {})
+        pool = task.get("type", "workerpool0")
+        return {"cluster": cluster,
+                "task": {"type": _VERTEX_POOLS[int(pool[len("workerpool"):])], "index": int(task.get("index", 0))}}
+    return {}
+
+
+def strategy_name(config: dict, override: str = "auto") -> str:
+    """The strategy a TF_CONFIG calls for (`override` other than "auto" wins)."""
+    if override not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {STRATEGIES}. Received: {override!r}")
+    if override != "auto":
+        return override
+    cluster = config.get("cluster", {})
+    if cluster.get("ps"):
+        return "parameter_server"
+    if len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1:
+        return "multi_worker_mirrored"
+    return "default"
+
+
+def make_strategy(name: str, config: dict, min_shard_bytes: int = 256 << 10) -> tf.distribute.Strategy:
+    """The strategy `name` for this process (create it first thing: collectives need it early)."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "multi_worker_mirrored":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        num_ps = len(config.get("cluster", {}).get("ps", []))
+        if not num_ps:
+            raise ValueError("--strategy=parameter_server needs a 'ps' job in TF_CONFIG.")
+        partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
+            min_shard_bytes=min_shard_bytes, max_shards=num_ps)
+        return tf.distribute.experimental.ParameterServerStrategy(
+            tf.distribute.cluster_resolver.TFConfigClusterResolver(), variable_partitioner=partitioner)
+    raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
+
+
+def run_server(config: dict) -> None:
+    """Runs this process's tf.distribute.Server forever (ParameterServerStrategy's workers and ps)."""
+    task = config["task"]
+    logging.info("Starting the %s %d server of the parameter-server job.", task["type"], task["index"])
+    server = tf.distribute.Server(tf.train.ClusterSpec(config["cluster"]), job_name=task["type"],
+                                  task_index=int(task["index"]), protocol="grpc", start=True)
+    server.join()
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

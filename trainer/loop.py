@@ -7,9 +7,11 @@ around `strategy.run(step, ...)` with the method's step of each training stage
 which variables each optimizer updates); this loop owns distribution,
 checkpoints, TensorBoard summaries and progress.
 
-Checkpoints hold the model (with every optimizer it tracks), the global step
-and the epoch. A restarted job restores the newest one and resumes at the
-start of the epoch it was in.
+Checkpoints hold the model (with every optimizer it tracks), the global step,
+the epoch and the steps done in that epoch. A restarted job restores the
+newest one and resumes where it stopped: the epoch's data order is
+reproducible (`TFRecordPipeline.dataset(epoch_index=...)`), so the batches
+already trained on are skipped.
 
 A method trained in stages (`CVRModel.training_stages`, e.g. UKD's teacher
 then student) runs its stages back to back within one count of epochs, so
@@ -54,7 +56,10 @@ class TrainingLoop:
         with strategy.scope():
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        checkpoint = tf.train.Checkpoint(model=model, global_step=self.global_step, epoch=self.epoch)
+            self.epoch_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_step")
+        # model: its optimizers' state; weights: every variable by path (`CVRModel.weights_by_path`).
+        checkpoint = tf.train.Checkpoint(model=model, weights=model.weights_by_path(), global_step=self.global_step,
+                                         epoch=self.epoch, epoch_step=self.epoch_step)
         self.checkpoints = tf.train.CheckpointManager(checkpoint, self._checkpoint_dir, max_to_keep=max_checkpoints)
         self._summary_writer = (
             tf.summary.create_file_writer(distribution.writable_dir(summary_dir, strategy))
@@ -74,7 +79,8 @@ class TrainingLoop:
                 f"Checkpoint {latest} does not match this model ({self.model.name}); it was written by a "
                 f"different model or configuration. Use a fresh --model_dir. Detail: {e}"
             ) from e
-        logging.info("Restored %s: step %d, epoch %d.", latest, int(self.global_step), int(self.epoch))
+        logging.info("Restored %s: step %d, epoch %d (%d steps into it).", latest, int(self.global_step.numpy()),
+                     int(self.epoch.numpy()) + 1, int(self.epoch_step.numpy()))
         return True
 
     def train(self, dataset_fn, epochs: int, global_batch_size: int, steps_per_epoch=None) -> dict:
@@ -90,20 +96,23 @@ class TrainingLoop:
             its data. Multi-worker jobs need it (workers must step together).
         """
         self.restore()
-        start_step, started = int(self.global_step), time.perf_counter()
+        start_step, started = int(self.global_step.numpy()), time.perf_counter()
         last_terms = {}
         stages = self.model.training_stages(epochs)
         with self._summary_writer.as_default():
-            while int(self.epoch) < sum(stage_epochs for _, stage_epochs in stages):
-                stage = _stage_at(stages, int(self.epoch))
-                dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+            while int(self.epoch.numpy()) < sum(stage_epochs for _, stage_epochs in stages):
+                stage = _stage_at(stages, int(self.epoch.numpy()))
+                done = int(self.epoch_step.numpy())  # > 0 only when resuming mid-epoch
+                dataset = self.strategy.distribute_datasets_from_function(
+                    lambda context, skip=done: dataset_fn(context).skip(skip))
                 if steps_per_epoch is not None:
-                    dataset = _take(dataset, steps_per_epoch)
+                    dataset = _take(dataset, max(0, steps_per_epoch - done))
                 last_terms = self._run_epoch(stage, dataset, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
-                self.checkpoints.save(checkpoint_number=int(self.global_step))
+                self.epoch_step.assign(0)
+                self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
         seconds = time.perf_counter() - started
-        steps = int(self.global_step) - start_step
+        steps = int(self.global_step.numpy()) - start_step
         distribution.cleanup_worker_dir(self._checkpoint_dir, self._real_checkpoint_dir)
         return {
             "steps": steps,
@@ -120,6 +129,7 @@ class TrainingLoop:
             def distributed_step(batch):
                 terms = self.strategy.run(step_fn, args=(batch,))
                 self.global_step.assign_add(1)
+                self.epoch_step.assign_add(1)
                 return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
 
             self._stage_functions[stage] = tf.function(distributed_step)
@@ -132,7 +142,7 @@ class TrainingLoop:
         for batch in dataset:
             pending.append(step_function(batch))
             window_steps += 1
-            step = int(self.global_step)
+            step = int(self.global_step.numpy())
             if step % self.log_every == 0:
                 last_terms = self._report(stage, pending, window_steps, time.perf_counter() - window_start,
                                           global_batch_size)
@@ -148,12 +158,12 @@ class TrainingLoop:
         """Logs and summarises the mean loss terms of the steps since the last report."""
         means = {name: float(np.mean([terms[name].numpy() for terms in pending])) for name in pending[0]}
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
-        step = int(self.global_step)
+        step = int(self.global_step.numpy())
         for name, value in means.items():
             tf.summary.scalar(f"train/{name}", value, step=step)
         tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
         terms = "  ".join(f"{name}={value:.4f}" for name, value in means.items())
-        logging.info("%s epoch %d step %d  %.0f examples/s  %s", stage, int(self.epoch) + 1, step,
+        logging.info("%s epoch %d step %d  %.0f examples/s  %s", stage, int(self.epoch.numpy()) + 1, step,
                      examples_per_second, terms)
         return means
 

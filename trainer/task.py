@@ -53,6 +53,11 @@ flags.DEFINE_enum("invalid_conversion", "error", ["error", "drop"],
 flags.DEFINE_integer("log_every", 100, "Steps between progress lines and summaries.")
 flags.DEFINE_integer("checkpoint_every", 1000, "Steps between checkpoints.")
 flags.DEFINE_bool("export", True, "Export a SavedModel for TF Serving.")
+flags.DEFINE_enum("strategy", "auto", list(distribution.STRATEGIES),
+                  "Distribution strategy; auto: from TF_CONFIG (none -> default, workers -> "
+                  "multi_worker_mirrored, a ps job -> parameter_server).")
+flags.DEFINE_string("hypertune_metric", "cvr_auc",
+                    "Evaluation metric reported to Vertex AI's hyperparameter tuner when CLOUD_ML_TRIAL_ID is set.")
 flags.DEFINE_integer("keep_versions", None,
                      "After exporting, keep only the newest N complete versions under <model_dir>/export "
                      "(never the one just written). Default: keep all.")
@@ -65,9 +70,16 @@ def main(argv):
     model_class = _model_class(FLAGS.model)
     model_params = parse_model_params(FLAGS.model_params, model_class)
     model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
+    config = distribution.tf_config()
+    strategy_name = distribution.strategy_name(config, FLAGS.strategy)
+    if strategy_name == "parameter_server" and config["task"]["type"] in ("worker", "ps"):
+        distribution.run_server(config)  # the chief coordinates; workers and ps serve until the job ends
+        return
+    strategy = distribution.make_strategy(strategy_name, config)
+    logging.info("Strategy %s (%s), %d replicas.", strategy_name, type(strategy).__name__,
+                 strategy.num_replicas_in_sync)
     train_files, eval_files, schema = _data()
     keras.utils.set_random_seed(FLAGS.seed)
-    strategy = tf.distribute.get_strategy()
 
     replicas = strategy.num_replicas_in_sync
     if FLAGS.batch_size % replicas:
@@ -98,20 +110,32 @@ def main(argv):
         model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
         model.build_optimizers()
 
+    steps_per_epoch = FLAGS.steps_per_epoch
+    readers = strategy.num_replicas_in_sync if strategy_name != "default" else 1
+    if readers > 1:
+        logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
+        if steps_per_epoch is None:
+            # Workers must take the same number of steps; their shards need not hold the same records.
+            records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
+            steps_per_epoch = max(1, records // FLAGS.batch_size)
+            logging.info("%d training records: %d steps per epoch of %d.", records, steps_per_epoch,
+                         FLAGS.batch_size)
+
     def dataset_fn(input_context):
-        del input_context  # per-replica batches; sharding across workers is the distributed issue's
-        return train_pipeline.dataset(epochs=None if FLAGS.steps_per_epoch else 1, epoch_index=int(loop.epoch))
+        return train_pipeline.dataset(epochs=None if steps_per_epoch else 1, epoch_index=int(loop.epoch.numpy()),
+                                      num_shards=input_context.num_input_pipelines,
+                                      shard_index=input_context.input_pipeline_id)
 
     loop = TrainingLoop(
         model, strategy,
-        checkpoint_dir=os.path.join(model_dir, "checkpoints"),
+        checkpoint_dir=os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
         summary_dir=os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs"),
         log_every=FLAGS.log_every, checkpoint_every=FLAGS.checkpoint_every,
     )
     logging.info("Training %s (%s) on %s; model_dir %s", FLAGS.model, model.get_config()["backbone"],
                  train_files, model_dir)
     with train_pipeline.named_errors():
-        training = loop.train(dataset_fn, FLAGS.epochs, FLAGS.batch_size, FLAGS.steps_per_epoch)
+        training = loop.train(dataset_fn, FLAGS.epochs, FLAGS.batch_size, steps_per_epoch)
     if train_pipeline.invalid_conversions_dropped:
         logging.warning("Dropped %d training records with conversion=1 and click=0.",
                         train_pipeline.invalid_conversions_dropped)
@@ -133,6 +157,8 @@ def main(argv):
     if distribution.is_chief(strategy):
         with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
             f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
+        if os.environ.get("CLOUD_ML_TRIAL_ID"):
+            _report_to_tuner(results, int(loop.global_step.numpy()))
     if FLAGS.export:
         export_base = distribution.writable_dir(os.path.join(model_dir, "export"), strategy)
         report["export"] = export.export_for_serving(model, schema, export_base, keep_versions=FLAGS.keep_versions)
@@ -140,6 +166,20 @@ def main(argv):
     print(metrics.format_table(results, title=f"{FLAGS.model} ({report['backbone']}) on {eval_files}"))
     print(f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
           f"model_dir: {model_dir}" + (f"; export: {report['export']}" if FLAGS.export else ""))
+
+
+def _report_to_tuner(results, global_step):
+    """Reports --hypertune_metric to Vertex AI's tuner (the file cloudml-hypertune writes and Vertex reads)."""
+    import hypertune  # cloudml-hypertune; only needed under a tuning job
+
+    if FLAGS.hypertune_metric not in results:
+        raise app.UsageError(f"--hypertune_metric={FLAGS.hypertune_metric!r} is not an evaluation metric; "
+                             f"available: {sorted(k for k, v in results.items() if isinstance(v, float))}")
+    hypertune.HyperTune().report_hyperparameter_tuning_metric(
+        hyperparameter_metric_tag=FLAGS.hypertune_metric, metric_value=results[FLAGS.hypertune_metric],
+        global_step=global_step)
+    logging.info("Reported %s=%.5f to the hyperparameter tuner.", FLAGS.hypertune_metric,
+                 results[FLAGS.hypertune_metric])
 
 
 def parse_model_params(items, model_class) -> dict:

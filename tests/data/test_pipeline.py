@@ -138,3 +138,25 @@ def test_errors_not_from_reading_input_pass_through_unscanned(tmp_path, tiny_sch
     with pytest.raises(tf.errors.InvalidArgumentError, match="model bug"):
         with pipeline.named_errors():
             tf.debugging.Assert(False, ["model bug"])
+
+
+def _user_ids(dataset):
+    return sorted(int(u) for features, _ in dataset for u in features["user_id"].numpy())
+
+
+def test_shards_by_file_with_enough_files_else_by_record(tmp_path, tiny_schema):
+    files = [write_rows(tmp_path / f"part-{k}.tfrecord", [tiny_row(user_id=10 * k + i) for i in range(5)])
+             for k in range(3)]
+    pattern = str(tmp_path / "part-*.tfrecord")
+    pipeline = TFRecordPipeline(pattern, tiny_schema, 4, shuffle=True, seed=1)
+    assert pipeline.sharding(1) == "none" and pipeline.sharding(3) == "file" and pipeline.sharding(4) == "record"
+    everything = _user_ids(pipeline.dataset())
+    for num_shards in (2, 3, 4):
+        parts = [_user_ids(pipeline.dataset(num_shards=num_shards, shard_index=i)) for i in range(num_shards)]
+        # Disjoint and complete: every record is read by exactly one worker.
+        assert sorted(sum(parts, [])) == everything
+    by_file = [_user_ids(pipeline.dataset(num_shards=3, shard_index=i)) for i in range(3)]
+    per_file = [_user_ids(TFRecordPipeline(f, tiny_schema, 4).dataset()) for f in files]  # hashed ids
+    assert sorted(by_file) == sorted(per_file)
+    with pytest.raises(ValueError, match="`shard_index` must be in"):
+        pipeline.dataset(num_shards=2, shard_index=2)

@@ -53,7 +53,7 @@ def test_student_stage_keeps_the_teacher_frozen_and_learns_from_its_pseudo_label
     model = _model()
     features = tiny_features(8)
     model.stage_step("teacher")((features, LABELS))
-    teacher, student = model.teacher.trainable_variables, model.student_variables
+    teacher = model.teacher.trainable_variables
     second_head = variables_named(model, "cvr_second_head")
     before_teacher, before_head = _snapshot(teacher), _snapshot(second_head)
     expected = model.teacher(features, training=False)["teacher_cvr"].numpy()

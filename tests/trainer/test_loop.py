@@ -74,3 +74,18 @@ def test_staged_model_runs_its_stages_in_order_and_resumes_in_the_student_stage(
         np.testing.assert_array_equal(before, after.numpy())
     assert int(resumed_model.teacher_optimizer.iterations.numpy()) == 6
     assert int(resumed_model.optimizer.iterations.numpy()) == 6
+
+
+def test_checkpoints_hold_every_variable_by_path(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    trained = _model(schema, "dr_jl")
+    TrainingLoop(trained, tf.distribute.get_strategy(), str(tmp_path)).train(
+        lambda c: pipeline.dataset().take(2), epochs=1, global_batch_size=400)
+    # A model without any optimizer (evaluation, export) restores every weight, sub-layers' included.
+    fresh = models.build("dr_jl", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+    tf.train.Checkpoint(weights=fresh.weights_by_path()).restore(
+        tf.train.latest_checkpoint(str(tmp_path))).expect_partial().assert_existing_objects_matched()
+    assert len(fresh.variables) > 10
+    for a, b in zip(trained.variables, fresh.variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -68,3 +68,55 @@ def test_usage_errors(args, message):
     assert message in result.stderr
     if args == ["--model=nope"]:
         assert all(name in result.stderr for name in models.names())
+
+
+def test_killed_job_resumes_from_its_last_checkpoint(simulated, tmp_path):
+    import signal
+    import time
+
+    model_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "trainer.task", "--model=dr_jl", f"--train_files={simulated['train']}",
+            f"--eval_files={simulated['eval']}", f"--schema={simulated['schema']}", f"--model_dir={model_dir}",
+            "--batch_size=16", "--epochs=2", "--checkpoint_every=20", "--log_every=1000", "--noexport"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = model_dir / "checkpoints"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if tf.train.latest_checkpoint(str(checkpoints)) and int(
+                tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1]) >= 40:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = tf.train.latest_checkpoint(str(checkpoints))
+    saved_step = int(saved.rsplit("-", 1)[1])
+    assert 40 <= saved_step < 300, saved  # killed before the end of the second 150-step epoch
+    reader = tf.train.load_checkpoint(saved)
+    assert reader.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == saved_step
+    assert reader.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == saved_step
+
+    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Restored {saved}: step {saved_step}" in result.stderr
+    report = json.loads((model_dir / "metrics.json").read_text())
+    # 2,400 records / 16 = 150 steps per epoch: the restarted job runs only what was left.
+    assert report["training"]["steps"] == 300 - saved_step
+    final = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(checkpoints)))
+    assert final.get_tensor("global_step/.ATTRIBUTES/VARIABLE_VALUE") == 300
+    # Both optimizers (prediction and imputation) continued from their saved state.
+    assert final.get_tensor("model/optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 300
+    assert final.get_tensor("model/imputation_optimizer/_iterations/.ATTRIBUTES/VARIABLE_VALUE") == 300
+
+
+def test_tuning_metric_is_reported_under_a_tuning_job(simulated, tmp_path):
+    metric_file = tmp_path / "hypertune" / "output.metrics"
+    result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
+                  f"--schema={simulated['schema']}", f"--model_dir={tmp_path / 'run'}", "--batch_size=512",
+                  "--noexport", "--hypertune_metric=ctcvr_auc",
+                  env={"CLOUD_ML_TRIAL_ID": "7", "CLOUD_ML_HP_METRIC_FILE": str(metric_file)})
+    assert result.returncode == 0, result.stderr[-3000:]
+    reported = json.loads(metric_file.read_text().splitlines()[-1])
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]
+    assert reported["trial"] == "7" and float(reported["ctcvr_auc"]) == pytest.approx(metrics["ctcvr_auc"])
+    assert reported["global_step"] == "5"

@@ -115,15 +115,35 @@ class TFRecordPipeline:
         """Records dropped so far under `invalid_conversion="drop"`."""
         return int(self._dropped.numpy())
 
-    def dataset(self, epochs=1, epoch_index: int = 0) -> tf.data.Dataset:
+    def sharding(self, num_shards: int) -> str:
+        """How `dataset(num_shards=...)` splits the data: "none", "file" or "record".
+
+        By file when there are at least as many files as shards (each reader
+        opens only its own files), by record otherwise (every reader reads
+        every file and keeps every num_shards-th record).
+        """
+        if num_shards < 1:
+            raise ValueError(f"`num_shards` must be positive. Received: {num_shards}")
+        if num_shards == 1:
+            return "none"
+        return "file" if len(self.files) >= num_shards else "record"
+
+    def dataset(self, epochs=1, epoch_index: int = 0, num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
         """The batched dataset; `epochs=None` repeats forever.
 
         `epoch_index` varies the shuffle seed, so a training loop that builds a
         new dataset per epoch sees a new order each epoch, reproducibly (the
         same seed and index give the same order, also after a restart).
+        `num_shards`/`shard_index`: this reader's part of the data when several
+        workers read it (`sharding` says how it is split).
         """
+        if not 0 <= shard_index < num_shards:
+            raise ValueError(f"`shard_index` must be in [0, {num_shards}). Received: {shard_index}")
+        sharding = self.sharding(num_shards)
         seed = None if self.seed is None else (self.seed * 1_000_003 + epoch_index) % 2**31
         files = tf.data.Dataset.from_tensor_slices(self.files)
+        if sharding == "file":
+            files = files.shard(num_shards, shard_index)
         if self.shuffle:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
         records = files.interleave(
@@ -132,6 +152,8 @@ class TFRecordPipeline:
             num_parallel_calls=min(self.cycle_length, len(self.files)),
             deterministic=True,
         )
+        if sharding == "record":
+            records = records.shard(num_shards, shard_index)
         if self.shuffle:
             records = records.shuffle(self.shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         records = records.repeat(epochs)

@@ -164,6 +164,22 @@ class CVRModel(keras.Model):
         """Creates the optimizer state for every variable (call under the strategy scope, after compile)."""
         self.optimizer.build(self.trainable_variables)
 
+    def weights_by_path(self) -> dict:
+        """{variable path: variable} of every model weight, for `tf.train.Checkpoint(weights=...)`.
+
+        Keras 3 layers keep sub-layers in Keras' own list/dict wrappers, which
+        TensorFlow's checkpoint graph does not follow, so `Checkpoint(model=m)`
+        alone saves only the variables it reaches through the optimizer.
+        Checkpoints name every variable by its unique Keras path instead.
+        """
+        # Dropout's random-generator state is named by a process-wide counter, so its path is not
+        # stable across processes; it is not a model weight either.
+        variables = [v for v in self.variables if not v.path.endswith("seed_generator_state")]
+        weights = {variable.path: variable for variable in variables}
+        if len(weights) != len(variables):
+            raise ValueError(f"{self.name} has variables with the same path; checkpoints need unique paths.")
+        return weights
+
     def optimizer_copy(self):
         """A fresh optimizer configured as the compiled one, for a method's second set of variables."""
         return self.optimizer.__class__.from_config(self.optimizer.get_config())
@@ -200,7 +216,8 @@ class CVRModel(keras.Model):
         optimizer = optimizer or self.optimizer
         gradients = tape.gradient(loss, variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        pairs = [(g / replicas if replicas > 1 else g, v) for g, v in zip(gradients, variables) if g is not None]
+        pairs = [(_scale(g, 1.0 / replicas) if replicas > 1 else g, v)
+                 for g, v in zip(gradients, variables) if g is not None]
         optimizer.apply_gradients(pairs)
 
     def get_config(self):
@@ -209,3 +226,10 @@ class CVRModel(keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _scale(gradient, factor):
+    """factor · gradient, also for the sparse (IndexedSlices) gradients of embedding lookups."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * factor, gradient.indices, gradient.dense_shape)
+    return gradient * factor
