@@ -55,7 +55,7 @@ def main():
             epochs = iter(range(1, 100))
 
             def train_epoch():
-                return loop.train(lambda context: pipeline.dataset(), next(epochs), args.batch_size)["steps"] \
+                return loop.train(lambda context, epoch: pipeline.dataset(epoch_index=epoch), next(epochs), args.batch_size)["steps"] \
                     * args.batch_size
 
             median, rates = _median_rate(train_epoch)

@@ -66,6 +66,9 @@ class TrainingLoop:
             if summary_dir else tf.summary.create_noop_writer()
         )
         self._stage_functions = {}
+        # ParameterServerStrategy: this process coordinates; workers run the scheduled steps.
+        self._coordinator = (tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+                             if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy) else None)
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if any; True when one was restored."""
@@ -87,14 +90,21 @@ class TrainingLoop:
         """Runs the epochs left; returns {"steps", "seconds", "examples_per_second", final loss terms}.
 
         Args:
-          dataset_fn: `tf.distribute.InputContext -> tf.data.Dataset` of
-            per-replica batches; called once per epoch.
+          dataset_fn: `(tf.distribute.InputContext, epoch) -> tf.data.Dataset`
+            of per-replica batches; called once per epoch with the 0-based
+            epoch index (for a reproducible order per epoch). Under
+            ParameterServerStrategy it runs traced on the workers, so it must
+            not read variables eagerly.
           epochs: epochs asked of the method (a resumed job runs the remaining
             ones); a staged method may add epochs of its own stages before them.
           global_batch_size: examples per step across replicas, for throughput.
           steps_per_epoch: steps per epoch; None runs each epoch to the end of
-            its data. Multi-worker jobs need it (workers must step together).
+            its data. Multi-worker jobs need it (workers must step together),
+            and so does ParameterServerStrategy (steps are scheduled by count,
+            on datasets that repeat).
         """
+        if self._coordinator is not None and steps_per_epoch is None:
+            raise ValueError("ParameterServerStrategy schedules a fixed number of steps: give steps_per_epoch.")
         self.restore()
         start_step, started = int(self.global_step.numpy()), time.perf_counter()
         last_terms = {}
@@ -103,11 +113,20 @@ class TrainingLoop:
             while int(self.epoch.numpy()) < sum(stage_epochs for _, stage_epochs in stages):
                 stage = _stage_at(stages, int(self.epoch.numpy()))
                 done = int(self.epoch_step.numpy())  # > 0 only when resuming mid-epoch
-                dataset = self.strategy.distribute_datasets_from_function(
-                    lambda context, skip=done: dataset_fn(context).skip(skip))
-                if steps_per_epoch is not None:
-                    dataset = _take(dataset, max(0, steps_per_epoch - done))
-                last_terms = self._run_epoch(stage, dataset, global_batch_size) or last_terms
+
+                def epoch_dataset_fn(context, skip=done, epoch=int(self.epoch.numpy())):
+                    return dataset_fn(context, epoch).skip(skip)
+
+                if self._coordinator is not None:
+                    per_worker = self._coordinator.create_per_worker_dataset(
+                        lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn))
+                    last_terms = self._run_scheduled_epoch(stage, iter(per_worker), steps_per_epoch - done,
+                                                           global_batch_size) or last_terms
+                else:
+                    dataset = self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
+                    if steps_per_epoch is not None:
+                        dataset = _take(dataset, max(0, steps_per_epoch - done))
+                    last_terms = self._run_epoch(stage, dataset, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
                 self.epoch_step.assign(0)
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
@@ -135,6 +154,38 @@ class TrainingLoop:
             self._stage_functions[stage] = tf.function(distributed_step)
         return self._stage_functions[stage]
 
+    def _scheduled_function(self, stage):
+        """ParameterServerStrategy: the step a worker runs, reading its own per-worker iterator."""
+        key = ("scheduled", stage)
+        if key not in self._stage_functions:
+            step_fn = self.model.stage_step(stage)
+
+            def worker_step(iterator):
+                terms = self.strategy.run(step_fn, args=(next(iterator),))
+                self.global_step.assign_add(1)
+                self.epoch_step.assign_add(1)
+                return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
+
+            self._stage_functions[key] = tf.function(worker_step)
+        return self._stage_functions[key]
+
+    def _run_scheduled_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
+        """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state."""
+        function = self._scheduled_function(stage)
+        pending, window_start, last_terms = [], time.perf_counter(), {}
+        for done in range(1, steps + 1):
+            pending.append(self._coordinator.schedule(function, args=(iterator,)))
+            log, save = done % self.log_every == 0 or done == steps, done % self.checkpoint_every == 0
+            if log or save:
+                self._coordinator.join()
+            if log:
+                last_terms = self._report(stage, [p.fetch() for p in pending], len(pending),
+                                          time.perf_counter() - window_start, global_batch_size)
+                pending, window_start = [], time.perf_counter()
+            if save:
+                self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
+        return last_terms
+
     def _run_epoch(self, stage, dataset, global_batch_size) -> dict:
         step_function = self._stage_function(stage)
         pending, window_start, window_steps = [], time.perf_counter(), 0
@@ -156,7 +207,7 @@ class TrainingLoop:
 
     def _report(self, stage, pending, steps, seconds, global_batch_size) -> dict:
         """Logs and summarises the mean loss terms of the steps since the last report."""
-        means = {name: float(np.mean([terms[name].numpy() for terms in pending])) for name in pending[0]}
+        means = {name: float(np.mean([np.asarray(terms[name]) for terms in pending])) for name in pending[0]}
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
         step = int(self.global_step.numpy())
         for name, value in means.items():

@@ -84,8 +84,11 @@ def main(argv):
     replicas = strategy.num_replicas_in_sync
     if FLAGS.batch_size % replicas:
         raise app.UsageError(f"--batch_size={FLAGS.batch_size} must be a multiple of the {replicas} replicas.")
+    # Under ParameterServerStrategy the coordinator hands steps to whichever worker is free, so data is not
+    # sharded statically: each worker reads every file in its own random order (seed None).
     train_pipeline = pipeline_lib.TFRecordPipeline(
-        train_files, schema, FLAGS.batch_size // replicas, shuffle=True, seed=FLAGS.seed,
+        train_files, schema, FLAGS.batch_size // replicas, shuffle=True,
+        seed=None if strategy_name == "parameter_server" else FLAGS.seed,
         invalid_conversion=FLAGS.invalid_conversion,
     )
     # Unshuffled, so every worker of a distributed job derives the same statistics.
@@ -111,9 +114,10 @@ def main(argv):
         model.build_optimizers()
 
     steps_per_epoch = FLAGS.steps_per_epoch
-    readers = strategy.num_replicas_in_sync if strategy_name != "default" else 1
-    if readers > 1:
+    if strategy_name == "multi_worker_mirrored":
+        readers = strategy.num_replicas_in_sync
         logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
+    if strategy_name != "default":
         if steps_per_epoch is None:
             # Workers must take the same number of steps; their shards need not hold the same records.
             records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
@@ -121,10 +125,12 @@ def main(argv):
             logging.info("%d training records: %d steps per epoch of %d.", records, steps_per_epoch,
                          FLAGS.batch_size)
 
-    def dataset_fn(input_context):
-        return train_pipeline.dataset(epochs=None if steps_per_epoch else 1, epoch_index=int(loop.epoch.numpy()),
-                                      num_shards=input_context.num_input_pipelines,
-                                      shard_index=input_context.input_pipeline_id)
+    def dataset_fn(input_context, epoch):
+        return train_pipeline.dataset(epochs=None if steps_per_epoch else 1, epoch_index=epoch,
+                                      num_shards=1 if strategy_name == "parameter_server"
+                                      else input_context.num_input_pipelines,
+                                      shard_index=0 if strategy_name == "parameter_server"
+                                      else input_context.input_pipeline_id)
 
     loop = TrainingLoop(
         model, strategy,

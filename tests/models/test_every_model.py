@@ -24,7 +24,7 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     before = [v.numpy().copy() for v in model.trainable_variables]
     train = TFRecordPipeline(simulated["train"], schema, 256, shuffle=True, seed=0)
     loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path / "ckpt"), log_every=5)
-    result = loop.train(lambda context: train.dataset(), epochs=1, global_batch_size=256)
+    result = loop.train(lambda context, epoch: train.dataset(epoch_index=epoch), epochs=1, global_batch_size=256)
     epochs = sum(stage_epochs for _, stage_epochs in model.training_stages(1))
     assert result["steps"] == 10 * epochs and np.isfinite(result["loss"])
     assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))

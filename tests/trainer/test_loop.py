@@ -21,7 +21,7 @@ def test_resumes_from_checkpoint_with_weights_and_optimizer_state(simulated, tmp
     strategy = tf.distribute.get_strategy()
     first = _model(schema)
     loop = TrainingLoop(first, strategy, str(tmp_path), log_every=3, checkpoint_every=4)
-    assert loop.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 6
+    assert loop.train(lambda c, epoch: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 6
     assert loop.checkpoints.latest_checkpoint.endswith("ckpt-6")
 
     second = _model(schema)
@@ -31,15 +31,15 @@ def test_resumes_from_checkpoint_with_weights_and_optimizer_state(simulated, tmp
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert int(second.optimizer.iterations.numpy()) == 6
     # Already at epoch 1 of 1: nothing left to train; one more epoch trains 6 more steps.
-    assert resumed.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 0
-    assert resumed.train(lambda c: pipeline.dataset(), epochs=2, global_batch_size=400)["steps"] == 6
+    assert resumed.train(lambda c, epoch: pipeline.dataset(), epochs=1, global_batch_size=400)["steps"] == 0
+    assert resumed.train(lambda c, epoch: pipeline.dataset(), epochs=2, global_batch_size=400)["steps"] == 6
 
 
 def test_checkpoint_of_another_model_is_rejected(simulated, tmp_path):
     schema = simulated["schema_obj"]
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path)).train(
-        lambda c: pipeline.dataset().take(1), epochs=1, global_batch_size=400)
+        lambda c, epoch: pipeline.dataset().take(1), epochs=1, global_batch_size=400)
     other = models.build("naive", schema, embedding_dim=8, hidden_units=(8,), tower_units=(4,))
     other.compile(optimizer=keras.optimizers.Adam())
     other.build_optimizers()
@@ -51,7 +51,7 @@ def test_steps_per_epoch_repeats_data(simulated, tmp_path):
     schema = simulated["schema_obj"]
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path))
-    result = loop.train(lambda c: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9)
+    result = loop.train(lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9)
     assert result["steps"] == 18
 
 
@@ -62,13 +62,13 @@ def test_staged_model_runs_its_stages_in_order_and_resumes_in_the_student_stage(
     teacher_only = _model(schema, "ukd")
     # No student epochs asked: only the teacher stage runs (6 steps), then a checkpoint at epoch 1.
     loop = TrainingLoop(teacher_only, strategy, str(tmp_path), log_every=3)
-    assert loop.train(lambda c: pipeline.dataset(), epochs=0, global_batch_size=400)["steps"] == 6
+    assert loop.train(lambda c, epoch: pipeline.dataset(), epochs=0, global_batch_size=400)["steps"] == 6
     trained_teacher = [v.numpy() for v in teacher_only.teacher.variables]
 
     # A restarted job restores the teacher and runs only the student stage.
     resumed_model = _model(schema, "ukd")
     resumed = TrainingLoop(resumed_model, strategy, str(tmp_path), log_every=3)
-    result = resumed.train(lambda c: pipeline.dataset(), epochs=1, global_batch_size=400)
+    result = resumed.train(lambda c, epoch: pipeline.dataset(), epochs=1, global_batch_size=400)
     assert result["steps"] == 6 and "cvr_unclick_loss" in result and "discriminator_loss" not in result
     for before, after in zip(trained_teacher, resumed_model.teacher.variables):
         np.testing.assert_array_equal(before, after.numpy())
@@ -81,7 +81,7 @@ def test_checkpoints_hold_every_variable_by_path(simulated, tmp_path):
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     trained = _model(schema, "dr_jl")
     TrainingLoop(trained, tf.distribute.get_strategy(), str(tmp_path)).train(
-        lambda c: pipeline.dataset().take(2), epochs=1, global_batch_size=400)
+        lambda c, epoch: pipeline.dataset().take(2), epochs=1, global_batch_size=400)
     # A model without any optimizer (evaluation, export) restores every weight, sub-layers' included.
     fresh = models.build("dr_jl", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     tf.train.Checkpoint(weights=fresh.weights_by_path()).restore(

@@ -2,7 +2,6 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -12,16 +11,7 @@ import tensorflow as tf
 
 from tfcvr import models
 from tfcvr.data import TFRecordPipeline, statistics
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+from trainer import local_cluster
 
 
 def _launch(cluster, tasks, args, tmp_path):
@@ -29,7 +19,7 @@ def _launch(cluster, tasks, args, tmp_path):
     processes = []
     for task_type, index in tasks:
         env = {**os.environ, "PYTHONPATH": os.getcwd(),
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})}
+               "TF_CONFIG": local_cluster.tf_config(cluster, task_type, index)}
         log = open(tmp_path / f"{task_type}-{index}.log", "w")
         processes.append(subprocess.Popen([sys.executable, "-m", "trainer.task", *args], env=env,
                                           stdout=log, stderr=subprocess.STDOUT))
@@ -61,7 +51,7 @@ def _restored_predictions(name, simulated, model_dir, features):
 @pytest.mark.parametrize("name", ["esmm", "ukd"])
 def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
     model_dir = tmp_path / "run"
-    ports = _free_ports(2)
+    ports = local_cluster.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
     args = [f"--model={name}", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
             f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
@@ -81,4 +71,32 @@ def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
         examples=records)
     (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
     expected = _restored_predictions(name, simulated, model_dir, features)
+    np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_parameter_server_strategy(simulated, tmp_path):
+    model_dir = tmp_path / "run"
+    chief, worker, ps0, ps1 = local_cluster.free_ports(4)
+    cluster = {"chief": [f"localhost:{chief}"], "worker": [f"localhost:{worker}"],
+               "ps": [f"localhost:{ps0}", f"localhost:{ps1}"]}
+    args = ["--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
+            f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
+            "--hidden_units=16", "--tower_units=8,4", "--log_every=3", "--checkpoint_every=4"]
+    servers = _launch(cluster, [("worker", 0), ("ps", 0), ("ps", 1)], args, tmp_path)
+    try:
+        logs = _wait(_launch(cluster, [("chief", 0)], args, tmp_path), tmp_path)
+    finally:
+        for server in servers:
+            server.kill()
+    chief_log = logs["chief-0.log"]
+    assert "Strategy parameter_server (ParameterServerStrategy" in chief_log
+    report = json.loads((model_dir / "metrics.json").read_text())
+    assert report["training"]["steps"] == 9 and 0.0 <= report["metrics"]["ctr_auc"] <= 1.0
+    assert "starting the ps 1 server" in logs["ps-1.log"].lower()
+    versions = os.listdir(model_dir / "export")
+    records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(64)))
+    served = tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures["serving_default"](
+        examples=records)
+    (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
+    expected = _restored_predictions("esmm", simulated, model_dir, features)
     np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)

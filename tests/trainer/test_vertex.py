@@ -1,0 +1,55 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from trainer import vertex
+
+
+def _dry_run(*args):
+    return subprocess.run([sys.executable, "-m", "trainer.vertex", "--project=p", "--region=europe-west4",
+                           "--base_output_dir=gs://bucket/run", "--dry_run", *args],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+
+
+def test_dry_run_job_spec_for_multi_worker_with_parameter_servers():
+    result = _dry_run("--image_uri=gcr.io/p/tfcvr:1", "--replicas=3", "--num_ps=2", "--machine_type=n1-standard-16",
+                      "--ps_machine_type=n1-highmem-8", "--service_account=sa@p.iam.gserviceaccount.com",
+                      "--", "--model=chorus", "--train_files=gs://bucket/train-*", "--epochs=2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    job = json.loads(result.stdout)
+    assert job["displayName"].startswith("tfcvr-chorus-")
+    spec = job["jobSpec"]
+    assert spec["baseOutputDirectory"]["outputUriPrefix"] == "gs://bucket/run"
+    assert spec["serviceAccount"] == "sa@p.iam.gserviceaccount.com"
+    chief, workers, ps = spec["workerPoolSpecs"]
+    assert [int(p["replicaCount"]) for p in (chief, workers, ps)] == [1, 2, 2]
+    assert chief["machineSpec"]["machineType"] == "n1-standard-16"
+    assert ps["machineSpec"]["machineType"] == "n1-highmem-8"
+    for pool in (chief, workers, ps):
+        container = pool["containerSpec"]
+        assert container["imageUri"] == "gcr.io/p/tfcvr:1"
+        assert container["command"] == ["python", "-m", "trainer.task"]
+        assert container["args"] == ["--model=chorus", "--train_files=gs://bucket/train-*", "--epochs=2"]
+
+
+def test_single_replica_python_package():
+    result = _dry_run("--package_uri=gs://bucket/tfcvr-0.1.0.tar.gz", "--", "--model=ukd")
+    assert result.returncode == 0, result.stderr[-2000:]
+    pools = json.loads(result.stdout)["jobSpec"]["workerPoolSpecs"]
+    assert len(pools) == 1 and int(pools[0]["replicaCount"]) == 1
+    package = pools[0]["pythonPackageSpec"]
+    assert package["pythonModule"] == "trainer.task" and package["packageUris"] == ["gs://bucket/tfcvr-0.1.0.tar.gz"]
+    assert package["args"] == ["--model=ukd"] and package["executorImageUri"]
+
+
+def test_invalid_job_shapes():
+    with pytest.raises(ValueError, match="exactly one of --image_uri"):
+        vertex.worker_pool_specs([], image_uri="a", package_uri="b")
+    with pytest.raises(ValueError, match="at least one worker besides the chief"):
+        vertex.worker_pool_specs([], replicas=1, num_ps=1, image_uri="a")
+    with pytest.raises(ValueError, match="gs:// folder"):
+        vertex.custom_job("x", vertex.worker_pool_specs([], image_uri="a"), "/local/dir")
+    assert _dry_run("--", "--model=esmm").returncode != 0  # neither image nor package

@@ -1,0 +1,130 @@
+r"""Build (and submit) a Vertex AI CustomJob that runs `python -m trainer.task`.
+
+    python -m trainer.vertex --project=P --region=us-central1 --base_output_dir=gs://B/run \
+        --image_uri=us-docker.pkg.dev/P/tfcvr/trainer:latest --replicas=4 --machine_type=n1-standard-8 \
+        [--num_ps=2 --ps_machine_type=n1-highmem-8] [--dry_run] -- --model=chorus --train_files=gs://...
+
+Everything after `--` is passed to `trainer.task` unchanged. Worker pools
+follow Vertex AI's layout: pool 0 is the chief (1 replica), pool 1 the other
+`--replicas - 1` workers, pool 2 the `--num_ps` parameter servers. Vertex AI
+sets TF_CONFIG for every replica, so `trainer.task` picks
+MultiWorkerMirroredStrategy (workers only) or ParameterServerStrategy (with
+parameter servers) by itself, and AIP_MODEL_DIR / AIP_CHECKPOINT_DIR /
+AIP_TENSORBOARD_LOG_DIR from `--base_output_dir`. The code runs either from a
+container with tfcvr installed (`--image_uri`) or as a Python package
+(`--package_uri=gs://.../tfcvr-0.1.0.tar.gz`, built with `python -m build
+--sdist`, on `--executor_image_uri`). `--dry_run` prints the job as JSON
+(the REST body of projects.locations.customJobs.create) and submits nothing.
+"""
+
+import time
+
+from absl import app, flags
+from google.cloud.aiplatform_v1.types import custom_job as gca_custom_job
+from google.cloud.aiplatform_v1.types import io as gca_io
+from google.cloud.aiplatform_v1.types import machine_resources
+
+FLAGS = flags.FLAGS
+TRAINER_MODULE = "trainer.task"
+
+
+def _define_flags():
+    flags.DEFINE_string("project", None, "Google Cloud project.", required=True)
+    flags.DEFINE_string("region", "us-central1", "Vertex AI region.")
+    flags.DEFINE_string("display_name", None, "Job name; default tfcvr-<model>-<unix time>.")
+    flags.DEFINE_string("base_output_dir", None, "gs:// folder; Vertex AI derives AIP_MODEL_DIR etc. from it.",
+                        required=True)
+    flags.DEFINE_integer("replicas", 1, "Training replicas in all: the chief plus replicas-1 workers.")
+    flags.DEFINE_integer("num_ps", 0, "Parameter servers (ParameterServerStrategy); 0 = none.")
+    flags.DEFINE_string("machine_type", "n1-standard-8", "Machine type of the chief and workers.")
+    flags.DEFINE_string("ps_machine_type", None, "Machine type of the parameter servers; default --machine_type.")
+    flags.DEFINE_string("image_uri", None, "Container image with tfcvr installed.")
+    flags.DEFINE_string("package_uri", None, "gs:// URI of the tfcvr source distribution (instead of --image_uri).")
+    flags.DEFINE_string("executor_image_uri", "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
+                        "Prebuilt training image that installs --package_uri.")
+    flags.DEFINE_string("service_account", None, "Service account the job runs as.")
+    flags.DEFINE_string("tensorboard", None, "Vertex AI TensorBoard resource name to stream logs to.")
+    flags.DEFINE_string("staging_bucket", None, "gs:// bucket for the SDK's staging; default the output bucket.")
+    flags.DEFINE_bool("dry_run", False, "Print the job spec as JSON instead of submitting it.")
+
+
+def worker_pool_specs(trainer_args, replicas=1, num_ps=0, machine_type="n1-standard-8", ps_machine_type=None,
+                      image_uri=None, package_uri=None, executor_image_uri=None) -> list:
+    """Vertex AI WorkerPoolSpecs: chief, workers, parameter servers; each runs trainer.task with `trainer_args`."""
+    if replicas < 1:
+        raise ValueError(f"--replicas must be at least 1. Received: {replicas}")
+    if num_ps < 0:
+        raise ValueError(f"--num_ps must be non-negative. Received: {num_ps}")
+    if num_ps and replicas < 2:
+        raise ValueError("ParameterServerStrategy needs at least one worker besides the chief: --replicas >= 2.")
+    if bool(image_uri) == bool(package_uri):
+        raise ValueError("Give exactly one of --image_uri (a container with tfcvr) or --package_uri (a tfcvr sdist).")
+
+    def pool(count, machine):
+        spec = gca_custom_job.WorkerPoolSpec(
+            machine_spec=machine_resources.MachineSpec(machine_type=machine), replica_count=count)
+        if image_uri:
+            spec.container_spec = gca_custom_job.ContainerSpec(
+                image_uri=image_uri, command=["python", "-m", TRAINER_MODULE], args=list(trainer_args))
+        else:
+            spec.python_package_spec = gca_custom_job.PythonPackageSpec(
+                executor_image_uri=executor_image_uri, package_uris=[package_uri], python_module=TRAINER_MODULE,
+                args=list(trainer_args))
+        return spec
+
+    pools = [pool(1, machine_type)]
+    if replicas > 1 or num_ps:
+        pools.append(pool(replicas - 1, machine_type))
+    if num_ps:
+        pools.append(pool(num_ps, ps_machine_type or machine_type))
+    return pools
+
+
+def custom_job(display_name, pools, base_output_dir, service_account=None, tensorboard=None):
+    """The CustomJob resource."""
+    if not base_output_dir.startswith("gs://"):
+        raise ValueError(f"--base_output_dir must be a gs:// folder. Received: {base_output_dir!r}")
+    spec = gca_custom_job.CustomJobSpec(
+        worker_pool_specs=pools, base_output_directory=gca_io.GcsDestination(output_uri_prefix=base_output_dir))
+    if service_account:
+        spec.service_account = service_account
+    if tensorboard:
+        spec.tensorboard = tensorboard
+    return gca_custom_job.CustomJob(display_name=display_name, job_spec=spec)
+
+
+def _model_name(trainer_args):
+    for arg in trainer_args:
+        if arg.startswith("--model="):
+            return arg.split("=", 1)[1]
+    return "esmm"
+
+
+def main(argv):
+    trainer_args = argv[1:]
+    display_name = FLAGS.display_name or f"tfcvr-{_model_name(trainer_args)}-{int(time.time())}"
+    try:
+        pools = worker_pool_specs(trainer_args, FLAGS.replicas, FLAGS.num_ps, FLAGS.machine_type,
+                                  FLAGS.ps_machine_type, FLAGS.image_uri, FLAGS.package_uri, FLAGS.executor_image_uri)
+        job = custom_job(display_name, pools, FLAGS.base_output_dir, FLAGS.service_account, FLAGS.tensorboard)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+    if FLAGS.dry_run:
+        print(gca_custom_job.CustomJob.to_json(job))
+        return 0
+    from google.cloud import aiplatform  # needs credentials: imported only to submit
+
+    bucket = FLAGS.staging_bucket or "gs://" + FLAGS.base_output_dir[len("gs://"):].split("/")[0]
+    aiplatform.init(project=FLAGS.project, location=FLAGS.region, staging_bucket=bucket)
+    submitted = aiplatform.CustomJob(
+        display_name=display_name,
+        worker_pool_specs=[gca_custom_job.WorkerPoolSpec.to_dict(p) for p in pools],
+        base_output_dir=FLAGS.base_output_dir)
+    submitted.submit(service_account=FLAGS.service_account, tensorboard=FLAGS.tensorboard)
+    print(f"Submitted {submitted.resource_name}")
+    return 0
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)
