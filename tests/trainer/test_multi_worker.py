@@ -2,8 +2,6 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,15 +13,7 @@ from trainer import local_cluster
 
 
 def _launch(cluster, tasks, args, tmp_path):
-    """Starts one `trainer.task` process per (type, index); returns the Popen objects."""
-    processes = []
-    for task_type, index in tasks:
-        env = {**os.environ, "PYTHONPATH": os.getcwd(),
-               "TF_CONFIG": local_cluster.tf_config(cluster, task_type, index)}
-        log = open(tmp_path / f"{task_type}-{index}.log", "w")
-        processes.append(subprocess.Popen([sys.executable, "-m", "trainer.task", *args], env=env,
-                                          stdout=log, stderr=subprocess.STDOUT))
-    return processes
+    return local_cluster.launch_tasks(cluster, tasks, args, str(tmp_path), env={"PYTHONPATH": os.getcwd()})
 
 
 def _wait(processes, tmp_path, timeout=240):
@@ -74,12 +64,13 @@ def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
     np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def test_parameter_server_strategy(simulated, tmp_path):
+@pytest.mark.parametrize("name", ["esmm", "ukd", "dr_jl"])
+def test_parameter_server_strategy(name, simulated, tmp_path):
     model_dir = tmp_path / "run"
     chief, worker, ps0, ps1 = local_cluster.free_ports(4)
     cluster = {"chief": [f"localhost:{chief}"], "worker": [f"localhost:{worker}"],
                "ps": [f"localhost:{ps0}", f"localhost:{ps1}"]}
-    args = ["--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
+    args = [f"--model={name}", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
             f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
             "--hidden_units=16", "--tower_units=8,4", "--log_every=3", "--checkpoint_every=4"]
     servers = _launch(cluster, [("worker", 0), ("ps", 0), ("ps", 1)], args, tmp_path)
@@ -91,12 +82,13 @@ def test_parameter_server_strategy(simulated, tmp_path):
     chief_log = logs["chief-0.log"]
     assert "Strategy parameter_server (ParameterServerStrategy" in chief_log
     report = json.loads((model_dir / "metrics.json").read_text())
-    assert report["training"]["steps"] == 9 and 0.0 <= report["metrics"]["ctr_auc"] <= 1.0
+    stages = 2 if name == "ukd" else 1  # teacher and student epochs
+    assert report["training"]["steps"] == 9 * stages and 0.0 <= report["metrics"]["ctr_auc"] <= 1.0
     assert "starting the ps 1 server" in logs["ps-1.log"].lower()
     versions = os.listdir(model_dir / "export")
     records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(64)))
     served = tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures["serving_default"](
         examples=records)
     (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
-    expected = _restored_predictions("esmm", simulated, model_dir, features)
+    expected = _restored_predictions(name, simulated, model_dir, features)
     np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
