@@ -140,38 +140,29 @@ class TrainingLoop:
             **last_terms,
         }
 
-    def _stage_function(self, stage):
-        """The distributed step of `stage`, traced once per stage."""
-        if stage not in self._stage_functions:
+    def _step_function(self, stage, from_iterator=False):
+        """The distributed step of `stage`, traced once: on a batch, or on a worker's iterator.
+
+        `from_iterator`: ParameterServerStrategy, where the coordinator
+        schedules the step on a worker that reads its own per-worker iterator.
+        """
+        key = (stage, from_iterator)
+        if key not in self._stage_functions:
             step_fn = self.model.stage_step(stage)
 
-            def distributed_step(batch):
+            def distributed_step(data):
+                batch = next(data) if from_iterator else data
                 terms = self.strategy.run(step_fn, args=(batch,))
                 self.global_step.assign_add(1)
                 self.epoch_step.assign_add(1)
                 return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
 
-            self._stage_functions[stage] = tf.function(distributed_step)
-        return self._stage_functions[stage]
-
-    def _scheduled_function(self, stage):
-        """ParameterServerStrategy: the step a worker runs, reading its own per-worker iterator."""
-        key = ("scheduled", stage)
-        if key not in self._stage_functions:
-            step_fn = self.model.stage_step(stage)
-
-            def worker_step(iterator):
-                terms = self.strategy.run(step_fn, args=(next(iterator),))
-                self.global_step.assign_add(1)
-                self.epoch_step.assign_add(1)
-                return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
-
-            self._stage_functions[key] = tf.function(worker_step)
+            self._stage_functions[key] = tf.function(distributed_step)
         return self._stage_functions[key]
 
     def _run_scheduled_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
         """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state."""
-        function = self._scheduled_function(stage)
+        function = self._step_function(stage, from_iterator=True)
         pending, window_start, last_terms = [], time.perf_counter(), {}
         for done in range(1, steps + 1):
             pending.append(self._coordinator.schedule(function, args=(iterator,)))
@@ -187,7 +178,7 @@ class TrainingLoop:
         return last_terms
 
     def _run_epoch(self, stage, dataset, global_batch_size) -> dict:
-        step_function = self._stage_function(stage)
+        step_function = self._step_function(stage)
         pending, window_start, window_steps = [], time.perf_counter(), 0
         last_terms = {}
         for batch in dataset:

@@ -117,13 +117,11 @@ def main(argv):
     if strategy_name == "multi_worker_mirrored":
         readers = strategy.num_replicas_in_sync
         logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
-    if strategy_name != "default":
-        if steps_per_epoch is None:
-            # Workers must take the same number of steps; their shards need not hold the same records.
-            records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
-            steps_per_epoch = max(1, records // FLAGS.batch_size)
-            logging.info("%d training records: %d steps per epoch of %d.", records, steps_per_epoch,
-                         FLAGS.batch_size)
+    if strategy_name != "default" and steps_per_epoch is None:
+        # Workers must take the same number of steps; their shards need not hold the same records.
+        records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
+        steps_per_epoch = max(1, records // FLAGS.batch_size)
+        logging.info("%d training records: %d steps per epoch of %d.", records, steps_per_epoch, FLAGS.batch_size)
 
     def dataset_fn(input_context, epoch):
         return train_pipeline.dataset(epochs=None if steps_per_epoch else 1, epoch_index=epoch,

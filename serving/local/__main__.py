@@ -6,6 +6,7 @@ r"""Run the in-process stand-in for tensorflow_model_server (for trying the clie
 Serves until interrupted. Production serving is TF Serving (README, "Serving").
 """
 
+import contextlib
 import threading
 
 from absl import app, flags, logging
@@ -32,9 +33,8 @@ def main(argv):
     logging.info("Serving %s: gRPC localhost:%d, REST http://localhost:%d", sorted(models), grpc_port, rest_port)
     print(f"gRPC localhost:{grpc_port} REST localhost:{rest_port}", flush=True)
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it is stopped
+            threading.Event().wait()
     finally:
         grpc_server.stop(None)
         rest_server.shutdown()

@@ -27,6 +27,23 @@ def _wait(processes, tmp_path, timeout=240):
     return logs
 
 
+def _task_args(name, simulated, model_dir, *extra):
+    """trainer.task arguments of a tiny `name` model on the simulated log."""
+    return [f"--model={name}", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
+            f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
+            "--hidden_units=16", "--tower_units=8,4", *extra]
+
+
+def _assert_export_matches_checkpoint(name, simulated, model_dir, version):
+    """The chief's export scores like the final checkpoint restored into a fresh model."""
+    records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(64)))
+    served = tf.saved_model.load(str(model_dir / "export" / version)).signatures["serving_default"](
+        examples=records)
+    (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
+    expected = _restored_predictions(name, simulated, model_dir, features)
+    np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
+
+
 def _restored_predictions(name, simulated, model_dir, features):
     """The final checkpoint restored into a fresh model, scored locally."""
     schema = simulated["schema_obj"]
@@ -43,9 +60,7 @@ def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
     model_dir = tmp_path / "run"
     ports = local_cluster.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = [f"--model={name}", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
-            f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
-            "--hidden_units=16", "--tower_units=8,4", "--log_every=2"]
+    args = _task_args(name, simulated, model_dir, "--log_every=2")
     logs = _wait(_launch(cluster, [("worker", 0), ("worker", 1)], args, tmp_path), tmp_path)
     for log in logs.values():
         assert "Strategy multi_worker_mirrored" in log and "2 replicas" in log
@@ -56,12 +71,7 @@ def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
     report = json.loads((model_dir / "metrics.json").read_text())
     stages = 2 if name == "ukd" else 1  # teacher and student epochs
     assert report["training"]["steps"] == 9 * stages  # 2,400 records // 256 per epoch (per stage)
-    records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(64)))
-    served = tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures["serving_default"](
-        examples=records)
-    (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
-    expected = _restored_predictions(name, simulated, model_dir, features)
-    np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
+    _assert_export_matches_checkpoint(name, simulated, model_dir, versions[0])
 
 
 @pytest.mark.parametrize("name", ["esmm", "ukd", "dr_jl"])
@@ -70,9 +80,7 @@ def test_parameter_server_strategy(name, simulated, tmp_path):
     chief, worker, ps0, ps1 = local_cluster.free_ports(4)
     cluster = {"chief": [f"localhost:{chief}"], "worker": [f"localhost:{worker}"],
                "ps": [f"localhost:{ps0}", f"localhost:{ps1}"]}
-    args = [f"--model={name}", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
-            f"--schema={simulated['schema']}", f"--model_dir={model_dir}", "--batch_size=256", "--embedding_dim=4",
-            "--hidden_units=16", "--tower_units=8,4", "--log_every=3", "--checkpoint_every=4"]
+    args = _task_args(name, simulated, model_dir, "--log_every=3", "--checkpoint_every=4")
     servers = _launch(cluster, [("worker", 0), ("ps", 0), ("ps", 1)], args, tmp_path)
     try:
         logs = _wait(_launch(cluster, [("chief", 0)], args, tmp_path), tmp_path)
@@ -86,9 +94,4 @@ def test_parameter_server_strategy(name, simulated, tmp_path):
     assert report["training"]["steps"] == 9 * stages and 0.0 <= report["metrics"]["ctr_auc"] <= 1.0
     assert "starting the ps 1 server" in logs["ps-1.log"].lower()
     versions = os.listdir(model_dir / "export")
-    records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(64)))
-    served = tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures["serving_default"](
-        examples=records)
-    (features, _), = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
-    expected = _restored_predictions(name, simulated, model_dir, features)
-    np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
+    _assert_export_matches_checkpoint(name, simulated, model_dir, versions[0])
