@@ -10,10 +10,17 @@ def shard_paths(path_prefix: str, num_shards: int) -> list:
 
 
 def to_example(row: dict) -> tf.train.Example:
-    """One example from {key: scalar}: int -> int64_list, float -> float_list, str/bytes -> bytes_list."""
+    """One example from {key: scalar or list}: int -> int64_list, float -> float_list, str/bytes -> bytes_list.
+
+    A list (or tuple / 1-D array) gives a multi-valued feature of its
+    elements' kind; an empty list gives no feature (what `VarLenFeature`
+    parses as no values).
+    """
     example = tf.train.Example()
     for key, value in row.items():
-        _append(example.features.feature, key, _value_kind(key, value), value)
+        values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+        for item in values:
+            _append(example.features.feature, key, _value_kind(key, item), item)
     return example
 
 

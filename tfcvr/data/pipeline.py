@@ -52,7 +52,8 @@ class TFRecordPipeline:
 
     Features are the model inputs: categorical values hashed into
     `[0, num_buckets)` (int64), numeric values as float32, each of shape
-    [batch]. Labels always hold `click` and `conversion` (int64 0/1); with
+    [batch]; a categorical_list is [batch, max_length] bucket ids padded
+    with -1. Labels always hold `click` and `conversion` (int64 0/1); with
     `ground_truth=True` also `true_ctr`, `true_cvr` (float32) and
     `potential_conversion` (int64).
 
@@ -200,16 +201,17 @@ class TFRecordPipeline:
 
     def _parse_and_split(self, serialized):
         parsed = self.parse_batch(serialized)
-        if self.invalid_conversion == "drop":
-            click = parsed[self.schema.labels["click"]]
-            keep = (parsed[self.schema.labels["conversion"]] <= click)
-            self._dropped.assign_add(tf.reduce_sum(tf.cast(~keep, tf.int64)))
-            parsed = {key: tf.boolean_mask(value, keep) for key, value in parsed.items()}
         features = transform.to_model_inputs(parsed, self.schema)
         labels = {key: parsed[self.schema.labels[key]] for key in schema_lib.LABEL_KEYS}
         if self.ground_truth:
             for key in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS:
                 labels[key] = parsed[key]
+        if self.invalid_conversion == "drop":
+            # After the transform: every tensor is dense [batch, ...] here.
+            keep = labels["conversion"] <= labels["click"]
+            self._dropped.assign_add(tf.reduce_sum(tf.cast(~keep, tf.int64)))
+            features = {key: tf.boolean_mask(value, keep) for key, value in features.items()}
+            labels = {key: tf.boolean_mask(value, keep) for key, value in labels.items()}
         return features, labels
 
     @staticmethod

@@ -5,12 +5,21 @@
   "features": [
     {"name": "user_id",  "type": "categorical", "dtype": "int64",  "num_buckets": 200000},
     {"name": "item_cat", "type": "categorical", "dtype": "string", "num_buckets": 5000},
-    {"name": "price",    "type": "numeric"}
+    {"name": "price",    "type": "numeric"},
+    {"name": "history",  "type": "categorical_list", "dtype": "int64", "num_buckets": 50000,
+     "max_length": 50}
   ],
   "labels": {"click": "click", "conversion": "conversion"},
   "group_key": "user_id"
 }
 ```
+
+A `categorical_list` feature holds a variable number of ids per impression
+(a bag such as a user's recent categories); each id is hashed like a
+categorical value and the embeddings are mean-pooled. At most `max_length`
+values are used: the first `max_length` in the record's order. The value -1
+(int64) or "" (string) means "no value" and is ignored, so padded requests and
+records give the same result.
 
 Validation is strict: an unknown key, type or dtype, a duplicate name, a missing
 label mapping or a `group_key` naming no feature is a `ValueError` naming the field
@@ -24,8 +33,11 @@ from typing import Optional
 import tensorflow as tf
 
 CATEGORICAL = "categorical"
+CATEGORICAL_LIST = "categorical_list"
 NUMERIC = "numeric"
-FEATURE_TYPES = (CATEGORICAL, NUMERIC)
+FEATURE_TYPES = (CATEGORICAL, CATEGORICAL_LIST, NUMERIC)
+# The "no value" entry of a categorical_list, by dtype: ignored when padding lists.
+LIST_PADDING = {"int64": -1, "string": ""}
 CATEGORICAL_DTYPES = ("int64", "string")
 NUMERIC_DTYPES = ("float32",)
 LABEL_KEYS = ("click", "conversion")
@@ -36,22 +48,34 @@ GROUND_TRUTH_INT_KEYS = ("potential_conversion",)
 _TOP_LEVEL_KEYS = ("features", "labels", "group_key")
 _FEATURE_KEYS = {
     CATEGORICAL: ("name", "type", "dtype", "num_buckets"),
+    CATEGORICAL_LIST: ("name", "type", "dtype", "num_buckets", "max_length"),
     NUMERIC: ("name", "type", "dtype"),
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
-    """One input feature: a categorical id hashed into `num_buckets`, or a float."""
+    """One input feature: categorical id(s) hashed into `num_buckets`, or a float."""
 
     name: str
     type: str
     dtype: str
     num_buckets: Optional[int] = None
+    max_length: Optional[int] = None
 
     @property
     def is_categorical(self) -> bool:
-        return self.type == CATEGORICAL
+        """Hashed ids: a single `categorical` value or a `categorical_list`."""
+        return self.type in (CATEGORICAL, CATEGORICAL_LIST)
+
+    @property
+    def is_list(self) -> bool:
+        return self.type == CATEGORICAL_LIST
+
+    @property
+    def padding(self):
+        """The value that means "no value" in a categorical_list."""
+        return LIST_PADDING[self.dtype]
 
     @property
     def tf_dtype(self) -> tf.DType:
@@ -61,6 +85,8 @@ class Feature:
         config = {"name": self.name, "type": self.type, "dtype": self.dtype}
         if self.is_categorical:
             config["num_buckets"] = self.num_buckets
+        if self.is_list:
+            config["max_length"] = self.max_length
         return config
 
 
@@ -75,6 +101,10 @@ class Schema:
     @property
     def categorical(self) -> tuple:
         return tuple(f for f in self.features if f.is_categorical)
+
+    @property
+    def lists(self) -> tuple:
+        return tuple(f for f in self.features if f.is_list)
 
     @property
     def numeric(self) -> tuple:
@@ -185,11 +215,23 @@ def _parse_feature(raw, where: str) -> Feature:
             f"Received: {dtype!r}"
         )
     num_buckets = raw.get("num_buckets")
-    if isinstance(num_buckets, bool) or not isinstance(num_buckets, int) or num_buckets < 1:
+    if not _is_positive_int(num_buckets):
         raise ValueError(
             f"{where}: 'num_buckets' must be a positive integer. Received: {num_buckets!r}"
         )
-    return Feature(name=name, type=feature_type, dtype=dtype, num_buckets=num_buckets)
+    if feature_type == CATEGORICAL:
+        return Feature(name=name, type=feature_type, dtype=dtype, num_buckets=num_buckets)
+    max_length = raw.get("max_length")
+    if not _is_positive_int(max_length):
+        raise ValueError(
+            f"{where}: 'max_length' (values used per impression) must be a positive integer. "
+            f"Received: {max_length!r}"
+        )
+    return Feature(name=name, type=feature_type, dtype=dtype, num_buckets=num_buckets, max_length=max_length)
+
+
+def _is_positive_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _parse_labels(raw, source: str) -> dict:

@@ -10,8 +10,15 @@ from tfcvr.data import schema as schema_lib
 
 
 def feature_spec(schema: schema_lib.Schema) -> dict:
-    """`tf.io.parse_example` spec of the model features: one value per example."""
-    return {f.name: tf.io.FixedLenFeature([], f.tf_dtype) for f in schema.features}
+    """`tf.io.parse_example` spec of the model features.
+
+    One value per example, except a categorical_list: any number of values
+    (parsed as a `tf.SparseTensor`).
+    """
+    return {
+        f.name: tf.io.VarLenFeature(f.tf_dtype) if f.is_list else tf.io.FixedLenFeature([], f.tf_dtype)
+        for f in schema.features
+    }
 
 
 def label_spec(schema: schema_lib.Schema, ground_truth: bool = False) -> dict:
@@ -24,8 +31,15 @@ def label_spec(schema: schema_lib.Schema, ground_truth: bool = False) -> dict:
 
 
 def raw_input_signature(schema: schema_lib.Schema) -> dict:
-    """TensorSpecs of raw (un-hashed) feature values, one per example."""
-    return {f.name: tf.TensorSpec([None], f.tf_dtype, name=f.name) for f in schema.features}
+    """TensorSpecs of raw (un-hashed) feature values.
+
+    [batch] per feature; [batch, any length] for a categorical_list, whose
+    rows are padded with the feature's `padding` value (-1 or "").
+    """
+    return {
+        f.name: tf.TensorSpec([None, None] if f.is_list else [None], f.tf_dtype, name=f.name)
+        for f in schema.features
+    }
 
 
 def hash_categorical(values: tf.Tensor, num_buckets: int) -> tf.Tensor:
@@ -40,12 +54,32 @@ def hash_categorical(values: tf.Tensor, num_buckets: int) -> tf.Tensor:
     return tf.strings.to_hash_bucket_fast(values, num_buckets)
 
 
+def hash_categorical_list(values, feature: schema_lib.Feature) -> tf.Tensor:
+    """Ids of a categorical_list -> [batch, max_length] bucket ids padded with -1.
+
+    `values` is a `tf.SparseTensor` (from `parse_example`) or a dense
+    [batch, length] tensor padded with `feature.padding`. Padding values are
+    removed wherever they are, the first `max_length` remaining ids are kept
+    and hashed like a categorical value; -1 marks the empty slots.
+    """
+    if isinstance(values, tf.SparseTensor):
+        ragged = tf.RaggedTensor.from_sparse(values)
+    else:
+        ragged = tf.RaggedTensor.from_tensor(values)
+    ragged = tf.ragged.boolean_mask(ragged, tf.not_equal(ragged, feature.padding))
+    ragged = ragged[:, : feature.max_length]
+    hashed = tf.ragged.map_flat_values(hash_categorical, ragged, feature.num_buckets)
+    return hashed.to_tensor(default_value=-1, shape=[None, feature.max_length])
+
+
 def to_model_inputs(raw_features: dict, schema: schema_lib.Schema) -> dict:
     """Hashes categorical features and casts numeric ones: the model's input dict."""
     inputs = {}
     for feature in schema.features:
         value = raw_features[feature.name]
-        if feature.is_categorical:
+        if feature.is_list:
+            inputs[feature.name] = hash_categorical_list(value, feature)
+        elif feature.is_categorical:
             inputs[feature.name] = hash_categorical(value, feature.num_buckets)
         else:
             inputs[feature.name] = tf.cast(value, tf.float32)

@@ -90,19 +90,27 @@ def export_for_serving(model, schema, export_base: str, version=None, keep_versi
 def _checked_model_inputs(raw_features, schema) -> dict:
     """`transform.to_model_inputs` after the checks that keep bad requests from producing NaN scores."""
     names = [f.name for f in schema.features]
-    size = tf.shape(raw_features[names[0]])[0]
+    size = _num_candidates(raw_features[names[0]])
     checks = []
     for feature in schema.features:
         value = raw_features[feature.name]
         checks.append(tf.debugging.assert_equal(
-            tf.shape(value)[0], size,
+            _num_candidates(value), size,
             message=f"feature {feature.name} has a different number of candidates than {names[0]}"))
         if not feature.is_categorical:
             checks.append(tf.debugging.assert_all_finite(
                 tf.cast(value, tf.float32), f"numeric feature {feature.name} has a NaN or Inf value"))
     with tf.control_dependencies(checks):
-        checked = {name: tf.identity(raw_features[name]) for name in names}
+        checked = {name: tf.nest.map_structure(tf.identity, raw_features[name], expand_composites=True)
+                   for name in names}
     return transform.to_model_inputs(checked, schema)
+
+
+def _num_candidates(value) -> tf.Tensor:
+    """Rows of a dense feature tensor or of a parsed categorical_list (a SparseTensor)."""
+    if isinstance(value, tf.SparseTensor):
+        return tf.cast(value.dense_shape[0], tf.int32)
+    return tf.shape(value)[0]
 
 
 def _serving_outputs(model, inputs) -> dict:

@@ -4,7 +4,8 @@ TF Serving replays these PredictionLog records when it loads a version,
 before the version serves traffic, so the first real request does not pay for
 graph initialisation (TF Serving's "SavedModel Warmup" guide; at most 1,000
 records). tfcvr writes one request per signature and batch size, built from
-the schema: ids 0..n-1 (as strings for string features) and numeric values 0.
+the schema: ids 0..n-1 (as strings for string features; lists of two ids
+for categorical_list features) and numeric values 0.
 """
 
 import os
@@ -29,7 +30,8 @@ def warmup_candidates(schema, batch_size: int) -> list:
             if not feature.is_categorical:
                 row[feature.name] = 0.0
             else:
-                row[feature.name] = str(i) if feature.tf_dtype == tf.string else i
+                ids = [str(j) if feature.tf_dtype == tf.string else j for j in (i, i + 1)]
+                row[feature.name] = ids if feature.is_list else ids[0]
         candidates.append(row)
     return candidates
 

@@ -9,11 +9,15 @@ class FeatureEmbedding(keras.layers.Layer):
     """Concatenates per-feature embeddings and standardised numeric features.
 
     Input: a dict of [batch] tensors, bucket ids (int) for each categorical
-    feature and floats for each numeric one (what `tfcvr.data` produces).
+    feature and floats for each numeric one (what `tfcvr.data` produces); a
+    feature named in `lists` is [batch, max_length] bucket ids padded with
+    -1, and its embedding is the mean over the non-padding ids (zeros for an
+    empty list).
     Output: [batch, sum(embedding_dim) + num_numeric].
 
     Args:
       categorical: {name: num_buckets}; each feature gets its own table.
+      lists: the names in `categorical` that are categorical_list features.
       numeric: names of the numeric features, in order.
       embedding_dim: width of every table.
       numeric_mean, numeric_variance: per numeric feature statistics from the
@@ -29,7 +33,7 @@ class FeatureEmbedding(keras.layers.Layer):
     """
 
     def __init__(self, categorical, numeric=(), embedding_dim=16, numeric_mean=None,
-                 numeric_variance=None, **kwargs):
+                 numeric_variance=None, lists=(), **kwargs):
         super().__init__(**kwargs)
         if embedding_dim < 1:
             raise ValueError(f"`embedding_dim` must be positive. Received: {embedding_dim}")
@@ -39,6 +43,10 @@ class FeatureEmbedding(keras.layers.Layer):
             if buckets < 1:
                 raise ValueError(f"Feature '{name}': num_buckets must be positive. Received: {buckets}")
         self.categorical = dict(categorical)
+        unknown = sorted(set(lists) - set(self.categorical))
+        if unknown:
+            raise ValueError(f"`lists` names {unknown}, which are not in `categorical` {sorted(self.categorical)}.")
+        self.lists = tuple(lists)
         self.numeric = tuple(numeric)
         self.embedding_dim = embedding_dim
         self.numeric_mean = _per_feature(numeric_mean, self.numeric, 0.0, "numeric_mean")
@@ -55,13 +63,23 @@ class FeatureEmbedding(keras.layers.Layer):
             embedding.build((None,))
 
     def call(self, inputs):
-        parts = [self.embeddings[name](inputs[name]) for name in self.categorical]
+        parts = [
+            self._pooled(name, inputs[name]) if name in self.lists else self.embeddings[name](inputs[name])
+            for name in self.categorical
+        ]
         if self.numeric:
             values = keras.ops.stack([keras.ops.cast(inputs[name], "float32") for name in self.numeric], axis=-1)
             mean = np.asarray(self.numeric_mean, dtype="float32")
             scale = np.sqrt(np.asarray(self.numeric_variance, dtype="float32"))
             parts.append((values - mean) / scale)
         return keras.ops.concatenate(parts, axis=-1) if len(parts) > 1 else parts[0]
+
+    def _pooled(self, name, ids):
+        """Mean of the embeddings of the ids >= 0 in each row; -1 is padding."""
+        present = keras.ops.cast(keras.ops.greater_equal(ids, 0), "float32")
+        vectors = self.embeddings[name](keras.ops.maximum(ids, 0)) * keras.ops.expand_dims(present, -1)
+        count = keras.ops.maximum(keras.ops.sum(present, axis=1, keepdims=True), 1.0)
+        return keras.ops.sum(vectors, axis=1) / count
 
     def compute_output_shape(self, input_shape):
         return (None, self.output_dim)
@@ -78,6 +96,7 @@ class FeatureEmbedding(keras.layers.Layer):
             "embedding_dim": self.embedding_dim,
             "numeric_mean": list(self.numeric_mean),
             "numeric_variance": list(self.numeric_variance),
+            "lists": list(self.lists),
         }
 
 

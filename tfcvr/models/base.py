@@ -117,9 +117,16 @@ class CVRModel(keras.Model):
 
     @staticmethod
     def feature_inputs(schema) -> dict:
-        """{feature name: keras.Input} for a schema: hashed int64 ids and float32 numerics, shape [batch]."""
+        """{feature name: keras.Input} for a schema: hashed int64 ids and float32 numerics, shape [batch].
+
+        A categorical_list is [batch, max_length] ids padded with -1.
+        """
         return {
-            f.name: keras.Input(shape=(), dtype="int64" if f.is_categorical else "float32", name=f.name)
+            f.name: keras.Input(
+                shape=(f.max_length,) if f.is_list else (),
+                dtype="int64" if f.is_categorical else "float32",
+                name=f.name,
+            )
             for f in schema.features
         }
 
@@ -129,6 +136,7 @@ class CVRModel(keras.Model):
         numeric = [f.name for f in spec.schema.numeric]
         return FeatureEmbedding(
             categorical={f.name: f.num_buckets for f in spec.schema.categorical},
+            lists=[f.name for f in spec.schema.lists],
             numeric=numeric,
             embedding_dim=spec.embedding_dim,
             numeric_mean=[spec.numeric_statistics.get(n, (0.0, 1.0))[0] for n in numeric],

@@ -1,0 +1,263 @@
+"""Ali-CCP -> tf.Examples: the raw Tianchi release and PaddleRec's multi-hot text layout.
+
+Raw release (shared/data/FORMATS.md §1.3-1.5): `sample_skeleton_*.csv` has one
+impression per line, `sample_id,click,conversion,common_feature_index,
+feature_num,feature_list`; `common_features_*.csv` has
+`common_feature_index,feature_num,feature_list` with the user fields shared by
+many impressions. A feature_list is `field\\x02id\\x03value` entries joined by
+`\\x01`. The skeleton is streamed; the common file is held as a `LineIndex` of
+byte offsets, and each common row is parsed and serialized once per run of
+impressions that share it (the skeleton is grouped by that key).
+
+A record is the serialized common part followed by the serialized impression
+part: two concatenated `tf.train.Example` messages are one Example whose
+feature map is the union (protobuf merges repeated embedded messages), so the
+long user part is serialized once per user rather than once per impression.
+
+Fields (`aliccp_fields`): with `single_value="list"` the multi-valued fields
+become categorical_list features (the first `max_list_length` ids in file
+order; the rest counted as truncated), the others categorical; with "last" or
+"first" every field keeps one id, the last (what torch-rechub, PaddleRec AITM
+and Merlin keep) or the first occurrence. An absent single-valued field is the
+id -1; an absent list is empty. The dense fields' values become numeric
+features `D<field>`: the kept occurrence's value, or with lists the mean of all
+of the field's values; 0 when absent. Values of fields outside the 23 are
+counted and not written.
+"""
+
+import functools
+
+from tfcvr.data import example_writer
+from tfcvr.data import schema as schema_lib
+from tfcvr.data.convert import aliccp_fields, files
+from tfcvr.data.convert import labels as labels_lib
+from tfcvr.data.convert import values
+from tfcvr.data.convert.line_index import LineIndex
+
+SINGLE_VALUE_POLICIES = ("list", "last", "first")
+MISSING_ID = -1
+MISSING_COMMON_FEATURES = "missing_common_features"
+
+
+def features(single_value: str = "list", dense: bool = True) -> list:
+    """Schema features of a conversion (bucket sizes and list lengths still to be measured)."""
+    if single_value not in SINGLE_VALUE_POLICIES:
+        raise ValueError(f"--single_value must be one of {list(SINGLE_VALUE_POLICIES)}. Received: {single_value!r}")
+    result = []
+    for field in aliccp_fields.FIELDS:
+        is_list = single_value == "list" and field in aliccp_fields.MULTI_VALUED
+        kind = schema_lib.CATEGORICAL_LIST if is_list else schema_lib.CATEGORICAL
+        result.append(schema_lib.Feature(name=field, type=kind, dtype="int64"))
+    if dense:
+        result += [schema_lib.Feature(name=aliccp_fields.dense_name(f), type=schema_lib.NUMERIC, dtype="float32")
+                   for f in aliccp_fields.DENSE]
+    return result
+
+
+class FieldEncoder:
+    """Parsed (field -> [(id, value)]) entries of one file part -> record values, by the policy."""
+
+    def __init__(self, single_value: str, max_list_length: int, vocabulary, report, dense: bool = True):
+        features(single_value)  # validates the policy
+        if max_list_length < 1:
+            raise ValueError(f"--max_list_length must be positive. Received: {max_list_length}")
+        self.single_value = single_value
+        self.max_list_length = max_list_length
+        self.vocabulary = vocabulary
+        self.report = report
+        self.dense = dense
+
+    def record(self, entries: dict, home_fields) -> dict:
+        """Values of `home_fields` (absent ones get their default) from {field: [(id, value), ...]}."""
+        record = {}
+        for field in home_fields:
+            occurrences = entries.get(field, ())
+            is_list = self.single_value == "list" and field in aliccp_fields.MULTI_VALUED
+            if is_list:
+                ids = [i for i, _ in occurrences[: self.max_list_length]]
+                if len(occurrences) > self.max_list_length:
+                    self.report.count(f"list_values_truncated/{field}", len(occurrences) - self.max_list_length)
+                record[field] = ids
+                self.vocabulary.observe(field, ids)
+            else:
+                kept = occurrences[-1 if self.single_value == "last" else 0] if occurrences else None
+                record[field] = kept[0] if kept else MISSING_ID
+                self.vocabulary.observe(field, record[field])
+            if self.dense and field in aliccp_fields.DENSE:
+                if not occurrences:
+                    value = 0.0
+                elif is_list:
+                    value = sum(v for _, v in occurrences) / len(occurrences)
+                else:
+                    value = kept[1]
+                record[aliccp_fields.dense_name(field)] = value
+        return record
+
+
+def parse_feature_list(text: str, expected_count: int, report) -> dict:
+    """`field\\x02id\\x03value` entries joined by \\x01 -> {field: [(id, value)]}; ValueError if malformed."""
+    entries = {}
+    if not text:
+        found = 0
+    else:
+        parts = text.split("\x01")
+        found = len(parts)
+        for part in parts:
+            field, separator, rest = part.partition("\x02")
+            feature_id, separator2, value = rest.partition("\x03")
+            if not separator or not separator2:
+                raise ValueError(f"feature {part!r} is not field\\x02id\\x03value")
+            if field not in _KNOWN_FIELDS:
+                report.count(f"unknown_field_values/{field}")
+                continue
+            entries.setdefault(field, []).append(
+                (values.parse_id(feature_id, f"field {field} id"), values.parse_float(value, f"field {field} value")))
+    if found != expected_count:
+        raise ValueError(f"feature_num is {expected_count} but the feature_list has {found} features")
+    return entries
+
+
+_KNOWN_FIELDS = frozenset(aliccp_fields.FIELDS)
+_USER = frozenset(aliccp_fields.USER_FIELDS)
+_IMPRESSION_FIELDS = tuple(f for f in aliccp_fields.FIELDS if f not in _USER)
+
+
+def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
+    wrong = sorted(set(entries) - allowed)
+    if wrong:
+        raise ValueError(f"field(s) {wrong} in the {where}; expected only {sorted(allowed)} there")
+
+
+class RawConverter:
+    """Streams a skeleton file, joins its common features, writes records to `sink`.
+
+    Args:
+      skeleton, common: the two files of one split (local or gs://).
+      encoder: a `FieldEncoder`.
+      sink: an `ExampleSink`.
+      report: the `ConversionReport`.
+      invalid_conversion: "drop" or "keep" rows with conversion=1, click=0.
+      progress_factory: called with a file size, returns a `report.Progress`.
+    """
+
+    def __init__(self, skeleton: str, common: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop",
+                 progress_factory=None):
+        labels_lib.check_policy(invalid_conversion)
+        self.skeleton = skeleton
+        self.common = common
+        self.encoder = encoder
+        self.sink = sink
+        self.report = report
+        self.invalid_conversion = invalid_conversion
+        self._progress_factory = progress_factory
+        self._index = None
+        self.common_part = functools.lru_cache(maxsize=256)(self._common_part)
+
+    def run(self) -> None:
+        progress = self._progress(files.size(self.common))
+        self._index = LineIndex(self.common, progress=progress)
+        if progress is not None:
+            progress.update(files.size(self.common), force=True)
+        self.report.count("common_feature_rows", len(self._index))
+        try:
+            self._convert_skeleton()
+        finally:
+            self._index.close()
+
+    def _progress(self, total):
+        return self._progress_factory(total) if self._progress_factory else None
+
+    def _convert_skeleton(self) -> None:
+        progress = self._progress(files.size(self.skeleton))
+        consumed = 0
+        with files.open_binary(self.skeleton) as f:
+            for line_number, raw in enumerate(f, start=1):
+                consumed += len(raw)
+                self.report.read()
+                self._convert_line(raw, f"{self.skeleton}:{line_number}")
+                if progress is not None:
+                    progress.update(consumed)
+        if progress is not None:
+            progress.update(consumed, force=True)
+
+    def _convert_line(self, raw: bytes, location: str) -> None:
+        try:
+            columns = raw.decode("ascii").rstrip("\r\n").split(",")
+            if len(columns) != 6:
+                raise ValueError(f"expected 6 comma-separated fields, found {len(columns)}")
+            sample_id = values.parse_id(columns[0], "sample_id")
+            click = values.parse_label(columns[1], "click")
+            conversion = values.parse_label(columns[2], "conversion")
+            entries = parse_feature_list(columns[5], values.parse_id(columns[4], "feature_num"), self.report)
+            _check_placement(entries, frozenset(_IMPRESSION_FIELDS), "sample skeleton")
+            common = self.common_part(columns[3].encode())
+        except UnicodeDecodeError as e:
+            self.report.malformed(location, f"not ASCII text ({e})")
+            return
+        except ValueError as e:
+            self.report.malformed(location, str(e))
+            return
+        if common is None:
+            self.report.drop(MISSING_COMMON_FEATURES)
+            return
+        if not labels_lib.admit(click, conversion, self.invalid_conversion, self.report):
+            return
+        record = self.encoder.record(entries, _IMPRESSION_FIELDS)
+        record.update(sample_id=sample_id, click=click, conversion=conversion)
+        self.sink.write(common + example_writer.to_example(record).SerializeToString())
+
+    def _common_part(self, key: bytes):
+        """The serialized user part of `key`'s impressions, None if the common file lacks it."""
+        found = self._index.get(key)
+        if found is None:
+            return None
+        line_number, line = found
+        try:
+            columns = line.decode("ascii").split(",")
+            if len(columns) != 3:
+                raise ValueError(f"expected 3 comma-separated fields, found {len(columns)}")
+            entries = parse_feature_list(columns[2], values.parse_id(columns[1], "feature_num"), self.report)
+            _check_placement(entries, _USER, "common features")
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"its common features ({self.common}:{line_number}) are malformed: {e}") from None
+        return example_writer.to_example(self.encoder.record(entries, aliccp_fields.USER_FIELDS)).SerializeToString()
+
+
+def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop",
+                           progress=None) -> None:
+    """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
+    labels_lib.check_policy(invalid_conversion)
+    consumed = 0
+    with files.open_binary(path) as f:
+        for line_number, raw in enumerate(f, start=1):
+            consumed += len(raw)
+            report.read()
+            location = f"{path}:{line_number}"
+            try:
+                columns = raw.decode("ascii").strip().split(",")
+                if len(columns) < 3:
+                    raise ValueError(f"expected sample_idx,click,ctcvr,field:id,..., found {len(columns)} fields")
+                sample_id = values.parse_id(columns[0], "sample_idx")
+                click = values.parse_label(columns[1], "click")
+                conversion = values.parse_label(columns[2], "ctcvr")
+                entries = {}
+                for item in columns[3:]:
+                    field, separator, feature_id = item.partition(":")
+                    if not separator:
+                        raise ValueError(f"feature {item!r} is not field:id")
+                    if field not in _KNOWN_FIELDS:
+                        report.count(f"unknown_field_values/{field}")
+                        continue
+                    entries.setdefault(field, []).append((values.parse_id(feature_id, f"field {field} id"), 0.0))
+            except (UnicodeDecodeError, ValueError) as e:
+                report.malformed(location, str(e))
+                continue
+            if progress is not None:
+                progress.update(consumed)
+            if not labels_lib.admit(click, conversion, invalid_conversion, report):
+                continue
+            record = encoder.record(entries, aliccp_fields.FIELDS)
+            record.update(sample_id=sample_id, click=click, conversion=conversion)
+            sink.write(example_writer.to_example(record).SerializeToString())
+    if progress is not None:
+        progress.update(consumed, force=True)
