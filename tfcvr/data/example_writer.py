@@ -17,10 +17,15 @@ def to_example(row: dict) -> tf.train.Example:
     parses as no values).
     """
     example = tf.train.Example()
+    feature_map = example.features.feature
     for key, value in row.items():
-        values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
-        for item in values:
-            _append(example.features.feature, key, _value_kind(key, item), item)
+        if isinstance(value, (list, tuple, np.ndarray)):
+            if len(value):
+                _extend(feature_map, key, value)
+        elif type(value) is int:  # the common case first: ids and labels
+            feature_map[key].int64_list.value.append(value)
+        else:
+            _append(feature_map, key, _value_kind(key, value), value)
     return example
 
 
@@ -66,6 +71,20 @@ def _append(feature_map, key: str, kind: str, value) -> None:
         feature_map[key].int64_list.value.append(int(value))
     else:
         feature_map[key].float_list.value.append(float(value))
+
+
+def _extend(feature_map, key: str, values) -> None:
+    """A whole list at once (the list's kind is its first value's; protobuf rejects a mix)."""
+    kind = _value_kind(key, values[0])
+    try:
+        if kind == "bytes":
+            feature_map[key].bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)
+        elif kind == "int64":
+            feature_map[key].int64_list.value.extend(values)
+        else:
+            feature_map[key].float_list.value.extend(values)
+    except TypeError as e:
+        raise TypeError(f"Feature {key!r}: every value of a list must be of the first one's kind ({kind}): {e}") from None
 
 
 def _value_kind(key: str, value) -> str:

@@ -26,6 +26,8 @@ counted and not written.
 """
 
 import functools
+import math
+import re
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
@@ -55,71 +57,110 @@ def features(single_value: str = "list", dense: bool = True) -> list:
 
 
 class FieldEncoder:
-    """Parsed (field -> [(id, value)]) entries of one file part -> record values, by the policy."""
+    """Parsed ids and values of one file part -> record values, by the policy.
+
+    Args:
+      single_value: "list", "last" or "first" (module docstring); single-valued
+        fields that occur several times keep the last occurrence unless "first".
+      max_list_length: ids kept per categorical_list.
+      vocabulary: a `VocabularyCounter` that sees every id written.
+      report: counts truncated list values.
+      dense: also write the dense fields' values as numeric `D<field>`.
+    """
 
     def __init__(self, single_value: str, max_list_length: int, vocabulary, report, dense: bool = True):
         features(single_value)  # validates the policy
         if max_list_length < 1:
             raise ValueError(f"--max_list_length must be positive. Received: {max_list_length}")
-        self.single_value = single_value
         self.max_list_length = max_list_length
         self.vocabulary = vocabulary
         self.report = report
-        self.dense = dense
+        self._pick = 0 if single_value == "first" else -1
+        self._plan = {
+            field: (single_value == "list" and field in aliccp_fields.MULTI_VALUED,
+                    aliccp_fields.dense_name(field) if dense and field in aliccp_fields.DENSE else None)
+            for field in aliccp_fields.FIELDS
+        }
 
-    def record(self, entries: dict, home_fields) -> dict:
-        """Values of `home_fields` (absent ones get their default) from {field: [(id, value), ...]}."""
+    def record(self, ids_by_field: dict, values_by_field: dict, home_fields) -> dict:
+        """Values of `home_fields` (absent ones get their default).
+
+        `ids_by_field`: {field: [int id, ...]}; `values_by_field`: {field:
+        [value text, ...]} of the dense fields (parsed here, so only the values
+        that are written are read).
+        """
         record = {}
+        limit = self.max_list_length
         for field in home_fields:
-            occurrences = entries.get(field, ())
-            is_list = self.single_value == "list" and field in aliccp_fields.MULTI_VALUED
+            is_list, dense_name = self._plan[field]
+            ids = ids_by_field.get(field)
             if is_list:
-                ids = [i for i, _ in occurrences[: self.max_list_length]]
-                if len(occurrences) > self.max_list_length:
-                    self.report.count(f"list_values_truncated/{field}", len(occurrences) - self.max_list_length)
+                if ids is None:
+                    ids = []
+                elif len(ids) > limit:
+                    self.report.count(f"list_values_truncated/{field}", len(ids) - limit)
+                    ids = ids[:limit]
                 record[field] = ids
-                self.vocabulary.observe(field, ids)
             else:
-                kept = occurrences[-1 if self.single_value == "last" else 0] if occurrences else None
-                record[field] = kept[0] if kept else MISSING_ID
-                self.vocabulary.observe(field, record[field])
-            if self.dense and field in aliccp_fields.DENSE:
-                if not occurrences:
-                    value = 0.0
+                record[field] = ids[self._pick] if ids else MISSING_ID
+            self.vocabulary.observe(field, record[field])
+            if dense_name is not None:
+                texts = values_by_field.get(field)
+                if not texts:
+                    record[dense_name] = 0.0
                 elif is_list:
-                    value = sum(v for _, v in occurrences) / len(occurrences)
+                    record[dense_name] = sum(values.parse_float(t, f"field {field} value") for t in texts) / len(texts)
                 else:
-                    value = kept[1]
-                record[aliccp_fields.dense_name(field)] = value
+                    record[dense_name] = values.parse_float(texts[self._pick], f"field {field} value")
         return record
 
 
-def parse_feature_list(text: str, expected_count: int, report) -> dict:
-    """`field\\x02id\\x03value` entries joined by \\x01 -> {field: [(id, value)]}; ValueError if malformed."""
-    entries = {}
+def parse_feature_list(text: str, expected_count: int, report):
+    """`field\\x02id\\x03value` entries joined by \\x01 -> ({field: [id]}, {dense field: [value text]}).
+
+    Raises ValueError (naming the feature) if the list is malformed or an id is
+    not an int64.
+    """
     if not text:
-        found = 0
-    else:
-        parts = text.split("\x01")
-        found = len(parts)
-        for part in parts:
-            field, separator, rest = part.partition("\x02")
-            feature_id, separator2, value = rest.partition("\x03")
-            if not separator or not separator2:
-                raise ValueError(f"feature {part!r} is not field\\x02id\\x03value")
-            if field not in _KNOWN_FIELDS:
-                report.count(f"unknown_field_values/{field}")
-                continue
-            entries.setdefault(field, []).append(
-                (values.parse_id(feature_id, f"field {field} id"), values.parse_float(value, f"field {field} value")))
+        if expected_count:
+            raise ValueError(f"feature_num is {expected_count} but the feature_list has 0 features")
+        return {}, {}
+    found = text.count("\x01") + 1
     if found != expected_count:
         raise ValueError(f"feature_num is {expected_count} but the feature_list has {found} features")
-    return entries
+    if text.count("\x02") != found or text.count("\x03") != found:
+        bad = next(p for p in text.split("\x01") if p.count("\x02") != 1 or p.count("\x03") != 1)
+        raise ValueError(f"feature {bad!r} is not field\\x02id\\x03value")
+    # One split for all entries: [field, id, value, field, id, value, ...]; 5-10x faster than per entry.
+    parts = _SEPARATORS.split(text)
+    fields = parts[0::3]
+    try:
+        ids = [int(i) for i in parts[1::3]]
+    except ValueError:
+        for field, feature_id in zip(fields, parts[1::3]):
+            values.parse_id(feature_id, f"field {field} id")
+        raise
+    if not all(_INT64_MIN <= i <= _INT64_MAX for i in ids):
+        for field, feature_id in zip(fields, ids):
+            values.parse_id(feature_id, f"field {field} id")
+    ids_by_field, values_by_field = {}, {}
+    for field, feature_id, value in zip(fields, ids, parts[2::3]):
+        if field not in _KNOWN_FIELDS:
+            report.count(f"unknown_field_values/{field}")
+            continue
+        ids_by_field.setdefault(field, []).append(feature_id)
+        if field in _DENSE:
+            values_by_field.setdefault(field, []).append(value)
+    return ids_by_field, values_by_field
 
 
+_SEPARATORS = re.compile("[\x01\x02\x03]")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _KNOWN_FIELDS = frozenset(aliccp_fields.FIELDS)
+_DENSE = frozenset(aliccp_fields.DENSE)
 _USER = frozenset(aliccp_fields.USER_FIELDS)
 _IMPRESSION_FIELDS = tuple(f for f in aliccp_fields.FIELDS if f not in _USER)
+_IMPRESSION_FIELD_SET = frozenset(_IMPRESSION_FIELDS)
 
 
 def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
@@ -181,6 +222,7 @@ class RawConverter:
             progress.update(consumed, force=True)
 
     def _convert_line(self, raw: bytes, location: str) -> None:
+        record = None
         try:
             columns = raw.decode("ascii").rstrip("\r\n").split(",")
             if len(columns) != 6:
@@ -188,9 +230,11 @@ class RawConverter:
             sample_id = values.parse_id(columns[0], "sample_id")
             click = values.parse_label(columns[1], "click")
             conversion = values.parse_label(columns[2], "conversion")
-            entries = parse_feature_list(columns[5], values.parse_id(columns[4], "feature_num"), self.report)
-            _check_placement(entries, frozenset(_IMPRESSION_FIELDS), "sample skeleton")
+            ids, dense_values = parse_feature_list(columns[5], values.parse_id(columns[4], "feature_num"), self.report)
+            _check_placement(ids, _IMPRESSION_FIELD_SET, "sample skeleton")
             common = self.common_part(columns[3].encode())
+            if common is not None and labels_lib.admit(click, conversion, self.invalid_conversion, self.report):
+                record = self.encoder.record(ids, dense_values, _IMPRESSION_FIELDS)
         except UnicodeDecodeError as e:
             self.report.malformed(location, f"not ASCII text ({e})")
             return
@@ -200,9 +244,8 @@ class RawConverter:
         if common is None:
             self.report.drop(MISSING_COMMON_FEATURES)
             return
-        if not labels_lib.admit(click, conversion, self.invalid_conversion, self.report):
+        if record is None:  # dropped by the label rule
             return
-        record = self.encoder.record(entries, _IMPRESSION_FIELDS)
         record.update(sample_id=sample_id, click=click, conversion=conversion)
         self.sink.write(common + example_writer.to_example(record).SerializeToString())
 
@@ -216,11 +259,12 @@ class RawConverter:
             columns = line.decode("ascii").split(",")
             if len(columns) != 3:
                 raise ValueError(f"expected 3 comma-separated fields, found {len(columns)}")
-            entries = parse_feature_list(columns[2], values.parse_id(columns[1], "feature_num"), self.report)
-            _check_placement(entries, _USER, "common features")
+            ids, dense_values = parse_feature_list(columns[2], values.parse_id(columns[1], "feature_num"), self.report)
+            _check_placement(ids, _USER, "common features")
+            record = self.encoder.record(ids, dense_values, aliccp_fields.USER_FIELDS)
         except (UnicodeDecodeError, ValueError) as e:
             raise ValueError(f"its common features ({self.common}:{line_number}) are malformed: {e}") from None
-        return example_writer.to_example(self.encoder.record(entries, aliccp_fields.USER_FIELDS)).SerializeToString()
+        return example_writer.to_example(record).SerializeToString()
 
 
 def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop",
@@ -240,7 +284,7 @@ def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, inval
                 sample_id = values.parse_id(columns[0], "sample_idx")
                 click = values.parse_label(columns[1], "click")
                 conversion = values.parse_label(columns[2], "ctcvr")
-                entries = {}
+                ids = {}
                 for item in columns[3:]:
                     field, separator, feature_id = item.partition(":")
                     if not separator:
@@ -248,15 +292,15 @@ def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, inval
                     if field not in _KNOWN_FIELDS:
                         report.count(f"unknown_field_values/{field}")
                         continue
-                    entries.setdefault(field, []).append((values.parse_id(feature_id, f"field {field} id"), 0.0))
+                    ids.setdefault(field, []).append(values.parse_id(feature_id, f"field {field} id"))
+                if not labels_lib.admit(click, conversion, invalid_conversion, report):
+                    continue
+                record = encoder.record(ids, {}, aliccp_fields.FIELDS)
             except (UnicodeDecodeError, ValueError) as e:
                 report.malformed(location, str(e))
                 continue
             if progress is not None:
                 progress.update(consumed)
-            if not labels_lib.admit(click, conversion, invalid_conversion, report):
-                continue
-            record = encoder.record(entries, aliccp_fields.FIELDS)
             record.update(sample_id=sample_id, click=click, conversion=conversion)
             sink.write(example_writer.to_example(record).SerializeToString())
     if progress is not None:

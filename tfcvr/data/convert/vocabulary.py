@@ -28,7 +28,8 @@ class VocabularyCounter:
     def observe(self, name: str, value) -> None:
         """One categorical value, or the list of one categorical_list."""
         if name in self._longest:
-            self._longest[name] = max(self._longest[name], len(value))
+            if len(value) > self._longest[name]:
+                self._longest[name] = len(value)
             self._values[name].update(value)
         else:
             self._values[name].add(value)
