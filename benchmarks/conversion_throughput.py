@@ -1,7 +1,7 @@
 r"""Throughput and memory of the raw Ali-CCP converter on a synthetic raw release.
 
     python benchmarks/conversion_throughput.py [--rows 2000000] [--rows_per_user 58] [--single_value list]
-        [--max_list_length 64] [--work_dir DIR] [--json]
+        [--max_list_length 64] [--work_dir DIR] [--reuse] [--json]
 
 Writes a sample_skeleton / common_features pair in the real format
 (shared/data/FORMATS.md §1.3-1.6): impressions grouped by their
@@ -24,6 +24,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import tempfile
 import time
 
@@ -88,14 +89,19 @@ def main():
     parser.add_argument("--single_value", default="list")
     parser.add_argument("--max_list_length", type=int, default=64)
     parser.add_argument("--work_dir", default=None)
+    parser.add_argument("--reuse", action="store_true", help="Convert the raw files already in --work_dir.")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="aliccp-raw-")
     os.makedirs(work_dir, exist_ok=True)
     start = time.monotonic()
-    skeleton, common = write_raw(work_dir, args.rows, args.rows_per_user)
+    skeleton, common = (os.path.join(work_dir, name) for name in ("sample_skeleton_train.csv",
+                                                                  "common_features_train.csv"))
+    if not (args.reuse and os.path.exists(skeleton) and os.path.exists(common)):
+        skeleton, common = write_raw(work_dir, args.rows, args.rows_per_user)
     generated = time.monotonic() - start
     out = os.path.join(work_dir, f"out-{args.single_value}-{args.max_list_length}")
+    shutil.rmtree(out, ignore_errors=True)
     report = cli.main(["aliccp", f"--skeleton={skeleton}", f"--common={common}", f"--out={out}",
                        f"--single_value={args.single_value}", f"--max_list_length={args.max_list_length}",
                        "--quiet"])

@@ -53,7 +53,7 @@ class RestPredictionClient:
             inputs = {"examples": [{"b64": base64.b64encode(e).decode("ascii")}
                                    for e in candidates_lib.serialized_examples(candidates)]}
         else:
-            inputs = {name: [v.decode() if isinstance(v, bytes) else v for v in column.tolist()]
+            inputs = {name: _json_values(column.tolist())
                       for name, column in candidates_lib.feature_columns(candidates, self.schema).items()}
         return {"signature_name": self.signature_name, "inputs": inputs}
 
@@ -85,3 +85,10 @@ class RestPredictionClient:
             reason = getattr(error, "reason", error)
             code = "DEADLINE_EXCEEDED" if isinstance(reason, TimeoutError) else "UNAVAILABLE"
             raise ServingError(code, f"{self.url}: {reason}") from error
+
+
+def _json_values(values):
+    """Nested lists with bytes decoded (JSON has no bytes); categorical_list columns are 2-D."""
+    if isinstance(values, list):
+        return [_json_values(v) for v in values]
+    return values.decode() if isinstance(values, bytes) else values

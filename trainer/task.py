@@ -147,7 +147,7 @@ def main(argv):
     eval_pipeline = pipeline_lib.TFRecordPipeline(
         eval_files, schema, FLAGS.batch_size,
         ground_truth=pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(eval_files)),
-        invalid_conversion=FLAGS.invalid_conversion,
+        invalid_conversion=FLAGS.invalid_conversion, group=schema.group_key is not None,
     )
     with eval_pipeline.named_errors():
         results = metrics.evaluate(model, eval_pipeline.dataset())

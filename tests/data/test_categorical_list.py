@@ -147,3 +147,26 @@ def test_trains_exports_and_serves_lists(tmp_path, list_schema):
 def test_candidate_lists_must_be_lists(list_schema):
     with pytest.raises(TypeError, match=r"'history' is a categorical_list: candidate 0 must give a list"):
         candidates_lib.feature_columns([tiny_row(history=3, tags=[])], list_schema)
+
+
+def test_clients_send_padded_lists_to_the_predict_signature(tmp_path, list_schema):
+    from serving import GrpcPredictionClient, RestPredictionClient
+    from serving.local import start_grpc_server, start_rest_server
+
+    model = models.build("esmm", list_schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+    base = str(tmp_path / "export")
+    export.export_for_serving(model, list_schema, base, version=1)
+    candidates = [tiny_row(history=[3, 1, 2, 7], tags=["t1"]), tiny_row(history=[], tags=["t0", "t2"])]
+    grpc_server, grpc_port = start_grpc_server({"cvr": base})
+    rest_server, rest_port = start_rest_server({"cvr": base})
+    try:
+        expected = GrpcPredictionClient(f"localhost:{grpc_port}", "cvr").predict(candidates)
+        for client in (GrpcPredictionClient(f"localhost:{grpc_port}", "cvr", signature_name="predict",
+                                            schema=list_schema),
+                       RestPredictionClient(f"localhost:{rest_port}", "cvr", signature_name="predict",
+                                            schema=list_schema)):
+            scores = client.predict(candidates)
+            np.testing.assert_allclose(scores["ctcvr"], expected["ctcvr"], rtol=1e-5)
+    finally:
+        grpc_server.stop(None)
+        rest_server.shutdown()

@@ -66,6 +66,8 @@ class TFRecordPipeline:
       seed: seed of both shuffles; the same seed gives the same order.
       shuffle_buffer_size: records held for shuffling; default 8 batches.
       ground_truth: also parse the simulator's ground truth as labels.
+      group: also return the raw (un-hashed) values of the schema's
+        `group_key` as labels["group"], for GAUC.
       invalid_conversion: what to do with a record with conversion=1 and
         click=0, which is invalid input because conversion is post-click:
         "error" (default) fails naming the record; "drop" removes such records
@@ -90,6 +92,7 @@ class TFRecordPipeline:
         invalid_conversion: str = "error",
         drop_remainder: bool = False,
         cycle_length: int = 4,
+        group: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")
@@ -108,6 +111,9 @@ class TFRecordPipeline:
         self.invalid_conversion = invalid_conversion
         self.drop_remainder = drop_remainder
         self.cycle_length = cycle_length
+        if group and schema.group_key is None:
+            raise ValueError("`group=True` needs a schema with a 'group_key' (the feature to group GAUC by).")
+        self.group = group
         self._spec = {**transform.feature_spec(schema), **transform.label_spec(schema, ground_truth)}
         self._dropped = tf.Variable(0, dtype=tf.int64, trainable=False, name="invalid_conversions_dropped")
 
@@ -166,6 +172,26 @@ class TFRecordPipeline:
         options.autotune.enabled = False
         return dataset.prefetch(2).with_options(options)
 
+    def serialized_dataset(self) -> tf.data.Dataset:
+        """Batches of (serialized tf.Examples, labels), in file order, once.
+
+        For scoring an exported model through its `serving_default`
+        signature: the records are validated like `dataset()`'s (and dropped
+        under invalid_conversion="drop") and passed on unparsed.
+        """
+        records = tf.data.Dataset.from_tensor_slices(self.files).interleave(
+            tf.data.TFRecordDataset, cycle_length=1, num_parallel_calls=1, deterministic=True)
+
+        def split(serialized):
+            parsed = self.parse_batch(serialized)
+            labels = self._labels(parsed)
+            return self._drop_invalid(serialized, labels)
+
+        dataset = records.batch(self.batch_size).map(split, num_parallel_calls=2, deterministic=True)
+        options = tf.data.Options()
+        options.autotune.enabled = False
+        return dataset.prefetch(2).with_options(options)
+
     @contextlib.contextmanager
     def named_errors(self):
         """Turns an input error raised in the block into a `DataError` naming the record."""
@@ -202,17 +228,26 @@ class TFRecordPipeline:
     def _parse_and_split(self, serialized):
         parsed = self.parse_batch(serialized)
         features = transform.to_model_inputs(parsed, self.schema)
+        labels = self._labels(parsed)
+        return self._drop_invalid(features, labels)
+
+    def _drop_invalid(self, inputs, labels: dict):
+        """(inputs, labels) without the conversion-without-click rows under invalid_conversion="drop"."""
+        if self.invalid_conversion != "drop":
+            return inputs, labels
+        keep = labels["conversion"] <= labels["click"]
+        self._dropped.assign_add(tf.reduce_sum(tf.cast(~keep, tf.int64)))
+        # Every tensor is dense [batch, ...] here (lists are padded by the transform).
+        return tf.nest.map_structure(lambda value: tf.boolean_mask(value, keep), (inputs, labels))
+
+    def _labels(self, parsed: dict) -> dict:
         labels = {key: parsed[self.schema.labels[key]] for key in schema_lib.LABEL_KEYS}
         if self.ground_truth:
             for key in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS:
                 labels[key] = parsed[key]
-        if self.invalid_conversion == "drop":
-            # After the transform: every tensor is dense [batch, ...] here.
-            keep = labels["conversion"] <= labels["click"]
-            self._dropped.assign_add(tf.reduce_sum(tf.cast(~keep, tf.int64)))
-            features = {key: tf.boolean_mask(value, keep) for key, value in features.items()}
-            labels = {key: tf.boolean_mask(value, keep) for key, value in labels.items()}
-        return features, labels
+        if self.group:
+            labels["group"] = parsed[self.schema.group_key]
+        return labels
 
     @staticmethod
     def _check_finite(parsed, name, record_names):

@@ -160,6 +160,8 @@ class Schema:
             raise ValueError(
                 f"{source}: 'group_key' must name one of the features {names}. Received: {group_key!r}"
             )
+        if group_key is not None and features[names.index(group_key)].is_list:
+            raise ValueError(f"{source}: 'group_key' {group_key!r} is a categorical_list; a group is one value.")
         return cls(features=features, labels=labels, group_key=group_key)
 
 

@@ -134,32 +134,39 @@ def write_simulation(
     eval_fraction: float = 0.2,
     num_shards: int = 4,
     config: SimulationConfig = SimulationConfig(),
+    valid_fraction: float = 0.0,
 ) -> dict:
-    """Simulates and writes train/eval shards and schema.json into `out_dir`.
+    """Simulates and writes train/eval (and valid) shards and schema.json into `out_dir`.
 
-    Returns {"train": glob, "eval": glob, "schema": path}.
+    The first `eval_fraction` of the rows is the eval split, the next
+    `valid_fraction` the valid split (for model selection), the rest train.
+    Returns {"train": glob, "eval": glob, "schema": path} and "valid" when
+    `valid_fraction` > 0.
     """
     if not 0.0 < eval_fraction < 1.0:
         raise ValueError(f"`eval_fraction` must be in (0, 1). Received: {eval_fraction}")
+    if not 0.0 <= valid_fraction < 1.0 - eval_fraction:
+        raise ValueError(f"`valid_fraction` must be in [0, 1 - eval_fraction). Received: {valid_fraction}")
     columns = simulate(num_rows, seed, config)
     num_eval = max(1, int(round(num_rows * eval_fraction)))
-    if num_eval >= num_rows:
-        raise ValueError(f"`num_rows`={num_rows} is too small to hold out an eval split of {eval_fraction}.")
+    num_valid = max(1, int(round(num_rows * valid_fraction))) if valid_fraction else 0
+    if num_eval + num_valid >= num_rows:
+        raise ValueError(f"`num_rows`={num_rows} is too small to hold out an eval split of {eval_fraction}"
+                         f" and a valid split of {valid_fraction}.")
     tf.io.gfile.makedirs(out_dir)
     split = {
-        "train": {k: v[num_eval:] for k, v in columns.items()},
+        "train": {k: v[num_eval + num_valid:] for k, v in columns.items()},
         "eval": {k: v[:num_eval] for k, v in columns.items()},
     }
-    shards = {"train": num_shards, "eval": max(1, num_shards // 4)}
+    if num_valid:
+        split["valid"] = {k: v[num_eval:num_eval + num_valid] for k, v in columns.items()}
+    shards = {"train": num_shards, "eval": max(1, num_shards // 4), "valid": max(1, num_shards // 4)}
     for name, part in split.items():
         example_writer.write_sharded(part, os.path.join(out_dir, name), shards[name])
     schema_path = os.path.join(out_dir, "schema.json")
     schema_lib.save_schema(simulation_schema(config), schema_path)
-    return {
-        "train": os.path.join(out_dir, "train-*.tfrecord"),
-        "eval": os.path.join(out_dir, "eval-*.tfrecord"),
-        "schema": schema_path,
-    }
+    paths = {name: os.path.join(out_dir, f"{name}-*.tfrecord") for name in split}
+    return {**paths, "schema": schema_path}
 
 
 def _zipf_draw(rng: np.random.Generator, population: int, size: int) -> np.ndarray:

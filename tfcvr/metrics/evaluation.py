@@ -11,7 +11,11 @@ selection-bias correction is about.
 import math
 
 import numpy as np
-from sklearn import metrics as sk_metrics
+
+from tfcvr.metrics import calibration
+from tfcvr.metrics.ranking import auc as _auc
+from tfcvr.metrics.ranking import group_auc
+from tfcvr.metrics.ranking import nll as _nll
 
 # name -> what it measures; the order of the printed table.
 METRIC_DESCRIPTIONS = {
@@ -22,32 +26,55 @@ METRIC_DESCRIPTIONS = {
     "cvr_auc_all_ctcvr_label": "AUC of pCVR against click-and-conversion, all impressions (ESCM²/NISE code)",
     "ctcvr_auc": "AUC of pCTCVR against click-and-conversion, all impressions",
     "ctcvr_nll": "log loss of pCTCVR against click-and-conversion, all impressions",
+    "d_cvr_auc": "D-AUC: AUC of pCVR on clicked impressions, each weighted 1/pCTR (ukd.txt Eq. 14)",
+    "d_cvr_nll": "D-NLL: log loss of pCVR on clicked impressions, each weighted 1/pCTR (ukd.txt Eq. 16)",
+    "ctr_gauc": "GAUC of pCTR against click, impression-weighted over groups (multi_ipw_dr.txt Eq. 12)",
+    "cvr_gauc": "GAUC of pCVR against conversion over clicked impressions",
+    "ctcvr_gauc": "GAUC of pCTCVR against click-and-conversion, all impressions",
+    "ctr_pcoc": "Σ pCTR / clicks, all impressions (1 = calibrated)",
+    "cvr_pcoc": "Σ pCVR / conversions, clicked impressions",
+    "ctcvr_pcoc": "Σ pCTCVR / conversions, all impressions",
+    "ctr_mean_bias": "mean pCTR - CTR, all impressions",
+    "cvr_mean_bias": "mean pCVR - CVR, clicked impressions",
+    "ctcvr_mean_bias": "mean pCTCVR - CTCVR, all impressions",
     "oracle_cvr_auc": "AUC of pCVR against potential_conversion, all impressions (ground truth)",
     "oracle_cvr_nll": "log loss of pCVR against potential_conversion, all impressions (ground truth)",
     "cvr_bias_all": "mean pCVR - mean true_cvr, all impressions (ground truth)",
     "cvr_bias_clicked": "mean pCVR - mean true_cvr, clicked impressions (ground truth)",
     "cvr_bias_unclicked": "mean pCVR - mean true_cvr, unclicked impressions (ground truth)",
+    "oracle_cvr_pcoc": "Σ pCVR / Σ true_cvr, all impressions (ground truth)",
     "propensity_auc": "AUC of the click propensity against click (IPW/DR methods)",
     "propensity_nll": "log loss of the click propensity against click",
     "propensity_calibration": "mean click propensity / observed CTR (1 = calibrated)",
     "impressions": "impressions evaluated",
     "clicks": "clicked impressions",
     "conversions": "converted impressions",
+    "gauc_groups": "groups with both classes, scored by ctcvr_gauc",
+    "gauc_groups_skipped": "groups with one class only, skipped by ctcvr_gauc",
 }
 
 
-def compute_metrics(predictions: dict, labels: dict) -> dict:
+def compute_metrics(predictions: dict, labels: dict, reference_ctr=None) -> dict:
     """Metrics from arrays: predictions `ctr`, `cvr`, `ctcvr`; labels `click`, `conversion`.
 
-    Ground-truth metrics are added when labels hold `true_cvr` and
-    `potential_conversion`; propensity metrics when predictions hold
-    `propensity` (the ô that IPW/DR methods weight by). An AUC whose population
-    has one class only is NaN.
+    Args:
+      predictions: {"ctr", "cvr", "ctcvr"[, "propensity"]} arrays.
+      labels: {"click", "conversion"} arrays; with `group` (raw group ids of
+        the schema's group_key) the GAUC metrics are added; with `true_cvr`
+        and `potential_conversion` (the simulator's ground truth) the oracle
+        metrics.
+      reference_ctr: the pCTR that weights D-AUC/D-NLL. ukd.txt takes it from
+        one independently trained CTR model, so that every method is weighted
+        alike; default: the model's own pCTR.
+
+    An AUC whose population has one class only is NaN; so is a PCOC without
+    positive labels.
     """
     click = np.asarray(labels["click"]).astype(bool)
     conversion = np.asarray(labels["conversion"]).astype(np.int64)
     click_and_conversion = conversion * click
     ctr, cvr, ctcvr = (np.asarray(predictions[k], np.float64) for k in ("ctr", "cvr", "ctcvr"))
+    inverse_ctr = 1.0 / np.asarray(ctr if reference_ctr is None else reference_ctr, np.float64)[click]
     results = {
         "ctr_auc": _auc(click, ctr),
         "ctr_nll": _nll(click, ctr),
@@ -56,7 +83,23 @@ def compute_metrics(predictions: dict, labels: dict) -> dict:
         "cvr_auc_all_ctcvr_label": _auc(click_and_conversion, cvr),
         "ctcvr_auc": _auc(click_and_conversion, ctcvr),
         "ctcvr_nll": _nll(click_and_conversion, ctcvr),
+        "d_cvr_auc": _auc(conversion[click], cvr[click], sample_weight=inverse_ctr),
+        "d_cvr_nll": _nll(conversion[click], cvr[click], sample_weight=inverse_ctr),
+        "ctr_pcoc": calibration.pcoc(ctr, click),
+        "cvr_pcoc": calibration.pcoc(cvr[click], conversion[click]),
+        "ctcvr_pcoc": calibration.pcoc(ctcvr, click_and_conversion),
+        "ctr_mean_bias": _mean_difference(ctr, click),
+        "cvr_mean_bias": _mean_difference(cvr[click], conversion[click]),
+        "ctcvr_mean_bias": _mean_difference(ctcvr, click_and_conversion),
     }
+    if "group" in labels:
+        groups = np.asarray(labels["group"])
+        results["ctr_gauc"] = group_auc(click, ctr, groups)["gauc"]
+        results["cvr_gauc"] = group_auc(conversion[click], cvr[click], groups[click])["gauc"]
+        ctcvr_groups = group_auc(click_and_conversion, ctcvr, groups)
+        results["ctcvr_gauc"] = ctcvr_groups["gauc"]
+        results["gauc_groups"] = ctcvr_groups["groups_scored"]
+        results["gauc_groups_skipped"] = ctcvr_groups["groups_skipped"]
     if "true_cvr" in labels and "potential_conversion" in labels:
         true_cvr = np.asarray(labels["true_cvr"], np.float64)
         results["oracle_cvr_auc"] = _auc(np.asarray(labels["potential_conversion"]), cvr)
@@ -64,6 +107,7 @@ def compute_metrics(predictions: dict, labels: dict) -> dict:
         results["cvr_bias_all"] = _mean_difference(cvr, true_cvr)
         results["cvr_bias_clicked"] = _mean_difference(cvr[click], true_cvr[click])
         results["cvr_bias_unclicked"] = _mean_difference(cvr[~click], true_cvr[~click])
+        results["oracle_cvr_pcoc"] = calibration.pcoc(cvr, true_cvr)
     if "propensity" in predictions:
         propensity = np.asarray(predictions["propensity"], np.float64)
         results["propensity_auc"] = _auc(click, propensity)
@@ -89,20 +133,7 @@ def format_table(metrics: dict, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def _auc(labels, scores) -> float:
-    labels = np.asarray(labels)
-    if labels.size == 0 or labels.min() == labels.max():
-        return float("nan")
-    return float(sk_metrics.roc_auc_score(labels, scores))
-
-
-def _nll(labels, probabilities) -> float:
-    if np.asarray(labels).size == 0:
-        return float("nan")
-    return float(sk_metrics.log_loss(labels, probabilities, labels=[0, 1]))
-
-
 def _mean_difference(predicted, truth) -> float:
     if predicted.size == 0:
         return float("nan")
-    return float(predicted.mean() - truth.mean())
+    return float(np.mean(predicted) - np.mean(truth))

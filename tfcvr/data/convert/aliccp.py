@@ -26,7 +26,6 @@ counted and not written.
 """
 
 import functools
-import math
 import re
 
 from tfcvr.data import example_writer

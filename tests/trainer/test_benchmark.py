@@ -1,0 +1,96 @@
+"""trainer.benchmark: the leaderboard end to end on a tiny simulated log, and selection that never reads test files."""
+
+import csv
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import simulate
+from trainer import benchmark
+from trainer.loop import TrainingLoop
+
+ARCHITECTURE = {"embedding_dim": 4, "hidden_units": [8], "tower_units": [4]}
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    return simulate.write_simulation(str(tmp_path_factory.mktemp("sim")), 2500, seed=5, eval_fraction=0.2,
+                                     valid_fraction=0.2, num_shards=2)
+
+
+def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch):
+    events = []
+    test_files = set(pipeline_lib.resolve_files(tiny_data["eval"]))
+
+    class RecordingPipeline(pipeline_lib.TFRecordPipeline):
+        def dataset(self, *args, **kwargs):
+            events.append("test" if set(self.files) & test_files else "other")
+            return super().dataset(*args, **kwargs)
+
+    original_train = TrainingLoop.train
+
+    def recording_train(self, *args, **kwargs):
+        events.append("train")
+        return original_train(self, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline_lib, "TFRecordPipeline", RecordingPipeline)
+    monkeypatch.setattr(TrainingLoop, "train", recording_train)
+    lines = []
+    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=2,
+                                  batch_size=256, selection_metric="ctcvr_auc", seed=3, log=lines.append)
+    result = board.run()
+
+    # naive is added as the baseline; each of 4 (method, run) pairs trains 2 epochs, then reads the test files once.
+    assert result["names"] == ["naive", "esmm"]
+    assert events.count("train") == 8 and events.count("test") == 4
+    runs = "".join("T" if e == "train" else "X" if e == "test" else "" for e in events)
+    assert runs == "TTX" * 4  # the test split is read only after a run's last epoch
+    for name in ("naive", "esmm"):
+        for run in result["results"][name]:
+            assert run["selected_epoch"] in (1, 2) and len(run["valid_history"]) == 2
+            chosen = run["valid_history"][run["selected_epoch"] - 1]
+            assert chosen == max(run["valid_history"])
+    assert [r["seed"] for r in result["results"]["esmm"]] == [3, 4]
+    assert any("[4/4] esmm run 2/2" in line for line in lines)
+    assert any("(best so far)" in line for line in lines)
+
+    # Outputs: tables name the methods, CSVs hold every metric, plots exist.
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "| naive |" in markdown and "| esmm |" in markdown and "oracle_cvr_auc" in markdown
+    assert "p-values against naive" in markdown
+    with open(tmp_path / "leaderboard.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["method"] for r in rows} == {"naive", "esmm"}
+    esmm_d_auc = [r for r in rows if r["method"] == "esmm" and r["metric"] == "d_cvr_auc"][0]
+    assert 0.0 <= float(esmm_d_auc["mean"]) <= 1.0 and esmm_d_auc["best_other"] == "naive"
+    assert math.isnan(float([r for r in rows if r["method"] == "naive" and r["metric"] == "cvr_auc"][0]["p_vs_naive"]))
+    with open(tmp_path / "runs.csv") as f:
+        run_rows = list(csv.DictReader(f))
+    assert [(r["method"], r["run"]) for r in run_rows] == [("naive", "0"), ("naive", "1"), ("esmm", "0"),
+                                                           ("esmm", "1")]
+    for plot in ("metrics.png", "calibration.png", "bias.png"):
+        assert (tmp_path / "plots" / plot).stat().st_size > 1000
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(("naive-", "esmm-"))]  # checkpoints removed
+
+
+def test_paired_p_value_and_better():
+    assert benchmark.paired_p_value([0.7, 0.72, 0.71], [0.6, 0.61, 0.62]) < 0.01
+    assert math.isnan(benchmark.paired_p_value([0.7], [0.6]))
+    assert math.isnan(benchmark.paired_p_value([0.7, 0.8], [0.6, 0.7]))  # constant difference: no variance
+    assert benchmark.better("zero", -0.01, 0.02) and benchmark.better("one", 1.1, 0.8)
+    assert benchmark.better("min", 0.2, 0.3) and not benchmark.better("max", float("nan"), 0.1)
+    with pytest.raises(ValueError, match="--selection_metric must be an AUC or log loss"):
+        benchmark.selection_direction("cvr_pcoc")
+
+
+def test_command_line_needs_all_data_flags(tiny_data, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "trainer.benchmark", f"--train_files={tiny_data['train']}",
+         f"--output_dir={tmp_path}"], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode != 0
+    assert "missing ['--valid_files', '--eval_files', '--schema']" in result.stderr

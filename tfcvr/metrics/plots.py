@@ -1,0 +1,106 @@
+"""PNG plots of evaluation results (matplotlib, headless Agg backend)."""
+
+import math
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    return pyplot
+
+
+def _save(pyplot, figure, path: str, title: str = "") -> str:
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    pyplot.close(figure)
+    return path
+
+
+def _finite(values):
+    return [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+
+
+def plot_calibration(curves: dict, path: str, title: str = "") -> str:
+    """pCVR vs observed CVR (clicked impressions) per pCTR bucket, one line per model.
+
+    `curves`: {model: rows of `calibration.calibration_by_bucket`}. With
+    ground truth in the rows, a second panel shows mean pCVR vs true CVR over
+    all impressions of each bucket (where the unclicked ones count).
+    """
+    pyplot = _pyplot()
+    with_truth = any("true_cvr_all" in row for rows in curves.values() for row in rows)
+    figure, axes = pyplot.subplots(1, 2 if with_truth else 1, figsize=(12 if with_truth else 6.5, 4.5), squeeze=False)
+    clicked, everything = axes[0][0], axes[0][-1]
+    observed_drawn = False
+    for name, rows in curves.items():
+        centres = np.arange(len(rows))
+        clicked.plot(centres, [r["mean_pcvr_clicked"] for r in rows], marker="o", label=f"{name} pCVR")
+        if not observed_drawn:
+            clicked.plot(centres, [r["observed_cvr"] for r in rows], color="black", linestyle="--", marker="x",
+                         label="observed CVR")
+            observed_drawn = True
+        if with_truth:
+            everything.plot(centres, [r["mean_pcvr_all"] for r in rows], marker="o", label=f"{name} pCVR")
+    if with_truth:
+        first = next(iter(curves.values()))
+        everything.plot(np.arange(len(first)), [r["true_cvr_all"] for r in first], color="black", linestyle="--",
+                        marker="x", label="true CVR")
+        everything.set_title("all impressions (ground truth)")
+    clicked.set_title("clicked impressions")
+    for axis in {id(clicked): clicked, id(everything): everything}.values():
+        axis.set_xlabel("pCTR bucket (equal-frequency, low to high)")
+        axis.set_ylabel("CVR")
+        axis.legend(fontsize=7)
+    return _save(pyplot, figure, path, title)
+
+
+def plot_metric_bars(summary: dict, metrics: list, path: str, title: str = "") -> str:
+    """One panel per metric: mean with a ±std error bar per model. `summary`: {model: {metric: (mean, std)}}."""
+    pyplot = _pyplot()
+    metrics = [m for m in metrics if any(m in values for values in summary.values())]
+    columns = min(3, max(1, len(metrics)))
+    rows = max(1, math.ceil(len(metrics) / columns))
+    figure, axes = pyplot.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    names = list(summary)
+    for axis, metric in zip(axes.flat, metrics):
+        means = [summary[n].get(metric, (float("nan"), 0.0))[0] for n in names]
+        stds = [summary[n].get(metric, (float("nan"), 0.0))[1] for n in names]
+        axis.bar(np.arange(len(names)), means, yerr=stds, capsize=3, color="tab:blue")
+        finite = _finite([m - s for m, s in zip(means, stds)] + [m + s for m, s in zip(means, stds)])
+        if finite and metric.endswith("auc"):
+            low, high = min(finite), max(finite)
+            margin = max(1e-3, 0.1 * (high - low))
+            axis.set_ylim(low - margin, high + margin)
+        axis.set_xticks(np.arange(len(names)))
+        axis.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+        axis.set_title(metric, fontsize=9)
+    for axis in list(axes.flat)[len(metrics):]:
+        axis.axis("off")
+    return _save(pyplot, figure, path, title)
+
+
+def plot_bias(summary: dict, path: str, title: str = "") -> str:
+    """Mean pCVR − true CVR on clicked and on unclicked impressions per model (needs ground truth)."""
+    pyplot = _pyplot()
+    names = list(summary)
+    width = 0.38
+    figure, axis = pyplot.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4))
+    for offset, (key, label) in zip((-width / 2, width / 2),
+                                    (("cvr_bias_clicked", "clicked"), ("cvr_bias_unclicked", "unclicked"))):
+        means = [summary[n].get(key, (float("nan"), 0.0))[0] for n in names]
+        stds = [summary[n].get(key, (float("nan"), 0.0))[1] for n in names]
+        axis.bar(np.arange(len(names)) + offset, means, width, yerr=stds, capsize=3, label=label)
+    axis.axhline(0.0, color="black", linewidth=0.8)
+    axis.set_xticks(np.arange(len(names)))
+    axis.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    axis.set_ylabel("mean pCVR − true CVR")
+    axis.legend()
+    axis.set_title(title or "CVR bias by click status")
+    return _save(pyplot, figure, path)

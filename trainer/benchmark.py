@@ -1,0 +1,374 @@
+r"""Leaderboard: which debiasing method to ship, on your data.
+
+    python -m trainer.benchmark --models=naive,esmm,multi_dr,ddpo,chorus --runs=3
+        [--train_files=GLOB --valid_files=GLOB --eval_files=GLOB --schema=schema.json]
+        [--epochs=3] [--selection_metric=ctcvr_auc] [--output_dir=leaderboard]
+
+Every method trains --runs times; run r uses seed --seed+r for every method
+(data order and initialisation), so runs are paired across methods. After
+each epoch the model is scored on the validation files and the epoch with
+the best --selection_metric is kept; only then is the model scored on
+--eval_files (the test split), once. Selection never reads the test files
+(published code that picks the best test epoch reports optimistic numbers).
+
+`naive` is always trained: it is the baseline of the significance tests, and
+its pCTR is the reference CTR model of D-AUC/D-NLL (ukd.txt weighs every
+method by the same independently trained pCTR) and of the pCTR buckets of
+the calibration curves, so every method is compared on the same impressions.
+
+Writes into --output_dir: leaderboard.md (mean ± std per metric over runs;
+paired t-test p-values against naive and against the best other method),
+leaderboard.csv (long form: method, metric, mean, std, p-values), runs.csv
+(one row per method and run, with the selected epoch), leaderboard.json, and
+plots/: metrics.png (bars with ±std), calibration.png (pCVR vs observed CVR
+per pCTR bucket; with ground truth also vs true CVR over all impressions),
+bias.png (pCVR bias on clicked vs unclicked impressions; needs ground truth).
+Without data flags it runs on the built-in simulator.
+"""
+
+import csv
+import json
+import math
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+from scipy import stats as scipy_stats
+
+from tfcvr import metrics as metrics_lib
+from tfcvr import models
+from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import schema as schema_lib
+from tfcvr.data import simulate, statistics
+from tfcvr.metrics import calibration, plots
+from trainer.loop import TrainingLoop
+
+FLAGS = flags.FLAGS
+BASELINE = "naive"
+# Metrics of the leaderboard table, in order, when present; direction of "better".
+TABLE_METRICS = {
+    "cvr_auc": "max", "d_cvr_auc": "max", "cvr_nll": "min", "d_cvr_nll": "min", "ctcvr_auc": "max",
+    "ctcvr_nll": "min", "ctcvr_gauc": "max", "ctr_auc": "max", "cvr_pcoc": "one",
+    "oracle_cvr_auc": "max", "oracle_cvr_nll": "min", "cvr_bias_clicked": "zero", "cvr_bias_unclicked": "zero",
+}
+SIGNIFICANCE_LEVEL = 0.05
+
+
+def selection_direction(metric: str) -> str:
+    """"max" for AUCs, "min" for log losses: the metrics an epoch can be selected on."""
+    if metric.endswith("_auc") or metric.endswith("_gauc"):
+        return "max"
+    if metric.endswith("_nll"):
+        return "min"
+    raise ValueError(f"--selection_metric must be an AUC or log loss (e.g. ctcvr_auc, cvr_nll). Received: {metric!r}")
+
+
+def better(direction: str, a: float, b: float) -> bool:
+    """Whether value `a` beats `b` (NaN never beats anything)."""
+    if math.isnan(a):
+        return False
+    if math.isnan(b):
+        return True
+    return {"max": a > b, "min": a < b, "zero": abs(a) < abs(b), "one": abs(a - 1) < abs(b - 1)}[direction]
+
+
+def paired_p_value(a, b) -> float:
+    """Two-sided paired t-test over runs (scipy.stats.ttest_rel); NaN with fewer than 2 runs or constant differences."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    mask = ~(np.isnan(a) | np.isnan(b))
+    differences = a[mask] - b[mask]
+    if differences.size < 2 or np.allclose(differences, differences[0], rtol=0.0, atol=1e-12):
+        return float("nan")  # the t statistic is undefined without variation in the differences
+    return float(scipy_stats.ttest_rel(a[mask], b[mask]).pvalue)
+
+
+class Leaderboard:
+    """Trains, selects and scores methods; `run()` writes the outputs.
+
+    Args:
+      data: {"train", "valid", "eval", "schema"} file globs and schema path.
+      output_dir: where results go.
+      model_names: methods to compare (naive is added first when missing).
+      runs: runs per method (seeds seed, seed+1, ...).
+      architecture: CVRModel constructor arguments shared by all methods.
+      epochs, batch_size, learning_rate, selection_metric, seed,
+      calibration_buckets, invalid_conversion: as the flags.
+      log: progress printer.
+    """
+
+    def __init__(self, data, output_dir, model_names, runs=3, architecture=None, epochs=3, batch_size=1024,
+                 learning_rate=1e-3, selection_metric="ctcvr_auc", seed=0, calibration_buckets=10,
+                 invalid_conversion="error", log=print):
+        if runs < 1 or epochs < 1:
+            raise ValueError(f"--runs and --epochs must be positive. Received: {runs}, {epochs}")
+        for name in model_names:
+            models.get(name)  # unknown names fail before any training
+        self.direction = selection_direction(selection_metric)
+        self.data = data
+        self.schema = schema_lib.load_schema(data["schema"])
+        self.output_dir = output_dir
+        self.model_names = [BASELINE] + [n for n in dict.fromkeys(model_names) if n != BASELINE]
+        self.runs = runs
+        self.architecture = dict(architecture or {})
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.selection_metric = selection_metric
+        self.seed = seed
+        self.calibration_buckets = calibration_buckets
+        self.invalid_conversion = invalid_conversion
+        self.log = log
+        self.ground_truth = pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(data["eval"]))
+
+    def _pipeline(self, files, **kwargs):
+        return pipeline_lib.TFRecordPipeline(files, self.schema, self.batch_size,
+                                             invalid_conversion=self.invalid_conversion, **kwargs)
+
+    def train_and_select(self, name: str, run: int):
+        """Trains `name` with seed+run, keeping the weights of the best validation epoch; returns (model, history)."""
+        seed = self.seed + run
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        train = self._pipeline(self.data["train"], shuffle=True, seed=seed)
+        valid = self._pipeline(self.data["valid"])
+        with train.named_errors():
+            numeric_statistics = statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(),
+                                                               self.schema)
+        model = models.build(name, self.schema, numeric_statistics=numeric_statistics, **self.architecture)
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        model.build_optimizers()
+        checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
+        loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
+                            log_every=10**9, checkpoint_every=10**9)
+        weights = model.weights_by_path()
+        history, best_value, best_weights, best_epoch = [], float("nan"), None, None
+        try:
+            for epoch in range(1, self.epochs + 1):
+                with train.named_errors():
+                    loop.train(lambda context, epoch_index: train.dataset(epoch_index=epoch_index), epoch,
+                               self.batch_size)
+                with valid.named_errors():
+                    value = metrics_lib.evaluate(model, valid.dataset())[self.selection_metric]
+                history.append(value)
+                chosen = best_weights is None or better(self.direction, value, best_value)
+                if chosen:
+                    best_value, best_epoch = value, epoch
+                    best_weights = {path: variable.numpy() for path, variable in weights.items()}
+                self.log(f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
+                         f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else ""))
+        finally:
+            shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        for path, value in best_weights.items():
+            weights[path].assign(value)
+        return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
+
+    def score_test(self, model):
+        """(predictions, labels) on the test files: read only after selection."""
+        test = self._pipeline(self.data["eval"], ground_truth=self.ground_truth,
+                              group=self.schema.group_key is not None)
+        with test.named_errors():
+            return metrics_lib.collect_predictions(model, test.dataset())
+
+    def run(self) -> dict:
+        """Every method x run; writes the tables and plots; returns the leaderboard dict."""
+        tf.io.gfile.makedirs(os.path.join(self.output_dir, "plots"))
+        results = {name: [] for name in self.model_names}
+        curves = {name: [] for name in self.model_names}
+        total, done = len(self.model_names) * self.runs, 0
+        for run in range(self.runs):
+            reference_ctr = None
+            for name in self.model_names:
+                done += 1
+                self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
+                model, selection = self.train_and_select(name, run)
+                predictions, labels = self.score_test(model)
+                if name == BASELINE:
+                    reference_ctr = predictions["ctr"]
+                test_metrics = metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
+                results[name].append({**selection, "metrics": test_metrics})
+                curves[name].append(calibration.calibration_by_bucket(
+                    reference_ctr, predictions["cvr"], labels["click"], labels["conversion"],
+                    self.calibration_buckets, true_cvr=labels.get("true_cvr")))
+                self.log(f"  {name} run {run + 1}: epoch {selection['selected_epoch']} selected; test " + ", ".join(
+                    f"{k}={test_metrics[k]:.4f}" for k in TABLE_METRICS if k in test_metrics))
+        board = self._summarise(results, curves)
+        self._write(board)
+        return board
+
+    def _summarise(self, results, curves) -> dict:
+        names = self.model_names
+        metrics_present = [m for m in TABLE_METRICS if m in results[BASELINE][0]["metrics"]]
+        values = {n: {m: [r["metrics"][m] for r in results[n]] for m in metrics_present} for n in names}
+        summary = {n: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
+                       for m, v in values[n].items()} for n in names}
+        significance = {}
+        for n in names:
+            for m in metrics_present:
+                others = [o for o in names if o != n]
+                best_other = None
+                for o in others:
+                    if best_other is None or better(TABLE_METRICS[m], summary[o][m][0], summary[best_other][m][0]):
+                        best_other = o
+                significance[(n, m)] = {
+                    "p_vs_naive": paired_p_value(values[n][m], values[BASELINE][m]) if n != BASELINE else float("nan"),
+                    "best_other": best_other,
+                    "p_vs_best_other": paired_p_value(values[n][m], values[best_other][m]) if best_other else float("nan"),
+                }
+        mean_curves = {n: _mean_curve(curves[n]) for n in names}
+        return {"names": names, "metrics": metrics_present, "summary": summary, "significance": significance,
+                "results": results, "curves": mean_curves}
+
+    def _write(self, board) -> None:
+        out = self.output_dir
+        names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary",
+                                                                            "significance"))
+        with open(os.path.join(out, "leaderboard.md"), "w") as f:
+            f.write(leaderboard_markdown(board, self.describe()))
+        with open(os.path.join(out, "leaderboard.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["method", "metric", "mean", "std", "runs", "p_vs_naive", "best_other", "p_vs_best_other"])
+            for n in names:
+                for m in metrics_present:
+                    s = significance[(n, m)]
+                    writer.writerow([n, m, summary[n][m][0], summary[n][m][1], self.runs, s["p_vs_naive"],
+                                     s["best_other"], s["p_vs_best_other"]])
+        all_metrics = sorted({k for n in names for r in board["results"][n] for k in r["metrics"]})
+        with open(os.path.join(out, "runs.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}"] + all_metrics)
+            for n in names:
+                for run, r in enumerate(board["results"][n]):
+                    writer.writerow([n, run, r["seed"], r["selected_epoch"], r["valid_history"][r["selected_epoch"] - 1]]
+                                    + [r["metrics"].get(k, "") for k in all_metrics])
+        with open(os.path.join(out, "leaderboard.json"), "w") as f:
+            json.dump({"setup": self.describe(), "summary": summary, "results": board["results"],
+                       "calibration_by_reference_pctr_bucket": board["curves"],
+                       "significance": {f"{n}/{m}": s for (n, m), s in significance.items()}},
+                      f, indent=2, allow_nan=True)
+        plots.plot_metric_bars(summary, metrics_present, os.path.join(out, "plots", "metrics.png"),
+                               title=f"test metrics, mean ± std over {self.runs} run(s)")
+        plots.plot_calibration(board["curves"], os.path.join(out, "plots", "calibration.png"),
+                               title="pCVR by bucket of the reference (naive) pCTR")
+        if self.ground_truth:
+            plots.plot_bias(summary, os.path.join(out, "plots", "bias.png"))
+
+    def describe(self) -> dict:
+        return {"data": self.data, "runs": self.runs, "seeds": [self.seed + r for r in range(self.runs)],
+                "epochs": self.epochs, "selection_metric": self.selection_metric, "batch_size": self.batch_size,
+                "learning_rate": self.learning_rate, "architecture": self.architecture}
+
+
+def _mean_curve(per_run: list) -> list:
+    """Bucket-wise mean over runs of calibration rows (NaNs ignored)."""
+    rows = []
+    for bucket_rows in zip(*per_run):
+        row = {}
+        for key in bucket_rows[0]:
+            column = np.array([r[key] for r in bucket_rows], dtype=np.float64)
+            row[key] = float(np.nanmean(column)) if np.isfinite(column).any() else float("nan")
+        rows.append(row)
+    return rows
+
+
+def _cell(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.4f}"
+
+
+def leaderboard_markdown(board: dict, setup: dict) -> str:
+    """The leaderboard as markdown: a mean ± std table with significance marks and p-value tables."""
+    names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary",
+                                                                        "significance"))
+    lines = [
+        f"Test metrics, mean ± std over {setup['runs']} paired run(s) (seeds {setup['seeds']}); epoch selected on "
+        f"validation `{setup['selection_metric']}` out of {setup['epochs']}. "
+        f"`*`: differs from naive, `‡`: differs from the best other method (paired t-test, p < {SIGNIFICANCE_LEVEL}). "
+        "Best mean in bold.",
+        "",
+        "| method | " + " | ".join(metrics_present) + " |",
+        "|---|" + "---|" * len(metrics_present),
+    ]
+    best = {}
+    for m in metrics_present:
+        for n in names:
+            if m not in best or better(TABLE_METRICS[m], summary[n][m][0], summary[best[m]][m][0]):
+                best[m] = n
+    for n in names:
+        cells = []
+        for m in metrics_present:
+            mean, std = summary[n][m]
+            text = f"{_cell(mean)} ± {_cell(std)}"
+            s = significance[(n, m)]
+            marks = ("*" if s["p_vs_naive"] < SIGNIFICANCE_LEVEL else "") + (
+                "‡" if s["p_vs_best_other"] < SIGNIFICANCE_LEVEL else "")
+            cells.append((f"**{text}**" if best[m] == n else text) + marks)
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    for title, key in (("p-values against naive", "p_vs_naive"), ("p-values against the best other method "
+                                                                   "(named)", "p_vs_best_other")):
+        lines += ["", f"{title} (paired t-test over runs):", "",
+                  "| method | " + " | ".join(metrics_present) + " |", "|---|" + "---|" * len(metrics_present)]
+        for n in names:
+            cells = []
+            for m in metrics_present:
+                s = significance[(n, m)]
+                cells.append(_cell(s[key]) + (f" ({s['best_other']})" if key == "p_vs_best_other" else ""))
+            lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _define_flags():
+    flags.DEFINE_list("models", ["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
+                      "Methods to compare (naive is always added).")
+    flags.DEFINE_integer("runs", 3, "Runs per method, paired by seed.")
+    flags.DEFINE_string("train_files", None, "Training TFRecords; none: the built-in simulator.")
+    flags.DEFINE_string("valid_files", None, "Validation TFRecords, for epoch selection.")
+    flags.DEFINE_string("eval_files", None, "Test TFRecords, scored once per run after selection.")
+    flags.DEFINE_string("schema", None, "schema.json of the TFRecords.")
+    flags.DEFINE_string("output_dir", "leaderboard", "Where tables, plots and the simulated data go.")
+    flags.DEFINE_integer("epochs", 3, "Epochs per run; the best on validation is kept.")
+    flags.DEFINE_string("selection_metric", "ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
+    flags.DEFINE_integer("batch_size", 1024, "Batch size.")
+    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_integer("embedding_dim", 16, "Embedding width.")
+    flags.DEFINE_list("hidden_units", ["256", "128"], "Backbone widths.")
+    flags.DEFINE_list("tower_units", ["64", "32"], "Tower widths.")
+    flags.DEFINE_integer("seed", 0, "Seed of run 1 (run r uses seed + r - 1) and of the simulator.")
+    flags.DEFINE_integer("sim_rows", 100_000, "Simulated impressions when no data flags are given.")
+    flags.DEFINE_integer("calibration_buckets", 10, "pCTR buckets of the calibration curves.")
+    flags.DEFINE_enum("invalid_conversion", "error", list(pipeline_lib.INVALID_CONVERSION_POLICIES),
+                      "Records with conversion=1 and click=0: fail or drop.")
+
+
+def _data() -> dict:
+    given = {"train": FLAGS.train_files, "valid": FLAGS.valid_files, "eval": FLAGS.eval_files, "schema": FLAGS.schema}
+    if not any(given.values()):
+        return simulate.write_simulation(os.path.join(FLAGS.output_dir, "simulated"), FLAGS.sim_rows, seed=FLAGS.seed,
+                                         eval_fraction=0.2, valid_fraction=0.1)
+    missing = [f"--{k}_files" if k != "schema" else "--schema" for k, v in given.items() if not v]
+    if missing:
+        raise app.UsageError(f"Give all of --train_files, --valid_files, --eval_files and --schema; missing {missing}. "
+                             "(`python -m tfcvr.data.convert ... --valid_fraction` draws a validation split.)")
+    return given
+
+
+def main(argv):
+    del argv
+    data = _data()
+    architecture = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units],
+                    "tower_units": [int(u) for u in FLAGS.tower_units]}
+    board = Leaderboard(data, FLAGS.output_dir, FLAGS.models, FLAGS.runs, architecture, FLAGS.epochs,
+                        FLAGS.batch_size, FLAGS.learning_rate, FLAGS.selection_metric, FLAGS.seed,
+                        FLAGS.calibration_buckets, FLAGS.invalid_conversion,
+                        log=lambda line: print(line, flush=True))
+    result = board.run()
+    print()
+    print(leaderboard_markdown(result, board.describe()))
+    print(f"Wrote leaderboard.md, leaderboard.csv, runs.csv, leaderboard.json and plots/ in {FLAGS.output_dir}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)

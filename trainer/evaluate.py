@@ -1,0 +1,124 @@
+r"""Score an exported model on TFRecords through its serving signature: metrics.json and plots.
+
+    python -m trainer.evaluate --export_dir=MODEL_DIR/export[/VERSION] --eval_files=GLOB --schema=schema.json
+        [--output_dir=DIR] [--reference_export_dir=...] [--calibration_buckets=10]
+
+The model is the SavedModel TF Serving would load (the newest complete version
+when --export_dir is the export base), called through `serving_default` on
+the serialized records, so what is measured is what is served. Writes
+`metrics.json` (every metric of `tfcvr.metrics.compute_metrics`, by
+population, and the per-pCTR-bucket calibration table) and
+`calibration.png` into --output_dir (default:
+`<export base>/../evaluation/<version>`).
+
+D-AUC/D-NLL weight clicked impressions by 1/pCTR; ukd.txt takes pCTR from one
+independently trained CTR model so that every method is weighted alike:
+--reference_export_dir names that model's export (default: the evaluated
+model's own pCTR).
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import schema as schema_lib
+from tfcvr.export import versions
+from tfcvr.export.signatures import SERVING_DEFAULT
+from tfcvr.metrics import calibration, compute_metrics, format_table, plots
+
+FLAGS = flags.FLAGS
+
+
+def resolve_version(export_dir: str) -> str:
+    """A SavedModel folder, or the newest complete version under an export base."""
+    if tf.io.gfile.exists(os.path.join(export_dir, "saved_model.pb")):
+        return export_dir
+    found = versions.existing_versions(export_dir, complete_only=True)
+    if not found:
+        raise ValueError(f"--export_dir {export_dir} is neither a SavedModel nor a folder of versions "
+                         "(<number>/saved_model.pb).")
+    return os.path.join(export_dir, str(max(found)))
+
+
+def score(saved_model_dir: str, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
+    """(predictions, labels) over the pipeline's records, predictions from `serving_default`."""
+    signature = tf.saved_model.load(saved_model_dir).signatures[SERVING_DEFAULT]
+    predictions, labels = {}, {}
+    with pipeline.named_errors():
+        for serialized, batch_labels in pipeline.serialized_dataset():
+            for key, value in signature(examples=serialized).items():
+                predictions.setdefault(key, []).append(value.numpy())
+            for key, value in batch_labels.items():
+                labels.setdefault(key, []).append(value.numpy())
+    if not labels:
+        raise ValueError(f"No records to evaluate in {pipeline.files}.")
+    return ({k: np.concatenate(v) for k, v in predictions.items()},
+            {k: np.concatenate(v) for k, v in labels.items()})
+
+
+def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, reference_export_dir=None,
+                    calibration_buckets: int = 10, batch_size: int = 4096, invalid_conversion: str = "error") -> dict:
+    """Scores `export_dir` on `eval_files`; writes metrics.json and calibration.png; returns the report."""
+    version_dir = resolve_version(export_dir)
+    files = pipeline_lib.resolve_files(eval_files)
+    pipeline = pipeline_lib.TFRecordPipeline(
+        files, schema, batch_size, ground_truth=pipeline_lib.has_ground_truth(files),
+        invalid_conversion=invalid_conversion, group=schema.group_key is not None)
+    predictions, labels = score(version_dir, pipeline)
+    reference = None
+    if reference_export_dir:
+        reference_predictions, _ = score(resolve_version(reference_export_dir), pipeline)
+        reference = reference_predictions["ctr"]
+    results = compute_metrics(predictions, labels, reference_ctr=reference)
+    curve = calibration.calibration_by_bucket(
+        predictions["ctr"], predictions["cvr"], labels["click"], labels["conversion"], calibration_buckets,
+        true_cvr=labels.get("true_cvr"))
+    output_dir = output_dir or os.path.join(os.path.dirname(os.path.dirname(version_dir.rstrip("/"))),
+                                            "evaluation", os.path.basename(version_dir.rstrip("/")))
+    tf.io.gfile.makedirs(output_dir)
+    report = {
+        "export_dir": version_dir,
+        "eval_files": files,
+        "reference_export_dir": reference_export_dir,
+        "dropped_invalid_conversions": pipeline.invalid_conversions_dropped,
+        "metrics": results,
+        "calibration_by_pctr_bucket": curve,
+    }
+    with tf.io.gfile.GFile(os.path.join(output_dir, "metrics.json"), "w") as f:
+        f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    plots.plot_calibration({os.path.basename(version_dir.rstrip("/")): curve},
+                           os.path.join(output_dir, "calibration.png"), title=version_dir)
+    report["output_dir"] = output_dir
+    return report
+
+
+def _define_flags():
+    flags.DEFINE_string("export_dir", None, "A SavedModel version folder or the export base.", required=True)
+    flags.DEFINE_string("eval_files", None, "Glob(s) of the TFRecords to score.", required=True)
+    flags.DEFINE_string("schema", None, "schema.json of the records.", required=True)
+    flags.DEFINE_string("output_dir", None, "Where metrics.json and plots go; default <export>/../evaluation/<v>.")
+    flags.DEFINE_string("reference_export_dir", None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
+    flags.DEFINE_integer("calibration_buckets", 10, "Equal-frequency pCTR buckets of the calibration table.")
+    flags.DEFINE_integer("batch_size", 4096, "Records per signature call.")
+    flags.DEFINE_enum("invalid_conversion", "error", list(pipeline_lib.INVALID_CONVERSION_POLICIES),
+                      "Records with conversion=1 and click=0: fail or drop (counted).")
+
+
+def main(argv):
+    del argv
+    schema = schema_lib.load_schema(FLAGS.schema)
+    report = evaluate_export(FLAGS.export_dir, FLAGS.eval_files, schema, FLAGS.output_dir,
+                             FLAGS.reference_export_dir, FLAGS.calibration_buckets, FLAGS.batch_size,
+                             FLAGS.invalid_conversion)
+    logging.info("Wrote %s", report["output_dir"])
+    print(format_table(report["metrics"], title=f"{report['export_dir']} on {FLAGS.eval_files}"))
+    print(f"\nmetrics.json and calibration.png in {report['output_dir']}")
+
+
+if __name__ == "__main__":
+    _define_flags()
+    app.run(main)
