@@ -40,7 +40,7 @@ from absl import app, flags
 from scipy import stats as scipy_stats
 
 from tfcvr import metrics as metrics_lib
-from tfcvr import models
+from tfcvr import models, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -96,13 +96,13 @@ class Leaderboard:
       runs: runs per method (seeds seed, seed+1, ...).
       architecture: CVRModel constructor arguments shared by all methods.
       epochs, batch_size, learning_rate, selection_metric, seed,
-      calibration_buckets, invalid_conversion: as the flags.
+      calibration_buckets, invalid_conversion, optimizer: as the flags.
       log: progress printer.
     """
 
     def __init__(self, data, output_dir, model_names, runs=3, architecture=None, epochs=3, batch_size=1024,
                  learning_rate=1e-3, selection_metric="ctcvr_auc", seed=0, calibration_buckets=10,
-                 invalid_conversion="error", log=print):
+                 invalid_conversion="error", log=print, optimizer="adam"):
         if runs < 1 or epochs < 1:
             raise ValueError(f"--runs and --epochs must be positive. Received: {runs}, {epochs}")
         for name in model_names:
@@ -117,6 +117,7 @@ class Leaderboard:
         self.epochs = epochs
         self.batch_size = batch_size
         self.learning_rate = learning_rate
+        self.optimizer = optimizer
         self.selection_metric = selection_metric
         self.seed = seed
         self.calibration_buckets = calibration_buckets
@@ -139,7 +140,7 @@ class Leaderboard:
             numeric_statistics = statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(),
                                                                self.schema)
         model = models.build(name, self.schema, numeric_statistics=numeric_statistics, **self.architecture)
-        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate))
+        model.compile(optimizer=optimizers.make_optimizer(self.optimizer, self.learning_rate))
         model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
@@ -259,7 +260,7 @@ class Leaderboard:
     def describe(self) -> dict:
         return {"data": self.data, "runs": self.runs, "seeds": [self.seed + r for r in range(self.runs)],
                 "epochs": self.epochs, "selection_metric": self.selection_metric, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "architecture": self.architecture}
+                "learning_rate": self.learning_rate, "optimizer": self.optimizer, "architecture": self.architecture}
 
 
 def _mean_curve(per_run: list) -> list:
@@ -332,6 +333,7 @@ def _define_flags():
     flags.DEFINE_string("selection_metric", "ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
     flags.DEFINE_integer("batch_size", 1024, "Batch size.")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+    flags.DEFINE_enum("optimizer", "adam", sorted(optimizers.OPTIMIZERS), "adam or lazy_adam.")
     flags.DEFINE_integer("embedding_dim", 16, "Embedding width.")
     flags.DEFINE_list("hidden_units", ["256", "128"], "Backbone widths.")
     flags.DEFINE_list("tower_units", ["64", "32"], "Tower widths.")
@@ -362,7 +364,7 @@ def main(argv):
     board = Leaderboard(data, FLAGS.output_dir, FLAGS.models, FLAGS.runs, architecture, FLAGS.epochs,
                         FLAGS.batch_size, FLAGS.learning_rate, FLAGS.selection_metric, FLAGS.seed,
                         FLAGS.calibration_buckets, FLAGS.invalid_conversion,
-                        log=lambda line: print(line, flush=True))
+                        log=lambda line: print(line, flush=True), optimizer=FLAGS.optimizer)
     result = board.run()
     print()
     print(leaderboard_markdown(result, board.describe()))

@@ -140,7 +140,7 @@ class TrainingLoop:
             **last_terms,
         }
 
-    def _step_function(self, stage, from_iterator=False):
+    def step_function(self, stage, from_iterator=False):
         """The distributed step of `stage`, traced once: on a batch, or on a worker's iterator.
 
         `from_iterator`: ParameterServerStrategy, where the coordinator
@@ -162,7 +162,7 @@ class TrainingLoop:
 
     def _run_scheduled_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
         """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state."""
-        function = self._step_function(stage, from_iterator=True)
+        function = self.step_function(stage, from_iterator=True)
         pending, window_start, last_terms = [], time.perf_counter(), {}
         for done in range(1, steps + 1):
             pending.append(self._coordinator.schedule(function, args=(iterator,)))
@@ -178,7 +178,7 @@ class TrainingLoop:
         return last_terms
 
     def _run_epoch(self, stage, dataset, global_batch_size) -> dict:
-        step_function = self._step_function(stage)
+        step_function = self.step_function(stage)
         pending, window_start, window_steps = [], time.perf_counter(), 0
         last_terms = {}
         for batch in dataset:

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import export, metrics, models
+from tfcvr import export, metrics, models, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -39,6 +39,8 @@ flags.DEFINE_string("model_dir", None, "Output folder; default AIP_MODEL_DIR, el
 flags.DEFINE_integer("epochs", 1, "Passes over the training data.")
 flags.DEFINE_integer("batch_size", 1024, "Global batch size.")
 flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
+flags.DEFINE_enum("optimizer", "adam", sorted(optimizers.OPTIMIZERS),
+                  "adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default: one pass.")
 flags.DEFINE_integer("embedding_dim", 16, "Embedding width per categorical feature.")
 flags.DEFINE_list("hidden_units", ["256", "128"], "Shared-bottom MLP (or MMoE expert) widths.")
@@ -110,7 +112,7 @@ def main(argv):
             numeric_statistics=numeric_statistics,
             **model_params,
         )
-        model.compile(optimizer=keras.optimizers.Adam(FLAGS.learning_rate))
+        model.compile(optimizer=optimizers.make_optimizer(FLAGS.optimizer, FLAGS.learning_rate))
         model.build_optimizers()
 
     steps_per_epoch = FLAGS.steps_per_epoch

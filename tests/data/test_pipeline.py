@@ -35,6 +35,19 @@ def test_hash_maps_any_int64_into_buckets_and_matches_strings():
     assert transform.hash_categorical(tf.constant(["42"]), 7).numpy()[0] == buckets[-1]
 
 
+def test_batched_hash_equals_to_hash_bucket_fast_per_column():
+    ids = tf.constant([-(2**63), -1, 0, 2**63 - 1, 42, 7_000_000_019], tf.int64)
+    other = tf.constant([5, 6, 7, 8, 9, 10], tf.int64)
+    first, second = transform.hash_columns([ids, other], [100_003, 3])
+    np.testing.assert_array_equal(first.numpy(), tf.strings.to_hash_bucket_fast(tf.strings.as_string(ids), 100_003))
+    np.testing.assert_array_equal(second.numpy(), tf.strings.to_hash_bucket_fast(tf.strings.as_string(other), 3))
+    words = tf.constant(["", "shoes", "x" * 300])
+    np.testing.assert_array_equal(transform.hash_columns([words], [2**40])[0].numpy(),
+                                  tf.strings.to_hash_bucket_fast(words, 2**40).numpy())
+    empty, = transform.hash_columns([tf.zeros([0], tf.int64)], [5])
+    assert empty.shape == (0,)
+
+
 def test_batches_and_seeded_shuffle(tmp_path, tiny_schema):
     files = [write_rows(tmp_path / f"s{k}.tfrecord", [tiny_row(price=float(10 * k + i)) for i in range(10)])
              for k in range(3)]

@@ -47,11 +47,27 @@ def hash_categorical(values: tf.Tensor, num_buckets: int) -> tf.Tensor:
 
     Ids are hashed through their decimal string, so the int64 id 42 and the
     string "42" land in the same bucket: a schema may switch a feature's dtype
-    without invalidating trained embeddings.
+    without invalidating trained embeddings. The bucket is
+    `tf.strings.to_hash_bucket_fast`'s: Fingerprint64(string) mod num_buckets.
     """
-    if values.dtype != tf.string:
-        values = tf.strings.as_string(values)
-    return tf.strings.to_hash_bucket_fast(values, num_buckets)
+    return hash_columns([values], [num_buckets])[0]
+
+
+def hash_columns(columns: list, num_buckets: list) -> list:
+    """`hash_categorical` of several same-shaped columns of one dtype, in one pass.
+
+    One `as_string`, one `tf.fingerprint` and one modulo for all columns
+    instead of two ops per column: the input pipeline hashes every
+    categorical feature of a batch this way. Fingerprint64 (farmhash64) mod n
+    is what `tf.strings.to_hash_bucket_fast` computes, so buckets are the same.
+    """
+    stacked = tf.stack(columns, axis=-1)
+    if stacked.dtype != tf.string:
+        stacked = tf.strings.as_string(stacked)
+    fingerprints = tf.bitcast(tf.fingerprint(tf.reshape(stacked, [-1]), method="farmhash64"), tf.uint64)
+    buckets = tf.math.floormod(tf.reshape(fingerprints, tf.shape(stacked)),
+                               tf.constant(num_buckets, dtype=tf.uint64))
+    return tf.unstack(tf.cast(buckets, tf.int64), num=len(columns), axis=-1)
 
 
 def hash_categorical_list(values, feature: schema_lib.Feature) -> tf.Tensor:
@@ -75,12 +91,14 @@ def hash_categorical_list(values, feature: schema_lib.Feature) -> tf.Tensor:
 def to_model_inputs(raw_features: dict, schema: schema_lib.Schema) -> dict:
     """Hashes categorical features and casts numeric ones: the model's input dict."""
     inputs = {}
-    for feature in schema.features:
-        value = raw_features[feature.name]
-        if feature.is_list:
-            inputs[feature.name] = hash_categorical_list(value, feature)
-        elif feature.is_categorical:
-            inputs[feature.name] = hash_categorical(value, feature.num_buckets)
-        else:
-            inputs[feature.name] = tf.cast(value, tf.float32)
-    return inputs
+    singles = [f for f in schema.categorical if not f.is_list]
+    for dtype in ("int64", "string"):
+        group = [f for f in singles if f.dtype == dtype]
+        if group:
+            hashed = hash_columns([raw_features[f.name] for f in group], [f.num_buckets for f in group])
+            inputs.update({f.name: ids for f, ids in zip(group, hashed)})
+    for feature in schema.lists:
+        inputs[feature.name] = hash_categorical_list(raw_features[feature.name], feature)
+    for feature in schema.numeric:
+        inputs[feature.name] = tf.cast(raw_features[feature.name], tf.float32)
+    return {f.name: inputs[f.name] for f in schema.features}

@@ -1,0 +1,159 @@
+r"""Training throughput per method from TFRecord, at the official DDPO code's configuration.
+
+    python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe]
+        [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
+
+Data: Ali-CCP-shaped simulated TFRecords (23 int64 id fields with the real
+Ali-CCP cardinalities capped at 100k, Zipf(1.1) ids, ~4% CTR, ~0.9% CVR on
+clicks), the shapes of shared/research/methods.md §5. Model: embedding 5,
+backbone 128-64, towers 64-32, Adam 1e-3, batch 2048 — the configuration the
+official DDPO PyTorch code trains at ≈25.5k examples/s end to end (≈31k on
+pre-batched tensors) on this 2-core machine.
+
+For each model: the real input pipeline (`TFRecordPipeline`: read, parse,
+hash, batch; repeated) feeds `TrainingLoop.step_function`, the traced step
+`python -m trainer.task` runs; after --warmup steps (tracing), --steps steps
+are timed one by one (including the wait for input) and the median step
+time gives examples/s. The input pipeline alone is timed the same way.
+Prints a table, or with --json one JSON object per line
+({"model", "examples_per_s", "median_step_ms", "p10_step_ms", "p90_step_ms",
+"parameters", ...}). Run on an idle machine: a second busy process halves
+every number.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcvr import models, optimizers
+from tfcvr.data import TFRecordPipeline, example_writer
+from tfcvr.data import schema as schema_lib
+from trainer.loop import TrainingLoop
+
+# Distinct values per Ali-CCP field (shared/data/FORMATS.md §1.6), capped at 100k.
+CARDINALITIES = {"101": 238_635, "121": 98, "122": 14, "124": 3, "125": 8, "126": 4, "127": 4, "128": 3,
+                 "129": 5, "109_14": 5_853, "110_14": 105_622, "127_14": 53_843, "150_14": 31_858, "205": 467_298,
+                 "206": 6_929, "207": 263_942, "210": 80_232, "216": 106_399, "508": 5_888, "509": 104_830,
+                 "702": 51_878, "853": 37_148, "301": 3}
+CAP = 100_000
+ARCHITECTURE = {"embedding_dim": 5, "hidden_units": (128, 64), "tower_units": (64, 32)}
+
+
+def aliccp_shaped_schema() -> schema_lib.Schema:
+    features = tuple(schema_lib.Feature(name=f"f{name}", type="categorical", dtype="int64",
+                                        num_buckets=min(size, CAP)) for name, size in CARDINALITIES.items())
+    return schema_lib.Schema(features=features, labels={"click": "click", "conversion": "conversion"})
+
+
+def write_data(out_dir: str, rows: int, seed: int = 0, num_shards: int = 8) -> str:
+    """Ali-CCP-shaped TFRecords: Zipf ids, clicks and conversions from a logistic model of a few fields."""
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for name, size in CARDINALITIES.items():
+        size = min(size, CAP)
+        columns[f"f{name}"] = (rng.zipf(1.1, rows) - 1) % size
+    signal = sum(np.sin(columns[f"f{name}"] * 0.37 + i) for i, name in enumerate(("205", "101", "216")))
+    click = rng.random(rows) < 1 / (1 + np.exp(-(signal - 4.2)))
+    conversion = click & (rng.random(rows) < 1 / (1 + np.exp(-(0.8 * signal - 5.0))))
+    columns["click"], columns["conversion"] = click.astype(np.int64), conversion.astype(np.int64)
+    example_writer.write_sharded(columns, os.path.join(out_dir, "train"), num_shards)
+    return os.path.join(out_dir, "train-*.tfrecord")
+
+
+def _timed(step, count):
+    times = []
+    for _ in range(count):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _summary(times, batch_size) -> dict:
+    median = statistics.median(times)
+    return {"examples_per_s": round(batch_size / median, 1), "median_step_ms": round(1e3 * median, 2),
+            "p10_step_ms": round(1e3 * float(np.percentile(times, 10)), 2),
+            "p90_step_ms": round(1e3 * float(np.percentile(times, 90)), 2)}
+
+
+def measure_input(files, schema, batch_size, warmup, steps) -> dict:
+    iterator = iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True)
+                    .dataset(epochs=None))
+    _timed(lambda: next(iterator), warmup)
+    return {"model": "input_pipeline", **_summary(_timed(lambda: next(iterator), steps), batch_size)}
+
+
+def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="adam", backbone=None) -> dict:
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(0)
+    model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
+    model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3))
+    model.build_optimizers()
+    loop = TrainingLoop(model, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="throughput-"),
+                        log_every=10**9, checkpoint_every=10**9)
+    iterator = iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True)
+                    .dataset(epochs=None))
+    # Staged methods (UKD) are timed in their main stage, the one --epochs counts.
+    stage = model.training_stages(1)[-1][0]
+    step = loop.step_function(stage)
+
+    def one_step():
+        terms = step(next(iterator))
+        float(terms["loss"])  # wait for the step to finish
+
+    _timed(one_step, warmup)
+    times = _timed(one_step, steps)
+    return {"model": name, **_summary(times, batch_size), "parameters": int(model.count_params()),
+            "batch_size": batch_size, "stage": stage, "optimizer": optimizer,
+            "backbone": model.get_config()["backbone"]}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default=None, help="Comma-separated; default every distinct registered method.")
+    parser.add_argument("--rows", type=int, default=400_000)
+    parser.add_argument("--batch_size", type=int, default=2048)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--data_dir", default=None, help="Reuse (or write) the TFRecords here.")
+    parser.add_argument("--optimizer", default="adam", choices=sorted(optimizers.OPTIMIZERS))
+    parser.add_argument("--backbone", default=None, choices=["shared_bottom", "mmoe"],
+                        help="Default: each method's own.")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    names = args.models.split(",") if args.models else [n for n in models.names()
+                                                       if models.get(n).registered_name == n]
+    data_dir = args.data_dir or tempfile.mkdtemp(prefix="tfcvr-throughput-")
+    files = os.path.join(data_dir, "train-*.tfrecord")
+    if not tf.io.gfile.glob(files):
+        tf.io.gfile.makedirs(data_dir)
+        write_data(data_dir, args.rows)
+    schema = aliccp_shaped_schema()
+    results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps)]
+    _emit(results[-1], args.json)
+    for name in names:
+        results.append(measure_model(name, files, schema, args.batch_size, args.warmup, args.steps,
+                                     args.optimizer, args.backbone))
+        _emit(results[-1], args.json)
+
+
+def _emit(result, as_json):
+    if as_json:
+        print(json.dumps(result), flush=True)
+    else:
+        extra = (f"  {result['parameters']:>10,} params, {result['backbone']}, {result['optimizer']}"
+                 if "parameters" in result else "")
+        print(f"{result['model']:>18}: {result['examples_per_s']:>10,.0f} examples/s  median "
+              f"{result['median_step_ms']:7.2f} ms  (p10 {result['p10_step_ms']:.2f}, p90 "
+              f"{result['p90_step_ms']:.2f}){extra}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
