@@ -30,7 +30,8 @@ def list_schema():
 
 
 def _bucket(value, num_buckets):
-    return int(tf.strings.to_hash_bucket_fast([str(value)], num_buckets).numpy()[0])
+    values = tf.constant([value], tf.string if isinstance(value, str) else tf.int64)
+    return int(transform.hash_categorical(values, num_buckets).numpy()[0])
 
 
 def test_schema_round_trip_and_validation(tmp_path, list_schema):
