@@ -76,6 +76,15 @@ def better(direction: str, a: float, b: float) -> bool:
     return {"max": a > b, "min": a < b, "zero": abs(a) < abs(b), "one": abs(a - 1) < abs(b - 1)}[direction]
 
 
+def best_method(names, metric: str, summary: dict):
+    """The name in `names` with the best mean of `metric` (the first on ties; None when `names` is empty)."""
+    best = None
+    for name in names:
+        if best is None or better(TABLE_METRICS[metric], summary[name][metric][0], summary[best][metric][0]):
+            best = name
+    return best
+
+
 def paired_p_value(a, b) -> float:
     """Two-sided paired t-test over runs (scipy.stats.ttest_rel); NaN with fewer than 2 runs or constant differences."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
@@ -209,11 +218,7 @@ class Leaderboard:
         significance = {}
         for n in names:
             for m in metrics_present:
-                others = [o for o in names if o != n]
-                best_other = None
-                for o in others:
-                    if best_other is None or better(TABLE_METRICS[m], summary[o][m][0], summary[best_other][m][0]):
-                        best_other = o
+                best_other = best_method([o for o in names if o != n], m, summary)
                 significance[(n, m)] = {
                     "p_vs_naive": paired_p_value(values[n][m], values[BASELINE][m]) if n != BASELINE else float("nan"),
                     "best_other": best_other,
@@ -292,11 +297,7 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
         "| method | " + " | ".join(metrics_present) + " |",
         "|---|" + "---|" * len(metrics_present),
     ]
-    best = {}
-    for m in metrics_present:
-        for n in names:
-            if m not in best or better(TABLE_METRICS[m], summary[n][m][0], summary[best[m]][m][0]):
-                best[m] = n
+    best = {m: best_method(names, m, summary) for m in metrics_present}
     for n in names:
         cells = []
         for m in metrics_present:

@@ -44,19 +44,20 @@ def resolve_version(export_dir: str) -> str:
     return os.path.join(export_dir, str(max(found)))
 
 
-def score(saved_model_dir: str, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
-    """(predictions, labels) over the pipeline's records, predictions from `serving_default`."""
-    signature = tf.saved_model.load(saved_model_dir).signatures[SERVING_DEFAULT]
-    predictions, labels = {}, {}
+def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
+    """([predictions of each model], labels) over one pass of the pipeline's records, from `serving_default`."""
+    signatures = [tf.saved_model.load(d).signatures[SERVING_DEFAULT] for d in saved_model_dirs]
+    predictions, labels = [{} for _ in signatures], {}
     with pipeline.named_errors():
         for serialized, batch_labels in pipeline.serialized_dataset():
-            for key, value in signature(examples=serialized).items():
-                predictions.setdefault(key, []).append(value.numpy())
+            for signature, model_predictions in zip(signatures, predictions):
+                for key, value in signature(examples=serialized).items():
+                    model_predictions.setdefault(key, []).append(value.numpy())
             for key, value in batch_labels.items():
                 labels.setdefault(key, []).append(value.numpy())
     if not labels:
         raise ValueError(f"No records to evaluate in {pipeline.files}.")
-    return ({k: np.concatenate(v) for k, v in predictions.items()},
+    return ([{k: np.concatenate(v) for k, v in p.items()} for p in predictions],
             {k: np.concatenate(v) for k, v in labels.items()})
 
 
@@ -68,11 +69,11 @@ def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, refere
     pipeline = pipeline_lib.TFRecordPipeline(
         files, schema, batch_size, ground_truth=pipeline_lib.has_ground_truth(files),
         invalid_conversion=invalid_conversion, group=schema.group_key is not None)
-    predictions, labels = score(version_dir, pipeline)
-    reference = None
-    if reference_export_dir:
-        reference_predictions, _ = score(resolve_version(reference_export_dir), pipeline)
-        reference = reference_predictions["ctr"]
+    # One pass scores both models: the records (and any dropped-record count) are read once.
+    models = [version_dir] + ([resolve_version(reference_export_dir)] if reference_export_dir else [])
+    scored, labels = score(models, pipeline)
+    predictions = scored[0]
+    reference = scored[1]["ctr"] if reference_export_dir else None
     results = compute_metrics(predictions, labels, reference_ctr=reference)
     curve = calibration.calibration_by_bucket(
         predictions["ctr"], predictions["cvr"], labels["click"], labels["conversion"], calibration_buckets,

@@ -91,7 +91,7 @@ def to_model_inputs(raw_features: dict, schema: schema_lib.Schema) -> dict:
     """Hashes categorical features and casts numeric ones: the model's input dict."""
     inputs = {}
     singles = [f for f in schema.categorical if not f.is_list]
-    for dtype in ("int64", "string"):
+    for dtype in schema_lib.CATEGORICAL_DTYPES:
         group = [f for f in singles if f.dtype == dtype]
         if group:
             hashed = hash_columns([raw_features[f.name] for f in group], [f.num_buckets for f in group])

@@ -194,10 +194,7 @@ class RawConverter:
         self.common_part = functools.lru_cache(maxsize=256)(self._common_part)
 
     def run(self) -> None:
-        progress = self._progress(files.size(self.common))
-        self._index = LineIndex(self.common, progress=progress)
-        if progress is not None:
-            progress.update(files.size(self.common), force=True)
+        self._index = LineIndex(self.common, progress=self._progress(files.size(self.common)))
         self.report.count("common_feature_rows", len(self._index))
         try:
             self._convert_skeleton()
@@ -208,17 +205,9 @@ class RawConverter:
         return self._progress_factory(total) if self._progress_factory else None
 
     def _convert_skeleton(self) -> None:
-        progress = self._progress(files.size(self.skeleton))
-        consumed = 0
-        with files.open_binary(self.skeleton) as f:
-            for line_number, raw in enumerate(f, start=1):
-                consumed += len(raw)
-                self.report.read()
-                self._convert_line(raw, f"{self.skeleton}:{line_number}")
-                if progress is not None:
-                    progress.update(consumed)
-        if progress is not None:
-            progress.update(consumed, force=True)
+        for line_number, raw in files.lines(self.skeleton, self._progress(files.size(self.skeleton))):
+            self.report.read()
+            self._convert_line(raw, f"{self.skeleton}:{line_number}")
 
     def _convert_line(self, raw: bytes, location: str) -> None:
         record = None
@@ -270,37 +259,30 @@ def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, inval
                            progress=None) -> None:
     """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
     labels_lib.check_policy(invalid_conversion)
-    consumed = 0
-    with files.open_binary(path) as f:
-        for line_number, raw in enumerate(f, start=1):
-            consumed += len(raw)
-            report.read()
-            location = f"{path}:{line_number}"
-            try:
-                columns = raw.decode("ascii").strip().split(",")
-                if len(columns) < 3:
-                    raise ValueError(f"expected sample_idx,click,ctcvr,field:id,..., found {len(columns)} fields")
-                sample_id = values.parse_id(columns[0], "sample_idx")
-                click = values.parse_label(columns[1], "click")
-                conversion = values.parse_label(columns[2], "ctcvr")
-                ids = {}
-                for item in columns[3:]:
-                    field, separator, feature_id = item.partition(":")
-                    if not separator:
-                        raise ValueError(f"feature {item!r} is not field:id")
-                    if field not in _KNOWN_FIELDS:
-                        report.count(f"unknown_field_values/{field}")
-                        continue
-                    ids.setdefault(field, []).append(values.parse_id(feature_id, f"field {field} id"))
-                if not labels_lib.admit(click, conversion, invalid_conversion, report):
+    for line_number, raw in files.lines(path, progress):
+        report.read()
+        location = f"{path}:{line_number}"
+        try:
+            columns = raw.decode("ascii").strip().split(",")
+            if len(columns) < 3:
+                raise ValueError(f"expected sample_idx,click,ctcvr,field:id,..., found {len(columns)} fields")
+            sample_id = values.parse_id(columns[0], "sample_idx")
+            click = values.parse_label(columns[1], "click")
+            conversion = values.parse_label(columns[2], "ctcvr")
+            ids = {}
+            for item in columns[3:]:
+                field, separator, feature_id = item.partition(":")
+                if not separator:
+                    raise ValueError(f"feature {item!r} is not field:id")
+                if field not in _KNOWN_FIELDS:
+                    report.count(f"unknown_field_values/{field}")
                     continue
-                record = encoder.record(ids, {}, aliccp_fields.FIELDS)
-            except (UnicodeDecodeError, ValueError) as e:
-                report.malformed(location, str(e))
+                ids.setdefault(field, []).append(values.parse_id(feature_id, f"field {field} id"))
+            if not labels_lib.admit(click, conversion, invalid_conversion, report):
                 continue
-            if progress is not None:
-                progress.update(consumed)
-            record.update(sample_id=sample_id, click=click, conversion=conversion)
-            sink.write(example_writer.to_example(record).SerializeToString())
-    if progress is not None:
-        progress.update(consumed, force=True)
+            record = encoder.record(ids, {}, aliccp_fields.FIELDS)
+        except (UnicodeDecodeError, ValueError) as e:
+            report.malformed(location, str(e))
+            continue
+        record.update(sample_id=sample_id, click=click, conversion=conversion)
+        sink.write(example_writer.to_example(record).SerializeToString())

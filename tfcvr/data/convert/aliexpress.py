@@ -39,14 +39,9 @@ def raw_rows(item_path: str, user_path: str, progress_factory=None):
     """(location, {processed column: text}) per item row joined with its search page's user row."""
     index = LineIndex(user_path, progress=progress_factory(files.size(user_path)) if progress_factory else None)
     progress = progress_factory(files.size(item_path)) if progress_factory else None
-    consumed = 0
     try:
-        with files.open_binary(item_path) as f:
-            for line_number, raw in enumerate(f, start=1):
-                consumed += len(raw)
-                if progress is not None:
-                    progress.update(consumed)
-                yield f"{item_path}:{line_number}", _joined(raw, index, user_path)
+        for line_number, raw in files.lines(item_path, progress):
+            yield f"{item_path}:{line_number}", _joined(raw, index, user_path)
     finally:
         index.close()
 

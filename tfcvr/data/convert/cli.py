@@ -174,10 +174,7 @@ def _plan_table(args, progress):
 def _files_rows(pattern, layout, progress):
     def rows():
         for path in resolve_files(pattern):
-            total = tabular.progress_total(path)
-            bar = progress(total)
-            yield from tabular.table_rows(path, layout, bar)
-            bar.update(total, force=True)
+            yield from tabular.table_rows(path, layout, progress(tabular.progress_total(path)))
     return rows
 
 

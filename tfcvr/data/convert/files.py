@@ -15,3 +15,20 @@ def open_binary(path: str):
 
 def size(path: str) -> int:
     return tf.io.gfile.stat(path).length
+
+
+def lines(path: str, progress=None):
+    """(line number from 1, raw bytes with newline) of a file, reporting bytes read to `progress`.
+
+    The one loop every line-based converter and index reads through; the
+    progress bar gets a final forced update when the file ends.
+    """
+    consumed = 0
+    with open_binary(path) as f:
+        for line_number, raw in enumerate(f, start=1):
+            consumed += len(raw)
+            if progress is not None:
+                progress.update(consumed)
+            yield line_number, raw
+    if progress is not None:
+        progress.update(consumed, force=True)

@@ -28,18 +28,15 @@ class LineIndex:
         self.separator = separator
         self._offsets = {}
         offset = 0
-        with files.open_binary(path) as f:
-            for line_number, line in enumerate(f, start=1):
-                end = line.find(separator)
-                key = line[:end] if end >= 0 else line.rstrip(b"\r\n")
-                if key in self._offsets:
-                    raise ConversionError(
-                        f"{path}:{line_number}: key {key.decode(errors='replace')!r} already appeared on line "
-                        f"{self._offsets[key][1]}; keys of a joined file must be unique.")
-                self._offsets[key] = (offset, line_number)
-                offset += len(line)
-                if progress is not None:
-                    progress.update(offset)
+        for line_number, line in files.lines(path, progress):
+            end = line.find(separator)
+            key = line[:end] if end >= 0 else line.rstrip(b"\r\n")
+            if key in self._offsets:
+                raise ConversionError(
+                    f"{path}:{line_number}: key {key.decode(errors='replace')!r} already appeared on line "
+                    f"{self._offsets[key][1]}; keys of a joined file must be unique.")
+            self._offsets[key] = (offset, line_number)
+            offset += len(line)
         self._file = files.open_binary(path)
 
     def __len__(self) -> int:

@@ -150,38 +150,28 @@ def _split_ids(cell, column: str, separator: str) -> list:
 
 def csv_rows(path: str, layout: TableLayout, progress=None, delimiter: str = ","):
     """(location "file:line", {column: text}) per data line of a CSV file (local or gs://)."""
-    with files.open_binary(path) as f:
-        consumed = [0]
+    reader = csv.reader((raw.decode("utf-8") for _, raw in files.lines(path, progress)), delimiter=delimiter)
+    first = next(reader, None)
+    if first is None:
+        return
+    header = _header(path, first, layout)
+    pending = [] if header is not None else [(reader.line_num, first)]
+    names = header or list(layout.columns)
+    missing = [c for c in layout.required_columns if c not in names]
+    if missing:
+        raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
 
-        def lines():
-            for raw in f:
-                consumed[0] += len(raw)
-                yield raw.decode("utf-8")
+    def data():
+        yield from pending
+        for fields in reader:
+            yield reader.line_num, fields
 
-        reader = csv.reader(lines(), delimiter=delimiter)
-        first = next(reader, None)
-        if first is None:
-            return
-        header = _header(path, first, layout)
-        pending = [] if header is not None else [(reader.line_num, first)]
-        names = header or list(layout.columns)
-        missing = [c for c in layout.required_columns if c not in names]
-        if missing:
-            raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
-
-        def data():
-            yield from pending
-            for fields in reader:
-                yield reader.line_num, fields
-
-        for line, fields in data():
-            if progress is not None:
-                progress.update(consumed[0])
-            location = f"{path}:{line}"
-            if len(fields) != len(names):
-                yield location, Invalid(f"expected {len(names)} comma-separated fields, found {len(fields)}")
-                continue
-            yield location, dict(zip(names, fields))
+    for line, fields in data():
+        location = f"{path}:{line}"
+        if len(fields) != len(names):
+            yield location, Invalid(f"expected {len(names)} comma-separated fields, found {len(fields)}")
+            continue
+        yield location, dict(zip(names, fields))
 
 
 class Invalid(dict):
@@ -224,6 +214,8 @@ def parquet_rows(path: str, layout: TableLayout, progress=None, batch_size: int 
             yield f"{path}: row {row}", record
         if progress is not None:
             progress.update(row)
+    if progress is not None:
+        progress.update(row, force=True)
 
 
 def is_parquet(path: str) -> bool:
