@@ -112,7 +112,7 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr=None) -> dict
         propensity = np.asarray(predictions["propensity"], np.float64)
         results["propensity_auc"] = _auc(click, propensity)
         results["propensity_nll"] = _nll(click, propensity)
-        results["propensity_calibration"] = float(propensity.mean() / click.mean()) if click.any() else float("nan")
+        results["propensity_calibration"] = calibration.pcoc(propensity, click)  # mean ô / CTR
     results.update(
         impressions=int(click.size), clicks=int(click.sum()), conversions=int(click_and_conversion.sum())
     )

@@ -24,10 +24,8 @@ import argparse
 import os
 import sys
 
-import tensorflow as tf
-
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import aliccp, aliexpress, labels, presets, tabular
+from tfcvr.data.convert import aliccp, aliexpress, files, labels, presets, tabular
 from tfcvr.data.convert.report import ConversionError, ConversionReport, Progress
 from tfcvr.data.convert.sink import ExampleSink
 from tfcvr.data.convert.vocabulary import VocabularyCounter, check_same_features
@@ -152,7 +150,7 @@ def _plan_aliccp(args, report, progress):
         else:
             for path in resolve_files(args.paddlerec_text):
                 aliccp.convert_paddlerec_text(path, encoder, sink, report, args.invalid_conversion,
-                                              progress(tf.io.gfile.stat(path).length))
+                                              progress(files.size(path)))
 
     return features, "101", run
 
@@ -160,13 +158,13 @@ def _plan_aliccp(args, report, progress):
 def _plan_table(args, progress):
     """(layout, row generator factory) for `aliexpress` and `csv`."""
     if args.command == "aliexpress":
-        if (args.input is None) == (args.item is None and args.user is None) or (
-                args.input is None and not (args.item and args.user)):
+        raw = args.item is not None or args.user is not None
+        if raw == (args.input is not None) or (raw and not (args.item and args.user)):
             raise SystemExit("aliexpress: give --input (processed CSV) or --item and --user (raw release).")
-        if args.input is None:
+        if raw:
             return aliexpress.RAW_LAYOUT, lambda: aliexpress.raw_rows(args.item, args.user, progress)
-        return presets.PRESETS["mtreclib-aliexpress"], _files_rows(args.input, presets.PRESETS["mtreclib-aliexpress"],
-                                                                   progress)
+        processed = presets.PRESETS["mtreclib-aliexpress"]
+        return processed, _files_rows(args.input, processed, progress)
     layout = _table_layout(args)
     return layout, _files_rows(args.input, layout, progress)
 
