@@ -141,6 +141,30 @@ def test_invalid_conversions_dropped_and_counted(tmp_path, tiny_schema):
     assert pipeline.invalid_conversions_dropped == 2
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batches_are_full_after_dropping_invalid_records(tmp_path, tiny_schema, shuffle):
+    # 3 of 10 records are invalid: 7 remain, cut into 3 + 3 + 1 (dropped before batching, not per batch).
+    invalid = {1, 4, 5}
+    rows = [tiny_row(price=float(i), click=int(i not in invalid), conversion=int(i in invalid)) for i in range(10)]
+    path = write_rows(tmp_path / "d.tfrecord", rows)
+    pipeline = TFRecordPipeline(path, tiny_schema, batch_size=3, invalid_conversion="drop", shuffle=shuffle, seed=3,
+                                shuffle_buffer_size=5)
+    batches = _all(pipeline)
+    assert [f["price"].shape[0] for f, _ in batches] == [3, 3, 1]
+    prices = np.concatenate([f["price"].numpy() for f, _ in batches])
+    np.testing.assert_array_equal(np.sort(prices), [i for i in range(10) if i not in invalid])
+    assert pipeline.invalid_conversions_dropped == 3
+
+
+def test_a_chunk_with_only_invalid_records_yields_nothing(tmp_path, tiny_schema):
+    rows = [tiny_row(click=0, conversion=1)] * 4 + [tiny_row(price=7.0)]
+    path = write_rows(tmp_path / "d.tfrecord", rows)
+    pipeline = TFRecordPipeline(path, tiny_schema, batch_size=4, invalid_conversion="drop")
+    (features, _), = _all(pipeline)
+    np.testing.assert_array_equal(features["price"].numpy(), [7.0])
+    assert pipeline.invalid_conversions_dropped == 4
+
+
 def test_invalid_arguments(tmp_path, tiny_schema):
     path = write_rows(tmp_path / "e.tfrecord", [tiny_row()])
     with pytest.raises(ValueError, match="`invalid_conversion` must be one of"):
