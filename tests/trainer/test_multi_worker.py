@@ -55,12 +55,12 @@ def _restored_predictions(name, simulated, model_dir, features):
     return model(features, training=False)
 
 
-@pytest.mark.parametrize("name", ["esmm", "ukd"])
-def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
+@pytest.mark.parametrize("name,optimizer", [("esmm", "adam"), ("ukd", "adam"), ("esmm", "lazy_adam")])
+def test_two_worker_multi_worker_mirrored(name, optimizer, simulated, tmp_path):
     model_dir = tmp_path / "run"
     ports = local_cluster.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = _task_args(name, simulated, model_dir, "--log_every=2")
+    args = _task_args(name, simulated, model_dir, "--log_every=2", f"--optimizer={optimizer}")
     logs = _wait(_launch(cluster, [("worker", 0), ("worker", 1)], args, tmp_path), tmp_path)
     for log in logs.values():
         assert "Strategy multi_worker_mirrored" in log and "2 replicas" in log
@@ -74,13 +74,14 @@ def test_two_worker_multi_worker_mirrored(name, simulated, tmp_path):
     _assert_export_matches_checkpoint(name, simulated, model_dir, versions[0])
 
 
-@pytest.mark.parametrize("name", ["esmm", "ukd", "dr_jl"])
-def test_parameter_server_strategy(name, simulated, tmp_path):
+@pytest.mark.parametrize("name,optimizer", [("esmm", "adam"), ("ukd", "adam"), ("dr_jl", "adam"),
+                                            ("esmm", "lazy_adam")])
+def test_parameter_server_strategy(name, optimizer, simulated, tmp_path):
     model_dir = tmp_path / "run"
     chief, worker, ps0, ps1 = local_cluster.free_ports(4)
     cluster = {"chief": [f"localhost:{chief}"], "worker": [f"localhost:{worker}"],
                "ps": [f"localhost:{ps0}", f"localhost:{ps1}"]}
-    args = _task_args(name, simulated, model_dir, "--log_every=3", "--checkpoint_every=4")
+    args = _task_args(name, simulated, model_dir, "--log_every=3", "--checkpoint_every=4", f"--optimizer={optimizer}")
     servers = _launch(cluster, [("worker", 0), ("ps", 0), ("ps", 1)], args, tmp_path)
     try:
         logs = _wait(_launch(cluster, [("chief", 0)], args, tmp_path), tmp_path)
