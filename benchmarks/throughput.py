@@ -1,6 +1,7 @@
 r"""Training throughput per method from TFRecord, at the official DDPO code's configuration.
 
     python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe]
+        [--steps_per_execution 16]
         [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
 
 Data: Ali-CCP-shaped simulated TFRecords (23 int64 id fields with the real
@@ -11,10 +12,10 @@ official DDPO PyTorch code trains at ≈25.5k examples/s end to end (≈31k on
 pre-batched tensors) on this 2-core machine.
 
 For each model: the real input pipeline (`TFRecordPipeline`: read, parse,
-hash, batch; repeated) feeds `TrainingLoop.step_function`, the traced step
-`python -m trainer.task` runs; after --warmup steps (tracing), --steps steps
-are timed one by one (including the wait for input) and the median step
-time gives examples/s (`mean_examples_per_s`: from the mean step time,
+hash, batch; repeated) feeds `TrainingLoop.execute`, the traced steps
+`python -m trainer.task` runs, --steps_per_execution per call; after
+--warmup steps (tracing), --steps steps are timed call by call (including
+the wait for input) and the median time per step gives examples/s (`mean_examples_per_s`: from the mean step time,
 which includes the rarer steps that wait for the next shuffle window). The
 input pipeline alone is timed over the same number of batches; it delivers
 a shuffle window (8 batches) at a time, so its rate is from the mean.
@@ -38,7 +39,7 @@ import tensorflow as tf
 from tfcvr import models, optimizers
 from tfcvr.data import TFRecordPipeline, example_writer
 from tfcvr.data import schema as schema_lib
-from trainer.loop import TrainingLoop
+from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 # Distinct values per Ali-CCP field (shared/data/FORMATS.md §1.6), capped at 100k.
 CARDINALITIES = {"101": 238_635, "121": 98, "122": 14, "124": 3, "125": 8, "126": 4, "127": 4, "128": 3,
@@ -97,29 +98,30 @@ def measure_input(files, schema, batch_size, warmup, steps) -> dict:
     return {"model": "input_pipeline", **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean")}
 
 
-def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="adam", backbone=None) -> dict:
+def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="adam", backbone=None,
+                  steps_per_execution=STEPS_PER_EXECUTION) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
     model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3))
     model.build_optimizers()
     loop = TrainingLoop(model, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="throughput-"),
-                        log_every=10**9, checkpoint_every=10**9)
+                        log_every=10**9, checkpoint_every=10**9, steps_per_execution=steps_per_execution)
     iterator = iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True)
                     .dataset(epochs=None))
     # Staged methods (UKD) are timed in their main stage, the one --epochs counts.
     stage = model.training_stages(1)[-1][0]
-    step = loop.step_function(stage)
 
-    def one_step():
-        terms = step(next(iterator))
-        float(terms["loss"])  # wait for the step to finish
+    def one_execution():
+        _, totals = loop.execute(stage, iterator, steps_per_execution)
+        float(totals["loss"])  # wait for the steps to finish
 
-    _timed(one_step, warmup)
-    times = _timed(one_step, steps)
+    executions = max(1, steps // steps_per_execution)
+    _timed(one_execution, max(1, warmup // steps_per_execution) + 1)  # + 1: the first call traces twice
+    times = [t / steps_per_execution for t in _timed(one_execution, executions)]
     return {"model": name, **_summary(times, batch_size), "parameters": int(model.count_params()),
             "batch_size": batch_size, "stage": stage, "optimizer": optimizer,
-            "backbone": model.get_config()["backbone"]}
+            "backbone": model.get_config()["backbone"], "steps_per_execution": steps_per_execution}
 
 
 def main():
@@ -133,6 +135,8 @@ def main():
     parser.add_argument("--optimizer", default="adam", choices=sorted(optimizers.OPTIMIZERS))
     parser.add_argument("--backbone", default=None, choices=["shared_bottom", "mmoe"],
                         help="Default: each method's own.")
+    parser.add_argument("--steps_per_execution", type=int, default=STEPS_PER_EXECUTION,
+                        help="Training steps per tf.function call (trainer.task's default).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [n for n in models.names()
@@ -147,7 +151,7 @@ def main():
     _emit(results[-1], args.json)
     for name in names:
         results.append(measure_model(name, files, schema, args.batch_size, args.warmup, args.steps,
-                                     args.optimizer, args.backbone))
+                                     args.optimizer, args.backbone, args.steps_per_execution))
         _emit(results[-1], args.json)
     if not args.json and len(results) > 1:
         fastest = max(results[1:], key=lambda r: r["examples_per_s"])

@@ -45,7 +45,7 @@ from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
-from trainer.loop import TrainingLoop
+from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
 BASELINE = "naive"
@@ -153,7 +153,7 @@ class Leaderboard:
         model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
-                            log_every=10**9, checkpoint_every=10**9)
+                            log_every=10**9, checkpoint_every=10**9, steps_per_execution=STEPS_PER_EXECUTION)
         weights = model.weights_by_path()
         history, best_value, best_weights, best_epoch = [], float("nan"), None, None
         try:

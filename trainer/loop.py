@@ -17,6 +17,13 @@ A method trained in stages (`CVRModel.training_stages`, e.g. UKD's teacher
 then student) runs its stages back to back within one count of epochs, so
 the epoch in the checkpoint also says which stage a restarted job is in. Each
 stage's step is traced as its own `tf.function`.
+
+Steps run `steps_per_execution` at a time: one `tf.function` call loops over
+that many batches of the iterator in graph mode (as Keras' `fit` does), which
+saves the per-call Python and dispatch cost (1.8 of 19.6 ms per DDPO step at
+batch 2,048 on 2 cores). Executions end at log and checkpoint boundaries and
+at the end of the data, so logs, checkpoints and the trained weights are
+those of one step per call; only the speed differs.
 """
 
 import time
@@ -26,6 +33,9 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import distribution
+
+# Default steps per tf.function call of `python -m trainer.task` and the leaderboard.
+STEPS_PER_EXECUTION = 16
 
 
 class TrainingLoop:
@@ -39,18 +49,23 @@ class TrainingLoop:
       log_every: steps between progress lines and summaries.
       checkpoint_every: steps between checkpoints (plus one per epoch).
       max_checkpoints: checkpoints kept.
+      steps_per_execution: steps run by one `tf.function` call (at most;
+        fewer up to a log or checkpoint step or the end of the data). Under
+        ParameterServerStrategy each scheduled closure is one step.
     """
 
     def __init__(self, model, strategy, checkpoint_dir, summary_dir=None, log_every=100,
-                 checkpoint_every=1000, max_checkpoints=3):
-        if log_every < 1 or checkpoint_every < 1:
+                 checkpoint_every=1000, max_checkpoints=3, steps_per_execution=1):
+        if log_every < 1 or checkpoint_every < 1 or steps_per_execution < 1:
             raise ValueError(
-                f"`log_every` and `checkpoint_every` must be positive. Received: {log_every}, {checkpoint_every}"
+                "`log_every`, `checkpoint_every` and `steps_per_execution` must be positive. Received: "
+                f"{log_every}, {checkpoint_every}, {steps_per_execution}"
             )
         self.model = model
         self.strategy = strategy
         self.log_every = log_every
         self.checkpoint_every = checkpoint_every
+        self.steps_per_execution = steps_per_execution
         self._checkpoint_dir = distribution.writable_dir(checkpoint_dir, strategy)
         self._real_checkpoint_dir = checkpoint_dir
         with strategy.scope():
@@ -66,6 +81,7 @@ class TrainingLoop:
             if summary_dir else tf.summary.create_noop_writer()
         )
         self._stage_functions = {}
+        self._execution_functions = {}
         # ParameterServerStrategy: this process coordinates; workers run the scheduled steps.
         self._coordinator = (tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
                              if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy) else None)
@@ -124,9 +140,8 @@ class TrainingLoop:
                                                            global_batch_size) or last_terms
                 else:
                     dataset = self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
-                    if steps_per_epoch is not None:
-                        dataset = _take(dataset, max(0, steps_per_epoch - done))
-                    last_terms = self._run_epoch(stage, dataset, global_batch_size) or last_terms
+                    steps = None if steps_per_epoch is None else max(0, steps_per_epoch - done)
+                    last_terms = self._run_epoch(stage, iter(dataset), steps, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
                 self.epoch_step.assign(0)
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
@@ -148,17 +163,66 @@ class TrainingLoop:
         """
         key = (stage, from_iterator)
         if key not in self._stage_functions:
-            step_fn = self.model.stage_step(stage)
-
-            def distributed_step(data):
-                batch = next(data) if from_iterator else data
-                terms = self.strategy.run(step_fn, args=(batch,))
-                self.global_step.assign_add(1)
-                self.epoch_step.assign_add(1)
-                return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
-
-            self._stage_functions[key] = tf.function(distributed_step)
+            self._stage_functions[key] = tf.function(self._distributed_step(stage, from_iterator))
         return self._stage_functions[key]
+
+    def execute(self, stage, iterator, steps: int):
+        """Runs up to `steps` steps of `stage` on `iterator`, `steps_per_execution` per call.
+
+        Returns (steps run, {loss term: sum over those steps}); fewer steps
+        than asked only at the end of the data.
+        """
+        count, totals = 0, {}
+        while count < steps:
+            ran, sums = self._execute(stage, iterator, min(self.steps_per_execution, steps - count))
+            if ran == 0:
+                break
+            count += ran
+            totals = {name: totals.get(name, 0.0) + value for name, value in sums.items()}
+        return count, totals
+
+    def _distributed_step(self, stage, from_iterator):
+        step_fn = self.model.stage_step(stage)
+
+        def distributed_step(data):
+            batch = next(data) if from_iterator else data
+            terms = self.strategy.run(step_fn, args=(batch,))
+            self.global_step.assign_add(1)
+            self.epoch_step.assign_add(1)
+            return {name: self.strategy.reduce("MEAN", value, axis=None) for name, value in terms.items()}
+
+        return distributed_step
+
+    def _execute(self, stage, iterator, steps: int):
+        """One call: up to `steps` steps -> (steps run, {term: sum}) as Python numbers and tensors."""
+        if stage not in self._execution_functions:
+            # The first step runs alone: its terms give the structure the multi-step loop sums into.
+            try:
+                batch = next(iterator)
+            except StopIteration:  # tf.errors.OutOfRangeError subclasses it
+                return 0, {}
+            terms = self.step_function(stage)(batch)
+            self._execution_functions[stage] = self._multi_step_function(stage, terms)
+            return 1, terms
+        count, totals = self._execution_functions[stage](iterator, tf.constant(steps, tf.int32))
+        return int(count), totals
+
+    def _multi_step_function(self, stage, example_terms):
+        distributed_step = self._distributed_step(stage, from_iterator=False)
+        zeros = {name: tf.zeros_like(value) for name, value in example_terms.items()}
+
+        def multi_step(iterator, steps):
+            count, totals = tf.constant(0, tf.int32), dict(zeros)
+            for _ in tf.range(steps):
+                batch = iterator.get_next_as_optional()
+                if not batch.has_value():
+                    break
+                terms = distributed_step(batch.get_value())
+                totals = {name: totals[name] + terms[name] for name in totals}
+                count += 1
+            return count, totals
+
+        return tf.function(multi_step)
 
     def _run_scheduled_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
         """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state."""
@@ -170,35 +234,46 @@ class TrainingLoop:
             if log or save:
                 self._coordinator.join()
             if log:
-                last_terms = self._report(stage, [p.fetch() for p in pending], len(pending),
-                                          time.perf_counter() - window_start, global_batch_size)
+                last_terms = self._report(stage, [(1, p.fetch()) for p in pending], time.perf_counter() - window_start,
+                                          global_batch_size)
                 pending, window_start = [], time.perf_counter()
             if save:
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
         return last_terms
 
-    def _run_epoch(self, stage, dataset, global_batch_size) -> dict:
-        step_function = self.step_function(stage)
-        pending, window_start, window_steps = [], time.perf_counter(), 0
-        last_terms = {}
-        for batch in dataset:
-            pending.append(step_function(batch))
-            window_steps += 1
-            step = int(self.global_step.numpy())
+    def _run_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
+        """Steps through `iterator` (to its end, or `steps` steps), logging and checkpointing on schedule."""
+        pending, window_start, last_terms, done = [], time.perf_counter(), {}, 0
+        step = int(self.global_step.numpy())
+        while steps is None or done < steps:
+            # Run to the next log or checkpoint step (or the epoch's end) at most.
+            chunk = min(self.log_every - step % self.log_every, self.checkpoint_every - step % self.checkpoint_every)
+            if steps is not None:
+                chunk = min(chunk, steps - done)
+            ran, totals = self.execute(stage, iterator, chunk)
+            if ran == 0:
+                break
+            pending.append((ran, totals))
+            done, step = done + ran, step + ran
             if step % self.log_every == 0:
-                last_terms = self._report(stage, pending, window_steps, time.perf_counter() - window_start,
-                                          global_batch_size)
-                pending, window_start, window_steps = [], time.perf_counter(), 0
+                last_terms = self._report(stage, pending, time.perf_counter() - window_start, global_batch_size)
+                pending, window_start = [], time.perf_counter()
             if step % self.checkpoint_every == 0:
                 self.checkpoints.save(checkpoint_number=step)
+            if ran < chunk:
+                break
         if pending:
-            last_terms = self._report(stage, pending, window_steps, time.perf_counter() - window_start,
-                                      global_batch_size)
+            last_terms = self._report(stage, pending, time.perf_counter() - window_start, global_batch_size)
         return last_terms
 
-    def _report(self, stage, pending, steps, seconds, global_batch_size) -> dict:
-        """Logs and summarises the mean loss terms of the steps since the last report."""
-        means = {name: float(np.mean([np.asarray(terms[name]) for terms in pending])) for name in pending[0]}
+    def _report(self, stage, pending, seconds, global_batch_size) -> dict:
+        """Logs and summarises the mean loss terms of the steps since the last report.
+
+        `pending`: (steps, {term: sum over those steps}) per execution.
+        """
+        steps = sum(count for count, _ in pending)
+        means = {name: float(sum(np.asarray(totals[name], np.float64) for _, totals in pending) / steps)
+                 for name in pending[0][1]}
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
         step = int(self.global_step.numpy())
         for name, value in means.items():
@@ -218,10 +293,3 @@ def _stage_at(stages, epoch):
             return stage
         remaining -= stage_epochs
     raise ValueError(f"Epoch {epoch} is past the last training stage of {stages}.")
-
-
-def _take(distributed_dataset, steps):
-    """The first `steps` elements of a distributed dataset (it has no `take`)."""
-    iterator = iter(distributed_dataset)
-    for _ in range(steps):
-        yield next(iterator)

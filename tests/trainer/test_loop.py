@@ -89,3 +89,47 @@ def test_checkpoints_hold_every_variable_by_path(simulated, tmp_path):
     assert len(fresh.variables) > 10
     for a, b in zip(trained.variables, fresh.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+@pytest.mark.parametrize("name", ["ddpo", "dr_jl", "ukd"])
+def test_steps_per_execution_trains_exactly_as_one_step_per_call(name, simulated, tmp_path):
+    """Several steps per tf.function call: same weights, loss terms and checkpoints as one step per call."""
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)  # 6 batches per epoch
+    runs = []
+    for steps_per_execution in (1, 4):
+        keras.utils.set_random_seed(0)
+        model = models.build(name, schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,), dropout=0.2)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        model.build_optimizers()
+        loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path / str(steps_per_execution)),
+                            log_every=5, checkpoint_every=7, steps_per_execution=steps_per_execution)
+        result = loop.train(lambda c, epoch: pipeline.dataset(epoch_index=epoch), epochs=2, global_batch_size=400)
+        checkpoints = [path.rsplit("/", 1)[-1] for path in loop.checkpoints.checkpoints]
+        runs.append((result, [v.numpy() for v in model.variables], checkpoints))
+    (one, one_weights, one_checkpoints), (four, four_weights, four_checkpoints) = runs
+    assert one["steps"] == four["steps"] == (18 if name == "ukd" else 12)  # UKD: a teacher epoch first
+    assert one_checkpoints == four_checkpoints
+    for a, b in zip(one_weights, four_weights):
+        np.testing.assert_array_equal(a, b)
+    terms = [key for key in one if key not in ("steps", "seconds", "examples_per_second")]
+    assert terms and set(terms) == set(four) - {"steps", "seconds", "examples_per_second"}
+    for key in terms:
+        np.testing.assert_allclose(four[key], one[key], rtol=1e-6)
+
+
+def test_steps_per_execution_with_fixed_steps_per_epoch(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path), log_every=100,
+                        checkpoint_every=100, steps_per_execution=4)
+    result = loop.train(lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400,
+                        steps_per_epoch=9)
+    assert result["steps"] == 18 and int(loop.global_step.numpy()) == 18
+    assert int(loop.model.optimizer.iterations.numpy()) == 18
+
+
+def test_steps_per_execution_must_be_positive(simulated, tmp_path):
+    with pytest.raises(ValueError, match="`steps_per_execution` must be positive"):
+        TrainingLoop(_model(simulated["schema_obj"]), tf.distribute.get_strategy(), str(tmp_path),
+                     steps_per_execution=0)
