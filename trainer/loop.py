@@ -23,7 +23,10 @@ that many batches of the iterator in graph mode (as Keras' `fit` does), which
 saves the per-call Python and dispatch cost (1.8 of 19.6 ms per DDPO step at
 batch 2,048 on 2 cores). Executions end at log and checkpoint boundaries and
 at the end of the data, so logs, checkpoints and the trained weights are
-those of one step per call; only the speed differs.
+those of one step per call; only the speed differs. Under
+ParameterServerStrategy a scheduled closure runs that many steps on its
+worker (esmm, batch 512, 1 worker and 2 parameter servers on localhost: 10.0k
+-> 15.5k examples/s at 16 steps per closure).
 """
 
 import time
@@ -50,8 +53,8 @@ class TrainingLoop:
       checkpoint_every: steps between checkpoints (plus one per epoch).
       max_checkpoints: checkpoints kept.
       steps_per_execution: steps run by one `tf.function` call (at most;
-        fewer up to a log or checkpoint step or the end of the data). Under
-        ParameterServerStrategy each scheduled closure is one step.
+        fewer up to a log or checkpoint step or the end of the data); under
+        ParameterServerStrategy, the steps of one scheduled closure.
     """
 
     def __init__(self, model, strategy, checkpoint_dir, summary_dir=None, log_every=100,
@@ -225,17 +228,33 @@ class TrainingLoop:
         return tf.function(multi_step)
 
     def _run_scheduled_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
-        """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state."""
-        function = self.step_function(stage, from_iterator=True)
-        pending, window_start, last_terms = [], time.perf_counter(), {}
-        for done in range(1, steps + 1):
-            pending.append(self._coordinator.schedule(function, args=(iterator,)))
+        """Schedules `steps` steps on the workers; joins to log and to checkpoint a consistent state.
+
+        Each closure runs up to `steps_per_execution` steps on the worker that
+        takes it (the first closure of a stage one step, whose terms give the
+        structure the multi-step loop sums into).
+        """
+        pending, window_start, last_terms, done = [], time.perf_counter(), {}, 0
+        while done < steps:
+            chunk = min(self.steps_per_execution, steps - done, self.log_every - done % self.log_every,
+                        self.checkpoint_every - done % self.checkpoint_every)
+            if stage not in self._execution_functions:
+                first = self._coordinator.schedule(self.step_function(stage, from_iterator=True), args=(iterator,))
+                terms = first.fetch()
+                self._execution_functions[stage] = self._multi_step_function(stage, terms)
+                pending.append((1, terms))
+                chunk = 1
+            else:
+                pending.append((chunk, self._coordinator.schedule(
+                    self._execution_functions[stage], args=(iterator, tf.constant(chunk, tf.int32)))))
+            done += chunk
             log, save = done % self.log_every == 0 or done == steps, done % self.checkpoint_every == 0
             if log or save:
                 self._coordinator.join()
             if log:
-                last_terms = self._report(stage, [(1, p.fetch()) for p in pending], time.perf_counter() - window_start,
-                                          global_batch_size)
+                executions = [(count, value) if isinstance(value, dict) else _fetched(value.fetch())
+                              for count, value in pending]
+                last_terms = self._report(stage, executions, time.perf_counter() - window_start, global_batch_size)
                 pending, window_start = [], time.perf_counter()
             if save:
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
@@ -293,3 +312,9 @@ def _stage_at(stages, epoch):
             return stage
         remaining -= stage_epochs
     raise ValueError(f"Epoch {epoch} is past the last training stage of {stages}.")
+
+
+def _fetched(execution):
+    """(steps run, {term: sum}) of a scheduled multi-step closure's fetched result."""
+    count, totals = execution
+    return int(count), totals
