@@ -236,8 +236,7 @@ class TrainingLoop:
         """
         pending, window_start, last_terms, done = [], time.perf_counter(), {}, 0
         while done < steps:
-            chunk = min(self.steps_per_execution, steps - done, self.log_every - done % self.log_every,
-                        self.checkpoint_every - done % self.checkpoint_every)
+            chunk = min(self.steps_per_execution, steps - done, self._steps_to_boundary(done))
             if stage not in self._execution_functions:
                 first = self._coordinator.schedule(self.step_function(stage, from_iterator=True), args=(iterator,))
                 terms = first.fetch()
@@ -266,7 +265,7 @@ class TrainingLoop:
         step = int(self.global_step.numpy())
         while steps is None or done < steps:
             # Run to the next log or checkpoint step (or the epoch's end) at most.
-            chunk = min(self.log_every - step % self.log_every, self.checkpoint_every - step % self.checkpoint_every)
+            chunk = self._steps_to_boundary(step)
             if steps is not None:
                 chunk = min(chunk, steps - done)
             ran, totals = self.execute(stage, iterator, chunk)
@@ -284,6 +283,10 @@ class TrainingLoop:
         if pending:
             last_terms = self._report(stage, pending, time.perf_counter() - window_start, global_batch_size)
         return last_terms
+
+    def _steps_to_boundary(self, position: int) -> int:
+        """Steps from step count `position` to the next log or checkpoint step."""
+        return min(self.log_every - position % self.log_every, self.checkpoint_every - position % self.checkpoint_every)
 
     def _report(self, stage, pending, seconds, global_batch_size) -> dict:
         """Logs and summarises the mean loss terms of the steps since the last report.
