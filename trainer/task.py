@@ -42,6 +42,10 @@ flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
 flags.DEFINE_enum("optimizer", "adam", sorted(optimizers.OPTIMIZERS),
                   "adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.")
 flags.DEFINE_integer("steps_per_epoch", None, "Steps per epoch (repeats the data); default: one pass.")
+flags.DEFINE_bool("cache_input", False,
+                  "Parse the training records once and keep them in memory (~8 bytes per feature and label per "
+                  "record); every epoch is then a new global shuffle of them. For several epochs over data that "
+                  "fits in RAM. Not with ParameterServerStrategy.")
 flags.DEFINE_integer("steps_per_execution", STEPS_PER_EXECUTION,
                      "Training steps per tf.function call (same results; fewer calls are faster).",
                      lower_bound=1)
@@ -77,6 +81,10 @@ def main(argv):
     model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
     config = distribution.tf_config()
     strategy_name = distribution.strategy_name(config, FLAGS.strategy)
+    if FLAGS.cache_input and strategy_name == "parameter_server":
+        # Its workers run an input function traced on the chief: the cached records would be shipped in it.
+        raise app.UsageError("--cache_input cannot be used with ParameterServerStrategy (each worker builds its "
+                             "input from a function traced on the chief); drop --cache_input.")
     if strategy_name == "parameter_server" and config["task"]["type"] in ("worker", "ps"):
         distribution.run_server(config)  # the chief coordinates; workers and ps serve until the job ends
         return
@@ -94,7 +102,7 @@ def main(argv):
     train_pipeline = pipeline_lib.TFRecordPipeline(
         train_files, schema, FLAGS.batch_size // replicas, shuffle=True,
         seed=None if strategy_name == "parameter_server" else FLAGS.seed,
-        invalid_conversion=FLAGS.invalid_conversion,
+        invalid_conversion=FLAGS.invalid_conversion, cache=FLAGS.cache_input,
     )
     # Unshuffled, so every worker of a distributed job derives the same statistics.
     statistics_pipeline = pipeline_lib.TFRecordPipeline(

@@ -55,12 +55,13 @@ def _restored_predictions(name, simulated, model_dir, features):
     return model(features, training=False)
 
 
-@pytest.mark.parametrize("name,optimizer", [("esmm", "adam"), ("ukd", "adam"), ("esmm", "lazy_adam")])
-def test_two_worker_multi_worker_mirrored(name, optimizer, simulated, tmp_path):
+@pytest.mark.parametrize("name,extra", [("esmm", []), ("ukd", []), ("esmm", ["--optimizer=lazy_adam"]),
+                                        ("esmm", ["--cache_input"])])
+def test_two_worker_multi_worker_mirrored(name, extra, simulated, tmp_path):
     model_dir = tmp_path / "run"
     ports = local_cluster.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = _task_args(name, simulated, model_dir, "--log_every=2", f"--optimizer={optimizer}")
+    args = _task_args(name, simulated, model_dir, "--log_every=2", *extra)
     logs = _wait(_launch(cluster, [("worker", 0), ("worker", 1)], args, tmp_path), tmp_path)
     for log in logs.values():
         assert "Strategy multi_worker_mirrored" in log and "2 replicas" in log

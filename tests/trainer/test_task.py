@@ -42,6 +42,16 @@ def test_train_files_flags(simulated, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["training"]["steps"] == 5
 
 
+def test_cached_input_trains_every_epoch(simulated, tmp_path):
+    result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
+                  f"--schema={simulated['schema']}", f"--model_dir={tmp_path}", "--epochs=3", "--batch_size=512",
+                  "--cache_input", "--noexport")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["training"]["steps"] == 15  # 2,400 records -> 5 batches (4 full + 1 short) per epoch
+    assert 0.0 < report["metrics"]["cvr_auc"] < 1.0
+
+
 def test_bad_training_record_is_named(tmp_path):
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(TINY_SCHEMA))
@@ -60,6 +70,8 @@ def test_bad_training_record_is_named(tmp_path):
         (["--model=esmm", "--model_params=gamma=1"], "ESMM has no argument 'gamma'; it accepts ['ctr_loss_weight']"),
         (["--model=esmm", "--eval_files=x"], "--eval_files and --schema need --train_files"),
         (["--model=esmm", "--train_files=x"], "--train_files needs --schema"),
+        (["--model=esmm", "--strategy=parameter_server", "--cache_input"],
+         "--cache_input cannot be used with ParameterServerStrategy"),
     ],
 )
 def test_usage_errors(args, message):
