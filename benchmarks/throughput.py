@@ -1,7 +1,7 @@
 r"""Training throughput per method from TFRecord, at the official DDPO code's configuration.
 
     python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe]
-        [--steps_per_execution 16]
+        [--steps_per_execution 16] [--cache]
         [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
 
 Data: Ali-CCP-shaped simulated TFRecords (23 int64 id fields with the real
@@ -19,6 +19,9 @@ the wait for input) and the median time per step gives examples/s (`mean_example
 which includes the rarer steps that wait for the next shuffle window). The
 input pipeline alone is timed over the same number of batches; it delivers
 a shuffle window (8 batches) at a time, so its rate is from the mean.
+With --cache the pipeline parses the records once into memory
+(`TFRecordPipeline(cache=True)`, trainer.task --cache_input) before timing:
+the rates of a second and later epoch; the input line adds `cache_fill_s`.
 Prints a table, or with --json one JSON object per line
 ({"model", "examples_per_s", "mean_examples_per_s", "median_step_ms",
 "p10_step_ms", "p90_step_ms", "parameters", ...}). Run on an idle machine: a second busy process halves
@@ -89,17 +92,25 @@ def _summary(times, batch_size, rate_of="median") -> dict:
             "p90_step_ms": round(1e3 * float(np.percentile(times, 90)), 2)}
 
 
-def measure_input(files, schema, batch_size, warmup, steps) -> dict:
-    iterator = iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True)
-                    .dataset(epochs=None))
+def training_batches(files, schema, batch_size, cache=False):
+    """An endless iterator over the training pipeline's batches (with `cache`, filled before it returns)."""
+    return iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True, cache=cache)
+                .dataset(epochs=None))
+
+
+def measure_input(files, schema, batch_size, warmup, steps, cache=False) -> dict:
+    start = time.perf_counter()
+    iterator = training_batches(files, schema, batch_size, cache)
+    fill = {"cache_fill_s": round(time.perf_counter() - start, 2)} if cache else {}
     _timed(lambda: next(iterator), warmup)
     # The pipeline parses a shuffle window (8 batches) at a time, so its batches arrive in bursts: its rate is
     # total time over the timed batches, not the median gap.
-    return {"model": "input_pipeline", **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean")}
+    return {"model": "input_pipeline", **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean"),
+            **fill}
 
 
 def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="adam", backbone=None,
-                  steps_per_execution=STEPS_PER_EXECUTION) -> dict:
+                  steps_per_execution=STEPS_PER_EXECUTION, cache=False) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
@@ -107,8 +118,7 @@ def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="ada
     model.build_optimizers()
     loop = TrainingLoop(model, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="throughput-"),
                         log_every=10**9, checkpoint_every=10**9, steps_per_execution=steps_per_execution)
-    iterator = iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True)
-                    .dataset(epochs=None))
+    iterator = training_batches(files, schema, batch_size, cache)
     # Staged methods (UKD) are timed in their main stage, the one --epochs counts.
     stage = model.training_stages(1)[-1][0]
 
@@ -121,7 +131,7 @@ def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="ada
     times = [t / steps_per_execution for t in _timed(one_execution, executions)]
     return {"model": name, **_summary(times, batch_size), "parameters": int(model.count_params()),
             "batch_size": batch_size, "stage": stage, "optimizer": optimizer,
-            "backbone": model.get_config()["backbone"], "steps_per_execution": steps_per_execution}
+            "backbone": model.get_config()["backbone"], "steps_per_execution": steps_per_execution, "cache": cache}
 
 
 def main():
@@ -137,6 +147,8 @@ def main():
                         help="Default: each method's own.")
     parser.add_argument("--steps_per_execution", type=int, default=STEPS_PER_EXECUTION,
                         help="Training steps per tf.function call (trainer.task's default).")
+    parser.add_argument("--cache", action="store_true",
+                        help="Parse the records once into memory first (trainer.task --cache_input).")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [n for n in models.names()
@@ -147,11 +159,11 @@ def main():
         tf.io.gfile.makedirs(data_dir)
         write_data(data_dir, args.rows)
     schema = aliccp_shaped_schema()
-    results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps)]
+    results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps, args.cache)]
     _emit(results[-1], args.json)
     for name in names:
         results.append(measure_model(name, files, schema, args.batch_size, args.warmup, args.steps,
-                                     args.optimizer, args.backbone, args.steps_per_execution))
+                                     args.optimizer, args.backbone, args.steps_per_execution, args.cache))
         _emit(results[-1], args.json)
     if not args.json and len(results) > 1:
         fastest = max(results[1:], key=lambda r: r["examples_per_s"])
@@ -165,6 +177,8 @@ def _emit(result, as_json):
     else:
         extra = (f"  {result['parameters']:>10,} params, {result['backbone']}, {result['optimizer']}"
                  if "parameters" in result else "")
+        if "cache_fill_s" in result:
+            extra = f"  (cache filled in {result['cache_fill_s']} s)"
         print(f"{result['model']:>18}: {result['examples_per_s']:>10,.0f} examples/s "
               f"(mean {result['mean_examples_per_s']:>9,.0f})  median "
               f"{result['median_step_ms']:7.2f} ms  (p10 {result['p10_step_ms']:.2f}, p90 "

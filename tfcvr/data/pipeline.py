@@ -94,12 +94,14 @@ class TFRecordPipeline:
       cycle_length: shards read in parallel.
       cache: read, parse and hash the records once, on the first `dataset()`
         call for a shard, and keep the model-ready columns in host memory
-        (about 8 bytes per feature and label per record, e.g. 200 bytes for
-        Ali-CCP's 23 fields); every epoch then draws a full permutation of
+        (per record 8 bytes per id and label, 8 x max_length per list, 4 per
+        numeric value: 200 bytes for Ali-CCP's 23 fields; twice that while
+        filling); every epoch then draws a full permutation of
         the records (a global shuffle, not windows) and gathers its batches
         from memory. For several epochs over data that fits in RAM: on 2
-        cores it lifts the input from ~0.55M to millions of examples/s and
-        the fastest models by ~1.5x (benchmarks/throughput.py --cache).
+        cores it lifts the input from ~0.55M to ~5M examples/s and the
+        models by 1.1-1.6x (benchmarks/throughput.py --cache).
+        The first `dataset()` call blocks while it parses (~0.6M records/s).
         Records dropped under invalid_conversion="drop" are counted once.
 
     Errors from bad records surface while iterating; iterate inside
@@ -145,7 +147,7 @@ class TFRecordPipeline:
         self._spec = {**transform.feature_spec(schema), **transform.label_spec(schema, ground_truth)}
         self._dropped = tf.Variable(0, dtype=tf.int64, trainable=False, name="invalid_conversions_dropped")
         self.cache = cache
-        self._columns = {}  # (num_shards, shard_index) -> (features, labels) of every record, when cached
+        self._columns = {}  # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
 
     @property
     def invalid_conversions_dropped(self) -> int:
@@ -188,9 +190,7 @@ class TFRecordPipeline:
 
             chunks = blocks.rebatch(chunk).enumerate().map(model_batch, num_parallel_calls=2, deterministic=True)
             dataset = chunks.rebatch(self.batch_size, drop_remainder=self.drop_remainder)
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        return _without_autotune(dataset.prefetch(2))
 
     def _blocks(self, num_shards: int, shard_index: int, shuffled: bool, seed=None) -> tf.data.Dataset:
         """Serialized records of the shard in blocks of `_READ_BLOCK`; the files in a `seed`ed order if `shuffled`."""
@@ -221,7 +221,7 @@ class TFRecordPipeline:
             # Windows of 16 blocks: a large parse per call, and few pieces to concatenate.
             chunks = self._blocks(num_shards, shard_index, shuffled=False).rebatch(16 * _READ_BLOCK).map(
                 self._model_batch, num_parallel_calls=2, deterministic=True).prefetch(2)
-            self._columns[key] = _Columns(chunks)
+            self._columns[key] = _Columns(_without_autotune(chunks))
         return self._columns[key]
 
     def _cached_batches(self, columns: "_Columns", epochs, seed) -> tf.data.Dataset:
@@ -261,9 +261,7 @@ class TFRecordPipeline:
             return self._drop_invalid(serialized, labels)
 
         dataset = blocks.rebatch(self.batch_size).map(split, num_parallel_calls=2, deterministic=True)
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return dataset.prefetch(2).with_options(options)
+        return _without_autotune(dataset.prefetch(2))
 
     @contextlib.contextmanager
     def named_errors(self):
@@ -358,6 +356,12 @@ class _Columns:
         """The element structure of the dataset, holding `rows` of every column."""
         kinds = [tf.unstack(tf.gather(matrix, rows), axis=-1) for matrix in self.matrices]
         return tf.nest.pack_sequence_as(self._structure, [kinds[kind][index] for kind, index in self._position])
+
+
+def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    options = tf.data.Options()
+    options.autotune.enabled = False  # see the module docstring
+    return dataset.with_options(options)
 
 
 def _shuffle_window(index, records, seed):
