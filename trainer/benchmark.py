@@ -105,13 +105,15 @@ class Leaderboard:
       runs: runs per method (seeds seed, seed+1, ...).
       architecture: CVRModel constructor arguments shared by all methods.
       epochs, batch_size, learning_rate, selection_metric, seed,
-      calibration_buckets, invalid_conversion, optimizer: as the flags.
+      calibration_buckets, invalid_conversion, optimizer, cache_input: as the
+        flags; with cache_input the training and validation records are parsed
+        once for all methods and runs.
       log: progress printer.
     """
 
     def __init__(self, data, output_dir, model_names, runs=3, architecture=None, epochs=3, batch_size=1024,
                  learning_rate=1e-3, selection_metric="ctcvr_auc", seed=0, calibration_buckets=10,
-                 invalid_conversion="error", log=print, optimizer="adam"):
+                 invalid_conversion="error", log=print, optimizer="adam", cache_input=False):
         if runs < 1 or epochs < 1:
             raise ValueError(f"--runs and --epochs must be positive. Received: {runs}, {epochs}")
         for name in model_names:
@@ -133,6 +135,10 @@ class Leaderboard:
         self.invalid_conversion = invalid_conversion
         self.log = log
         self.ground_truth = pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(data["eval"]))
+        self.cache_input = cache_input
+        # One pipeline per split for every method and run (runs differ in the shuffle seed only).
+        self._train = self._pipeline(data["train"], shuffle=True, seed=seed, cache=cache_input)
+        self._valid = self._pipeline(data["valid"], cache=cache_input)
 
     def _pipeline(self, files, **kwargs):
         return pipeline_lib.TFRecordPipeline(files, self.schema, self.batch_size,
@@ -143,8 +149,7 @@ class Leaderboard:
         seed = self.seed + run
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
-        train = self._pipeline(self.data["train"], shuffle=True, seed=seed)
-        valid = self._pipeline(self.data["valid"])
+        train, valid = self._train.with_seed(seed), self._valid
         with train.named_errors():
             numeric_statistics = statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(),
                                                                self.schema)
@@ -265,7 +270,8 @@ class Leaderboard:
     def describe(self) -> dict:
         return {"data": self.data, "runs": self.runs, "seeds": [self.seed + r for r in range(self.runs)],
                 "epochs": self.epochs, "selection_metric": self.selection_metric, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "optimizer": self.optimizer, "architecture": self.architecture}
+                "learning_rate": self.learning_rate, "optimizer": self.optimizer, "architecture": self.architecture,
+                "cache_input": self.cache_input}
 
 
 def _mean_curve(per_run: list) -> list:
@@ -335,6 +341,8 @@ def _define_flags():
     flags.DEFINE_integer("batch_size", 1024, "Batch size.")
     flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
     flags.DEFINE_enum("optimizer", "adam", sorted(optimizers.OPTIMIZERS), "adam or lazy_adam.")
+    flags.DEFINE_bool("cache_input", False, "Parse the training and validation records once, into memory, for "
+                      "every method and run (each epoch a global shuffle); for data that fits in RAM.")
     flags.DEFINE_integer("embedding_dim", 16, "Embedding width.")
     flags.DEFINE_list("hidden_units", ["256", "128"], "Backbone widths.")
     flags.DEFINE_list("tower_units", ["64", "32"], "Tower widths.")
@@ -365,7 +373,8 @@ def main(argv):
     board = Leaderboard(data, FLAGS.output_dir, FLAGS.models, FLAGS.runs, architecture, FLAGS.epochs,
                         FLAGS.batch_size, FLAGS.learning_rate, FLAGS.selection_metric, FLAGS.seed,
                         FLAGS.calibration_buckets, FLAGS.invalid_conversion,
-                        log=lambda line: print(line, flush=True), optimizer=FLAGS.optimizer)
+                        log=lambda line: print(line, flush=True), optimizer=FLAGS.optimizer,
+                        cache_input=FLAGS.cache_input)
     result = board.run()
     print()
     print(leaderboard_markdown(result, board.describe()))

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
 from tfcvr.data import DataError, TFRecordPipeline
+from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 
 WITH_LIST = schema_lib.Schema.from_dict({**TINY_SCHEMA, "features": TINY_SCHEMA["features"] + [
@@ -105,3 +106,22 @@ def test_a_bad_record_is_named_when_the_cache_is_filled(tmp_path):
         with pipeline.named_errors():
             pipeline.dataset()
     assert f"{path}:5" in str(error.value)
+
+
+def test_another_seed_shares_the_parsed_records(tmp_path, monkeypatch):
+    files = _files(tmp_path)
+    fills = []
+    original = pipeline_lib._Columns.__init__
+
+    def counting_init(self, dataset):
+        fills.append(1)
+        original(self, dataset)
+
+    monkeypatch.setattr(pipeline_lib._Columns, "__init__", counting_init)
+    first = TFRecordPipeline(files, WITH_LIST, batch_size=4, shuffle=True, seed=1, cache=True)
+    second = first.with_seed(2)
+    one, two = _prices(_batches(first)), _prices(_batches(second))
+    assert len(fills) == 1 and first.seed == 1 and second.seed == 2
+    np.testing.assert_array_equal(two, _prices(_batches(
+        TFRecordPipeline(files, WITH_LIST, batch_size=4, shuffle=True, seed=2, cache=True))))
+    assert not np.array_equal(one, two)

@@ -77,6 +77,25 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     assert not [p for p in os.listdir(tmp_path) if p.startswith(("naive-", "esmm-"))]  # checkpoints removed
 
 
+def test_cached_input_parses_train_and_valid_once_for_every_run(tiny_data, tmp_path, monkeypatch):
+    fills = []
+    original = pipeline_lib._Columns.__init__
+
+    def counting_init(self, dataset):
+        fills.append(dataset.element_spec[1]["click"].shape)
+        original(self, dataset)
+
+    monkeypatch.setattr(pipeline_lib._Columns, "__init__", counting_init)
+    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=2,
+                                  batch_size=256, seed=3, log=lambda line: None, cache_input=True)
+    result = board.run()
+    assert len(fills) == 2  # train and valid, for 2 methods x 2 runs x 2 epochs
+    assert board.describe()["cache_input"] is True
+    for name in ("naive", "esmm"):
+        assert [r["seed"] for r in result["results"][name]] == [3, 4]
+        assert all(0.0 < r["metrics"]["ctcvr_auc"] < 1.0 for r in result["results"][name])
+
+
 def test_paired_p_value_and_better():
     assert benchmark.paired_p_value([0.7, 0.72, 0.71], [0.6, 0.61, 0.62]) < 0.01
     assert math.isnan(benchmark.paired_p_value([0.7], [0.6]))

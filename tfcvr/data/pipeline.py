@@ -24,6 +24,7 @@ half the training runs measured on this hardware stalled at 1 core
 """
 
 import contextlib
+import copy
 
 import tensorflow as tf
 
@@ -148,6 +149,16 @@ class TFRecordPipeline:
         self._dropped = tf.Variable(0, dtype=tf.int64, trainable=False, name="invalid_conversions_dropped")
         self.cache = cache
         self._columns = {}  # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
+
+    def with_seed(self, seed) -> "TFRecordPipeline":
+        """This pipeline with another shuffle seed; it shares the cache and the dropped-records count.
+
+        Runs that differ only in their seed (a leaderboard's) parse cached
+        records once between them.
+        """
+        reseeded = copy.copy(self)  # shallow: the same `_columns` dict and `_dropped` variable
+        reseeded.seed = seed
+        return reseeded
 
     @property
     def invalid_conversions_dropped(self) -> int:
