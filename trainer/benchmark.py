@@ -27,6 +27,7 @@ Without data flags it runs on the built-in simulator.
 """
 
 import csv
+import functools
 import json
 import math
 import os
@@ -144,16 +145,19 @@ class Leaderboard:
         return pipeline_lib.TFRecordPipeline(files, self.schema, self.batch_size,
                                              invalid_conversion=self.invalid_conversion, **kwargs)
 
+    @functools.cached_property
+    def numeric_statistics(self) -> dict:
+        """Of the unshuffled training files, so the same for every method and run: read once."""
+        with self._train.named_errors():
+            return statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
+
     def train_and_select(self, name: str, run: int):
         """Trains `name` with seed+run, keeping the weights of the best validation epoch; returns (model, history)."""
         seed = self.seed + run
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         train, valid = self._train.with_seed(seed), self._valid
-        with train.named_errors():
-            numeric_statistics = statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(),
-                                                               self.schema)
-        model = models.build(name, self.schema, numeric_statistics=numeric_statistics, **self.architecture)
+        model = models.build(name, self.schema, numeric_statistics=self.numeric_statistics, **self.architecture)
         model.compile(optimizer=optimizers.make_optimizer(self.optimizer, self.learning_rate))
         model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)

@@ -14,8 +14,8 @@ are cut after invalid records are dropped, every batch but the last is full.
 
 With `cache=True` the records are read, parsed, validated and hashed once,
 into columns in host memory, and every epoch is a seeded permutation of all
-records gathered batch by batch: parsing a tf.Example costs ~2.5 CPU-µs, more
-than a 2-core machine can spare next to the fastest models (see
+records gathered batch by batch: reading and parsing a tf.Example cost ~2.5
+CPU-µs, more than a 2-core machine can spare next to the fastest models (see
 `TFRecordPipeline`).
 
 tf.data autotuning is switched off with explicit parallelism: with it on, about
@@ -226,7 +226,7 @@ class TFRecordPipeline:
         )
 
     def _cached_columns(self, num_shards: int, shard_index: int) -> "_Columns":
-        """Every record of the shard as model-ready columns, in file order: parsed once, then kept."""
+        """Every record of the shard as model-ready columns, in unshuffled reading order: parsed once, kept."""
         key = (num_shards, shard_index)
         if key not in self._columns:
             # Windows of 16 blocks: a large parse per call, and few pieces to concatenate.
