@@ -32,6 +32,7 @@ COLUMNS = (
     ("ctcvr_auc", "CTCVR AUC"),
     ("oracle_cvr_auc", "oracle CVR AUC"),
     ("oracle_cvr_nll", "oracle CVR NLL"),
+    ("cvr_pcoc", "PCOC (clicked)"),
     ("cvr_bias_unclicked", "bias unclicked"),
     ("propensity_auc", "propensity AUC"),
     ("propensity_calibration", "propensity calib."),

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import HAND_CTR, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
+from tests.conftest import HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
 
 UNCVR = [0.3, 0.6, 0.2, 0.4]
 CLICKED, UNCLICKED = (0, 1), (2, 3)
@@ -27,7 +27,8 @@ def _predictions():
 
 
 def test_every_term_by_hand():
-    terms = {k: float(v) for k, v in small_model("chorus").objective(HAND_LABELS, _predictions()).items()}
+    terms = {k: float(v) for k, v in small_model("chorus", ctr_loss_weight=0.0).objective(
+        HAND_LABELS, _predictions()).items()}
     ctcvr = (-math.log(0.3) - math.log(1 - 0.24) - math.log(1 - 0.18) - math.log(1 - 0.05)) / 4
     ctuncvr = (bce(0, 0.15) + bce(1, 0.48) + bce(0, 0.04) + bce(0, 0.04)) / 4           # Eq. 7
     uncvr = click_space([bce(0, UNCVR[0]), bce(1, UNCVR[1]), 0, 0])                    # Eq. 9
@@ -39,6 +40,9 @@ def test_every_term_by_hand():
     for name, value in expected.items():
         assert terms[name] == pytest.approx(value, rel=1e-5), name
     assert terms["loss"] == pytest.approx(sum(expected.values()), rel=1e-5)  # Eq. 11, no CTR loss
+    # The default adds the CTR log loss on every impression.
+    default = small_model("chorus").objective(HAND_LABELS, _predictions())
+    assert float(default["loss"]) == pytest.approx(sum(expected.values()) + HAND_CTR_LOSS, rel=1e-5)
 
 
 def test_ablations_drop_their_terms():

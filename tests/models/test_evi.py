@@ -24,7 +24,7 @@ def test_objective_by_hand():
     terms = {k: float(v) for k, v in model.objective(HAND_LABELS, predictions).items()}
     ctr, cvr, conversion = np.array(HAND_CTR), np.array(HAND_CVR), np.array([1, 0, 0, 0])
     ctr_loss = np.mean(bce(np.array([1, 1, 0, 0]), ctr))  # Eq. 12
-    teacher_loss = np.mean(bce(conversion, np.array(TEACHER_CVR)))  # Eq. 14, every row
+    teacher_loss = np.mean(bce(conversion, np.array(TEACHER_CVR))[:2])  # Eq. 14 where r is observed: clicked rows
     # Eq. 15: r on clicked rows weighted 1/ô, r* = teacher on unclicked rows weighted 1/(1 − ô), 1/(2|D|).
     cvr_loss = (bce(1, 0.6) / 0.5 + bce(0, 0.3) / 0.8 + bce(0.3, 0.9) / 0.8 + bce(0.05, 0.5) / 0.9) / 8
     ctcvr_loss = np.mean(bce(conversion, ctr * cvr))  # Eq. 13
@@ -34,6 +34,16 @@ def test_objective_by_hand():
     assert terms["vie_loss"] == pytest.approx(vie_loss, rel=1e-6)
     expected = 0.2 * ctr_loss + 0.2 * teacher_loss + 0.5 * cvr_loss + 0.8 * vie_loss + 0.1 * ctcvr_loss  # Eq. 16
     assert terms["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_official_teacher_learns_the_logged_conversion_on_every_row():
+    model = _model(teacher_population="all")
+    predictions = hand_predictions(teacher_cvr=TEACHER_CVR, variational_information=VIE)
+    terms = model.objective(HAND_LABELS, predictions)
+    expected = np.mean(bce(np.array([1, 0, 0, 0]), np.array(TEACHER_CVR)))  # Eq. 14, every row, r = 0 unclicked
+    assert float(terms["teacher_cvr_loss"]) == pytest.approx(expected, rel=1e-5)
+    with pytest.raises(ValueError, match="`teacher_population`"):
+        _model(teacher_population="clicks")
 
 
 def test_propensity_is_clamped_on_both_sides():

@@ -26,8 +26,14 @@ class ChorusCVR(CounterfactualModel):
 
     The 1/|O| and 1/|N| of Eq. 4, 9 and 10 are the family's "click_count"
     normalisation (applied to 1 − o and 1 − ô for N), the default here. Eq. 11
-    has no CTR loss (pCTR is learned through CTCVR and CTunCVR), so
-    `ctr_loss_weight` defaults to 0.
+    has no CTR loss: pCTR would be learned only through CTCVR and CTunCVR,
+    which leave it unidentified on rows where pCTR·pCVR fits either way, and
+    ô is also the propensity every IPW term of the method divides by. So
+    `ctr_loss_weight` defaults to 1 (the CTR log loss on every impression,
+    as in every other method here); 0 is Eq. 11 as printed. Measured on the
+    built-in simulator (seed 0, 1 epoch): without it the propensity's CTR
+    AUC is 0.568 (naive's CTR head: 0.644), and 0.657 vs 0.731 on a log with
+    a CTR of 4%.
 
     Args:
       use_ndm: the NDM losses L_CTunCVR and L_unCVR; False is the paper's
@@ -43,7 +49,7 @@ class ChorusCVR(CounterfactualModel):
     task_names = ("ctr", "cvr", "uncvr")
 
     def __init__(self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="click_count",
-                 ctr_loss_weight=0.0, **kwargs):
+                 ctr_loss_weight=1.0, **kwargs):
         super().__init__(normalization=normalization, ctr_loss_weight=ctr_loss_weight, **kwargs)
         self.use_ndm = use_ndm
         self.use_sam = use_sam

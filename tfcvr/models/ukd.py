@@ -63,13 +63,18 @@ class UKD(CVRModel):
       student_dropout: rate of the two independent dropouts before the CVR
         predictors (A.1: 0.2).
       detach_uncertainty_weight: stop gradients through e^{−λ KL}. Default
-        False: the paper adds the KL regulariser precisely because the weight
-        is differentiable ("a large KL-divergence leads to small label
-        distillation loss"). Note what that objective rewards: per unclicked
-        row, α e^{−λ KL} ℓ + KL is smallest at KL = ln(αλℓ)/λ when αλℓ > 1,
-        so the two predictors are pushed apart until the weight is about
-        1/(αλℓ). On data with a high CVR (ℓ ≈ 0.5, αλℓ ≈ 25) that splits the
-        predictors by many points; True keeps them together.
+        True, a departure from the paper's literal objective, which lets the
+        weight be differentiable and adds the KL regulariser because "a large
+        KL-divergence leads to small label distillation loss". That objective
+        rewards splitting the predictors: per unclicked row,
+        α e^{−λ KL} ℓ + KL is smallest at KL = ln(αλℓ)/λ when αλℓ > 1, and
+        two randomly initialised heads start far apart (λ = 100). Measured on
+        the built-in simulator (1 epoch, seed 0), the literal objective
+        (False) ends with the weight at 0.02, the two predictors at
+        near-constants 0.55 and 0.40 on every row (0.47 served, 1.9x the
+        observed CVR on clicked rows, oracle CVR AUC 0.588 vs 0.630 for
+        naive); detached, the weight is 0.70, the predictors agree and the
+        student tracks its teacher (1.22x, AUC 0.622).
       reversal_scale: gradient reversal strength (Ganin's λ; the paper uses
         the plain reversal, 1).
       discriminator_unclicked_ratio: unclicked rows sampled per clicked row
@@ -84,7 +89,7 @@ class UKD(CVRModel):
     task_names = ("ctr", "cvr")
 
     def __init__(self, uncertainty="two_predictors", teacher_epochs=1, alpha=0.5, gamma=0.2,
-                 uncertainty_scale=100.0, student_dropout=0.2, detach_uncertainty_weight=False,
+                 uncertainty_scale=100.0, student_dropout=0.2, detach_uncertainty_weight=True,
                  reversal_scale=1.0, discriminator_unclicked_ratio=1.0, teacher_dropout=None, mc_samples=10,
                  mc_keep_fraction=0.8, **kwargs):
         if uncertainty not in UNCERTAINTY:
