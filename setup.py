@@ -17,7 +17,7 @@ INSTALL_REQUIRES = [
     "numpy>=2.0,<3",
     # Reports the tuning metric under Vertex AI hyperparameter tuning jobs (pure Python, tiny).
     "cloudml-hypertune>=0.1.0.dev6,<0.2",
-    # trainer.benchmark: paired significance tests (scipy) and leaderboard/calibration plots (matplotlib).
+    # Paired significance tests (scipy, tfcvr.metrics.significance) and leaderboard/calibration plots (matplotlib).
     "scipy>=1.11,<2",
     "matplotlib>=3.8,<4",
     # Parquet input of tfcvr.data.convert (tensorflow-io's Parquet ops do not load on TF 2.21).

@@ -12,9 +12,16 @@ the best --selection_metric is kept; only then is the model scored on
 (published code that picks the best test epoch reports optimistic numbers).
 
 `naive` is always trained: it is the baseline of the significance tests, and
-its pCTR is the reference CTR model of D-AUC/D-NLL (ukd.txt weighs every
-method by the same independently trained pCTR) and of the pCTR buckets of
-the calibration curves, so every method is compared on the same impressions.
+its pCTR is the reference CTR model of D-AUC/D-NLL (UKD's debiased metrics
+weigh every method by the same independently trained pCTR) and of the pCTR
+buckets of the calibration curves, so every method is compared on the same
+impressions.
+
+The leaderboard ends with a recommendation computed from validation metrics
+only, what a user with a real log can observe (`trainer.recommendation`
+states the rule): guards against diverged runs, collapsed calibration and a
+worse CTCVR log loss than naive's, then the lowest validation D-NLL, with
+its runner-up and whether a paired t-test separates them.
 
 Writes into --output_dir: leaderboard.md (mean ± std per metric over runs;
 paired t-test p-values against naive and against the best other method),
@@ -38,7 +45,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
-from scipy import stats as scipy_stats
 
 from tfcvr import metrics as metrics_lib
 from tfcvr import models, optimizers
@@ -46,6 +52,8 @@ from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
+from tfcvr.metrics.significance import paired_p_value
+from trainer import recommendation
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -84,16 +92,6 @@ def best_method(names, metric: str, summary: dict):
         if best is None or better(TABLE_METRICS[metric], summary[name][metric][0], summary[best][metric][0]):
             best = name
     return best
-
-
-def paired_p_value(a, b) -> float:
-    """Two-sided paired t-test over runs (scipy.stats.ttest_rel); NaN with fewer than 2 runs or constant differences."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    mask = ~(np.isnan(a) | np.isnan(b))
-    differences = a[mask] - b[mask]
-    if differences.size < 2 or np.allclose(differences, differences[0], rtol=0.0, atol=1e-12):
-        return float("nan")  # the t statistic is undefined without variation in the differences
-    return float(scipy_stats.ttest_rel(a[mask], b[mask]).pvalue)
 
 
 class Leaderboard:
@@ -185,6 +183,12 @@ class Leaderboard:
             weights[path].assign(value)
         return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
 
+    def score_validation(self, model, reference_ctr=None):
+        """(validation metrics, pCTR) of the selected weights; D-NLL weighted by `reference_ctr` (naive's)."""
+        with self._valid.named_errors():
+            predictions, labels = metrics_lib.collect_predictions(model, self._valid.dataset())
+        return metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr), predictions["ctr"]
+
     def score_test(self, model):
         """(predictions, labels) on the test files: read only after selection."""
         test = self._pipeline(self.data["eval"], ground_truth=self.ground_truth,
@@ -199,16 +203,18 @@ class Leaderboard:
         curves = {name: [] for name in self.model_names}
         total, done = len(self.model_names) * self.runs, 0
         for run in range(self.runs):
-            reference_ctr = None
+            reference_ctr = valid_reference_ctr = None
             for name in self.model_names:
                 done += 1
                 self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
                 model, selection = self.train_and_select(name, run)
+                # naive comes first: its own pCTR is then the reference of its D-NLL, as of everyone's.
+                valid_metrics, valid_ctr = self.score_validation(model, valid_reference_ctr)
                 predictions, labels = self.score_test(model)
                 if name == BASELINE:
-                    reference_ctr = predictions["ctr"]
+                    reference_ctr, valid_reference_ctr = predictions["ctr"], valid_ctr
                 test_metrics = metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
-                results[name].append({**selection, "metrics": test_metrics})
+                results[name].append({**selection, "metrics": test_metrics, "validation_metrics": valid_metrics})
                 curves[name].append(calibration.calibration_by_bucket(
                     reference_ctr, predictions["cvr"], labels["click"], labels["conversion"],
                     self.calibration_buckets, true_cvr=labels.get("true_cvr")))
@@ -234,8 +240,9 @@ class Leaderboard:
                     "p_vs_best_other": paired_p_value(values[n][m], values[best_other][m]) if best_other else float("nan"),
                 }
         mean_curves = {n: _mean_curve(curves[n]) for n in names}
+        advice = recommendation.recommend({n: [r["validation_metrics"] for r in results[n]] for n in names}, BASELINE)
         return {"names": names, "metrics": metrics_present, "summary": summary, "significance": significance,
-                "results": results, "curves": mean_curves}
+                "results": results, "curves": mean_curves, "recommendation": advice}
 
     def _write(self, board) -> None:
         out = self.output_dir
@@ -260,7 +267,8 @@ class Leaderboard:
                     writer.writerow([n, run, r["seed"], r["selected_epoch"], r["valid_history"][r["selected_epoch"] - 1]]
                                     + [r["metrics"].get(k, "") for k in all_metrics])
         with open(os.path.join(out, "leaderboard.json"), "w") as f:
-            json.dump({"setup": self.describe(), "summary": summary, "results": board["results"],
+            json.dump({"setup": self.describe(), "recommendation": board["recommendation"], "summary": summary,
+                       "results": board["results"],
                        "calibration_by_reference_pctr_bucket": board["curves"],
                        "significance": {f"{n}/{m}": s for (n, m), s in significance.items()}},
                       f, indent=2, allow_nan=True)
@@ -328,7 +336,7 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
                 s = significance[(n, m)]
                 cells.append(_cell(s[key]) + (f" ({s['best_other']})" if key == "p_vs_best_other" else ""))
             lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + recommendation.recommendation_markdown(board["recommendation"])
 
 
 def _define_flags():

@@ -62,6 +62,16 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "| naive |" in markdown and "| esmm |" in markdown and "oracle_cvr_auc" in markdown
     assert "p-values against naive" in markdown
+    # The recommendation: validation metrics of the selected epoch, D-NLL weighted by naive's validation pCTR.
+    advice = result["recommendation"]
+    assert "## Recommendation" in markdown and advice["recommended"] in ("naive", "esmm")
+    for name in ("naive", "esmm"):
+        for run in result["results"][name]:
+            assert 0.0 < run["validation_metrics"]["d_cvr_nll"] < 5.0
+    ranked = {name: mean for name, mean, _ in advice["ranking"]}
+    for name in ranked:
+        expected = sum(r["validation_metrics"]["d_cvr_nll"] for r in result["results"][name]) / 2
+        assert ranked[name] == pytest.approx(expected)
     with open(tmp_path / "leaderboard.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["method"] for r in rows} == {"naive", "esmm"}

@@ -2,6 +2,7 @@
 
 from tfcvr.metrics.evaluation import METRIC_DESCRIPTIONS, compute_metrics, format_table
 from tfcvr.metrics.prediction import collect_predictions
+from tfcvr.metrics.significance import paired_p_value
 
 
 def evaluate(model, dataset) -> dict:

@@ -1,0 +1,114 @@
+"""Which method to ship, from what a real log shows: validation metrics only, no ground truth.
+
+The rule (README, "Leaderboard: which method to ship"):
+
+1. Guards. A method is set aside when any run's validation metrics are not
+   finite (a diverged run), when any run's Σ pCVR / Σ conversions on clicked
+   rows (`cvr_pcoc`) leaves [0.5, 2] (a collapsed calibration: a wide band,
+   because a method that is right over the entire space may sit below the
+   clicked rows' rate when clicks select for intent), or when its CTCVR log
+   loss over all impressions, a proper scoring rule of what a ranker serves,
+   is worse than naive's with paired p < 0.05.
+2. Score. The remaining methods are ranked by validation D-NLL: the CVR log
+   loss on clicked rows weighted by 1/pCTR of one reference CTR model (naive's,
+   the same for every method). It is the inverse-propensity estimate of the
+   CVR log loss over every impression, unbiased when clicks depend on the
+   features alone and the reference pCTR is calibrated (Zhang et al., "Large-
+   scale Causal Approaches to Debiasing Post-click Conversion Rate
+   Estimation with Multi-task Learning", WWW 2020,
+   https://doi.org/10.1145/3366423.3380037), and the only entire-space CVR
+   loss a log without ground truth can estimate. When clicks also depend on
+   something no feature carries, no observable metric sees the unclicked
+   space's CVR; the rule then prefers methods that fit the clicked space.
+3. Evidence. The lowest mean is recommended and the second named as the
+   runner-up; a paired t-test over runs of their D-NLL says whether the
+   evidence separates them (p < 0.05) or not.
+"""
+
+import math
+
+import numpy as np
+
+from tfcvr.metrics import paired_p_value
+
+SCORE_METRIC = "d_cvr_nll"
+CALIBRATION_METRIC = "cvr_pcoc"
+CALIBRATION_BAND = (0.5, 2.0)
+GUARD_METRIC = "ctcvr_nll"
+SIGNIFICANCE_LEVEL = 0.05
+OBSERVED_METRICS = (SCORE_METRIC, CALIBRATION_METRIC, GUARD_METRIC, "cvr_nll")
+
+
+def recommend(validation: dict, baseline: str = "naive") -> dict:
+    """The rule of the module docstring over {method: [validation metrics of each run]}.
+
+    Runs are paired: run r of every method used the same seed. Returns
+    {"recommended", "runner_up", "p_value", "separated", "ranking":
+    [(method, mean, sd)], "excluded": {method: reason}}; "recommended" is None
+    when every method is excluded.
+    """
+    if baseline not in validation:
+        raise ValueError(f"The recommendation compares against {baseline!r}, which has no validation metrics.")
+    excluded, ranking = {}, []
+    for name, runs in validation.items():
+        reason = _exclusion(name, runs, validation[baseline], baseline)
+        if reason:
+            excluded[name] = reason
+            continue
+        scores = np.array([run[SCORE_METRIC] for run in runs], np.float64)
+        ranking.append((name, float(scores.mean()), float(scores.std(ddof=1)) if scores.size > 1 else 0.0))
+    ranking.sort(key=lambda entry: entry[1])
+    recommended = ranking[0][0] if ranking else None
+    runner_up = ranking[1][0] if len(ranking) > 1 else None
+    p_value = float("nan")
+    if runner_up is not None:
+        p_value = paired_p_value(_column(validation[recommended], SCORE_METRIC),
+                                 _column(validation[runner_up], SCORE_METRIC))
+    return {"recommended": recommended, "runner_up": runner_up, "p_value": p_value,
+            "separated": bool(p_value < SIGNIFICANCE_LEVEL), "ranking": ranking, "excluded": excluded}
+
+
+def _exclusion(name, runs, baseline_runs, baseline):
+    """Why `name` is set aside by the guards, or None."""
+    for index, run in enumerate(runs):
+        bad = [m for m in OBSERVED_METRICS if not math.isfinite(run.get(m, float("nan")))]
+        if bad:
+            return f"run {index + 1} diverged: validation {', '.join(bad)} not finite"
+    low, high = CALIBRATION_BAND
+    for index, run in enumerate(runs):
+        if not low <= run[CALIBRATION_METRIC] <= high:
+            return (f"run {index + 1}: clicked-row calibration {CALIBRATION_METRIC}={run[CALIBRATION_METRIC]:.3f} "
+                    f"outside [{low}, {high}]")
+    if name != baseline:
+        ours, theirs = _column(runs, GUARD_METRIC), _column(baseline_runs, GUARD_METRIC)
+        p_value = paired_p_value(ours, theirs)
+        if ours.mean() > theirs.mean() and p_value < SIGNIFICANCE_LEVEL:
+            return (f"{GUARD_METRIC} {ours.mean():.5f} worse than {baseline}'s {theirs.mean():.5f} "
+                    f"(paired p={p_value:.3g})")
+    return None
+
+
+def _column(runs, metric):
+    return np.array([run[metric] for run in runs], np.float64)
+
+
+def recommendation_markdown(recommendation: dict) -> str:
+    """The recommendation as a few markdown lines."""
+    ranking = {name: (mean, sd) for name, mean, sd in recommendation["ranking"]}
+    lines = ["## Recommendation (validation metrics only, no ground truth)", ""]
+    best, runner_up = recommendation["recommended"], recommendation["runner_up"]
+    if best is None:
+        lines.append("No method passes the guards; see the exclusions below.")
+    else:
+        lines.append(f"Ship **{best}**: lowest validation D-NLL {ranking[best][0]:.5f} ± {ranking[best][1]:.5f} "
+                     "(CVR log loss on clicks weighted by 1/pCTR of naive's CTR model).")
+        if runner_up is not None:
+            verdict = ("the evidence separates them" if recommendation["separated"] else
+                       "the evidence cannot separate them: either is a sound choice")
+            p_text = "n/a (one run)" if math.isnan(recommendation["p_value"]) else f"{recommendation['p_value']:.3g}"
+            lines.append(f"Runner-up: **{runner_up}** ({ranking[runner_up][0]:.5f} ± {ranking[runner_up][1]:.5f}); "
+                         f"paired t-test p = {p_text}: {verdict}.")
+    if recommendation["excluded"]:
+        lines += ["", "Set aside by the guards:"]
+        lines += [f"- {name}: {reason}" for name, reason in recommendation["excluded"].items()]
+    return "\n".join(lines) + "\n"
