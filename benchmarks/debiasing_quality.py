@@ -1,31 +1,42 @@
-r"""Which method corrects selection bias best on the built-in simulator: mean ± sd over seeds.
+r"""Is every method sound at its defaults, and does the leaderboard's rule pick well? Over seeds and regimes.
 
-    python benchmarks/debiasing_quality.py [--seeds 0,1,2] [--rows 200000] [--methods naive,esmm,...]
+    python benchmarks/debiasing_quality.py [--seeds 0,1,2,3,4] [--selection_strengths 1,0] [--rows 200000]
+        [--methods naive,esmm,"ukd[detach_uncertainty_weight=False]",...] [--runs_jsonl runs.jsonl]
 
-A method entry may carry constructor arguments for a variant, e.g.
-`--methods "ukd,ukd[detach_uncertainty_weight=True]"` (arguments separated by
-";"); they reach the command line as --model_params.
+For each regime (the simulator's `selection_strength`: 1 = clicks and
+conversions share a hidden intent no feature carries; 0 = selection on the
+features only) and each seed, one simulated log (train/valid/test 70/10/20)
+is shared by every method, and `trainer.benchmark.Leaderboard` trains each
+method once with that seed (the same data, data order and initialisation for
+every method: paired), at the library's defaults, then scores the test split
+(with ground truth) and the validation split (what a user could observe).
 
-For each seed, one simulated log (tfcvr.data.simulate) is shared by every
-method, and each method trains through the real command line
-(`python -m trainer.task ... --seed=S`), so the comparison is paired: the same
-data, data order and initialisation seed for every method. Prints one row per
-method: CVR AUC on clicks, CTCVR AUC, oracle CVR AUC and log loss over all
-impressions, mean pCVR bias on unclicked impressions, and the propensity's CTR
-AUC and calibration (the CTR head's for methods without a propensity).
+Per regime it prints:
+- mean ± sd over seeds of CVR AUC on clicks, CTCVR AUC, oracle CVR AUC and
+  log loss over all impressions, clicked-row calibration (Σ pCVR / Σ
+  conversions) and the mean bias on unclicked impressions;
+- the soundness table (`soundness_table`): every method must not lose more
+  oracle CVR log loss than 2 sd of its paired difference with naive, lose at
+  most 0.02 CVR AUC on clicks, keep its clicked-row calibration within
+  [0.5, 2] and its seed-to-seed sd within 2x naive's, and never diverge;
+- the leaderboard's recommendation (`trainer.recommendation`, validation
+  metrics only) against the ground truth: the recommended method's oracle
+  CVR log loss next to the best method's, within one sd or not, over all
+  seeds and seed by seed.
 """
 
 import argparse
 import json
+import math
 import os
-import subprocess
-import sys
 import tempfile
 
 import numpy as np
 
 from tfcvr import models
 from tfcvr.data import simulate
+from trainer import recommendation
+from trainer.benchmark import Leaderboard
 
 COLUMNS = (
     ("cvr_auc", "CVR AUC (clicked)"),
@@ -34,9 +45,8 @@ COLUMNS = (
     ("oracle_cvr_nll", "oracle CVR NLL"),
     ("cvr_pcoc", "PCOC (clicked)"),
     ("cvr_bias_unclicked", "bias unclicked"),
-    ("propensity_auc", "propensity AUC"),
-    ("propensity_calibration", "propensity calib."),
 )
+REFERENCE = "naive"
 
 
 def _distinct_methods():
@@ -44,81 +54,113 @@ def _distinct_methods():
     return [name for name in models.names() if models.get(name).registered_name == name]
 
 
-def _method_and_params(entry):
-    """"ukd[a=1;b=2]" -> ("ukd", ["a=1", "b=2"]); "ukd" -> ("ukd", [])."""
-    name, bracket, rest = entry.partition("[")
-    if not bracket:
-        return entry, []
-    if not rest.endswith("]"):
-        raise SystemExit(f"--methods entry {entry!r}: expected NAME or NAME[param=value;...]")
-    return name, [item for item in rest[:-1].split(";") if item]
+def _mean_sd(values) -> tuple:
+    values = np.asarray(values, np.float64)
+    return float(np.mean(values)), float(np.std(values, ddof=1)) if values.size > 1 else 0.0
 
 
-def _run(method, seed, data, args, root):
-    name, params = _method_and_params(method)
-    model_dir = tempfile.mkdtemp(prefix=f"{name}-{seed}-", dir=root)
-    command = [
-        sys.executable, "-m", "trainer.task", f"--model={name}", f"--seed={seed}",
-        f"--train_files={data['train']}", f"--eval_files={data['eval']}", f"--schema={data['schema']}",
-        f"--model_dir={model_dir}", f"--epochs={args.epochs}", f"--batch_size={args.batch_size}", "--noexport",
-    ] + ([f"--backbone={args.backbone}"] if args.backbone else []) + (
-        [f"--model_params={','.join(params)}"] if params else [])
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{method} seed {seed} failed:\n{result.stderr[-3000:]}")
-    with open(os.path.join(model_dir, "metrics.json")) as f:
-        metrics = json.load(f)["metrics"]
-    metrics.setdefault("propensity_auc", metrics["ctr_auc"])
-    metrics.setdefault("propensity_calibration", float("nan"))
-    return metrics
+def soundness_table(results: dict, reference: str = REFERENCE) -> str:
+    """Each method against the soundness criteria, paired with `reference` seed by seed.
+
+    `results`: {method: [test metrics of each seed]}. Columns: paired Δ oracle
+    CVR log loss (mean ± sd; ✓ when the mean is at most 2 sd above 0); Δ CVR
+    AUC on clicks (✓ at most 0.02 below); sd of clicked-row PCOC over seeds
+    (✓ at most 2x the reference's, shown in brackets); range of clicked-row
+    PCOC (✓ every seed within [0.5, 2]); runs with a non-finite metric
+    (diverged).
+    """
+    ref = results[reference]
+    ref_pcoc_sd = _mean_sd([r["cvr_pcoc"] for r in ref])[1]
+    lines = [f"Soundness against {reference} (paired by seed): ✓ meets, ✗ fails", "",
+             "| method | Δ oracle NLL | Δ CVR AUC (clicked) | PCOC sd (2x naive) | PCOC range | diverged | sound |",
+             "|---|---|---|---|---|---|---|"]
+    for method, runs in results.items():
+        nll = np.array([r["oracle_cvr_nll"] - b["oracle_cvr_nll"] for r, b in zip(runs, ref)])
+        auc = np.array([r["cvr_auc"] - b["cvr_auc"] for r, b in zip(runs, ref)])
+        pcoc = np.array([r["cvr_pcoc"] for r in runs])
+        diverged = sum(not np.all(np.isfinite([r[k] for k in ("oracle_cvr_nll", "cvr_auc", "cvr_pcoc")]))
+                       for r in runs)
+        (nll_mean, nll_sd), (auc_mean, auc_sd), (_, pcoc_sd) = _mean_sd(nll), _mean_sd(auc), _mean_sd(pcoc)
+        checks = [nll_mean <= 2 * nll_sd, auc_mean >= -0.02, pcoc_sd <= 2 * ref_pcoc_sd,
+                  bool(np.all((pcoc >= 0.5) & (pcoc <= 2.0))), diverged == 0]
+        mark = ["✓" if ok else "✗" for ok in checks]
+        lines.append(f"| {method} | {nll_mean:+.4f} ± {nll_sd:.4f} {mark[0]} | {auc_mean:+.4f} ± {auc_sd:.4f} "
+                     f"{mark[1]} | {pcoc_sd:.3f} ({2 * ref_pcoc_sd:.3f}) {mark[2]} | {np.nanmin(pcoc):.2f}–"
+                     f"{np.nanmax(pcoc):.2f} {mark[3]} | {diverged} {mark[4]} | {'yes' if all(checks) else 'NO'} |")
+    return "\n".join(lines)
+
+
+def recommendation_check(results: dict, validation: dict) -> str:
+    """The rule's pick (validation only) against the ground truth, over all seeds and seed by seed."""
+    oracle = {m: _mean_sd([r["oracle_cvr_nll"] for r in runs]) for m, runs in results.items()}
+    best = min(oracle, key=lambda m: oracle[m][0])
+    advice = recommendation.recommend(validation, REFERENCE)
+    lines = [recommendation.recommendation_markdown(advice)]
+    picked = advice["recommended"]
+    if picked is not None:
+        gap = oracle[picked][0] - oracle[best][0]
+        lines.append(f"Against the ground truth: recommended {picked} has oracle CVR log loss "
+                     f"{oracle[picked][0]:.4f} ± {oracle[picked][1]:.4f}; the best method, {best}, "
+                     f"{oracle[best][0]:.4f} ± {oracle[best][1]:.4f}: gap {gap:+.4f}, "
+                     f"{'within' if gap <= oracle[best][1] else 'NOT within'} one sd of the best.")
+    seeds = len(results[REFERENCE])
+    for index in range(seeds):
+        one = recommendation.recommend({m: [runs[index]] for m, runs in validation.items()}, REFERENCE)
+        losses = {m: runs[index]["oracle_cvr_nll"] for m, runs in results.items()}
+        seed_best = min(losses, key=losses.get)
+        pick = one["recommended"]
+        lines.append(f"- seed #{index + 1}: picks {pick} (oracle {losses.get(pick, math.nan):.4f}); best "
+                     f"{seed_best} ({losses[seed_best]:.4f})")
+    return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--seeds", default="0,1,2,3,4")
+    parser.add_argument("--selection_strengths", default="1,0",
+                        help="Regimes: weight of the simulator's hidden intent (0 = selection on features only).")
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch_size", type=int, default=1024)
-    parser.add_argument("--backbone", default=None, help="Default: each method's own backbone.")
-    parser.add_argument("--methods", default=",".join(_distinct_methods()))
-    parser.add_argument("--reference", default="naive",
-                        help="Method the paired differences (same seed) are taken against.")
-    parser.add_argument("--selection_strength", type=float, default=simulate.SimulationConfig.selection_strength,
-                        help="Weight of the simulator's hidden intent; 0 = selection on features only (MAR).")
+    parser.add_argument("--methods", default=",".join(_distinct_methods()),
+                        help="Comma-separated; NAME[arg=value;...] for a variant.")
+    parser.add_argument("--runs_jsonl", default=None,
+                        help="Append every run's test and validation metrics here, one JSON object per line.")
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
-    methods = args.methods.split(",")
+    methods = [REFERENCE] + [m for m in args.methods.split(",") if m != REFERENCE]
     root = tempfile.mkdtemp(prefix="tfcvr-quality-")
-    results = {method: [] for method in methods}
-    for seed in seeds:
-        config = simulate.SimulationConfig(selection_strength=args.selection_strength)
-        data = simulate.write_simulation(os.path.join(root, f"data-{seed}"), args.rows, seed=seed, config=config)
+    for strength in (float(s) for s in args.selection_strengths.split(",")):
+        results = {m: [] for m in methods}
+        validation = {m: [] for m in methods}
+        for seed in seeds:
+            folder = os.path.join(root, f"strength{strength}-seed{seed}")
+            data = simulate.write_simulation(folder, args.rows, seed=seed, eval_fraction=0.2, valid_fraction=0.1,
+                                             config=simulate.SimulationConfig(selection_strength=strength))
+            board = Leaderboard(data, folder, methods, runs=1, epochs=args.epochs, batch_size=args.batch_size,
+                                seed=seed, log=lambda line: None).run()
+            for method in methods:
+                run = board["results"][method][0]
+                results[method].append(run["metrics"])
+                validation[method].append(run["validation_metrics"])
+                print(f"strength {strength} seed {seed} {method}: " + ", ".join(
+                    f"{key}={run['metrics'][key]:.4f}" for key, _ in COLUMNS), flush=True)
+                if args.runs_jsonl:
+                    with open(args.runs_jsonl, "a") as f:
+                        f.write(json.dumps({"method": method, "seed": seed, "selection_strength": strength,
+                                            "rows": args.rows, "epochs": args.epochs, "test": run["metrics"],
+                                            "validation": run["validation_metrics"]}) + "\n")
+        print(f"\n## selection_strength {strength}: {len(seeds)} seeds ({args.seeds}), {args.rows} simulated rows "
+              f"(train/valid/test 70/10/20), {args.epochs} epoch(s), batch {args.batch_size}, defaults\n")
+        print("| method | " + " | ".join(title for _, title in COLUMNS) + " |")
+        print("|---|" + "---|" * len(COLUMNS))
         for method in methods:
-            results[method].append(_run(method, seed, data, args, root))
-            print(f"seed {seed} {method}: " + ", ".join(
-                f"{key}={results[method][-1][key]:.4f}" for key, _ in COLUMNS), flush=True)
-    print(f"\n{len(seeds)} seeds ({args.seeds}), {args.rows} simulated rows, {args.epochs} epoch(s), "
-          f"batch {args.batch_size}, backbone {args.backbone or 'per method'}, selection_strength {args.selection_strength}: mean ± sd")
-    width = max(17, max(len(method) for method in methods) + 2)
-    header = f"{'method':<{width}}" + "".join(f"{title:>22}" for _, title in COLUMNS)
-    print(header)
-    print("-" * len(header))
-    for method in methods:
-        cells = []
-        for key, _ in COLUMNS:
-            values = np.array([run[key] for run in results[method]], dtype=float)
-            cells.append(f"{np.mean(values):>13.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0.0:.4f}")
-        print(f"{method:<{width}}" + "".join(f"{cell:>22}" for cell in cells))
-    if args.reference in results:
-        print(f"\nPaired differences against {args.reference} (same seed, same data): mean ± sd")
-        print(f"{'method':<{width}}{'Δ bias unclicked':>22}{'Δ oracle CVR AUC':>22}{'Δ CVR AUC (clicked)':>22}")
-        for method in methods:
-            cells = []
-            for key in ("cvr_bias_unclicked", "oracle_cvr_auc", "cvr_auc"):
-                deltas = np.array([run[key] - reference[key]
-                                   for run, reference in zip(results[method], results[args.reference])])
-                cells.append(f"{deltas.mean():>+13.4f} ± {deltas.std(ddof=1) if len(deltas) > 1 else 0.0:.4f}")
-            print(f"{method:<{width}}" + "".join(f"{cell:>22}" for cell in cells))
+            cells = ["%.4f ± %.4f" % _mean_sd([r[key] for r in results[method]]) for key, _ in COLUMNS]
+            print(f"| {method} | " + " | ".join(cells) + " |")
+        print()
+        print(soundness_table(results))
+        print()
+        print(recommendation_check(results, validation), flush=True)
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
 from tfcvr.metrics.significance import paired_p_value
-from trainer import recommendation
+from trainer import method_params, recommendation
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -100,7 +100,8 @@ class Leaderboard:
     Args:
       data: {"train", "valid", "eval", "schema"} file globs and schema path.
       output_dir: where results go.
-      model_names: methods to compare (naive is added first when missing).
+      model_names: methods to compare (naive is added first when missing);
+        an entry may carry constructor arguments, "ukd[alpha=0.3;gamma=1]".
       runs: runs per method (seeds seed, seed+1, ...).
       architecture: CVRModel constructor arguments shared by all methods.
       epochs, batch_size, learning_rate, selection_metric, seed,
@@ -115,13 +116,13 @@ class Leaderboard:
                  invalid_conversion="error", log=print, optimizer="adam", cache_input=False):
         if runs < 1 or epochs < 1:
             raise ValueError(f"--runs and --epochs must be positive. Received: {runs}, {epochs}")
-        for name in model_names:
-            models.get(name)  # unknown names fail before any training
         self.direction = selection_direction(selection_metric)
         self.data = data
         self.schema = schema_lib.load_schema(data["schema"])
         self.output_dir = output_dir
         self.model_names = [BASELINE] + [n for n in dict.fromkeys(model_names) if n != BASELINE]
+        # Unknown names and arguments fail before any training; an entry may carry arguments: ukd[alpha=0.3].
+        self.methods = {entry: method_params.parse_method_entry(entry) for entry in self.model_names}
         self.runs = runs
         self.architecture = dict(architecture or {})
         self.epochs = epochs
@@ -155,7 +156,9 @@ class Leaderboard:
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         train, valid = self._train.with_seed(seed), self._valid
-        model = models.build(name, self.schema, numeric_statistics=self.numeric_statistics, **self.architecture)
+        method, params = self.methods[name]
+        model = models.build(method, self.schema, numeric_statistics=self.numeric_statistics,
+                             **{**self.architecture, **params})
         model.compile(optimizer=optimizers.make_optimizer(self.optimizer, self.learning_rate))
         model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
@@ -341,7 +344,8 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
 
 def _define_flags():
     flags.DEFINE_list("models", ["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
-                      "Methods to compare (naive is always added).")
+                      "Methods to compare (naive is always added); NAME[arg=value;...] compares a variant, "
+                      "e.g. 'ukd[detach_uncertainty_weight=False]'.")
     flags.DEFINE_integer("runs", 3, "Runs per method, paired by seed.")
     flags.DEFINE_string("train_files", None, "Training TFRecords; none: the built-in simulator.")
     flags.DEFINE_string("valid_files", None, "Validation TFRecords, for epoch selection.")

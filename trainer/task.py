@@ -11,8 +11,6 @@ AI's AIP_MODEL_DIR, TensorBoard logs go to AIP_TENSORBOARD_LOG_DIR when set, and
 every path may be gs://. No method logic lives here.
 """
 
-import ast
-import inspect
 import json
 import os
 import tempfile
@@ -25,7 +23,7 @@ from tfcvr import export, metrics, models, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
-from trainer import distribution
+from trainer import distribution, method_params
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -77,7 +75,7 @@ flags.register_validator("keep_versions", lambda n: n is None or n >= 1,
 def main(argv):
     del argv
     model_class = _model_class(FLAGS.model)
-    model_params = parse_model_params(FLAGS.model_params, model_class)
+    model_params = method_params.parse_model_params(FLAGS.model_params, model_class)
     model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
     config = distribution.tf_config()
     strategy_name = distribution.strategy_name(config, FLAGS.strategy)
@@ -198,38 +196,6 @@ def _report_to_tuner(results, global_step):
         global_step=global_step)
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", FLAGS.hypertune_metric,
                  results[FLAGS.hypertune_metric])
-
-
-def parse_model_params(items, model_class) -> dict:
-    """["name=value", ...] -> {name: value}; names must be constructor arguments of the method."""
-    accepted = _method_arguments(model_class)
-    params = {}
-    for item in items:
-        name, separator, text = item.partition("=")
-        if not separator or not name:
-            raise app.UsageError(f"--model_params entries are name=value. Received: {item!r}")
-        if name not in accepted:
-            raise app.UsageError(
-                f"--model_params: {model_class.__name__} has no argument {name!r}; "
-                f"it accepts {sorted(accepted)}."
-            )
-        try:
-            params[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[name] = text
-    return params
-
-
-def _method_arguments(model_class) -> set:
-    """Constructor arguments a method adds to `CVRModel`'s (those have their own flags)."""
-    base = set(inspect.signature(models.CVRModel.__init__).parameters)
-    accepted = set()
-    for cls in model_class.__mro__:
-        if cls is models.CVRModel:
-            break
-        if "__init__" in vars(cls):
-            accepted |= set(inspect.signature(cls.__init__).parameters)
-    return accepted - base - {"self", "kwargs"}
 
 
 def _model_class(name):
