@@ -20,15 +20,27 @@ def test_heuristic_dr_imputes_eta():
         small_model("heuristic_dr", smoothing_rate=1.5)
 
 
-def test_naive_imputation_treats_unclicked_as_negatives():
+def test_naive_imputation_treats_unclicked_as_negatives(caplog):
     terms = small_model("naive_imputation").objective(HAND_LABELS, hand_predictions())
+    assert "naive_imputation is a baseline: its pCVR estimates P(click and conversion)" in caplog.text
     assert float(terms["cvr_loss"]) == pytest.approx(sum(HAND_CVR_ERRORS) / 4, rel=1e-5)
     assert float(terms["loss"]) == pytest.approx(sum(HAND_CVR_ERRORS) / 4 + HAND_CTR_LOSS, rel=1e-5)
 
 
 def test_oversampling_counts_converted_clicks_k_times():
-    terms = small_model("oversampling", oversampling_rate=5).objective(HAND_LABELS, hand_predictions())
+    predictions = hand_predictions(oversampled_cvr=HAND_CVR)
+    terms = small_model("oversampling", oversampling_rate=5).objective(HAND_LABELS, predictions)
     assert float(terms["cvr_loss"]) == pytest.approx((5 * HAND_CVR_ERRORS[0] + HAND_CVR_ERRORS[1]) / 6, rel=1e-5)
+
+
+def test_oversampling_serves_the_odds_divided_by_k_unless_told_not_to():
+    for correct in (True, False):
+        outputs = small_model("oversampling", oversampling_rate=4, correct_prediction=correct)(tiny_features())
+        trained, served = outputs["oversampled_cvr"].numpy(), outputs["cvr"].numpy()
+        # Odds of the served pCVR = odds of the trained head / k (prior correction).
+        odds_ratio = (trained / (1 - trained)) / (served / (1 - served))
+        np.testing.assert_allclose(odds_ratio, 4.0 if correct else 1.0, rtol=1e-4)
+        np.testing.assert_allclose(outputs["ctcvr"].numpy(), outputs["ctr"].numpy() * served, rtol=1e-5)
     with pytest.raises(ValueError, match="`oversampling_rate`"):
         small_model("oversampling", oversampling_rate=0)
 

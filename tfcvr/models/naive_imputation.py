@@ -1,6 +1,7 @@
 """Naive imputation: every unclicked impression is a non-conversion."""
 
 import tensorflow as tf
+from absl import logging
 
 from tfcvr import losses
 from tfcvr.models import registry
@@ -14,6 +15,12 @@ class NaiveImputation(CVRModel):
 
         L = (1/|D|) Σ_D δ(o·r, r̂) + γ (1/|D|) Σ_D δ(o, ô)
 
+    A baseline that is not a CVR estimator: with every unclicked row a
+    negative, r̂ learns P(o·r = 1 | x), the click-and-conversion rate
+    (0.12x the observed CVR on clicked rows of the built-in simulator). It
+    cannot be made sound without ceasing to be this method, so building it
+    logs a warning; compare with it, do not serve it as a pCVR.
+
     Args:
       ctr_loss_weight: γ. Default 1.0.
       **kwargs: `CVRModel` arguments.
@@ -21,6 +28,8 @@ class NaiveImputation(CVRModel):
 
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
         super().__init__(**kwargs)
+        logging.warning("naive_imputation is a baseline: its pCVR estimates P(click and conversion), far below the "
+                        "CVR; compare with it, do not serve it as a pCVR.")
         self.ctr_loss_weight = ctr_loss_weight
 
     def objective(self, labels, predictions):
