@@ -22,8 +22,10 @@ from tfcvr.data import TFRecordPipeline, simulate
 from tfcvr.data import schema as schema_lib
 from trainer.loop import TrainingLoop
 
-ARCHITECTURE = {"embedding_dim": 8, "hidden_units": (32,), "tower_units": (16, 8)}
-BATCH_SIZE = 256
+ARCHITECTURE = {"embedding_dim": 8, "hidden_units": (64,), "tower_units": (32, 16)}
+ROWS = 60_000
+EPOCHS = 2
+BATCH_SIZE = 512
 MAX_EXTRA_ORACLE_NLL = 0.05
 MAX_AUC_LOSS = 0.05
 CALIBRATION_BAND = (0.5, 2.0)
@@ -40,7 +42,7 @@ def _distinct_methods():
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory):
-    paths = simulate.write_simulation(str(tmp_path_factory.mktemp("quality")), 40_000, seed=11, eval_fraction=0.25,
+    paths = simulate.write_simulation(str(tmp_path_factory.mktemp("quality")), ROWS, seed=11, eval_fraction=0.25,
                                       num_shards=2)
     return {**paths, "schema_obj": schema_lib.load_schema(paths["schema"])}
 
@@ -55,7 +57,7 @@ def _train_and_score(log, name, **params):
     checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=os.path.dirname(log["schema"]))
     loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir, log_every=10**9,
                         checkpoint_every=10**9, steps_per_execution=16)
-    loop.train(lambda context, epoch: train.dataset(epoch_index=epoch), epochs=1, global_batch_size=BATCH_SIZE)
+    loop.train(lambda context, epoch: train.dataset(epoch_index=epoch), epochs=EPOCHS, global_batch_size=BATCH_SIZE)
     return metrics.evaluate(model, TFRecordPipeline(log["eval"], schema, 4096, ground_truth=True).dataset())
 
 
