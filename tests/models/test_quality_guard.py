@@ -1,13 +1,18 @@
 """Quality regression guard: no registered method collapses at its defaults on a small simulated log.
 
-Every method trains one epoch on the same seeded log as naive and must stay
-near it where a collapse shows: oracle CVR log loss over all impressions,
-CVR AUC on clicked impressions, and Σ pCVR / Σ conversions on clicked
-impressions. The bounds are far outside seed noise and far inside the
-collapses once seen (UKD's split predictors: +0.27 log loss, 1.9x on clicks;
-NISE's entropy term as its code weights it: 0.03x on clicks); the literal
-recipes of those two are kept as cases the guard must catch. The full
-5-seed, two-regime table is benchmarks/debiasing_quality.py.
+Every method trains two epochs on the same seeded log as naive (45k training
+rows, small towers) and must stay near it where a collapse shows: oracle CVR
+log loss over all impressions (at most +0.15), CVR AUC on clicked
+impressions (at most 0.08 below) and Σ pCVR / Σ conversions on clicked
+impressions (within [0.5, 2]). The bounds sit outside what sound methods do
+on a log this small (the largest: ukd +0.09, 1.3x on clicks; AUC noise over
+~1,000 test clicks is ±0.03) and inside the collapses once seen, which the
+guard must catch: UKD's literal objective (split predictors: +0.27, 1.8x),
+NISE's entropy term weighted as its code does (3.7x here, 0.03x at 200k
+rows) and oversampling served without its prior correction (+0.49, 2.3x).
+naive_imputation is a baseline that estimates P(click and conversion), not a
+CVR: it is held to the log-loss and AUC bounds only. The full 5-seed,
+two-regime table is benchmarks/debiasing_quality.py.
 """
 
 import os
@@ -26,14 +31,17 @@ ARCHITECTURE = {"embedding_dim": 8, "hidden_units": (64,), "tower_units": (32, 1
 ROWS = 60_000
 EPOCHS = 2
 BATCH_SIZE = 512
-MAX_EXTRA_ORACLE_NLL = 0.05
-MAX_AUC_LOSS = 0.05
+MAX_EXTRA_ORACLE_NLL = 0.15
+MAX_AUC_LOSS = 0.08
 CALIBRATION_BAND = (0.5, 2.0)
 # Literal recipes known to collapse on this kind of log (see each method's docstring).
 COLLAPSING = {
     "ukd": {"detach_uncertainty_weight": False},
     "nise": {"entropy_weight": 1.0, "reduction": "batch"},
+    "oversampling": {"correct_prediction": False},
 }
+# Not a CVR estimator by design (its docstring; it warns when built).
+CTCVR_BASELINES = ("naive_imputation",)
 
 
 def _distinct_methods():
@@ -66,7 +74,7 @@ def naive(log):
     return _train_and_score(log, "naive")
 
 
-def _collapses(result, naive) -> list:
+def _collapses(result, naive, calibration=True) -> list:
     """The guard's findings: empty when `result` is sound next to naive's."""
     low, high = CALIBRATION_BAND
     findings = []
@@ -74,7 +82,7 @@ def _collapses(result, naive) -> list:
         findings.append(f"oracle CVR log loss {result['oracle_cvr_nll']:.4f} vs naive {naive['oracle_cvr_nll']:.4f}")
     if not result["cvr_auc"] >= naive["cvr_auc"] - MAX_AUC_LOSS:
         findings.append(f"CVR AUC on clicks {result['cvr_auc']:.4f} vs naive {naive['cvr_auc']:.4f}")
-    if not low <= result["cvr_pcoc"] <= high:
+    if calibration and not low <= result["cvr_pcoc"] <= high:
         findings.append(f"clicked-row calibration {result['cvr_pcoc']:.3f} outside [{low}, {high}]")
     return findings
 
@@ -82,7 +90,7 @@ def _collapses(result, naive) -> list:
 @pytest.mark.parametrize("name", _distinct_methods())
 def test_method_does_not_collapse_at_its_defaults(name, log, naive):
     result = _train_and_score(log, name)
-    assert _collapses(result, naive) == [], f"{name} at its defaults"
+    assert _collapses(result, naive, calibration=name not in CTCVR_BASELINES) == [], f"{name} at its defaults"
 
 
 @pytest.mark.parametrize("name", sorted(COLLAPSING))

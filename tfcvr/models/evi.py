@@ -56,7 +56,13 @@ class EVI(CounterfactualModel):
       vie_layers: K, the tower layers paired from the top (official: 2).
       learn_variance: train the variational variance (Eq. 11). False is the
         official code's frozen σ² (an accident there; offered as an option).
-      vie_reduction: "sum" over entries (Eq. 11) or "mean" (official code).
+      vie_reduction: "mean" over entries (default, the official code) or
+        "sum" (Eq. 11). Summed over the 64 + 32 entries of the paired layers,
+        VIE is ~40x the other terms of L and trains the shared embeddings
+        for itself: on a small log (60k rows, 2 epochs) the CTR head then
+        ranks clicks below non-clicks and the student predicts 1.25x the
+        observed CVR on clicks (oracle CVR log loss 0.464 vs naive's 0.380);
+        with the mean, 0.99x and 0.400.
       detach_teacher_representation: stop the VIE gradient into the teacher.
         Default True: variational information distillation (Ahn et al.,
         CVPR 2019, https://arxiv.org/abs/1904.05835), which the paper builds
@@ -76,7 +82,7 @@ class EVI(CounterfactualModel):
     task_names = ("ctr", "cvr")
 
     def __init__(self, teacher_population="clicked", use_vie=True, conditional_teacher=True, vie_layers=2, learn_variance=True,
-                 vie_reduction="sum", detach_teacher_representation=True, propensity_projection_dim=5,
+                 vie_reduction="mean", detach_teacher_representation=True, propensity_projection_dim=5,
                  teacher_weight=0.2, cvr_weight=0.5, vie_weight=0.8, ctcvr_weight=0.1, ctr_loss_weight=0.2,
                  propensity_floor=1e-3, **kwargs):
         if kwargs.get("propensity", "shared") != "shared":
