@@ -210,7 +210,16 @@ class Leaderboard:
             for name in self.model_names:
                 done += 1
                 self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
-                model, selection = self.train_and_select(name, run)
+                try:
+                    model, selection = self.train_and_select(name, run)
+                except FloatingPointError as e:
+                    if name == BASELINE:
+                        raise
+                    # Counted, not hidden: NaN metrics, and the recommendation's guard sets the method aside.
+                    self.log(f"  {name} run {run + 1} DIVERGED: {e}")
+                    results[name].append({"selected_epoch": None, "valid_history": [], "seed": self.seed + run,
+                                          "diverged": str(e), "metrics": {}, "validation_metrics": {}})
+                    continue
                 # naive comes first: its own pCTR is then the reference of its D-NLL, as of everyone's.
                 valid_metrics, valid_ctr = self.score_validation(model, valid_reference_ctr)
                 predictions, labels = self.score_test(model)
@@ -230,7 +239,8 @@ class Leaderboard:
     def _summarise(self, results, curves) -> dict:
         names = self.model_names
         metrics_present = [m for m in TABLE_METRICS if m in results[BASELINE][0]["metrics"]]
-        values = {n: {m: [r["metrics"][m] for r in results[n]] for m in metrics_present} for n in names}
+        values = {n: {m: [r["metrics"].get(m, float("nan")) for r in results[n]] for m in metrics_present}
+                  for n in names}
         summary = {n: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
                        for m, v in values[n].items()} for n in names}
         significance = {}
@@ -267,7 +277,8 @@ class Leaderboard:
             writer.writerow(["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}"] + all_metrics)
             for n in names:
                 for run, r in enumerate(board["results"][n]):
-                    writer.writerow([n, run, r["seed"], r["selected_epoch"], r["valid_history"][r["selected_epoch"] - 1]]
+                    chosen = r["valid_history"][r["selected_epoch"] - 1] if r["selected_epoch"] else "diverged"
+                    writer.writerow([n, run, r["seed"], r["selected_epoch"], chosen]
                                     + [r["metrics"].get(k, "") for k in all_metrics])
         with open(os.path.join(out, "leaderboard.json"), "w") as f:
             json.dump({"setup": self.describe(), "recommendation": board["recommendation"], "summary": summary,

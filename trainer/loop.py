@@ -298,6 +298,12 @@ class TrainingLoop:
                  for name in pending[0][1]}
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
         step = int(self.global_step.numpy())
+        diverged = sorted(name for name, value in means.items() if not np.isfinite(value))
+        if diverged:
+            raise FloatingPointError(
+                f"{self.model.name} diverged in stage {stage!r} by step {step}: loss term(s) {diverged} are not "
+                f"finite ({', '.join(f'{k}={v}' for k, v in means.items())}). Lower --learning_rate, or see the "
+                "method's variance controls (propensity_floor, max_weight, normalization).")
         for name, value in means.items():
             tf.summary.scalar(f"train/{name}", value, step=step)
         tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)

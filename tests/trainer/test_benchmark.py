@@ -10,6 +10,7 @@ import pytest
 
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import simulate
+from tfcvr.models.esmm import ESMM
 from trainer import benchmark
 from trainer.loop import TrainingLoop
 
@@ -123,3 +124,24 @@ def test_command_line_needs_all_data_flags(tiny_data, tmp_path):
         env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert result.returncode != 0
     assert "missing ['--valid_files', '--eval_files', '--schema']" in result.stderr
+
+
+def test_a_diverged_run_is_reported_counted_and_set_aside(tiny_data, tmp_path, monkeypatch):
+    original = ESMM.objective
+
+    def diverging_objective(self, labels, predictions):
+        terms = original(self, labels, predictions)
+        return {**terms, "loss": terms["loss"] * float("nan")}
+
+    monkeypatch.setattr(ESMM, "objective", diverging_objective)
+    lines = []
+    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=1,
+                                  batch_size=256, seed=3, log=lines.append)
+    result = board.run()
+    assert sum("esmm run" in line and "DIVERGED" in line and "not finite" in line for line in lines) == 2
+    assert all(run["diverged"] and run["metrics"] == {} for run in result["results"]["esmm"])
+    assert math.isnan(result["summary"]["esmm"]["ctcvr_auc"][0])
+    advice = result["recommendation"]
+    assert advice["recommended"] == "naive" and "diverged" in advice["excluded"]["esmm"]
+    with open(tmp_path / "runs.csv") as f:
+        assert [r["valid_ctcvr_auc"] for r in csv.DictReader(f) if r["method"] == "esmm"] == ["diverged"] * 2

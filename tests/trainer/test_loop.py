@@ -133,3 +133,21 @@ def test_steps_per_execution_must_be_positive(simulated, tmp_path):
     with pytest.raises(ValueError, match="`steps_per_execution` must be positive"):
         TrainingLoop(_model(simulated["schema_obj"]), tf.distribute.get_strategy(), str(tmp_path),
                      steps_per_execution=0)
+
+
+def test_a_non_finite_loss_stops_training_with_the_step_and_terms(simulated, tmp_path, monkeypatch):
+    schema = simulated["schema_obj"]
+    model = _model(schema)
+    original = type(model).objective
+
+    def diverging(self, labels, predictions):
+        terms = original(self, labels, predictions)
+        return {**terms, "loss": terms["loss"] / 0.0}
+
+    monkeypatch.setattr(type(model), "objective", diverging)
+    pipeline = TFRecordPipeline(simulated["train"], schema, 400)
+    loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path), log_every=3)
+    # The first step's NaN gradients make every later term NaN too.
+    with pytest.raises(FloatingPointError, match=r"esmm diverged in stage 'train' by step 3: loss term\(s\) "
+                                                 r"\['ctcvr_loss', 'ctr_loss', 'loss'\] are not finite"):
+        loop.train(lambda c, epoch: pipeline.dataset(), epochs=1, global_batch_size=400)
