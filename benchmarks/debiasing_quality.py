@@ -2,6 +2,7 @@ r"""Is every method sound at its defaults, and does the leaderboard's rule pick 
 
     python benchmarks/debiasing_quality.py [--seeds 0,1,2,3,4] [--selection_strengths 1,0] [--rows 200000]
         [--methods naive,esmm,"ukd[detach_uncertainty_weight=False]",...] [--runs_jsonl runs.jsonl]
+    python benchmarks/debiasing_quality.py --report runs.jsonl
 
 For each regime (the simulator's `selection_strength`: 1 = clicks and
 conversions share a hidden intent no feature carries; 0 = selection on the
@@ -126,7 +127,13 @@ def main():
                         help="Comma-separated; NAME[arg=value;...] for a variant.")
     parser.add_argument("--runs_jsonl", default=None,
                         help="Append every run's test and validation metrics here, one JSON object per line.")
+    parser.add_argument("--report", default=None,
+                        help="Only print the tables of a --runs_jsonl file (the last line per regime, seed and "
+                             "method wins, so reruns of some methods replace their earlier runs).")
     args = parser.parse_args()
+    if args.report:
+        report_from_jsonl(args.report)
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [REFERENCE] + [m for m in args.methods.split(",") if m != REFERENCE]
     root = tempfile.mkdtemp(prefix="tfcvr-quality-")
@@ -150,17 +157,44 @@ def main():
                         f.write(json.dumps({"method": method, "seed": seed, "selection_strength": strength,
                                             "rows": args.rows, "epochs": args.epochs, "test": run["metrics"],
                                             "validation": run["validation_metrics"]}) + "\n")
-        print(f"\n## selection_strength {strength}: {len(seeds)} seeds ({args.seeds}), {args.rows} simulated rows "
-              f"(train/valid/test 70/10/20), {args.epochs} epoch(s), batch {args.batch_size}, defaults\n")
-        print("| method | " + " | ".join(title for _, title in COLUMNS) + " |")
-        print("|---|" + "---|" * len(COLUMNS))
-        for method in methods:
-            cells = ["%.4f ± %.4f" % _mean_sd([r[key] for r in results[method]]) for key, _ in COLUMNS]
-            print(f"| {method} | " + " | ".join(cells) + " |")
-        print()
-        print(soundness_table(results))
-        print()
-        print(recommendation_check(results, validation), flush=True)
+        print_report(strength, seeds, results, validation, f"{args.rows} simulated rows (train/valid/test 70/10/20), "
+                     f"{args.epochs} epoch(s), batch {args.batch_size}")
+
+
+def print_report(strength, seeds, results, validation, setup):
+    """The tables of one regime: metrics, soundness, and the recommendation against the ground truth."""
+    methods = list(results)
+    print(f"\n## selection_strength {strength}: {len(seeds)} seeds ({','.join(map(str, seeds))}), {setup}, "
+          "each method at its defaults\n")
+    print("| method | " + " | ".join(title for _, title in COLUMNS) + " |")
+    print("|---|" + "---|" * len(COLUMNS))
+    for method in methods:
+        cells = ["%.4f ± %.4f" % _mean_sd([r[key] for r in results[method]]) for key, _ in COLUMNS]
+        print(f"| {method} | " + " | ".join(cells) + " |")
+    print()
+    print(soundness_table(results))
+    print()
+    print(recommendation_check(results, validation), flush=True)
+
+
+def report_from_jsonl(path):
+    """Re-prints the tables from --runs_jsonl lines; a later line for the same regime, seed and method wins
+    (so a rerun of some methods replaces their earlier runs)."""
+    latest = {}
+    with open(path) as f:
+        for line in f:
+            run = json.loads(line)
+            latest[(run["selection_strength"], run["seed"], run["method"])] = run
+    for strength in sorted({key[0] for key in latest}, reverse=True):
+        keys = [key for key in latest if key[0] == strength]
+        methods = [REFERENCE] + sorted({key[2] for key in keys} - {REFERENCE})
+        seeds = sorted(seed for seed in {key[1] for key in keys}
+                       if all((strength, seed, m) in latest for m in methods))
+        results = {m: [latest[(strength, seed, m)]["test"] for seed in seeds] for m in methods}
+        validation = {m: [latest[(strength, seed, m)]["validation"] for seed in seeds] for m in methods}
+        first = latest[(strength, seeds[0], REFERENCE)]
+        print_report(strength, seeds, results, validation,
+                     f"{first['rows']} simulated rows (train/valid/test 70/10/20), {first['epochs']} epoch(s)")
 
 
 if __name__ == "__main__":
