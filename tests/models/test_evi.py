@@ -71,9 +71,9 @@ def test_teacher_input_depends_on_the_click_propensity_but_does_not_train_it():
     assert all(g is None for g in tape.gradient(teacher_loss, variables_named(model, "ctr_head")))
 
 
-def test_pseudo_labels_are_constants_and_vie_trains_the_teacher_only_when_not_detached():
+def test_pseudo_labels_are_constants_and_vie_trains_both_sides_unless_detached():
     features = tiny_features(4)
-    model = _model(detach_teacher_representation=False)
+    model = _model()
     with tf.GradientTape(persistent=True) as tape:
         terms = model.objective(HAND_LABELS, model(features, training=True))
     assert all(g is None for g in tape.gradient(terms["cvr_loss"], variables_named(model, "teacher_cvr_tower")))
@@ -81,7 +81,7 @@ def test_pseudo_labels_are_constants_and_vie_trains_the_teacher_only_when_not_de
         assert all(g is not None for g in tape.gradient(terms["vie_loss"], variables_named(model, part))), part
     # K = 2: the last two tower layers are paired.
     assert variables_named(model, "variational_information_1") and not variables_named(model, "variational_information_2")
-    detached = _model(learn_variance=False)  # the default detaches the teacher's side
+    detached = _model(detach_teacher_representation=True, learn_variance=False)
     with tf.GradientTape() as tape:
         terms = detached.objective(HAND_LABELS, detached(features, training=True))
     assert all(g is None for g in tape.gradient(terms["vie_loss"], variables_named(detached, "teacher_cvr_tower")))
