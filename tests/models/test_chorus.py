@@ -27,7 +27,8 @@ def _predictions():
 
 
 def test_every_term_by_hand():
-    terms = {k: float(v) for k, v in small_model("chorus", ctr_loss_weight=0.0).objective(
+    # Eq. 4-11 as printed: 1/|O| and 1/|N| ("click_count"), no CTR loss.
+    terms = {k: float(v) for k, v in small_model("chorus", ctr_loss_weight=0.0, normalization="click_count").objective(
         HAND_LABELS, _predictions()).items()}
     ctcvr = (-math.log(0.3) - math.log(1 - 0.24) - math.log(1 - 0.18) - math.log(1 - 0.05)) / 4
     ctuncvr = (bce(0, 0.15) + bce(1, 0.48) + bce(0, 0.04) + bce(0, 0.04)) / 4           # Eq. 7
@@ -40,9 +41,13 @@ def test_every_term_by_hand():
     for name, value in expected.items():
         assert terms[name] == pytest.approx(value, rel=1e-5), name
     assert terms["loss"] == pytest.approx(sum(expected.values()), rel=1e-5)  # Eq. 11, no CTR loss
-    # The default adds the CTR log loss on every impression.
-    default = small_model("chorus").objective(HAND_LABELS, _predictions())
-    assert float(default["loss"]) == pytest.approx(sum(expected.values()) + HAND_CTR_LOSS, rel=1e-5)
+    # The default divides every weighted sum by |D| = 4 (|O| = |N| = 2 here: half of each printed term)
+    # and adds the CTR log loss on every impression.
+    default = {k: float(v) for k, v in small_model("chorus").objective(HAND_LABELS, _predictions()).items()}
+    for name in ("cvr_loss", "uncvr_loss", "align_loss"):
+        assert default[name] == pytest.approx(expected[name] / 2, rel=1e-5), name
+    reweighted = sum(expected[n] / 2 if n in ("cvr_loss", "uncvr_loss", "align_loss") else expected[n] for n in expected)
+    assert default["loss"] == pytest.approx(reweighted + HAND_CTR_LOSS, rel=1e-5)
 
 
 def test_ablations_drop_their_terms():
@@ -56,7 +61,7 @@ def test_ablations_drop_their_terms():
 
 def test_alignment_stop_gradients():
     """Each tower is pulled towards 1 − (the other, frozen): d align/d r̂ has only the cvr terms."""
-    model = small_model("chorus")
+    model = small_model("chorus", normalization="click_count")
     cvr, uncvr = tf.Variable(HAND_CVR), tf.Variable(UNCVR)
     with tf.GradientTape() as tape:
         predictions = {**_predictions(), "cvr": cvr, "uncvr": uncvr}

@@ -16,7 +16,7 @@ def _predictions():
 
 
 def test_soft_labels_and_self_normalised_dual_weights_by_hand():
-    model = small_model("ddpo", use_soft_labels=True, cvr_loss_scale="weighted_mean")
+    model = small_model("ddpo", use_soft_labels=True)
     terms = {k: float(v) for k, v in model.objective(HAND_LABELS, _predictions()).items()}
     # Eq. 9: converted rows keep 1, every other row takes r^c.
     soft = np.array([1.0, 0.4, 0.3, 0.2])
@@ -28,8 +28,8 @@ def test_soft_labels_and_self_normalised_dual_weights_by_hand():
     assert terms["cvr_loss"] == pytest.approx(cvr_loss, rel=1e-5)
     # Eq. 6: clicked rows only, divided by |D|.
     assert terms["conversion_propensity_loss"] == pytest.approx((bce(1, 0.7) + bce(0, 0.4)) / 4, rel=1e-5)
-    # The default scale: divided by the batch size.
-    per_batch = small_model("ddpo", use_soft_labels=True).objective(HAND_LABELS, _predictions())
+    per_batch = small_model("ddpo", use_soft_labels=True, cvr_loss_scale="per_batch").objective(
+        HAND_LABELS, _predictions())
     assert float(per_batch["cvr_loss"]) == pytest.approx(cvr_loss / 4, rel=1e-5)
 
 
