@@ -151,7 +151,10 @@ class Leaderboard:
             return statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
 
     def train_and_select(self, name: str, run: int):
-        """Trains `name` with seed+run, keeping the weights of the best validation epoch; returns (model, history)."""
+        """Trains `name` with seed+run, keeping the weights of the best validation epoch.
+
+        Returns (model, history, (predictions, labels) of the validation files at the selected epoch).
+        """
         seed = self.seed + run
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
@@ -165,18 +168,19 @@ class Leaderboard:
         loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
                             log_every=10**9, checkpoint_every=10**9, steps_per_execution=STEPS_PER_EXECUTION)
         weights = model.weights_by_path()
-        history, best_value, best_weights, best_epoch = [], float("nan"), None, None
+        history, best_value, best_weights, best_epoch, best_validation = [], float("nan"), None, None, None
         try:
             for epoch in range(1, self.epochs + 1):
                 with train.named_errors():
                     loop.train(lambda context, epoch_index: train.dataset(epoch_index=epoch_index), epoch,
                                self.batch_size)
                 with valid.named_errors():
-                    value = metrics_lib.evaluate(model, valid.dataset())[self.selection_metric]
+                    validation = metrics_lib.collect_predictions(model, valid.dataset())
+                value = metrics_lib.compute_metrics(*validation)[self.selection_metric]
                 history.append(value)
                 chosen = best_weights is None or better(self.direction, value, best_value)
                 if chosen:
-                    best_value, best_epoch = value, epoch
+                    best_value, best_epoch, best_validation = value, epoch, validation
                     best_weights = {path: variable.numpy() for path, variable in weights.items()}
                 self.log(f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
                          f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else ""))
@@ -184,13 +188,7 @@ class Leaderboard:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         for path, value in best_weights.items():
             weights[path].assign(value)
-        return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
-
-    def score_validation(self, model, reference_ctr=None):
-        """(validation metrics, pCTR) of the selected weights; D-NLL weighted by `reference_ctr` (naive's)."""
-        with self._valid.named_errors():
-            predictions, labels = metrics_lib.collect_predictions(model, self._valid.dataset())
-        return metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr), predictions["ctr"]
+        return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}, best_validation
 
     def score_test(self, model):
         """(predictions, labels) on the test files: read only after selection."""
@@ -211,7 +209,7 @@ class Leaderboard:
                 done += 1
                 self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
                 try:
-                    model, selection = self.train_and_select(name, run)
+                    model, selection, (valid_predictions, valid_labels) = self.train_and_select(name, run)
                 except FloatingPointError as e:
                     if name == BASELINE:
                         raise
@@ -221,10 +219,11 @@ class Leaderboard:
                                           "diverged": str(e), "metrics": {}, "validation_metrics": {}})
                     continue
                 # naive comes first: its own pCTR is then the reference of its D-NLL, as of everyone's.
-                valid_metrics, valid_ctr = self.score_validation(model, valid_reference_ctr)
+                valid_metrics = metrics_lib.compute_metrics(valid_predictions, valid_labels,
+                                                            reference_ctr=valid_reference_ctr)
                 predictions, labels = self.score_test(model)
                 if name == BASELINE:
-                    reference_ctr, valid_reference_ctr = predictions["ctr"], valid_ctr
+                    reference_ctr, valid_reference_ctr = predictions["ctr"], valid_predictions["ctr"]
                 test_metrics = metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
                 results[name].append({**selection, "metrics": test_metrics, "validation_metrics": valid_metrics})
                 curves[name].append(calibration.calibration_by_bucket(

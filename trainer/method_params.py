@@ -8,6 +8,14 @@ from absl import app
 from tfcvr import models
 
 
+def model_class(name: str):
+    """The registered method `name`; a UsageError listing the registered names otherwise."""
+    try:
+        return models.get(name)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
+
+
 def parse_model_params(items, model_class) -> dict:
     """["name=value", ...] -> {name: value}; names must be constructor arguments of the method."""
     accepted = method_arguments(model_class)
@@ -48,9 +56,5 @@ def parse_method_entry(entry: str) -> tuple:
     name, bracket, rest = entry.partition("[")
     if bracket and not rest.endswith("]"):
         raise app.UsageError(f"Method entry {entry!r}: expected NAME or NAME[name=value;...].")
-    try:
-        model_class = models.get(name)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
     items = [item for item in rest[:-1].split(";") if item] if bracket else []
-    return name, parse_model_params(items, model_class)
+    return name, parse_model_params(items, model_class(name))

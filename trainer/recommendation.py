@@ -55,7 +55,7 @@ def recommend(validation: dict, baseline: str = "naive") -> dict:
         if reason:
             excluded[name] = reason
             continue
-        scores = np.array([run[SCORE_METRIC] for run in runs], np.float64)
+        scores = _column(runs, SCORE_METRIC)
         ranking.append((name, float(scores.mean()), float(scores.std(ddof=1)) if scores.size > 1 else 0.0))
     ranking.sort(key=lambda entry: entry[1])
     recommended = ranking[0][0] if ranking else None

@@ -19,7 +19,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import export, metrics, models, optimizers
+from tfcvr import export, metrics, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -74,7 +74,7 @@ flags.register_validator("keep_versions", lambda n: n is None or n >= 1,
 
 def main(argv):
     del argv
-    model_class = _model_class(FLAGS.model)
+    model_class = method_params.model_class(FLAGS.model)
     model_params = method_params.parse_model_params(FLAGS.model_params, model_class)
     model_dir = FLAGS.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
     config = distribution.tf_config()
@@ -196,13 +196,6 @@ def _report_to_tuner(results, global_step):
         global_step=global_step)
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", FLAGS.hypertune_metric,
                  results[FLAGS.hypertune_metric])
-
-
-def _model_class(name):
-    try:
-        return models.get(name)
-    except ValueError as e:
-        raise app.UsageError(str(e)) from e
 
 
 def _data():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
+from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions,
+                            small_model)
 
 UNCVR = [0.3, 0.6, 0.2, 0.4]
 CLICKED, UNCLICKED = (0, 1), (2, 3)
@@ -44,9 +45,10 @@ def test_every_term_by_hand():
     # The default divides every weighted sum by |D| = 4 (|O| = |N| = 2 here: half of each printed term)
     # and adds the CTR log loss on every impression.
     default = {k: float(v) for k, v in small_model("chorus").objective(HAND_LABELS, _predictions()).items()}
-    for name in ("cvr_loss", "uncvr_loss", "align_loss"):
+    halved = ("cvr_loss", "uncvr_loss", "align_loss")
+    for name in halved:
         assert default[name] == pytest.approx(expected[name] / 2, rel=1e-5), name
-    reweighted = sum(expected[n] / 2 if n in ("cvr_loss", "uncvr_loss", "align_loss") else expected[n] for n in expected)
+    reweighted = sum(expected[n] / 2 if n in halved else expected[n] for n in expected)
     assert default["loss"] == pytest.approx(reweighted + HAND_CTR_LOSS, rel=1e-5)
 
 

@@ -26,6 +26,7 @@ from tfcvr import metrics, models
 from tfcvr.data import TFRecordPipeline, simulate
 from tfcvr.data import schema as schema_lib
 from trainer.loop import TrainingLoop
+from trainer.recommendation import CALIBRATION_BAND
 
 ARCHITECTURE = {"embedding_dim": 8, "hidden_units": (64,), "tower_units": (32, 16)}
 ROWS = 60_000
@@ -33,7 +34,6 @@ EPOCHS = 2
 BATCH_SIZE = 512
 MAX_EXTRA_ORACLE_NLL = 0.15
 MAX_AUC_LOSS = 0.08
-CALIBRATION_BAND = (0.5, 2.0)
 # Literal recipes known to collapse on this kind of log (see each method's docstring).
 COLLAPSING = {
     "ukd": {"detach_uncertainty_weight": False},

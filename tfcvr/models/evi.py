@@ -81,8 +81,9 @@ class EVI(CounterfactualModel):
 
     task_names = ("ctr", "cvr")
 
-    def __init__(self, teacher_population="clicked", use_vie=True, conditional_teacher=True, vie_layers=2, learn_variance=True,
-                 vie_reduction="sum", detach_teacher_representation=False, propensity_projection_dim=5,
+    def __init__(self, teacher_population="clicked", use_vie=True, conditional_teacher=True, vie_layers=2,
+                 learn_variance=True, vie_reduction="sum", detach_teacher_representation=False,
+                 propensity_projection_dim=5,
                  teacher_weight=0.2, cvr_weight=0.5, vie_weight=0.8, ctcvr_weight=0.1, ctr_loss_weight=0.2,
                  propensity_floor=1e-3, **kwargs):
         if kwargs.get("propensity", "shared") != "shared":
@@ -163,7 +164,8 @@ class EVI(CounterfactualModel):
         return terms
 
     def get_config(self):
-        return {**super().get_config(), "teacher_population": self.teacher_population, "use_vie": self.use_vie, "conditional_teacher": self.conditional_teacher,
+        return {**super().get_config(), "teacher_population": self.teacher_population, "use_vie": self.use_vie,
+                "conditional_teacher": self.conditional_teacher,
                 "vie_layers": self.vie_layers, "learn_variance": self.learn_variance,
                 "vie_reduction": self.vie_reduction,
                 "detach_teacher_representation": self.detach_teacher_representation,
