@@ -2,7 +2,7 @@
 
 import setuptools
 
-# Version ranges measured to install together on Python 3.11 (../shared/research/env.md §1e):
+# Version ranges measured to install together on Python 3.11 (a clean venv, pip resolver):
 # TF 2.21 with Keras 3; tensorflow-serving-api 2.21 shares TF's protobuf range (>=6.31.1,<8).
 # Not here on purpose: tensorflow-io (native ops do not load on TF >= 2.18) and
 # tensorflow-recommenders (Keras 2 only).

@@ -36,6 +36,7 @@ import numpy as np
 
 from tfcvr import models
 from tfcvr.data import simulate
+from trainer import config as config_lib
 from trainer import recommendation
 from trainer.benchmark import Leaderboard
 
@@ -146,8 +147,11 @@ def main():
             folder = os.path.join(root, f"strength{strength}-seed{seed}")
             data = simulate.write_simulation(folder, args.rows, seed=seed, eval_fraction=0.2, valid_fraction=0.1,
                                              config=simulate.SimulationConfig(selection_strength=strength))
-            board = Leaderboard(data, folder, methods, runs=1, epochs=args.epochs, batch_size=args.batch_size,
-                                seed=seed, log=lambda line: None).run()
+            config = config_lib.BenchmarkConfig(
+                optimization=config_lib.OptimizationConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed),
+                leaderboard=config_lib.LeaderboardConfig(models=methods, runs=1),
+                report=config_lib.ReportConfig(output_dir=folder))
+            board = Leaderboard(data, config, log=lambda line: None).run()
             for method in methods:
                 run = board["results"][method][0]
                 results[method].append(run["metrics"])

@@ -53,11 +53,13 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
 from tfcvr.metrics.significance import paired_p_value
+from trainer import config as config_lib
 from trainer import method_params, recommendation
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
 BASELINE = "naive"
+DEFAULT_OUTPUT_DIR = "leaderboard"
 # Metrics of the leaderboard table, in order, when present; direction of "better".
 TABLE_METRICS = {
     "cvr_auc": "max", "d_cvr_auc": "max", "cvr_nll": "min", "d_cvr_nll": "min", "ctcvr_auc": "max",
@@ -98,51 +100,39 @@ class Leaderboard:
     """Trains, selects and scores methods; `run()` writes the outputs.
 
     Args:
-      data: {"train", "valid", "eval", "schema"} file globs and schema path.
-      output_dir: where results go.
-      model_names: methods to compare (naive is added first when missing);
-        an entry may carry constructor arguments, "ukd[alpha=0.3;gamma=1]".
-      runs: runs per method (seeds seed, seed+1, ...).
-      architecture: CVRModel constructor arguments shared by all methods.
-      epochs, batch_size, learning_rate, selection_metric, seed,
-      calibration_buckets, invalid_conversion, optimizer, cache_input: as the
-        flags; with cache_input the training and validation records are parsed
-        once for all methods and runs.
+      files: {"train", "valid", "eval", "schema"} file globs and schema path.
+      config: a `BenchmarkConfig` (the command line's settings): the methods
+        (naive is added first when missing; an entry may carry constructor
+        arguments, "ukd[alpha=0.3;gamma=1]"), runs (seeds seed, seed+1, ...),
+        the architecture shared by all methods, optimisation, the selection
+        metric, the output folder; with `data.cache_input` the training and
+        validation records are parsed once for all methods and runs.
       log: progress printer.
     """
 
-    def __init__(self, data, output_dir, model_names, runs=3, architecture=None, epochs=3, batch_size=1024,
-                 learning_rate=1e-3, selection_metric="ctcvr_auc", seed=0, calibration_buckets=10,
-                 invalid_conversion="error", log=print, optimizer="adam", cache_input=False):
-        if runs < 1 or epochs < 1:
-            raise ValueError(f"--runs and --epochs must be positive. Received: {runs}, {epochs}")
-        self.direction = selection_direction(selection_metric)
-        self.data = data
-        self.schema = schema_lib.load_schema(data["schema"])
-        self.output_dir = output_dir
-        self.model_names = [BASELINE] + [n for n in dict.fromkeys(model_names) if n != BASELINE]
+    def __init__(self, files: dict, config: config_lib.BenchmarkConfig, log=print):
+        self.direction = selection_direction(config.leaderboard.selection_metric)
+        self.config = config
+        self.data = files
+        self.schema = schema_lib.load_schema(files["schema"])
+        self.output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
+        self.model_names = [BASELINE] + [n for n in dict.fromkeys(config.leaderboard.models) if n != BASELINE]
         # Unknown names and arguments fail before any training; an entry may carry arguments: ukd[alpha=0.3].
         self.methods = {entry: method_params.parse_method_entry(entry) for entry in self.model_names}
-        self.runs = runs
-        self.architecture = dict(architecture or {})
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.optimizer = optimizer
-        self.selection_metric = selection_metric
-        self.seed = seed
-        self.calibration_buckets = calibration_buckets
-        self.invalid_conversion = invalid_conversion
+        self.runs = config.leaderboard.runs
+        self.epochs = config.optimization.epochs
+        self.batch_size = config.optimization.batch_size
+        self.seed = config.optimization.seed
+        self.selection_metric = config.leaderboard.selection_metric
         self.log = log
-        self.ground_truth = pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(data["eval"]))
-        self.cache_input = cache_input
+        self.ground_truth = pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(files["eval"]))
         # One pipeline per split for every method and run (runs differ in the shuffle seed only).
-        self._train = self._pipeline(data["train"], shuffle=True, seed=seed, cache=cache_input)
-        self._valid = self._pipeline(data["valid"], cache=cache_input)
+        self._train = self._pipeline(files["train"], shuffle=True, seed=self.seed, cache=config.data.cache_input)
+        self._valid = self._pipeline(files["valid"], cache=config.data.cache_input)
 
     def _pipeline(self, files, **kwargs):
         return pipeline_lib.TFRecordPipeline(files, self.schema, self.batch_size,
-                                             invalid_conversion=self.invalid_conversion, **kwargs)
+                                             invalid_conversion=self.config.data.invalid_conversion, **kwargs)
 
     @functools.cached_property
     def numeric_statistics(self) -> dict:
@@ -161,8 +151,9 @@ class Leaderboard:
         train, valid = self._train.with_seed(seed), self._valid
         method, params = self.methods[name]
         model = models.build(method, self.schema, numeric_statistics=self.numeric_statistics,
-                             **{**self.architecture, **params})
-        model.compile(optimizer=optimizers.make_optimizer(self.optimizer, self.learning_rate))
+                             **{**self.config.architecture.model_kwargs(), **params})
+        optimization = self.config.optimization
+        model.compile(optimizer=optimizers.make_optimizer(optimization.optimizer, optimization.learning_rate))
         model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
@@ -228,7 +219,7 @@ class Leaderboard:
                 results[name].append({**selection, "metrics": test_metrics, "validation_metrics": valid_metrics})
                 curves[name].append(calibration.calibration_by_bucket(
                     reference_ctr, predictions["cvr"], labels["click"], labels["conversion"],
-                    self.calibration_buckets, true_cvr=labels.get("true_cvr")))
+                    self.config.report.calibration_buckets, true_cvr=labels.get("true_cvr")))
                 self.log(f"  {name} run {run + 1}: epoch {selection['selected_epoch']} selected; test " + ", ".join(
                     f"{k}={test_metrics[k]:.4f}" for k in TABLE_METRICS if k in test_metrics))
         board = self._summarise(results, curves)
@@ -252,7 +243,8 @@ class Leaderboard:
                     "p_vs_best_other": paired_p_value(values[n][m], values[best_other][m]) if best_other else float("nan"),
                 }
         mean_curves = {n: _mean_curve(curves[n]) for n in names}
-        advice = recommendation.recommend({n: [r["validation_metrics"] for r in results[n]] for n in names}, BASELINE)
+        advice = recommendation.recommend({n: [r["validation_metrics"] for r in results[n]] for n in names}, BASELINE,
+                                          self.config.leaderboard.positive_selection)
         return {"names": names, "metrics": metrics_present, "summary": summary, "significance": significance,
                 "results": results, "curves": mean_curves, "recommendation": advice}
 
@@ -293,10 +285,9 @@ class Leaderboard:
             plots.plot_bias(summary, os.path.join(out, "plots", "bias.png"))
 
     def describe(self) -> dict:
+        """The files read, the seeds and the full configuration (leaderboard.json's "setup")."""
         return {"data": self.data, "runs": self.runs, "seeds": [self.seed + r for r in range(self.runs)],
-                "epochs": self.epochs, "selection_metric": self.selection_metric, "batch_size": self.batch_size,
-                "learning_rate": self.learning_rate, "optimizer": self.optimizer, "architecture": self.architecture,
-                "cache_input": self.cache_input}
+                "epochs": self.epochs, "selection_metric": self.selection_metric, "config": self.config.to_dict()}
 
 
 def _mean_curve(per_run: list) -> list:
@@ -353,36 +344,16 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
 
 
 def _define_flags():
-    flags.DEFINE_list("models", ["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
-                      "Methods to compare (naive is always added); NAME[arg=value;...] compares a variant, "
-                      "e.g. 'ukd[detach_uncertainty_weight=False]'.")
-    flags.DEFINE_integer("runs", 3, "Runs per method, paired by seed.")
-    flags.DEFINE_string("train_files", None, "Training TFRecords; none: the built-in simulator.")
-    flags.DEFINE_string("valid_files", None, "Validation TFRecords, for epoch selection.")
-    flags.DEFINE_string("eval_files", None, "Test TFRecords, scored once per run after selection.")
-    flags.DEFINE_string("schema", None, "schema.json of the TFRecords.")
-    flags.DEFINE_string("output_dir", "leaderboard", "Where tables, plots and the simulated data go.")
-    flags.DEFINE_integer("epochs", 3, "Epochs per run; the best on validation is kept.")
-    flags.DEFINE_string("selection_metric", "ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
-    flags.DEFINE_integer("batch_size", 1024, "Batch size.")
-    flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.")
-    flags.DEFINE_enum("optimizer", "adam", sorted(optimizers.OPTIMIZERS), "adam or lazy_adam.")
-    flags.DEFINE_bool("cache_input", False, "Parse the training and validation records once, into memory, for "
-                      "every method and run (each epoch a global shuffle); for data that fits in RAM.")
-    flags.DEFINE_integer("embedding_dim", 16, "Embedding width.")
-    flags.DEFINE_list("hidden_units", ["256", "128"], "Backbone widths.")
-    flags.DEFINE_list("tower_units", ["64", "32"], "Tower widths.")
-    flags.DEFINE_integer("seed", 0, "Seed of run 1 (run r uses seed + r - 1) and of the simulator.")
-    flags.DEFINE_integer("sim_rows", 100_000, "Simulated impressions when no data flags are given.")
-    flags.DEFINE_integer("calibration_buckets", 10, "pCTR buckets of the calibration curves.")
-    flags.DEFINE_enum("invalid_conversion", "error", list(pipeline_lib.INVALID_CONVERSION_POLICIES),
-                      "Records with conversion=1 and click=0: fail or drop.")
+    for section in (config_lib.DataConfig, config_lib.ArchitectureConfig, config_lib.OptimizationConfig,
+                    config_lib.LeaderboardConfig, config_lib.ReportConfig):
+        config_lib.define_flags(section)
 
 
-def _data() -> dict:
-    given = {"train": FLAGS.train_files, "valid": FLAGS.valid_files, "eval": FLAGS.eval_files, "schema": FLAGS.schema}
+def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
+    """The configured files, or a simulation written into output_dir/simulated (train/valid/test 70/10/20)."""
+    given = {"train": data.train_files, "valid": data.valid_files, "eval": data.eval_files, "schema": data.schema}
     if not any(given.values()):
-        return simulate.write_simulation(os.path.join(FLAGS.output_dir, "simulated"), FLAGS.sim_rows, seed=FLAGS.seed,
+        return simulate.write_simulation(os.path.join(output_dir, "simulated"), data.sim_rows, seed=seed,
                                          eval_fraction=0.2, valid_fraction=0.1)
     missing = [f"--{k}_files" if k != "schema" else "--schema" for k, v in given.items() if not v]
     if missing:
@@ -393,18 +364,14 @@ def _data() -> dict:
 
 def main(argv):
     del argv
-    data = _data()
-    architecture = {"embedding_dim": FLAGS.embedding_dim, "hidden_units": [int(u) for u in FLAGS.hidden_units],
-                    "tower_units": [int(u) for u in FLAGS.tower_units]}
-    board = Leaderboard(data, FLAGS.output_dir, FLAGS.models, FLAGS.runs, architecture, FLAGS.epochs,
-                        FLAGS.batch_size, FLAGS.learning_rate, FLAGS.selection_metric, FLAGS.seed,
-                        FLAGS.calibration_buckets, FLAGS.invalid_conversion,
-                        log=lambda line: print(line, flush=True), optimizer=FLAGS.optimizer,
-                        cache_input=FLAGS.cache_input)
+    config = config_lib.config_from_flags(config_lib.BenchmarkConfig, FLAGS)
+    output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
+    files = _files(config.data, output_dir, config.optimization.seed)
+    board = Leaderboard(files, config, log=lambda line: print(line, flush=True))
     result = board.run()
     print()
     print(leaderboard_markdown(result, board.describe()))
-    print(f"Wrote leaderboard.md, leaderboard.csv, runs.csv, leaderboard.json and plots/ in {FLAGS.output_dir}")
+    print(f"Wrote leaderboard.md, leaderboard.csv, runs.csv, leaderboard.json and plots/ in {output_dir}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ population, and the per-pCTR-bucket calibration table) and
 `calibration.png` into --output_dir (default:
 `<export base>/../evaluation/<version>`).
 
-D-AUC/D-NLL weight clicked impressions by 1/pCTR; ukd.txt takes pCTR from one
+D-AUC/D-NLL weight clicked impressions by 1/pCTR; UKD (Xu et al., WWW 2022) takes pCTR from one
 independently trained CTR model so that every method is weighted alike:
 --reference_export_dir names that model's export (default: the evaluated
 model's own pCTR).
@@ -29,6 +29,7 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.export import versions
 from tfcvr.export.signatures import SERVING_DEFAULT
 from tfcvr.metrics import calibration, compute_metrics, format_table, plots
+from trainer import config as config_lib
 
 FLAGS = flags.FLAGS
 
@@ -62,7 +63,7 @@ def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tu
 
 
 def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, reference_export_dir=None,
-                    calibration_buckets: int = 10, batch_size: int = 4096, invalid_conversion: str = "error") -> dict:
+                    calibration_buckets: int = 10, batch_size: int = 1024, invalid_conversion: str = "error") -> dict:
     """Scores `export_dir` on `eval_files`; writes metrics.json and calibration.png; returns the report."""
     version_dir = resolve_version(export_dir)
     files = pipeline_lib.resolve_files(eval_files)
@@ -98,25 +99,22 @@ def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, refere
 
 
 def _define_flags():
-    flags.DEFINE_string("export_dir", None, "A SavedModel version folder or the export base.", required=True)
-    flags.DEFINE_string("eval_files", None, "Glob(s) of the TFRecords to score.", required=True)
-    flags.DEFINE_string("schema", None, "schema.json of the records.", required=True)
-    flags.DEFINE_string("output_dir", None, "Where metrics.json and plots go; default <export>/../evaluation/<v>.")
-    flags.DEFINE_string("reference_export_dir", None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
-    flags.DEFINE_integer("calibration_buckets", 10, "Equal-frequency pCTR buckets of the calibration table.")
-    flags.DEFINE_integer("batch_size", 4096, "Records per signature call.")
-    flags.DEFINE_enum("invalid_conversion", "error", list(pipeline_lib.INVALID_CONVERSION_POLICIES),
-                      "Records with conversion=1 and click=0: fail or drop (counted).")
+    config_lib.define_flags(config_lib.EvaluationConfig, required=("export_dir",))
+    config_lib.define_flags(config_lib.DataConfig, only=("eval_files", "schema", "invalid_conversion"),
+                            required=("eval_files", "schema"))
+    config_lib.define_flags(config_lib.OptimizationConfig, only=("batch_size",))
+    config_lib.define_flags(config_lib.ReportConfig)
 
 
 def main(argv):
     del argv
-    schema = schema_lib.load_schema(FLAGS.schema)
-    report = evaluate_export(FLAGS.export_dir, FLAGS.eval_files, schema, FLAGS.output_dir,
-                             FLAGS.reference_export_dir, FLAGS.calibration_buckets, FLAGS.batch_size,
-                             FLAGS.invalid_conversion)
+    run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
+    schema = schema_lib.load_schema(run.data.schema)
+    report = evaluate_export(run.evaluation.export_dir, run.data.eval_files, schema, run.report.output_dir,
+                             run.evaluation.reference_export_dir, run.report.calibration_buckets,
+                             run.optimization.batch_size, run.data.invalid_conversion)
     logging.info("Wrote %s", report["output_dir"])
-    print(format_table(report["metrics"], title=f"{report['export_dir']} on {FLAGS.eval_files}"))
+    print(format_table(report["metrics"], title=f"{report['export_dir']} on {run.data.eval_files}"))
     print(f"\nmetrics.json and calibration.png in {report['output_dir']}")
 
 

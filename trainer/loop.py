@@ -1,7 +1,8 @@
 """The one training loop, for every method and every distribution strategy.
 
-Keras 3 `fit` fails under MultiWorkerMirroredStrategy and is unsupported under
-ParameterServerStrategy (research/env.md §2e), so the loop is a custom one
+Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585,
+#20329) and has no ClusterCoordinator support for ParameterServerStrategy, so
+the loop is a custom one
 around `strategy.run(step, ...)` with the method's step of each training stage
 (`model.train_step` for most). A method owns its step (losses,
 which variables each optimizer updates); this loop owns distribution,
@@ -20,13 +21,12 @@ stage's step is traced as its own `tf.function`.
 
 Steps run `steps_per_execution` at a time: one `tf.function` call loops over
 that many batches of the iterator in graph mode (as Keras' `fit` does), which
-saves the per-call Python and dispatch cost (1.8 of 19.6 ms per DDPO step at
-batch 2,048 on 2 cores). Executions end at log and checkpoint boundaries and
+saves the per-call Python and dispatch cost (`benchmarks/throughput.py
+--steps_per_execution` measures it). Executions end at log and checkpoint boundaries and
 at the end of the data, so logs, checkpoints and the trained weights are
 those of one step per call; only the speed differs. Under
 ParameterServerStrategy a scheduled closure runs that many steps on its
-worker (esmm, batch 512, 1 worker and 2 parameter servers on localhost: 10.0k
--> 15.5k examples/s at 16 steps per closure).
+worker, which saves one coordinator round trip per step.
 """
 
 import time

@@ -1,7 +1,8 @@
 """Method arguments from the command line: `--model_params=name=value,...` and `method[name=value;...]` entries."""
 
-import ast
 import inspect
+import types
+import typing
 
 from absl import app
 
@@ -17,7 +18,12 @@ def model_class(name: str):
 
 
 def parse_model_params(items, model_class) -> dict:
-    """["name=value", ...] -> {name: value}; names must be constructor arguments of the method."""
+    """["name=value", ...] -> {name: typed value}; names must be constructor arguments of the method.
+
+    Each value is parsed as its argument's type: the constructor's annotation, else its default's type
+    (bool: true/false; int; float; str; an optional float also takes "none"). A value that does not parse is a
+    UsageError naming the argument and the expected type, before any data is read.
+    """
     accepted = method_arguments(model_class)
     params = {}
     for item in items:
@@ -29,23 +35,62 @@ def parse_model_params(items, model_class) -> dict:
                 f"--model_params: {model_class.__name__} has no argument {name!r}; "
                 f"it accepts {sorted(accepted)}."
             )
-        try:
-            params[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            params[name] = text
+        params[name] = _typed(text, accepted[name], f"--model_params: {model_class.__name__}'s {name}")
     return params
 
 
-def method_arguments(model_class) -> set:
-    """Constructor arguments a method adds to `CVRModel`'s (those have their own flags)."""
-    base = set(inspect.signature(models.CVRModel.__init__).parameters)
-    accepted = set()
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _typed(text: str, kind, what: str):
+    """`text` as `kind` (bool, int, float, str or Optional[float]); a UsageError naming `what` otherwise."""
+    optional = typing.get_origin(kind) in (typing.Union, types.UnionType) and type(None) in typing.get_args(kind)
+    if optional:
+        if text.lower() == "none":
+            return None
+        kind = next(a for a in typing.get_args(kind) if a is not type(None))
+    try:
+        if kind is bool:
+            return _BOOLEANS[text.lower()]
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if kind is str:
+            return text
+    except (KeyError, ValueError):
+        expected = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+        expected += " or none" if optional else ""
+        raise app.UsageError(f"{what} takes {expected}. Received: {text!r}") from None
+    raise TypeError(f"{what}: no parser for the argument type {kind!r}.")
+
+
+def method_arguments(model_class) -> dict:
+    """{argument: type} of the constructor arguments a method adds to `CVRModel`'s (those have their own flags).
+
+    The type is the argument's annotation, else its default's type; the most derived class's signature wins
+    (a preset may change a default, not a type).
+    """
+    base = set(inspect.signature(models.CVRModel.__init__).parameters) | {"self", "kwargs"}
+    accepted = {}
     for cls in model_class.__mro__:
         if cls is models.CVRModel:
             break
-        if "__init__" in vars(cls):
-            accepted |= set(inspect.signature(cls.__init__).parameters)
-    return accepted - base - {"self", "kwargs"}
+        if "__init__" not in vars(cls):
+            continue
+        for parameter in inspect.signature(cls.__init__).parameters.values():
+            if parameter.name in base or accepted.get(parameter.name) is not None:
+                continue
+            if parameter.annotation is not inspect.Parameter.empty:
+                accepted[parameter.name] = parameter.annotation
+            elif parameter.default is not None and parameter.default is not inspect.Parameter.empty:
+                accepted[parameter.name] = type(parameter.default)
+            else:
+                accepted[parameter.name] = None  # resolved below from a base class's annotation or default
+    for name, kind in accepted.items():
+        if kind is None:
+            raise TypeError(f"{model_class.__name__}.__init__: annotate argument {name!r} (its default is None).")
+    return accepted
 
 
 def parse_method_entry(entry: str) -> tuple:

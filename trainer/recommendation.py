@@ -9,6 +9,18 @@ The rule (README, "Leaderboard: which method to ship"):
    clicked rows' rate when clicks select for intent), or when its CTCVR log
    loss over all impressions, a proper scoring rule of what a ranker serves,
    is worse than naive's with paired p < 0.05.
+   Under positive selection (the default, `positive_selection=True`), a
+   method is also set aside when its mean pCVR on the clicked rows exceeds
+   naive's (geometric mean over paired runs of the ratio of their Σ pCVR on
+   the same clicked rows). Naive is fitted by log loss on the clicked rows,
+   so it estimates the click-space CVR P(conversion | x, click); when clicks
+   select for purchase intent, as in ads and e-commerce logs, the
+   entire-space CVR P(conversion | x) that a debiasing method targets is at
+   most that, on every row. A method predicting above naive where the
+   conversions are observed over-predicts there and, by the same selection,
+   more so on the unclicked rows no validation metric sees. Naive itself
+   always passes (ratio 1). Set `positive_selection=False` for a log where
+   clicks may select against conversion.
 2. Score. The remaining methods are ranked by validation D-NLL: the CVR log
    loss on clicked rows weighted by 1/pCTR of one reference CTR model (naive's,
    the same for every method). It is the inverse-propensity estimate of the
@@ -19,7 +31,9 @@ The rule (README, "Leaderboard: which method to ship"):
    https://doi.org/10.1145/3366423.3380037), and the only entire-space CVR
    loss a log without ground truth can estimate. When clicks also depend on
    something no feature carries, no observable metric sees the unclicked
-   space's CVR; the rule then prefers methods that fit the clicked space.
+   space's CVR: D-NLL then prefers methods that fit the clicked space, and
+   only the positive-selection guard keeps a method that over-predicts the
+   unclicked rows out of the ranking.
 3. Evidence. The lowest mean is recommended and the second named as the
    runner-up; a paired t-test over runs of their D-NLL says whether the
    evidence separates them (p < 0.05) or not.
@@ -39,10 +53,11 @@ SIGNIFICANCE_LEVEL = 0.05
 OBSERVED_METRICS = (SCORE_METRIC, CALIBRATION_METRIC, GUARD_METRIC, "cvr_nll")
 
 
-def recommend(validation: dict, baseline: str = "naive") -> dict:
+def recommend(validation: dict, baseline: str = "naive", positive_selection: bool = True) -> dict:
     """The rule of the module docstring over {method: [validation metrics of each run]}.
 
-    Runs are paired: run r of every method used the same seed. Returns
+    Runs are paired: run r of every method used the same seed and the same
+    validation rows. Returns
     {"recommended", "runner_up", "p_value", "separated", "ranking":
     [(method, mean, sd)], "excluded": {method: reason}}; "recommended" is None
     when every method is excluded.
@@ -51,7 +66,7 @@ def recommend(validation: dict, baseline: str = "naive") -> dict:
         raise ValueError(f"The recommendation compares against {baseline!r}, which has no validation metrics.")
     excluded, ranking = {}, []
     for name, runs in validation.items():
-        reason = _exclusion(name, runs, validation[baseline], baseline)
+        reason = _exclusion(name, runs, validation[baseline], baseline, positive_selection)
         if reason:
             excluded[name] = reason
             continue
@@ -65,10 +80,11 @@ def recommend(validation: dict, baseline: str = "naive") -> dict:
         p_value = paired_p_value(_column(validation[recommended], SCORE_METRIC),
                                  _column(validation[runner_up], SCORE_METRIC))
     return {"recommended": recommended, "runner_up": runner_up, "p_value": p_value,
-            "separated": bool(p_value < SIGNIFICANCE_LEVEL), "ranking": ranking, "excluded": excluded}
+            "separated": bool(p_value < SIGNIFICANCE_LEVEL), "ranking": ranking, "excluded": excluded,
+            "positive_selection": positive_selection}
 
 
-def _exclusion(name, runs, baseline_runs, baseline):
+def _exclusion(name, runs, baseline_runs, baseline, positive_selection):
     """Why `name` is set aside by the guards, or None."""
     for index, run in enumerate(runs):
         bad = [m for m in OBSERVED_METRICS if not math.isfinite(run.get(m, float("nan")))]
@@ -85,6 +101,14 @@ def _exclusion(name, runs, baseline_runs, baseline):
         if ours.mean() > theirs.mean() and p_value < SIGNIFICANCE_LEVEL:
             return (f"{GUARD_METRIC} {ours.mean():.5f} worse than {baseline}'s {theirs.mean():.5f} "
                     f"(paired p={p_value:.3g})")
+        if positive_selection:
+            # Σ pCVR / Σ conversions over the same clicked rows: the ratio of two runs' pcoc is the ratio of
+            # their Σ pCVR, free of the conversions' sampling noise.
+            ratio = float(np.exp(np.mean(np.log(_column(runs, CALIBRATION_METRIC) /
+                                                _column(baseline_runs, CALIBRATION_METRIC)))))
+            if ratio > 1.0:
+                return (f"predicts {ratio:.3f}x {baseline}'s pCVR on clicked rows (geometric mean over runs), "
+                        "above the click-space CVR (positive selection)")
     return None
 
 
@@ -108,6 +132,10 @@ def recommendation_markdown(recommendation: dict) -> str:
             p_text = "n/a (one run)" if math.isnan(recommendation["p_value"]) else f"{recommendation['p_value']:.3g}"
             lines.append(f"Runner-up: **{runner_up}** ({ranking[runner_up][0]:.5f} ± {ranking[runner_up][1]:.5f}); "
                          f"paired t-test p = {p_text}: {verdict}.")
+    lines += ["", "Assumes positive selection (clicks select for conversion intent): a method predicting above "
+              "naive on clicked rows is set aside." if recommendation["positive_selection"] else
+              "Positive selection not assumed (--positive_selection=false): pCVR above naive's on clicked rows "
+              "is not a guard."]
     if recommendation["excluded"]:
         lines += ["", "Set aside by the guards:"]
         lines += [f"- {name}: {reason}" for name, reason in recommendation["excluded"].items()]

@@ -21,7 +21,7 @@ def test_ctcvr_loss_trains_cvr_on_unclicked_impressions(backbone):
     unclicked = {"click": tf.zeros([4], tf.int64), "conversion": tf.zeros([4], tf.int64)}
     with tf.GradientTape(persistent=True) as tape:
         terms = model.objective(unclicked, model(tiny_features(), training=True))
-    # Through pCTR * pCVR the entire space reaches both towers (ukd.txt §2.3.1).
+    # Through pCTR * pCVR the entire space reaches both towers (Ma et al., SIGIR 2018; as restated by Xu et al., WWW 2022, §2.3.1).
     # A head's bias gradient is the sum of dL/dlogit, non-zero whatever ReLU units are dead.
     for part in ("cvr_head/bias", "ctr_head/bias"):
         gradient, = tape.gradient(terms["ctcvr_loss"], variables_named(model, part))

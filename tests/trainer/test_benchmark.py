@@ -12,9 +12,19 @@ from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import simulate
 from tfcvr.models.esmm import ESMM
 from trainer import benchmark
+from trainer import config as config_lib
 from trainer.loop import TrainingLoop
 
-ARCHITECTURE = {"embedding_dim": 4, "hidden_units": [8], "tower_units": [4]}
+
+
+def _config(output_dir, epochs, cache_input=False):
+    """esmm (and naive) twice, seeds 3 and 4, on small towers."""
+    return config_lib.BenchmarkConfig(
+        data=config_lib.DataConfig(cache_input=cache_input),
+        architecture=config_lib.ArchitectureConfig(embedding_dim=4, hidden_units=[8], tower_units=[4]),
+        optimization=config_lib.OptimizationConfig(epochs=epochs, batch_size=256, seed=3),
+        leaderboard=config_lib.LeaderboardConfig(models=["esmm"], runs=2, selection_metric="ctcvr_auc"),
+        report=config_lib.ReportConfig(output_dir=str(output_dir)))
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +51,7 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     monkeypatch.setattr(pipeline_lib, "TFRecordPipeline", RecordingPipeline)
     monkeypatch.setattr(TrainingLoop, "train", recording_train)
     lines = []
-    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=2,
-                                  batch_size=256, selection_metric="ctcvr_auc", seed=3, log=lines.append)
+    board = benchmark.Leaderboard(tiny_data, _config(tmp_path, epochs=2), log=lines.append)
     result = board.run()
 
     # naive is added as the baseline; each of 4 (method, run) pairs trains 2 epochs, then reads the test files once.
@@ -97,11 +106,10 @@ def test_cached_input_parses_train_and_valid_once_for_every_run(tiny_data, tmp_p
         original(self, dataset)
 
     monkeypatch.setattr(pipeline_lib._Columns, "__init__", counting_init)
-    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=2,
-                                  batch_size=256, seed=3, log=lambda line: None, cache_input=True)
+    board = benchmark.Leaderboard(tiny_data, _config(tmp_path, epochs=2, cache_input=True), log=lambda line: None)
     result = board.run()
     assert len(fills) == 2  # train and valid, for 2 methods x 2 runs x 2 epochs
-    assert board.describe()["cache_input"] is True
+    assert board.describe()["config"]["data"]["cache_input"] is True
     for name in ("naive", "esmm"):
         assert [r["seed"] for r in result["results"][name]] == [3, 4]
         assert all(0.0 < r["metrics"]["ctcvr_auc"] < 1.0 for r in result["results"][name])
@@ -135,8 +143,7 @@ def test_a_diverged_run_is_reported_counted_and_set_aside(tiny_data, tmp_path, m
 
     monkeypatch.setattr(ESMM, "objective", diverging_objective)
     lines = []
-    board = benchmark.Leaderboard(tiny_data, str(tmp_path), ["esmm"], runs=2, architecture=ARCHITECTURE, epochs=1,
-                                  batch_size=256, seed=3, log=lines.append)
+    board = benchmark.Leaderboard(tiny_data, _config(tmp_path, epochs=1), log=lines.append)
     result = board.run()
     assert sum("esmm run" in line and "DIVERGED" in line and "not finite" in line for line in lines) == 2
     assert all(run["diverged"] and run["metrics"] == {} for run in result["results"]["esmm"])

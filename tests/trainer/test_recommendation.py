@@ -50,6 +50,24 @@ def test_guards_set_aside_diverged_collapsed_and_worse_ctcvr_methods():
     assert "- nise:" in recommendation.recommendation_markdown(advice)
 
 
+def test_positive_selection_sets_aside_methods_predicting_above_naive_on_clicked_rows():
+    # pcoc of one run's models share the denominator (the same clicked rows' conversions): their ratio is the
+    # ratio of Σ pCVR. ukd: 1.20/1.00, 1.10/1.00, 1.00/0.90 -> geometric mean (1.2*1.1*1.1111)^(1/3) = 1.46667^(1/3) = 1.1361.
+    board = {
+        "naive": _runs([0.50, 0.52, 0.51], pcoc=(1.0, 1.0, 0.9)),
+        "ukd": _runs([0.40, 0.41, 0.42], pcoc=(1.2, 1.1, 1.0)),      # best D-NLL, above naive on clicks
+        "escm2_ipw": _runs([0.45, 0.46, 0.47], pcoc=(0.8, 1.05, 0.85)),  # above in one run only: kept
+    }
+    advice = recommendation.recommend(board)
+    assert advice["recommended"] == "escm2_ipw" and advice["runner_up"] == "naive"
+    assert set(advice["excluded"]) == {"ukd"} and "1.136x naive's pCVR on clicked rows" in advice["excluded"]["ukd"]
+    assert "Assumes positive selection" in recommendation.recommendation_markdown(advice)
+
+    advice = recommendation.recommend(board, positive_selection=False)
+    assert advice["recommended"] == "ukd" and not advice["excluded"]
+    assert "Positive selection not assumed" in recommendation.recommendation_markdown(advice)
+
+
 def test_one_run_and_no_eligible_method():
     advice = recommendation.recommend({"naive": _runs([0.5]), "esmm": _runs([0.4])})
     assert advice["recommended"] == "esmm" and math.isnan(advice["p_value"]) and not advice["separated"]

@@ -33,6 +33,19 @@ def test_end_to_end_on_the_simulator(tmp_path):
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-20")
     assert os.listdir(model_dir / "logs")  # TensorBoard events
 
+    # The run's configuration is written beside it and repeats it; given flags replace its settings.
+    config = json.loads((model_dir / "run_config.json").read_text())
+    assert config["method"] == {"model": "naive", "model_params": ["ctr_loss_weight=0.5"]}
+    assert config["architecture"]["backbone"] == "mmoe" and config["data"]["sim_rows"] == 3000
+    assert config["output"]["model_dir"] == str(model_dir) and config["optimization"]["epochs"] == 2
+    again = tmp_path / "again"
+    result = _run(f"--config={model_dir / 'run_config.json'}", f"--model_dir={again}", "--noexport")
+    assert result.returncode == 0, result.stderr[-3000:]
+    repeated = json.loads((again / "metrics.json").read_text())
+    assert repeated["model"] == "naive" and repeated["training"]["steps"] == 20
+    assert repeated["metrics"]["cvr_auc"] == pytest.approx(report["metrics"]["cvr_auc"], abs=1e-4)
+    assert not (again / "export").exists()
+
 
 def test_train_files_flags(simulated, tmp_path):
     result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
@@ -68,6 +81,9 @@ def test_bad_training_record_is_named(tmp_path):
     [
         (["--model=nope"], "Unknown model 'nope'. Registered models: "),
         (["--model=esmm", "--model_params=gamma=1"], "ESMM has no argument 'gamma'; it accepts ['ctr_loss_weight']"),
+        (["--model=evi", "--model_params=use_vie=Flase"], "--model_params: EVI's use_vie takes true or false. "
+                                                          "Received: 'Flase'"),
+        (["--config=/no/such/run_config.json"], "--config=/no/such/run_config.json: no such file"),
         (["--model=esmm", "--eval_files=x"], "--eval_files and --schema need --train_files"),
         (["--model=esmm", "--train_files=x"], "--train_files needs --schema"),
         (["--model=esmm", "--strategy=parameter_server", "--cache_input"],

@@ -1,7 +1,7 @@
 """Turning TensorFlow's input errors into messages that name the file and record.
 
 The fast input path parses whole batches without per-record names (carrying
-them costs about a quarter of the pipeline's throughput). When it fails, the
+them would cost a sizeable share of the pipeline's throughput). When it fails, the
 files are scanned again record by record to find the first bad one, and a
 `DataError` names its file, record index, feature and what was expected.
 """

@@ -3,24 +3,24 @@
 files -> (seeded) shuffle of shards -> interleave blocks of 1,024 records per
 file -> cut into chunks (a shuffle window of `shuffle_buffer_size` records in
 training, a batch otherwise) -> per chunk: one vectorised permutation (not a
-per-record shuffle buffer), `parse_example` (6-8x faster than per record,
-research/env.md §2d), validate, hash categorical values, drop invalid records
--> rebatch into batches -> prefetch.
+per-record shuffle buffer), `parse_example` (vectorised over the chunk:
+several times faster than parsing record by record), validate, hash
+categorical values, drop invalid records -> rebatch into batches -> prefetch.
 
 Parsing a whole shuffle window in one call instead of batch by batch, and
-re-cutting the parsed tensors, costs 2.9 instead of 3.3 CPU-µs per Ali-CCP-
-shaped record (benchmarks/throughput.py data, 2 cores). Because the batches
-are cut after invalid records are dropped, every batch but the last is full.
+re-cutting the parsed tensors, costs less CPU per record: fewer, larger ops
+(benchmarks/throughput.py measures the pipeline). Because the batches are cut
+after invalid records are dropped, every batch but the last is full.
 
 With `cache=True` the records are read, parsed, validated and hashed once,
 into columns in host memory, and every epoch is a seeded permutation of all
-records gathered batch by batch: reading and parsing a tf.Example cost ~2.5
-CPU-µs, more than a 2-core machine can spare next to the fastest models (see
+records gathered batch by batch: reading and parsing tf.Examples takes more
+CPU than a small machine can spare next to the fastest models (see
 `TFRecordPipeline`).
 
-tf.data autotuning is switched off with explicit parallelism: with it on, about
-half the training runs measured on this hardware stalled at 1 core
-(research/env.md §3).
+tf.data autotuning is switched off with explicit parallelism: with it on,
+about half of the training runs on a 2-core machine stalled with the whole
+step on one core; with it off, none did.
 """
 
 import contextlib
@@ -33,8 +33,9 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import transform
 
 INVALID_CONVERSION_POLICIES = ("error", "drop")
-# Records are read in blocks: one tf.data element per 1,024 records instead of per record is ~10x faster
-# (1.9M vs 0.17M records/s on 2 cores; 1.5M with blocks of 256); `rebatch` re-cuts the blocks.
+# Records are read in blocks: one tf.data element per 1,024 records instead of one per record removes most of
+# tf.data's per-element overhead (smaller blocks keep more of it; benchmarks/throughput.py times the input).
+# `rebatch` re-cuts the blocks.
 _READ_BLOCK = 1024
 
 
@@ -99,10 +100,11 @@ class TFRecordPipeline:
         numeric value: 200 bytes for Ali-CCP's 23 fields; twice that while
         filling); every epoch then draws a full permutation of
         the records (a global shuffle, not windows) and gathers its batches
-        from memory. For several epochs over data that fits in RAM: on 2
-        cores it lifts the input from ~0.55M to ~5M examples/s and the
-        models by 1.1-1.6x (benchmarks/throughput.py --cache).
-        The first `dataset()` call blocks while it parses (~0.6M records/s).
+        from memory. For several epochs over data that fits in RAM: a batch
+        then costs one gather instead of reading, parsing and hashing, which
+        speeds up the input many times and the faster models' training too
+        (benchmarks/throughput.py --cache measures both). The first
+        `dataset()` call blocks while it parses every record of the shard.
         Records dropped under invalid_conversion="drop" are counted once.
 
     Errors from bad records surface while iterating; iterate inside
@@ -343,8 +345,9 @@ class _Columns:
     """A dataset's elements concatenated in memory, one matrix per (dtype, shape) kind of column.
 
     Columns of one kind (e.g. every int64 id and label) are stacked side by
-    side, so a batch is one gather per kind instead of one per column
-    (25 gathers of 2,048 rows: 1.7 ms; one gather of a [N, 25] matrix: 0.4 ms).
+    side, so a batch is one gather per kind instead of one per column (one
+    gather of a stacked matrix is several times faster than one per column;
+    benchmarks/throughput.py --cache measures the cached input).
     """
 
     def __init__(self, dataset: tf.data.Dataset):

@@ -1,6 +1,6 @@
 """SavedModel export in TF Serving's layout: `<export_base>/<integer version>/`.
 
-Signatures (DESIGN.md, "Serving signature"):
+Signatures (README.md, section "Serving"):
 
 * `serving_default`: `examples`, a 1-D tf.string tensor of serialized
   tf.train.Example (features only; label keys are ignored) -> float32 `ctr`,
@@ -18,7 +18,9 @@ negative or huge, and any string is valid (it is hashed). An empty batch
 returns empty outputs.
 
 The export goes through Keras' `ExportArchive`, whose SavedModels load in TF1
-sessions as TF Serving's C++ loader does (research/env.md §2c), gets warmup
+sessions as TF Serving's C++ loader does (a plain `tf.saved_model.save` of a
+Keras 3 model does not: the session load fails with "Could not find
+variable"), gets warmup
 requests in `assets.extra/` (`tfcvr.export.warmup`), is written to a hidden
 temporary folder, and is renamed into place, so a server polling the folder
 never sees a half-written version.

@@ -17,7 +17,7 @@ class GradientReversal(keras.layers.Layer):
     """Passes its input through and multiplies the gradient by −`scale` on the way back.
 
     Placed between a representation and a discriminator (UKD's click-adaptive
-    teacher, ukd.txt Eq. 5-7), the discriminator learns to tell clicked from
+    teacher, Xu et al., WWW 2022, Eq. 5-7), the discriminator learns to tell clicked from
     unclicked impressions while the representation learns to fool it.
 
     Args:

@@ -7,7 +7,7 @@ REDUCTIONS = ("sum", "mean")
 
 @keras.saving.register_keras_serializable(package="tfcvr")
 class VariationalInformation(keras.layers.Layer):
-    """−log q(t | s) up to a constant, per example: the VIE loss of evi.txt Eq. 10-11.
+    """−log q(t | s) up to a constant, per example: the VIE loss of Fei et al., AAAI 2025, Eq. 10-11.
 
     q is a Gaussian with mean μ(s) = W s + b (a linear layer of the student
     activations) and per-entry variance σ² = softplus(ρ) + `min_variance`,
@@ -20,7 +20,7 @@ class VariationalInformation(keras.layers.Layer):
     Args:
       learn_variance: train ρ (Eq. 11). False keeps σ² at its initial value:
         the EVI official code computes σ² once at construction, so its
-        variance never moves (research/methods.md §2.2).
+        variance never moves (docs/methods.md, section "evi").
       initial_rho: ρ at initialisation (official code: 5, σ² ≈ 5.0077).
       min_variance: added to softplus(ρ), as the official code does (1e-3).
       reduction: "sum" over the entries n (Eq. 11 as printed) or "mean" (the

@@ -6,7 +6,7 @@ from tfcvr.losses.propensity_weighting import PropensityWeightedLoss, sample_mea
 
 
 class DoublyRobustLoss(PropensityWeightedLoss):
-    """E_DR = (1/|D|) Σ_D [ ê + o·(e − ê) / ô ]  (multi_ipw_dr.txt Eq. 8-9, evi.txt Eq. 7).
+    """E_DR = (1/|D|) Σ_D [ ê + o·(e − ê) / ô ]  (Zhang et al., WWW 2020, Eq. 8-9; Fei et al., AAAI 2025, Eq. 7).
 
     `error` e = δ(r, r̂) per row (only clicked rows' values matter), and
     `imputed_error` ê its imputation for every row. Unbiased when either ô is

@@ -5,17 +5,20 @@ with w_i built from the click o_i and the click propensity ô_i:
 
     raw_i = m_i · o_i / max(ô_i, floor), then min(raw_i, max_weight) if set
 
-and normalised one of three ways (research/methods.md §2.4 lists who uses which):
+and normalised one of three ways (docs/methods.md, section "Propensity weighting",
+lists who uses which):
 
-* "none" (default; multi_ipw_dr.txt Eq. 4-5, evi.txt Eq. 6): w_i = raw_i / Σ_j m_j,
-  the 1/|D| of the papers — unbiased when ô is the true propensity.
+* "none" (default; Zhang et al., WWW 2020, Eq. 4-5; Fei et al., AAAI 2025, Eq. 6):
+  w_i = raw_i / Σ_j m_j, the 1/|D| of the papers — unbiased when ô is the true
+  propensity.
 * "click_count" (ESCM² PaddleRec static code): w_i = raw_i / Σ_j m_j o_j.
-* "clicked_rows" (self-normalised, DDPO Eq. 15): w_i = raw_i / Σ_j raw_j.
+* "clicked_rows" (self-normalised, Su et al., SIGIR 2024, Eq. 15): w_i = raw_i / Σ_j raw_j.
 
 m_i is an optional sample mask (1 = row in the sample, e.g. after Multi-DR's
 under-sampling of unclicked rows); without it every row counts. The weights are
 detached from the propensity by default, so the CVR term never trains the CTR
-tower (every published code except ESCM²'s dygraph DR does this).
+tower (nearly every public code does this; that docs section names the
+exceptions).
 """
 
 import tensorflow as tf
@@ -28,7 +31,7 @@ class PropensityWeightedLoss:
 
     Args:
       propensity_floor: lower bound on ô before inverting (Multi-IPW's IPW
-        bound τ, multi_ipw_dr.txt §5.3). Default 1e-6, the floor of the
+        bound τ, Zhang et al., WWW 2020, §5.3). Default 1e-6, the floor of the
         ESCM²/DDPO code.
       max_weight: upper clip of 1/ô (ESCM² code: 15), applied before
         normalisation. Default None: no clip.

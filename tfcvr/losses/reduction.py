@@ -6,7 +6,7 @@ import tensorflow as tf
 def masked_mean(values, mask) -> tf.Tensor:
     """Mean of `values` over the examples where `mask` is 1, e.g. the clicked space.
 
-    (1/|D_click|) Σ_{D_click} ℓ in ukd.txt Eq. 1–2. A non-negative weight mask
+    (1/|D_click|) Σ_{D_click} ℓ in Xu et al., WWW 2022, Eq. 1–2. A non-negative weight mask
     gives the weighted mean Σ w·ℓ / Σ w. A batch with no example in the space
     contributes 0 (no NaN), so a rare event cannot poison training.
     """

@@ -1,7 +1,7 @@
 """Evaluation metrics of a CVR ranker, under explicit population names.
 
-Published CVR numbers differ in the population they score (research/methods.md
-§1): DDPO and EVI score pCVR on clicked impressions against conversion; ESCM²'s
+Published CVR numbers differ in the population they score (docs/methods.md,
+section "Evaluation populations"): DDPO and EVI score pCVR on clicked impressions against conversion; ESCM²'s
 PaddleRec code and NISE score pCVR on all impressions against click-and-buy.
 Both are reported, each under its own name. With the simulator's ground truth
 the oracle metrics score pCVR over the entire impression space, the quantity
@@ -26,9 +26,9 @@ METRIC_DESCRIPTIONS = {
     "cvr_auc_all_ctcvr_label": "AUC of pCVR against click-and-conversion, all impressions (ESCM²/NISE code)",
     "ctcvr_auc": "AUC of pCTCVR against click-and-conversion, all impressions",
     "ctcvr_nll": "log loss of pCTCVR against click-and-conversion, all impressions",
-    "d_cvr_auc": "D-AUC: AUC of pCVR on clicked impressions, each weighted 1/pCTR (ukd.txt Eq. 14)",
-    "d_cvr_nll": "D-NLL: log loss of pCVR on clicked impressions, each weighted 1/pCTR (ukd.txt Eq. 16)",
-    "ctr_gauc": "GAUC of pCTR against click, impression-weighted over groups (multi_ipw_dr.txt Eq. 12)",
+    "d_cvr_auc": "D-AUC: AUC of pCVR on clicked impressions, each weighted 1/pCTR (Xu et al., WWW 2022, Eq. 14)",
+    "d_cvr_nll": "D-NLL: log loss of pCVR on clicked impressions, each weighted 1/pCTR (Xu et al., WWW 2022, Eq. 16)",
+    "ctr_gauc": "GAUC of pCTR against click, impression-weighted over groups (Zhang et al., WWW 2020, Eq. 12)",
     "cvr_gauc": "GAUC of pCVR against conversion over clicked impressions",
     "ctcvr_gauc": "GAUC of pCTCVR against click-and-conversion, all impressions",
     "ctr_pcoc": "Σ pCTR / clicks, all impressions (1 = calibrated)",
@@ -63,8 +63,8 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr=None) -> dict
         the schema's group_key) the GAUC metrics are added; with `true_cvr`
         and `potential_conversion` (the simulator's ground truth) the oracle
         metrics.
-      reference_ctr: the pCTR that weights D-AUC/D-NLL. ukd.txt takes it from
-        one independently trained CTR model, so that every method is weighted
+      reference_ctr: the pCTR that weights D-AUC/D-NLL. UKD's paper (Xu et al.,
+        WWW 2022, §4.1.3) takes it from one independently trained CTR model, so that every method is weighted
         alike; default: the model's own pCTR.
 
     An AUC whose population has one class only is NaN; so is a PCOC without

@@ -24,7 +24,7 @@ def nll(labels, probabilities, sample_weight=None) -> float:
 
 
 def group_auc(labels, scores, groups) -> dict:
-    """GAUC = Σ_i w_i AUC_i / Σ_i w_i over groups i, w_i = the group's impressions (multi_ipw_dr.txt Eq. 12).
+    """GAUC = Σ_i w_i AUC_i / Σ_i w_i over groups i, w_i = the group's impressions (Zhang et al., WWW 2020, Eq. 12).
 
     A group whose labels are all one class has no AUC: it is skipped and
     counted. Returns {"gauc", "groups_scored", "groups_skipped"}.

@@ -26,7 +26,7 @@ from tfcvr import losses
 from tfcvr.data import schema as schema_lib
 from tfcvr.layers import MLP, FeatureEmbedding, make_backbone
 
-# Every method serves these three, whatever heads it trains (DESIGN.md, serving signature).
+# Every method serves these three, whatever heads it trains (README.md, section "Serving").
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 
 
@@ -158,7 +158,10 @@ class CVRModel(keras.Model):
 
     @staticmethod
     def ctcvr_log_loss(labels, ctcvr) -> tf.Tensor:
-        """(1/|D|) Σ_D δ(o·r, pCTCVR): ESMM's entire-space risk (ukd.txt Eq. 3, evi.txt Eq. 5)."""
+        """(1/|D|) Σ_D δ(o·r, pCTCVR): ESMM's entire-space risk.
+
+        As Xu et al. (WWW 2022, Eq. 3) and Fei et al. (AAAI 2025, Eq. 5) state it.
+        """
         click_and_conversion = labels["click"] * labels["conversion"]
         return tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, ctcvr))
 

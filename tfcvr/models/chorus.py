@@ -10,7 +10,7 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("chorus")
 class ChorusCVR(CounterfactualModel):
-    """ChorusCVR (Kuaishou, WSDM 2026), chorus_cvr.txt §2.
+    """ChorusCVR (Cheng et al., Kuaishou, WSDM 2026), §2 of the paper.
 
     Negative-sample discrimination module (NDM): an unCVR tower; CTunCVR =
     pCTR·pUnCVR trained on every impression against o·(1 − r) (Eq. 5, 7;

@@ -1,5 +1,7 @@
 """The base of the propensity-weighted methods: a click propensity and its weighting."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from tfcvr import losses
@@ -13,7 +15,7 @@ class CounterfactualModel(CVRModel):
     """A `CVRModel` that outputs a click `propensity` ô for inverse weighting.
 
     The propensity is either the model's own CTR head ("shared", Multi-IPW's
-    choice, multi_ipw_dr.txt Eq. 5) or a separately trained click model with
+    choice, Zhang et al., WWW 2020, Eq. 5) or a separately trained click model with
     its own embeddings and tower ("separate": the independent propensity model
     of naive IPW, §4.2.2, trained by log loss on clicks so its probabilities
     stay calibrated). Evaluation reports the propensity's AUC and calibration
@@ -21,7 +23,7 @@ class CounterfactualModel(CVRModel):
 
     Args:
       propensity: "shared" or "separate".
-      propensity_floor: IPW bound τ (multi_ipw_dr.txt §5.3): ô is floored at τ
+      propensity_floor: IPW bound τ (Zhang et al., WWW 2020, §5.3): ô is floored at τ
         before inverting. The paper gives no value, only τ within
         [min, mean] of the propensities; default 0.01.
       max_weight, normalization, detach_propensity: see
@@ -31,7 +33,7 @@ class CounterfactualModel(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, propensity="shared", propensity_floor=0.01, max_weight=None, normalization="none",
+    def __init__(self, propensity="shared", propensity_floor=0.01, max_weight: Optional[float] = None, normalization="none",
                  detach_propensity=True, ctr_loss_weight=1.0, **kwargs):
         if propensity not in PROPENSITY_SOURCES:
             raise ValueError(f"`propensity` must be one of {PROPENSITY_SOURCES}. Received: {propensity!r}")

@@ -11,10 +11,11 @@ from tfcvr.models.counterfactual import CounterfactualModel
 class DCMT(CounterfactualModel):
     """Direct entire-space causal multi-task framework (Zhu et al., ICDE 2023).
 
-    As ddpo.txt §1 and §4.2 describe it and NISE's port implements it
-    (research/methods.md §2.5): a factual CVR tower r̂ learns on clicked
-    impressions with 1/ô, a counterfactual CVR tower r̂* learns the opposite
-    label 1 − r on unclicked impressions with 1/(1 − ô) (unclicked rows are
+    As DDPO's paper describes it (Su et al., SIGIR 2024, §1 and §4.2) and
+    NISE's PyTorch port implements it (docs/methods.md, section "dcmt"): a
+    factual CVR tower r̂ learns on clicked impressions with 1/ô, a
+    counterfactual CVR tower r̂* learns the opposite label 1 − r on unclicked
+    impressions with 1/(1 − ô) (unclicked rows are
     counterfactual non-conversions, so their target is 1), and a constraint
     ties the two towers together:
 

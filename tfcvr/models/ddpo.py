@@ -13,7 +13,7 @@ CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
 
 @registry.register("ddpo")
 class DDPO(CounterfactualModel):
-    """Direct Dual Propensity Optimization (Su et al., SIGIR 2024), ddpo.txt §3.
+    """Direct Dual Propensity Optimization (Su et al., SIGIR 2024), §3 of the paper.
 
     Three networks on the shared embeddings: click propensity ô (the CTR
     head), conversion propensity r^c and CVR r̂, each with its own backbone
@@ -144,7 +144,7 @@ class DDPO(CounterfactualModel):
 
 @registry.register("mmoe_ddpo")
 class MMoEDDPO(DDPO):
-    """MDDPO (ddpo.txt Table 2, "MMoE+DDPO"): DDPO on the MMoE backbone, one gate per network."""
+    """MDDPO (Su et al., SIGIR 2024, Table 2, "MMoE+DDPO"): DDPO on the MMoE backbone, one gate per network."""
 
     backbones = ("mmoe",)
 

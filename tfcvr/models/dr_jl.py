@@ -11,7 +11,7 @@ IMPUTATION_LAYERS = ("imputation_tower", "imputation_head")
 
 @registry.register("dr_jl")
 class DRJL(CounterfactualModel):
-    """Doubly robust joint learning (Wang et al., ICML 2019), as multi_ipw_dr.txt §3.6 cites it.
+    """Doubly robust joint learning (Wang et al., ICML 2019), as Zhang et al. (WWW 2020, §3.6) cite it.
 
     An imputation model predicts a conversion label r̃ for every impression and
     the imputed error is ê = δ(r̃, r̂): a function of the CVR prediction, so the

@@ -6,7 +6,7 @@ from tfcvr.models.base import CVRModel
 
 @registry.register("esmm")
 class ESMM(CVRModel):
-    """Entire Space Multi-task Model (Ma et al., SIGIR 2018), ukd.txt Eq. 3.
+    """Entire Space Multi-task Model (Ma et al., SIGIR 2018), as Xu et al. (WWW 2022) state it in Eq. 3.
 
         min (1/|D|) Σ_D [ δ(y_click·y_conv, pCTR·pCVR) + γ δ(y_click, pCTR) ]
 

@@ -13,7 +13,7 @@ TEACHER_POPULATIONS = ("clicked", "all")
 
 @registry.register("evi")
 class EVI(CounterfactualModel):
-    """Entire-space Variational Information exploitation (AAAI 2025), evi.txt §4.
+    """Entire-space Variational Information exploitation (Fei et al., AAAI 2025), §4 of the paper.
 
     One model, one optimizer, on shared embeddings x (Fig. 1):
 

@@ -9,7 +9,7 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("heuristic_dr")
 class HeuristicDR(CounterfactualModel):
-    """Heuristic DR (multi_ipw_dr.txt §4.2.2), the baseline for Multi-DR.
+    """Heuristic DR (Zhang et al., WWW 2020, §4.2.2), the baseline for Multi-DR.
 
     Every impression is imputed to convert with probability η (unclicked
     items are negatives with probability 1 − η), so the imputed error is

@@ -1,5 +1,7 @@
 """Multi-DR and ESCM²-DR: doubly robust CVR loss with a jointly trained error imputation."""
 
+from typing import Optional
+
 import tensorflow as tf
 
 from tfcvr import losses
@@ -9,7 +11,7 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("multi_dr")
 class MultiDR(CounterfactualModel):
-    """Multi-DR (Zhang et al., WWW 2020), multi_ipw_dr.txt Eq. 8-9.
+    """Multi-DR (Zhang et al., WWW 2020, Eq. 8-9).
 
         L = γ L_CTR + λ_cf E_DR + λ_imp L_IMP + λ_g L_CTCVR
         E_DR  = (1/|D|) Σ_D [ ê + o·(e − ê)/ô ],  e = δ(r, r̂)
@@ -23,7 +25,7 @@ class MultiDR(CounterfactualModel):
     Eq. 9 states it, ê does not depend on r̂, so E_DR's gradient into the CVR
     tower equals IPW's: the imputation changes the CVR tower's training only
     through the shared layers. `dr_jl` is the variant where it does not.
-    With λ_g > 0 this is ESCM²-DR (evi.txt Eq. 7).
+    With λ_g > 0 this is ESCM²-DR (Fei et al., AAAI 2025, Eq. 7).
 
     Args:
       counterfactual_weight: λ_cf. Default 1.0.
@@ -36,7 +38,7 @@ class MultiDR(CounterfactualModel):
     """
 
     def __init__(self, counterfactual_weight=1.0, imputation_weight=1.0, global_weight=0.0,
-                 unclicked_sampling_rate=None, **kwargs):
+                 unclicked_sampling_rate: Optional[float] = None, **kwargs):
         if unclicked_sampling_rate is not None and unclicked_sampling_rate < 1.0:
             raise ValueError(
                 f"`unclicked_sampling_rate` must be at least 1 (or None). Received: {unclicked_sampling_rate}"
@@ -78,8 +80,9 @@ class MultiDR(CounterfactualModel):
 
 @registry.register("escm2_dr")
 class ESCM2DR(MultiDR):
-    """ESCM²-DR (Wang et al., SIGIR 2022; evi.txt Eq. 5, 7): Multi-DR plus ESMM's
-    CTCVR risk, λ_cf = λ_g = 0.5 as in the authors' PaddleRec code."""
+    """ESCM²-DR (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5 and 7 state
+    it): Multi-DR plus ESMM's CTCVR risk, λ_cf = λ_g = 0.5 as in the authors'
+    PaddleRec code (docs/methods.md, section "escm2_dr")."""
 
     def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
         super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)

@@ -7,12 +7,13 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("multi_ipw")
 class MultiIPW(CounterfactualModel):
-    """Multi-IPW (Zhang et al., WWW 2020), multi_ipw_dr.txt Eq. 5.
+    """Multi-IPW (Zhang et al., WWW 2020, Eq. 5).
 
         L = γ L_CTR + λ_cf E_IPW + λ_g L_CTCVR,
         E_IPW = (1/|D|) Σ_D o·δ(r, r̂)/ô,  ô = the CTR head (propensity="shared")
 
-    With λ_g > 0 this is ESCM²-IPW (evi.txt Eq. 6 plus ESMM's Eq. 5).
+    With λ_g > 0 this is ESCM²-IPW (Fei et al., AAAI 2025, Eq. 6 plus the
+    CTCVR risk of their Eq. 5).
 
     Args:
       counterfactual_weight: λ_cf, weight of the IPW CVR risk. Default 1.0.
@@ -42,7 +43,7 @@ class MultiIPW(CounterfactualModel):
 
 @registry.register("ipw_naive")
 class NaiveIPW(MultiIPW):
-    """Naive IPW (multi_ipw_dr.txt §4.2.2): the CVR loss weighted by 1/ô from a
+    """Naive IPW (Zhang et al., WWW 2020, §4.2.2): the CVR loss weighted by 1/ô from a
     separately trained propensity model that shares nothing with the CVR model.
     `MultiIPW` with `propensity="separate"`."""
 
@@ -52,9 +53,10 @@ class NaiveIPW(MultiIPW):
 
 @registry.register("escm2_ipw")
 class ESCM2IPW(MultiIPW):
-    """ESCM²-IPW (Wang et al., SIGIR 2022; evi.txt Eq. 5-6): Multi-IPW plus ESMM's
-    CTCVR risk. Default weights λ_cf = λ_g = 0.5 are those of the authors'
-    released PaddleRec code (research/methods.md §2.3)."""
+    """ESCM²-IPW (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5-6 state
+    it): Multi-IPW plus ESMM's CTCVR risk. Default weights λ_cf = λ_g = 0.5 are
+    those of the authors' released PaddleRec code (docs/methods.md, section
+    "escm2_ipw")."""
 
     def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
         super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)

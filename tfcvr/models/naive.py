@@ -7,13 +7,13 @@ from tfcvr.models.base import CVRModel
 
 @registry.register("naive")
 class Naive(CVRModel):
-    """The joint CTR/CVR model of ukd.txt §2.2.2, Eq. 2.
+    """The joint CTR/CVR model of Xu et al. (WWW 2022), §2.2.2, Eq. 2.
 
         min (1/|D_click|) Σ_{D_click} δ(y_conv, pCVR) + γ (1/|D|) Σ_D δ(y_click, pCTR)
 
     The CVR tower learns from clicked impressions only: the sample selection
     bias every other method corrects. The towers share embeddings and backbone.
-    Also registered as `joint`, the name ukd.txt Eq. 2 gives this objective.
+    Also registered as `joint`, the name that paper gives this baseline (§4.1.2).
 
     Args:
       ctr_loss_weight: γ, the weight of the CTR loss. Default 1.0.

@@ -10,7 +10,7 @@ from tfcvr.models.base import CVRModel
 
 @registry.register("naive_imputation")
 class NaiveImputation(CVRModel):
-    """Naive Imputation (multi_ipw_dr.txt §4.2.1): CVR trained on the entire space
+    """Naive Imputation (Zhang et al., WWW 2020, §4.2.1): CVR trained on the entire space
     with unclicked impressions as negatives.
 
         L = (1/|D|) Σ_D δ(o·r, r̂) + γ (1/|D|) Σ_D δ(o, ô)

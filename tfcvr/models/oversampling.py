@@ -12,7 +12,7 @@ from tfcvr.models.base import CVRModel
 
 @registry.register("oversampling")
 class Oversampling(CVRModel):
-    """Oversampling (multi_ipw_dr.txt §4.2.1): the minority class (conversion = 1)
+    """Oversampling (Zhang et al., WWW 2020, §4.2.1): the minority class (conversion = 1)
     duplicated k times in the click-space CVR loss, here as a weight k, which is
     the same loss as repeating those rows without growing the batch:
 

@@ -1,6 +1,7 @@
 """UKD: a click-adaptive teacher labels unclicked impressions; an uncertainty-regularised student learns from them."""
 
 import types
+from typing import Optional
 
 import keras
 import tensorflow as tf
@@ -15,7 +16,7 @@ UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
 @registry.register("ukd")
 class UKD(CVRModel):
-    """Uncertainty-regularized knowledge distillation (Xu et al., WWW 2022), ukd.txt §3 and Appendix A.1.
+    """Uncertainty-regularized knowledge distillation (Xu et al., WWW 2022), §3 and Appendix A.1 of the paper.
 
     Two stages, both run by one `python -m trainer.task --model=ukd` (the
     training loop runs `training_stages` in order):
@@ -90,7 +91,7 @@ class UKD(CVRModel):
 
     def __init__(self, uncertainty="two_predictors", teacher_epochs=1, alpha=0.5, gamma=0.2,
                  uncertainty_scale=100.0, student_dropout=0.2, detach_uncertainty_weight=True,
-                 reversal_scale=1.0, discriminator_unclicked_ratio=1.0, teacher_dropout=None, mc_samples=10,
+                 reversal_scale=1.0, discriminator_unclicked_ratio=1.0, teacher_dropout: Optional[float] = None, mc_samples=10,
                  mc_keep_fraction=0.8, **kwargs):
         if uncertainty not in UNCERTAINTY:
             raise ValueError(f"`uncertainty` must be one of {UNCERTAINTY}. Received: {uncertainty!r}")
@@ -278,7 +279,7 @@ class UKD(CVRModel):
 
 @registry.register("ukd_base")
 class UKDBase(UKD):
-    """UKD-base (ukd.txt §3.2.1, Table 4): the click-adaptive teacher and a base student without uncertainty."""
+    """UKD-base (Xu et al., WWW 2022, §3.2.1, Table 4): the click-adaptive teacher, a base student, no uncertainty."""
 
     def __init__(self, uncertainty="none", **kwargs):
         if uncertainty != "none":
@@ -288,7 +289,7 @@ class UKDBase(UKD):
 
 @registry.register("ukd_mc_dropout")
 class UKDMonteCarloDropout(UKD):
-    """UKD with Monte-Carlo-dropout uncertainty (ukd.txt §4.4, Table 6) instead of the two predictors."""
+    """UKD with Monte-Carlo-dropout uncertainty (Xu et al., WWW 2022, §4.4, Table 6) instead of the two predictors."""
 
     def __init__(self, uncertainty="mc_dropout", **kwargs):
         if uncertainty != "mc_dropout":

@@ -130,7 +130,7 @@ def parse_feature_list(text: str, expected_count: int, report):
     if text.count("\x02") != found or text.count("\x03") != found:
         bad = next(p for p in text.split("\x01") if p.count("\x02") != 1 or p.count("\x03") != 1)
         raise ValueError(f"feature {bad!r} is not field\\x02id\\x03value")
-    # One split for all entries: [field, id, value, field, id, value, ...]; 5-10x faster than per entry.
+    # One split for all entries: [field, id, value, field, id, value, ...]; several times faster than per entry.
     parts = _SEPARATORS.split(text)
     fields = parts[0::3]
     try:

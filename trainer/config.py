@@ -1,0 +1,332 @@
+"""One typed configuration of a run, from which every command line is derived.
+
+A run's settings live in small dataclasses, one per concern (data,
+architecture, method, optimisation, runtime, output, leaderboard, offline
+evaluation). Each field holds its one default and its help text; `define_flags`
+turns fields into absl flags, `section_from_flags` reads them back, so
+`trainer.task`, `trainer.benchmark` and `trainer.evaluate` share names,
+defaults and parsing. A `TaskConfig` is written next to every run
+(`run_config.json`) and `--config=run_config.json` repeats it; flags given on
+the command line override the file.
+
+Method parameters (`--model_params=name=value,...` or `method[name=value;...]`)
+are typed from the method's constructor in `trainer.method_params`.
+"""
+
+import dataclasses
+import json
+import typing
+from typing import Optional
+
+import tensorflow as tf
+from absl import app, flags
+
+from tfcvr import optimizers
+from tfcvr.data import pipeline as pipeline_lib
+from trainer import distribution
+from trainer.loop import STEPS_PER_EXECUTION
+
+
+def _field(default, help_text: str, choices=None, lower_bound=None):
+    """A dataclass field carrying the help text (and enum choices / lower bound) of its flag."""
+    metadata = {"help": help_text, "choices": choices, "lower_bound": lower_bound}
+    if isinstance(default, list):
+        return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+class _Section:
+    """A dataclass of settings, each checked against its type, choices and lower bound when set."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            setattr(self, field.name, _check_type(field, getattr(self, field.name), type(self).__name__))
+
+
+@dataclasses.dataclass
+class DataConfig(_Section):
+    """Where the impressions come from (TFRecords described by a schema, or the simulator)."""
+
+    train_files: Optional[str] = _field(None, "Glob(s) of training TFRecords; none: simulate.")
+    valid_files: Optional[str] = _field(None, "Glob(s) of validation TFRecords (the leaderboard's epoch selection).")
+    eval_files: Optional[str] = _field(None, "Glob(s) of evaluation (test) TFRecords.")
+    schema: Optional[str] = _field(None, "schema.json of the TFRecords.")
+    sim_rows: int = _field(200_000, "Impressions to simulate when no data flags are given.", lower_bound=1)
+    invalid_conversion: str = _field("error", "Records with conversion=1 and click=0: fail, or drop and count them.",
+                                     choices=list(pipeline_lib.INVALID_CONVERSION_POLICIES))
+    cache_input: bool = _field(False, "Parse the training (and validation) records once and keep them in memory (8 "
+                               "bytes per id and label, 4 per numeric value per record: ~200 bytes for Ali-CCP); "
+                               "every epoch is then a new global shuffle of them. For several epochs over data "
+                               "that fits in RAM. Not with ParameterServerStrategy.")
+
+
+@dataclasses.dataclass
+class ArchitectureConfig(_Section):
+    """The multi-task network every method is built on."""
+
+    backbone: Optional[str] = _field(None, "Multi-task backbone; default: the method's own (shared_bottom, or mmoe "
+                                     "for mmoe_ddpo).", choices=["shared_bottom", "mmoe"])
+    embedding_dim: int = _field(16, "Embedding width per categorical feature.", lower_bound=1)
+    hidden_units: list[int] = _field([256, 128], "Shared-bottom MLP (or MMoE expert) widths.")
+    tower_units: list[int] = _field([64, 32], "Task tower widths.")
+    num_experts: int = _field(4, "MMoE experts.", lower_bound=1)
+    dropout: float = _field(0.0, "Dropout rate in backbone and towers.")
+
+    def model_kwargs(self) -> dict:
+        """Constructor arguments of `CVRModel` (the backbone only when chosen: methods have their own default)."""
+        kwargs = {name: getattr(self, name) for name in ("embedding_dim", "hidden_units", "tower_units",
+                                                          "num_experts", "dropout")}
+        return {**({"backbone": self.backbone} if self.backbone else {}), **kwargs}
+
+
+@dataclasses.dataclass
+class MethodConfig(_Section):
+    """The method trained by `trainer.task` and its constructor arguments."""
+
+    model: str = _field("esmm", "Registered method name (an unknown name lists them).")
+    model_params: list[str] = _field([], "Method arguments as name=value, typed by the method's constructor, "
+                                            "e.g. ctr_loss_weight=0.5,detach_uncertainty_weight=false.")
+
+
+@dataclasses.dataclass
+class OptimizationConfig(_Section):
+    """How the weights are fitted."""
+
+    epochs: int = _field(1, "Passes over the training data (the leaderboard keeps the best on validation).",
+                         lower_bound=1)
+    batch_size: int = _field(1024, "Global batch size.", lower_bound=1)
+    learning_rate: float = _field(1e-3, "Learning rate of every optimizer.")
+    optimizer: str = _field("adam", "Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.",
+                            choices=sorted(optimizers.OPTIMIZERS))
+    seed: int = _field(0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses "
+                       "seed + r - 1).")
+
+
+@dataclasses.dataclass
+class RuntimeConfig(_Section):
+    """How `trainer.task` runs: steps, progress, checkpoints, distribution."""
+
+    steps_per_epoch: Optional[int] = _field(None, "Steps per epoch (repeats the data); default: one pass.",
+                                            lower_bound=1)
+    steps_per_execution: int = _field(STEPS_PER_EXECUTION, "Training steps per tf.function call (same results; fewer calls are "
+                                      "faster).", lower_bound=1)
+    log_every: int = _field(100, "Steps between progress lines and summaries.", lower_bound=1)
+    checkpoint_every: int = _field(1000, "Steps between checkpoints.", lower_bound=1)
+    strategy: str = _field("auto", "Distribution strategy; auto: from TF_CONFIG (none -> default, workers -> "
+                           "multi_worker_mirrored, a ps job -> parameter_server).",
+                           choices=list(distribution.STRATEGIES))
+
+
+@dataclasses.dataclass
+class OutputConfig(_Section):
+    """What `trainer.task` writes."""
+
+    model_dir: Optional[str] = _field(None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
+    export: bool = _field(True, "Export a SavedModel for TF Serving.")
+    keep_versions: Optional[int] = _field(None, "After exporting, keep only the newest N complete versions under "
+                                          "<model_dir>/export (never the one just written). Default: keep all.",
+                                          lower_bound=1)
+    hypertune_metric: str = _field("cvr_auc", "Evaluation metric reported to Vertex AI's hyperparameter tuner when "
+                                   "CLOUD_ML_TRIAL_ID is set.")
+
+
+@dataclasses.dataclass
+class LeaderboardConfig(_Section):
+    """What `trainer.benchmark` compares and how it recommends."""
+
+    models: list[str] = _field(["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
+                               "Methods to compare (naive is always added); NAME[arg=value;...] compares a variant, "
+                               "e.g. 'ukd[detach_uncertainty_weight=False]'.")
+    runs: int = _field(3, "Runs per method, paired by seed.", lower_bound=1)
+    selection_metric: str = _field("ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
+    positive_selection: bool = _field(True, "The recommendation assumes clicks select for conversion intent and "
+                                      "sets aside methods predicting above naive's pCVR on clicked rows; false for "
+                                      "a log where clicks may select against conversion.")
+
+
+@dataclasses.dataclass
+class ReportConfig(_Section):
+    """Where the tables, plots and metrics of `trainer.benchmark` and `trainer.evaluate` go."""
+
+    output_dir: Optional[str] = _field(None, "Where tables, plots and metrics.json go; default: ./leaderboard "
+                                       "(trainer.benchmark, which also simulates into it), "
+                                       "<export base>/../evaluation/<version> (trainer.evaluate).")
+    calibration_buckets: int = _field(10, "Equal-frequency pCTR buckets of the calibration tables and plots.",
+                                      lower_bound=1)
+
+
+@dataclasses.dataclass
+class EvaluationConfig(_Section):
+    """`trainer.evaluate`: an export scored offline through its serving signature."""
+
+    export_dir: Optional[str] = _field(None, "A SavedModel version folder or the export base.")
+    reference_export_dir: Optional[str] = _field(None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
+
+
+class _Sections:
+    """A run's configuration: named sections, each a dataclass of settings."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, config: dict, source: str = "the configuration"):
+        """The inverse of `to_dict`; unknown sections or settings and wrong types are errors naming them."""
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(config) - set(sections))
+        if unknown:
+            raise ValueError(f"{source}: unknown section(s) {unknown}; expected {sorted(sections)}.")
+        return cls(**{name: _section_from_dict(sections[name], config.get(name, {}), f"{source}: {name}")
+                      for name in sections})
+
+
+@dataclasses.dataclass
+class TaskConfig(_Sections):
+    """Everything `python -m trainer.task` reads; written to <model_dir>/run_config.json."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    architecture: ArchitectureConfig = dataclasses.field(default_factory=ArchitectureConfig)
+    method: MethodConfig = dataclasses.field(default_factory=MethodConfig)
+    optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
+    runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+
+
+@dataclasses.dataclass
+class BenchmarkConfig(_Sections):
+    """Everything `python -m trainer.benchmark` reads; written into leaderboard.json."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    architecture: ArchitectureConfig = dataclasses.field(default_factory=ArchitectureConfig)
+    optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
+    leaderboard: LeaderboardConfig = dataclasses.field(default_factory=LeaderboardConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+
+@dataclasses.dataclass
+class EvaluateConfig(_Sections):
+    """Everything `python -m trainer.evaluate` reads."""
+
+    evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+
+def _section_from_dict(section_class, values: dict, source: str):
+    fields = {f.name: f for f in dataclasses.fields(section_class)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ValueError(f"{source}: unknown setting(s) {unknown}; expected {sorted(fields)}.")
+    try:
+        return section_class(**values)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
+
+
+def _check_type(field, value, owner):
+    """`value` as the field's type (ints accepted for floats); a ValueError naming the setting otherwise."""
+    kind, optional = _kind(field.type)
+    if value is None and optional:
+        return None
+    choices, bound = field.metadata["choices"], field.metadata["lower_bound"]
+    if choices and value not in choices:
+        raise ValueError(f"{owner}.{field.name}: expected one of {choices}, got {value!r}.")
+    if bound is not None and isinstance(value, (int, float)) and value < bound:
+        raise ValueError(f"{owner}.{field.name}: must be at least {bound}, got {value!r}.")
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind is list:
+        element = typing.get_args(field.type)[0]
+        if isinstance(value, (list, tuple)) and all(
+                isinstance(item, element) and not isinstance(item, bool) for item in value):
+            return list(value)
+        raise ValueError(f"{owner}.{field.name}: expected a list of {element.__name__}, got {value!r}.")
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise ValueError(f"{owner}.{field.name}: expected {kind.__name__}{' or null' if optional else ''}, "
+                     f"got {value!r}.")
+
+
+def _kind(annotation):
+    """(base type, optional?) of a field annotation: int, Optional[str], List[int], ..."""
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Union:
+        return _kind(next(a for a in args if a is not type(None)))[0], True
+    if typing.get_origin(annotation) is list:
+        return list, False
+    return annotation, False
+
+
+def define_flags(section_class, only=None, required=(), flag_values=flags.FLAGS) -> None:
+    """Defines one absl flag per field of `section_class` (or of the fields in `only`) in `flag_values`."""
+    for field in dataclasses.fields(section_class):
+        if only is not None and field.name not in only:
+            continue
+        kind, _ = _kind(field.type)
+        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        help_text, choices = field.metadata["help"], field.metadata["choices"]
+        bound = {"lower_bound": field.metadata["lower_bound"]} if field.metadata["lower_bound"] is not None else {}
+        where = {"flag_values": flag_values}
+        if choices:
+            flags.DEFINE_enum(field.name, default, choices, help_text, **where)
+        elif kind is bool:
+            flags.DEFINE_bool(field.name, default, help_text, **where)
+        elif kind is int:
+            flags.DEFINE_integer(field.name, default, help_text, **bound, **where)
+        elif kind is float:
+            flags.DEFINE_float(field.name, default, help_text, **where)
+        elif kind is list:
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text, **where)
+        else:
+            flags.DEFINE_string(field.name, default, help_text, **where)
+        if field.name in required:
+            flags.mark_flag_as_required(field.name, flag_values=flag_values)
+
+
+def section_from_flags(section_class, flag_values=flags.FLAGS, base=None):
+    """The section from parsed flags; with `base`, only flags given on the command line replace its values."""
+    values = {}
+    for field in dataclasses.fields(section_class):
+        if field.name not in flag_values:
+            continue
+        if base is not None and not flag_values[field.name].present:
+            values[field.name] = getattr(base, field.name)
+            continue
+        value = flag_values[field.name].value
+        if field.type == list[int]:
+            value = _int_list(field.name, value)
+        values[field.name] = value
+    return dataclasses.replace(base, **values) if base is not None else section_class(**values)
+
+
+def _int_list(name, items):
+    try:
+        return [int(item) for item in items]
+    except ValueError:
+        raise app.UsageError(f"--{name} takes comma-separated integers. Received: {','.join(items)!r}") from None
+
+
+def config_from_flags(config_class, flag_values=flags.FLAGS, config_path: Optional[str] = None):
+    """`config_class` from the flags; with `config_path` (a saved configuration) only the flags given on the
+    command line replace the file's settings."""
+    base = load_config(config_class, config_path) if config_path else None
+    return config_class(**{f.name: section_from_flags(f.type, flag_values, getattr(base, f.name) if base else None)
+                           for f in dataclasses.fields(config_class)})
+
+
+def load_config(config_class, path: str):
+    """A configuration written by `write_config`; a UsageError naming the file and the bad setting otherwise."""
+    if not tf.io.gfile.exists(path):
+        raise app.UsageError(f"--config={path}: no such file.")
+    with tf.io.gfile.GFile(path) as f:
+        text = f.read()
+    try:
+        return config_class.from_dict(json.loads(text), source=path)
+    except (ValueError, TypeError) as e:
+        raise app.UsageError(f"--config={path}: {e}") from None
+
+
+def write_config(config: _Sections, path: str) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        f.write(json.dumps(config.to_dict(), indent=2) + "\n")
