@@ -35,6 +35,7 @@ setuptools.setup(
     python_requires=">=3.10,<3.13",
     packages=setuptools.find_packages(include=["tfcvr", "tfcvr.*", "trainer", "trainer.*", "serving", "serving.*"]),
     install_requires=INSTALL_REQUIRES,
-    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4"]},
+    # ruff: lint and format check (ruff.toml), pinned to one minor version because its style changes between them.
+    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18"]},
     license="Apache-2.0",
 )

@@ -31,10 +31,31 @@ import time
 from tfcvr.data.convert import cli
 
 # Distinct values per field reported for the full data set (FORMATS.md §1.6).
-VOCABULARY = {"101": 238_635, "121": 98, "122": 14, "124": 3, "125": 8, "126": 4, "127": 4, "128": 3, "129": 5,
-              "109_14": 5_853, "110_14": 105_622, "127_14": 53_843, "150_14": 31_858, "205": 467_298,
-              "206": 6_929, "207": 263_942, "210": 80_232, "216": 106_399, "508": 5_888, "509": 104_830,
-              "702": 51_878, "853": 37_148, "301": 3}
+VOCABULARY = {
+    "101": 238_635,
+    "121": 98,
+    "122": 14,
+    "124": 3,
+    "125": 8,
+    "126": 4,
+    "127": 4,
+    "128": 3,
+    "129": 5,
+    "109_14": 5_853,
+    "110_14": 105_622,
+    "127_14": 53_843,
+    "150_14": 31_858,
+    "205": 467_298,
+    "206": 6_929,
+    "207": 263_942,
+    "210": 80_232,
+    "216": 106_399,
+    "508": 5_888,
+    "509": 104_830,
+    "702": 51_878,
+    "853": 37_148,
+    "301": 3,
+}
 # Values per common row of the behaviour bags: means chosen so a common row has ~518 features.
 BAG_SIZES = {"109_14": 70, "110_14": 205, "127_14": 125, "150_14": 110}
 PROFILE = ("101", "121", "122", "124", "125", "126", "127", "128", "129")
@@ -58,7 +79,9 @@ def _skeleton_line(rng, sample_id, key):
     features = [_feature(rng, f) for f in ("205", "206", "207", "216", "301")]
     features += [_feature(rng, "210") for _ in range(rng.randint(3, 14))]
     for field in ("508", "509", "702", "853"):
-        features += [_feature(rng, field, round(rng.random(), 4)) for _ in range(rng.randint(0, 3 if field == "853" else 1))]
+        features += [
+            _feature(rng, field, round(rng.random(), 4)) for _ in range(rng.randint(0, 3 if field == "853" else 1))
+        ]
     return f"{sample_id},{click},{conversion},{key},{len(features)},{chr(1).join(features)}\n"
 
 
@@ -78,8 +101,11 @@ def write_raw(folder, rows, rows_per_user, seed=0):
 
 
 def _size(path):
-    return sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path)) if os.path.isdir(path) \
+    return (
+        sum(os.path.getsize(os.path.join(path, name)) for name in os.listdir(path))
+        if os.path.isdir(path)
         else os.path.getsize(path)
+    )
 
 
 def main():
@@ -95,16 +121,25 @@ def main():
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="aliccp-raw-")
     os.makedirs(work_dir, exist_ok=True)
     start = time.monotonic()
-    skeleton, common = (os.path.join(work_dir, name) for name in ("sample_skeleton_train.csv",
-                                                                  "common_features_train.csv"))
+    skeleton, common = (
+        os.path.join(work_dir, name) for name in ("sample_skeleton_train.csv", "common_features_train.csv")
+    )
     if not (args.reuse and os.path.exists(skeleton) and os.path.exists(common)):
         skeleton, common = write_raw(work_dir, args.rows, args.rows_per_user)
     generated = time.monotonic() - start
     out = os.path.join(work_dir, f"out-{args.single_value}-{args.max_list_length}")
     shutil.rmtree(out, ignore_errors=True)
-    report = cli.main(["aliccp", f"--skeleton={skeleton}", f"--common={common}", f"--out={out}",
-                       f"--single_value={args.single_value}", f"--max_list_length={args.max_list_length}",
-                       "--quiet"])
+    report = cli.main(
+        [
+            "aliccp",
+            f"--skeleton={skeleton}",
+            f"--common={common}",
+            f"--out={out}",
+            f"--single_value={args.single_value}",
+            f"--max_list_length={args.max_list_length}",
+            "--quiet",
+        ]
+    )
     result = {
         "rows": report["rows_read"],
         "rows_written": report["rows_written"],

@@ -75,22 +75,31 @@ def soundness_table(results: dict, reference: str = REFERENCE) -> str:
     ref = results[reference]
     ref_pcoc_sd = _mean_sd([r["cvr_pcoc"] for r in ref])[1]
     low, high = recommendation.CALIBRATION_BAND
-    lines = [f"Soundness against {reference} (paired by seed): ✓ meets, ✗ fails", "",
-             "| method | Δ oracle NLL | Δ CVR AUC (clicked) | PCOC sd (2x naive) | PCOC range | diverged | sound |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Soundness against {reference} (paired by seed): ✓ meets, ✗ fails",
+        "",
+        "| method | Δ oracle NLL | Δ CVR AUC (clicked) | PCOC sd (2x naive) | PCOC range | diverged | sound |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for method, runs in results.items():
         nll = np.array([r["oracle_cvr_nll"] - b["oracle_cvr_nll"] for r, b in zip(runs, ref)])
         auc = np.array([r["cvr_auc"] - b["cvr_auc"] for r, b in zip(runs, ref)])
         pcoc = np.array([r["cvr_pcoc"] for r in runs])
-        diverged = sum(not np.all(np.isfinite([r[k] for k in ("oracle_cvr_nll", "cvr_auc", "cvr_pcoc")]))
-                       for r in runs)
+        diverged = sum(not np.all(np.isfinite([r[k] for k in ("oracle_cvr_nll", "cvr_auc", "cvr_pcoc")])) for r in runs)
         (nll_mean, nll_sd), (auc_mean, auc_sd), (_, pcoc_sd) = _mean_sd(nll), _mean_sd(auc), _mean_sd(pcoc)
-        checks = [nll_mean <= 2 * nll_sd, auc_mean >= -0.02, pcoc_sd <= 2 * ref_pcoc_sd,
-                  bool(np.all((pcoc >= low) & (pcoc <= high))), diverged == 0]
+        checks = [
+            nll_mean <= 2 * nll_sd,
+            auc_mean >= -0.02,
+            pcoc_sd <= 2 * ref_pcoc_sd,
+            bool(np.all((pcoc >= low) & (pcoc <= high))),
+            diverged == 0,
+        ]
         mark = ["✓" if ok else "✗" for ok in checks]
-        lines.append(f"| {method} | {nll_mean:+.4f} ± {nll_sd:.4f} {mark[0]} | {auc_mean:+.4f} ± {auc_sd:.4f} "
-                     f"{mark[1]} | {pcoc_sd:.3f} ({2 * ref_pcoc_sd:.3f}) {mark[2]} | {np.nanmin(pcoc):.2f}–"
-                     f"{np.nanmax(pcoc):.2f} {mark[3]} | {diverged} {mark[4]} | {'yes' if all(checks) else 'NO'} |")
+        lines.append(
+            f"| {method} | {nll_mean:+.4f} ± {nll_sd:.4f} {mark[0]} | {auc_mean:+.4f} ± {auc_sd:.4f} "
+            f"{mark[1]} | {pcoc_sd:.3f} ({2 * ref_pcoc_sd:.3f}) {mark[2]} | {np.nanmin(pcoc):.2f}–"
+            f"{np.nanmax(pcoc):.2f} {mark[3]} | {diverged} {mark[4]} | {'yes' if all(checks) else 'NO'} |"
+        )
     return "\n".join(lines)
 
 
@@ -103,36 +112,50 @@ def recommendation_check(results: dict, validation: dict) -> str:
     picked = advice["recommended"]
     if picked is not None:
         gap = oracle[picked][0] - oracle[best][0]
-        lines.append(f"Against the ground truth: recommended {picked} has oracle CVR log loss "
-                     f"{oracle[picked][0]:.4f} ± {oracle[picked][1]:.4f}; the best method, {best}, "
-                     f"{oracle[best][0]:.4f} ± {oracle[best][1]:.4f}: gap {gap:+.4f}, "
-                     f"{'within' if gap <= oracle[best][1] else 'NOT within'} one sd of the best.")
+        lines.append(
+            f"Against the ground truth: recommended {picked} has oracle CVR log loss "
+            f"{oracle[picked][0]:.4f} ± {oracle[picked][1]:.4f}; the best method, {best}, "
+            f"{oracle[best][0]:.4f} ± {oracle[best][1]:.4f}: gap {gap:+.4f}, "
+            f"{'within' if gap <= oracle[best][1] else 'NOT within'} one sd of the best."
+        )
     seeds = len(results[REFERENCE])
     for index in range(seeds):
         one = recommendation.recommend({m: [runs[index]] for m, runs in validation.items()}, REFERENCE)
         losses = {m: runs[index]["oracle_cvr_nll"] for m, runs in results.items()}
         seed_best = min(losses, key=losses.get)
         pick = one["recommended"]
-        lines.append(f"- seed #{index + 1}: picks {pick} (oracle {losses.get(pick, math.nan):.4f}); best "
-                     f"{seed_best} ({losses[seed_best]:.4f})")
+        lines.append(
+            f"- seed #{index + 1}: picks {pick} (oracle {losses.get(pick, math.nan):.4f}); best "
+            f"{seed_best} ({losses[seed_best]:.4f})"
+        )
     return "\n".join(lines)
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--selection_strengths", default="1,0",
-                        help="Regimes: weight of the simulator's hidden intent (0 = selection on features only).")
+    parser.add_argument(
+        "--selection_strengths",
+        default="1,0",
+        help="Regimes: weight of the simulator's hidden intent (0 = selection on features only).",
+    )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch_size", type=int, default=1024)
-    parser.add_argument("--methods", default=",".join(_distinct_methods()),
-                        help="Comma-separated; NAME[arg=value;...] for a variant.")
-    parser.add_argument("--runs_jsonl", default=None,
-                        help="Append every run's test and validation metrics here, one JSON object per line.")
-    parser.add_argument("--report", default=None,
-                        help="Only print the tables of a --runs_jsonl file (the last line per regime, seed and "
-                             "method wins, so reruns of some methods replace their earlier runs).")
+    parser.add_argument(
+        "--methods", default=",".join(_distinct_methods()), help="Comma-separated; NAME[arg=value;...] for a variant."
+    )
+    parser.add_argument(
+        "--runs_jsonl",
+        default=None,
+        help="Append every run's test and validation metrics here, one JSON object per line.",
+    )
+    parser.add_argument(
+        "--report",
+        default=None,
+        help="Only print the tables of a --runs_jsonl file (the last line per regime, seed and "
+        "method wins, so reruns of some methods replace their earlier runs).",
+    )
     args = parser.parse_args()
     if args.report:
         report_from_jsonl(args.report)
@@ -145,37 +168,65 @@ def main():
         validation = {m: [] for m in methods}
         for seed in seeds:
             folder = os.path.join(root, f"strength{strength}-seed{seed}")
-            data = simulate.write_simulation(folder, args.rows, seed=seed, eval_fraction=0.2, valid_fraction=0.1,
-                                             config=simulate.SimulationConfig(selection_strength=strength))
+            data = simulate.write_simulation(
+                folder,
+                args.rows,
+                seed=seed,
+                eval_fraction=0.2,
+                valid_fraction=0.1,
+                config=simulate.SimulationConfig(selection_strength=strength),
+            )
             config = config_lib.BenchmarkConfig(
                 optimization=config_lib.OptimizationConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed),
                 leaderboard=config_lib.LeaderboardConfig(models=methods, runs=1),
-                report=config_lib.ReportConfig(output_dir=folder))
+                report=config_lib.ReportConfig(output_dir=folder),
+            )
             board = Leaderboard(data, config, log=lambda line: None).run()
             for method in methods:
                 run = board["results"][method][0]
                 results[method].append(run["metrics"])
                 validation[method].append(run["validation_metrics"])
-                print(f"strength {strength} seed {seed} {method}: " + ", ".join(
-                    f"{key}={run['metrics'][key]:.4f}" for key, _ in COLUMNS), flush=True)
+                print(
+                    f"strength {strength} seed {seed} {method}: "
+                    + ", ".join(f"{key}={run['metrics'][key]:.4f}" for key, _ in COLUMNS),
+                    flush=True,
+                )
                 if args.runs_jsonl:
                     with open(args.runs_jsonl, "a") as f:
-                        f.write(json.dumps({"method": method, "seed": seed, "selection_strength": strength,
-                                            "rows": args.rows, "epochs": args.epochs, "test": run["metrics"],
-                                            "validation": run["validation_metrics"]}) + "\n")
-        print_report(strength, seeds, results, validation, f"{args.rows} simulated rows (train/valid/test 70/10/20), "
-                     f"{args.epochs} epoch(s), batch {args.batch_size}")
+                        f.write(
+                            json.dumps(
+                                {
+                                    "method": method,
+                                    "seed": seed,
+                                    "selection_strength": strength,
+                                    "rows": args.rows,
+                                    "epochs": args.epochs,
+                                    "test": run["metrics"],
+                                    "validation": run["validation_metrics"],
+                                }
+                            )
+                            + "\n"
+                        )
+        print_report(
+            strength,
+            seeds,
+            results,
+            validation,
+            f"{args.rows} simulated rows (train/valid/test 70/10/20), {args.epochs} epoch(s), batch {args.batch_size}",
+        )
 
 
 def print_report(strength, seeds, results, validation, setup):
     """The tables of one regime: metrics, soundness, and the recommendation against the ground truth."""
     methods = list(results)
-    print(f"\n## selection_strength {strength}: {len(seeds)} seeds ({','.join(map(str, seeds))}), {setup}, "
-          "each method at its defaults\n")
+    print(
+        f"\n## selection_strength {strength}: {len(seeds)} seeds ({','.join(map(str, seeds))}), {setup}, "
+        "each method at its defaults\n"
+    )
     print("| method | " + " | ".join(title for _, title in COLUMNS) + " |")
     print("|---|" + "---|" * len(COLUMNS))
     for method in methods:
-        cells = ["%.4f ± %.4f" % _mean_sd([r[key] for r in results[method]]) for key, _ in COLUMNS]
+        cells = ["{:.4f} ± {:.4f}".format(*_mean_sd([r[key] for r in results[method]])) for key, _ in COLUMNS]
         print(f"| {method} | " + " | ".join(cells) + " |")
     print()
     print(soundness_table(results))
@@ -194,13 +245,17 @@ def report_from_jsonl(path):
     for strength in sorted({key[0] for key in latest}, reverse=True):
         keys = [key for key in latest if key[0] == strength]
         methods = [REFERENCE] + sorted({key[2] for key in keys} - {REFERENCE})
-        seeds = sorted(seed for seed in {key[1] for key in keys}
-                       if all((strength, seed, m) in latest for m in methods))
+        seeds = sorted(seed for seed in {key[1] for key in keys} if all((strength, seed, m) in latest for m in methods))
         results = {m: [latest[(strength, seed, m)]["test"] for seed in seeds] for m in methods}
         validation = {m: [latest[(strength, seed, m)]["validation"] for seed in seeds] for m in methods}
         first = latest[(strength, seeds[0], REFERENCE)]
-        print_report(strength, seeds, results, validation,
-                     f"{first['rows']} simulated rows (train/valid/test 70/10/20), {first['epochs']} epoch(s)")
+        print_report(
+            strength,
+            seeds,
+            results,
+            validation,
+            f"{first['rows']} simulated rows (train/valid/test 70/10/20), {first['epochs']} epoch(s)",
+        )
 
 
 if __name__ == "__main__":

@@ -23,18 +23,29 @@ from trainer import local_cluster
 
 def _run(workers, data, args, root):
     model_dir = tempfile.mkdtemp(prefix=f"workers-{workers}-", dir=root)
-    command = [sys.executable, "-m", "trainer.task", f"--model={args.model}", f"--train_files={data['train']}",
-               f"--eval_files={data['eval']}", f"--schema={data['schema']}", f"--model_dir={model_dir}",
-               f"--batch_size={args.batch_size}", f"--steps_per_epoch={args.steps}", "--noexport",
-               f"--log_every={args.steps}"]
+    command = [
+        sys.executable,
+        "-m",
+        "trainer.task",
+        f"--model={args.model}",
+        f"--train_files={data['train']}",
+        f"--eval_files={data['eval']}",
+        f"--schema={data['schema']}",
+        f"--model_dir={model_dir}",
+        f"--batch_size={args.batch_size}",
+        f"--steps_per_epoch={args.steps}",
+        "--noexport",
+        f"--log_every={args.steps}",
+    ]
     cluster = {"worker": [f"localhost:{p}" for p in local_cluster.free_ports(workers)]}
     processes = []
     for index in range(workers):
         env = dict(os.environ)
         if workers > 1:
             env["TF_CONFIG"] = local_cluster.tf_config(cluster, "worker", index)
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                          text=True))
+        processes.append(
+            subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        )
     for process in processes:
         _, stderr = process.communicate()
         if process.returncode != 0:

@@ -69,14 +69,20 @@ def main():
                 examples = tf.constant(serialized)
                 features = {f.name: tf.constant([c[f.name] for c in candidates], f.tf_dtype) for f in schema.features}
                 default, predict = loaded.signatures["serving_default"], loaded.signatures["predict"]
+                # Each request is timed within this iteration, so the closures see this size's inputs.
                 paths = {
-                    "in-process serving_default": lambda: default(examples=examples),
-                    "in-process predict": lambda: predict(**features),
-                    "gRPC serving_default": lambda: client.predict(serialized),
+                    "in-process serving_default": lambda: default(examples=examples),  # noqa: B023
+                    "in-process predict": lambda: predict(**features),  # noqa: B023
+                    "gRPC serving_default": lambda: client.predict(serialized),  # noqa: B023
                 }
                 for path_name, run in paths.items():
-                    row = {"model": name, "parameters": parameters, "candidates": size, "path": path_name,
-                           **_percentiles(run, args.requests)}
+                    row = {
+                        "model": name,
+                        "parameters": parameters,
+                        "candidates": size,
+                        "path": path_name,
+                        **_percentiles(run, args.requests),
+                    }
                     rows.append(row)
                     if args.json:
                         print(json.dumps(row), flush=True)
@@ -87,8 +93,10 @@ def main():
         print(f"{args.requests} sequential requests per row after {WARMUP_REQUESTS} warm-up; milliseconds")
         print(f"{'model':<10}{'params':>10}{'candidates':>12}  {'path':<28}{'p50':>8}{'p95':>8}{'p99':>8}")
         for row in rows:
-            print(f"{row['model']:<10}{row['parameters']:>10}{row['candidates']:>12}  {row['path']:<28}"
-                  f"{row['p50']:>8.2f}{row['p95']:>8.2f}{row['p99']:>8.2f}")
+            print(
+                f"{row['model']:<10}{row['parameters']:>10}{row['candidates']:>12}  {row['path']:<28}"
+                f"{row['p50']:>8.2f}{row['p95']:>8.2f}{row['p99']:>8.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -30,9 +30,18 @@ def _run(method, strategy, data, root):
     ports = iter(local_cluster.free_ports(sum(jobs.values())))
     cluster = {job: [f"localhost:{next(ports)}" for _ in range(count)] for job, count in jobs.items()}
     run_dir = tempfile.mkdtemp(prefix=f"{method}-{strategy}-", dir=root)
-    args = [f"--model={method}", f"--train_files={data['train']}", f"--eval_files={data['eval']}",
-            f"--schema={data['schema']}", f"--model_dir={run_dir}/model", "--batch_size=256", "--embedding_dim=8",
-            "--hidden_units=32", "--tower_units=16,8", "--log_every=1000"]
+    args = [
+        f"--model={method}",
+        f"--train_files={data['train']}",
+        f"--eval_files={data['eval']}",
+        f"--schema={data['schema']}",
+        f"--model_dir={run_dir}/model",
+        "--batch_size=256",
+        "--embedding_dim=8",
+        "--hidden_units=32",
+        "--tower_units=16,8",
+        "--log_every=1000",
+    ]
     started = time.perf_counter()
     background = local_cluster.launch_tasks(cluster, servers, args, run_dir)
     try:
@@ -56,8 +65,11 @@ def main():
     parser.add_argument("--strategies", default=",".join(LAYOUTS))
     parser.add_argument("--rows", type=int, default=5000)
     args = parser.parse_args()
-    methods = ([n for n in models.names() if models.get(n).registered_name == n] if args.methods == "all"
-               else args.methods.split(","))
+    methods = (
+        [n for n in models.names() if models.get(n).registered_name == n]
+        if args.methods == "all"
+        else args.methods.split(",")
+    )
     root = tempfile.mkdtemp(prefix="tfcvr-strategies-")
     data = simulate.write_simulation(os.path.join(root, "data"), args.rows, seed=0, num_shards=4)
     print(f"{'method':<16}{'strategy':<24}{'status':<10}{'steps':>6}{'seconds':>9}")

@@ -47,17 +47,40 @@ from tfcvr.data import schema as schema_lib
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 # Distinct values per Ali-CCP field (shared/data/FORMATS.md §1.6), capped at 100k.
-CARDINALITIES = {"101": 238_635, "121": 98, "122": 14, "124": 3, "125": 8, "126": 4, "127": 4, "128": 3,
-                 "129": 5, "109_14": 5_853, "110_14": 105_622, "127_14": 53_843, "150_14": 31_858, "205": 467_298,
-                 "206": 6_929, "207": 263_942, "210": 80_232, "216": 106_399, "508": 5_888, "509": 104_830,
-                 "702": 51_878, "853": 37_148, "301": 3}
+CARDINALITIES = {
+    "101": 238_635,
+    "121": 98,
+    "122": 14,
+    "124": 3,
+    "125": 8,
+    "126": 4,
+    "127": 4,
+    "128": 3,
+    "129": 5,
+    "109_14": 5_853,
+    "110_14": 105_622,
+    "127_14": 53_843,
+    "150_14": 31_858,
+    "205": 467_298,
+    "206": 6_929,
+    "207": 263_942,
+    "210": 80_232,
+    "216": 106_399,
+    "508": 5_888,
+    "509": 104_830,
+    "702": 51_878,
+    "853": 37_148,
+    "301": 3,
+}
 CAP = 100_000
 ARCHITECTURE = {"embedding_dim": 5, "hidden_units": (128, 64), "tower_units": (64, 32)}
 
 
 def aliccp_shaped_schema() -> schema_lib.Schema:
-    features = tuple(schema_lib.Feature(name=f"f{name}", type="categorical", dtype="int64",
-                                        num_buckets=min(size, CAP)) for name, size in CARDINALITIES.items())
+    features = tuple(
+        schema_lib.Feature(name=f"f{name}", type="categorical", dtype="int64", num_buckets=min(size, CAP))
+        for name, size in CARDINALITIES.items()
+    )
     return schema_lib.Schema(features=features, labels={"click": "click", "conversion": "conversion"})
 
 
@@ -88,16 +111,22 @@ def _timed(step, count):
 def _summary(times, batch_size, rate_of="median") -> dict:
     median, mean = statistics.median(times), statistics.fmean(times)
     step = median if rate_of == "median" else mean
-    return {"examples_per_s": round(batch_size / step, 1), "mean_examples_per_s": round(batch_size / mean, 1),
-            "median_step_ms": round(1e3 * median, 2),
-            "p10_step_ms": round(1e3 * float(np.percentile(times, 10)), 2),
-            "p90_step_ms": round(1e3 * float(np.percentile(times, 90)), 2)}
+    return {
+        "examples_per_s": round(batch_size / step, 1),
+        "mean_examples_per_s": round(batch_size / mean, 1),
+        "median_step_ms": round(1e3 * median, 2),
+        "p10_step_ms": round(1e3 * float(np.percentile(times, 10)), 2),
+        "p90_step_ms": round(1e3 * float(np.percentile(times, 90)), 2),
+    }
 
 
 def training_batches(files, schema, batch_size, cache=False):
     """An endless iterator over the training pipeline's batches (with `cache`, filled before it returns)."""
-    return iter(TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True, cache=cache)
-                .dataset(epochs=None))
+    return iter(
+        TFRecordPipeline(files, schema, batch_size, shuffle=True, seed=0, drop_remainder=True, cache=cache).dataset(
+            epochs=None
+        )
+    )
 
 
 def measure_input(files, schema, batch_size, warmup, steps, cache=False) -> dict:
@@ -107,19 +136,37 @@ def measure_input(files, schema, batch_size, warmup, steps, cache=False) -> dict
     _timed(lambda: next(iterator), warmup)
     # The pipeline parses a shuffle window (8 batches) at a time, so its batches arrive in bursts: its rate is
     # total time over the timed batches, not the median gap.
-    return {"model": "input_pipeline", **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean"),
-            **fill}
+    return {
+        "model": "input_pipeline",
+        **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean"),
+        **fill,
+    }
 
 
-def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="adam", backbone=None,
-                  steps_per_execution=STEPS_PER_EXECUTION, cache=False) -> dict:
+def measure_model(
+    name,
+    files,
+    schema,
+    batch_size,
+    warmup,
+    steps,
+    optimizer="adam",
+    backbone=None,
+    steps_per_execution=STEPS_PER_EXECUTION,
+    cache=False,
+) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
     model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3))
-    model.build_optimizers()
-    loop = TrainingLoop(model, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="throughput-"),
-                        log_every=10**9, checkpoint_every=10**9, steps_per_execution=steps_per_execution)
+    loop = TrainingLoop(
+        model,
+        tf.distribute.get_strategy(),
+        tempfile.mkdtemp(prefix="throughput-"),
+        log_every=10**9,
+        checkpoint_every=10**9,
+        steps_per_execution=steps_per_execution,
+    )
     iterator = training_batches(files, schema, batch_size, cache)
     # Staged methods (UKD) are timed in their main stage, the one --epochs counts.
     stage = model.training_stages(1)[-1][0]
@@ -131,9 +178,17 @@ def measure_model(name, files, schema, batch_size, warmup, steps, optimizer="ada
     executions = max(1, steps // steps_per_execution)
     _timed(one_execution, max(1, warmup // steps_per_execution) + 1)  # + 1: the first call traces twice
     times = [t / steps_per_execution for t in _timed(one_execution, executions)]
-    return {"model": name, **_summary(times, batch_size), "parameters": int(model.count_params()),
-            "batch_size": batch_size, "stage": stage, "optimizer": optimizer,
-            "backbone": model.get_config()["backbone"], "steps_per_execution": steps_per_execution, "cache": cache}
+    return {
+        "model": name,
+        **_summary(times, batch_size),
+        "parameters": int(model.count_params()),
+        "batch_size": batch_size,
+        "stage": stage,
+        "optimizer": optimizer,
+        "backbone": model.get_config()["backbone"],
+        "steps_per_execution": steps_per_execution,
+        "cache": cache,
+    }
 
 
 def main():
@@ -145,16 +200,21 @@ def main():
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--data_dir", default=None, help="Reuse (or write) the TFRecords here.")
     parser.add_argument("--optimizer", default="adam", choices=sorted(optimizers.OPTIMIZERS))
-    parser.add_argument("--backbone", default=None, choices=["shared_bottom", "mmoe"],
-                        help="Default: each method's own.")
-    parser.add_argument("--steps_per_execution", type=int, default=STEPS_PER_EXECUTION,
-                        help="Training steps per tf.function call (trainer.task's default).")
-    parser.add_argument("--cache", action="store_true",
-                        help="Parse the records once into memory first (trainer.task --cache_input).")
+    parser.add_argument(
+        "--backbone", default=None, choices=["shared_bottom", "mmoe"], help="Default: each method's own."
+    )
+    parser.add_argument(
+        "--steps_per_execution",
+        type=int,
+        default=STEPS_PER_EXECUTION,
+        help="Training steps per tf.function call (trainer.task's default).",
+    )
+    parser.add_argument(
+        "--cache", action="store_true", help="Parse the records once into memory first (trainer.task --cache_input)."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    names = args.models.split(",") if args.models else [n for n in models.names()
-                                                       if models.get(n).registered_name == n]
+    names = args.models.split(",") if args.models else [n for n in models.names() if models.get(n).registered_name == n]
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="tfcvr-throughput-")
     files = os.path.join(data_dir, "train-*.tfrecord")
     if not tf.io.gfile.glob(files):
@@ -164,27 +224,48 @@ def main():
     results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps, args.cache)]
     _emit(results[-1], args.json)
     for name in names:
-        results.append(measure_model(name, files, schema, args.batch_size, args.warmup, args.steps,
-                                     args.optimizer, args.backbone, args.steps_per_execution, args.cache))
+        results.append(
+            measure_model(
+                name,
+                files,
+                schema,
+                args.batch_size,
+                args.warmup,
+                args.steps,
+                args.optimizer,
+                args.backbone,
+                args.steps_per_execution,
+                args.cache,
+            )
+        )
         _emit(results[-1], args.json)
     if not args.json and len(results) > 1:
         fastest = max(results[1:], key=lambda r: r["examples_per_s"])
-        print(f"input pipeline / fastest model ({fastest['model']}): "
-              f"{results[0]['examples_per_s'] / fastest['examples_per_s']:.1f}x", flush=True)
+        print(
+            f"input pipeline / fastest model ({fastest['model']}): "
+            f"{results[0]['examples_per_s'] / fastest['examples_per_s']:.1f}x",
+            flush=True,
+        )
 
 
 def _emit(result, as_json):
     if as_json:
         print(json.dumps(result), flush=True)
     else:
-        extra = (f"  {result['parameters']:>10,} params, {result['backbone']}, {result['optimizer']}"
-                 if "parameters" in result else "")
+        extra = (
+            f"  {result['parameters']:>10,} params, {result['backbone']}, {result['optimizer']}"
+            if "parameters" in result
+            else ""
+        )
         if "cache_fill_s" in result:
             extra = f"  (cache filled in {result['cache_fill_s']} s)"
-        print(f"{result['model']:>18}: {result['examples_per_s']:>10,.0f} examples/s "
-              f"(mean {result['mean_examples_per_s']:>9,.0f})  median "
-              f"{result['median_step_ms']:7.2f} ms  (p10 {result['p10_step_ms']:.2f}, p90 "
-              f"{result['p90_step_ms']:.2f}){extra}", flush=True)
+        print(
+            f"{result['model']:>18}: {result['examples_per_s']:>10,.0f} examples/s "
+            f"(mean {result['mean_examples_per_s']:>9,.0f})  median "
+            f"{result['median_step_ms']:7.2f} ms  (p10 {result['p10_step_ms']:.2f}, p90 "
+            f"{result['p90_step_ms']:.2f}){extra}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

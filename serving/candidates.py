@@ -22,8 +22,10 @@ def serialized_examples(candidates) -> list:
         elif isinstance(candidate, dict):
             serialized.append(example_writer.to_example(candidate).SerializeToString())
         else:
-            raise TypeError(f"Candidate {index} is a {type(candidate).__name__}; expected a dict of feature values, "
-                            "a tf.train.Example or serialized tf.Example bytes.")
+            raise TypeError(
+                f"Candidate {index} is a {type(candidate).__name__}; expected a dict of feature values, "
+                "a tf.train.Example or serialized tf.Example bytes."
+            )
     return serialized
 
 
@@ -43,8 +45,10 @@ def feature_columns(candidates, schema=None) -> dict:
         raise ValueError("No candidates: the predict signature needs at least one to know the features.")
     for index, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
-            raise TypeError(f"The predict signature takes dict candidates; candidate {index} is a "
-                            f"{type(candidate).__name__}. Use the serving_default signature for tf.Examples.")
+            raise TypeError(
+                f"The predict signature takes dict candidates; candidate {index} is a "
+                f"{type(candidate).__name__}. Use the serving_default signature for tf.Examples."
+            )
     dtypes = {f.name: f.tf_dtype for f in schema.features} if schema is not None else None
     lists = {f.name: f.padding for f in schema.lists} if schema is not None else {}
     names = list(dtypes) if dtypes is not None else list(candidates[0])
@@ -69,8 +73,10 @@ def feature_columns(candidates, schema=None) -> dict:
 def _padded(name, values, padding, numpy_dtype):
     for index, value in enumerate(values):
         if not isinstance(value, (list, tuple, np.ndarray)):
-            raise TypeError(f"Feature {name!r} is a categorical_list: candidate {index} must give a list of ids. "
-                            f"Received: {value!r}")
+            raise TypeError(
+                f"Feature {name!r} is a categorical_list: candidate {index} must give a list of ids. "
+                f"Received: {value!r}"
+            )
     width = max(len(v) for v in values)
     column = np.full((len(values), width), padding, dtype=numpy_dtype)
     for row, value in enumerate(values):
@@ -85,5 +91,7 @@ def _infer_column(name, values):
         return np.array(values, dtype=np.int64)
     if all(isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) for v in values):
         return np.array(values, dtype=np.float32)
-    raise TypeError(f"Feature {name!r} mixes value types {sorted({type(v).__name__ for v in values})}; "
-                    "give a schema or use one type per feature.")
+    raise TypeError(
+        f"Feature {name!r} mixes value types {sorted({type(v).__name__ for v in values})}; "
+        "give a schema or use one type per feature."
+    )

@@ -73,17 +73,26 @@ def main(argv):
     if FLAGS.version is not None and FLAGS.label:
         raise app.UsageError("Give --version or --label, not both.")
     if FLAGS.signature == PREDICT and not FLAGS.schema:
-        raise app.UsageError("--signature=predict needs --schema: it names the features (label keys in the "
-                             "candidates are left out) and gives each its dtype.")
+        raise app.UsageError(
+            "--signature=predict needs --schema: it names the features (label keys in the "
+            "candidates are left out) and gives each its dtype."
+        )
     try:
         candidates = read_candidates(FLAGS.input)
     except (ValueError, tf.errors.NotFoundError) as error:
         raise app.UsageError(str(error)) from error
     schema = schema_lib.load_schema(FLAGS.schema) if FLAGS.schema else None
     client_class = GrpcPredictionClient if FLAGS.protocol == "grpc" else RestPredictionClient
-    client = client_class(FLAGS.server, FLAGS.model, signature_name=FLAGS.signature, version=FLAGS.version,
-                          version_label=FLAGS.label, timeout=FLAGS.timeout,
-                          retry=RetryPolicy(max_attempts=FLAGS.attempts), schema=schema)
+    client = client_class(
+        FLAGS.server,
+        FLAGS.model,
+        signature_name=FLAGS.signature,
+        version=FLAGS.version,
+        version_label=FLAGS.label,
+        timeout=FLAGS.timeout,
+        retry=RetryPolicy(max_attempts=FLAGS.attempts),
+        schema=schema,
+    )
     try:
         scores = client.predict(candidates)
     except (ServingError, ValueError, TypeError) as error:

@@ -39,8 +39,18 @@ class GrpcPredictionClient:
       scores["ctcvr"]  # numpy float32 [1]
     """
 
-    def __init__(self, target=None, model_name=None, signature_name=SERVING_DEFAULT, version=None,
-                 version_label=None, timeout=1.0, retry=None, schema=None, channel=None):
+    def __init__(
+        self,
+        target=None,
+        model_name=None,
+        signature_name=SERVING_DEFAULT,
+        version=None,
+        version_label=None,
+        timeout=1.0,
+        retry=None,
+        schema=None,
+        channel=None,
+    ):
         check_request_options(model_name, signature_name, version, version_label, timeout)
         if channel is None and not target:
             raise ValueError("Give `target` (host:port) or an open `channel`.")
@@ -52,9 +62,13 @@ class GrpcPredictionClient:
         self.retry = retry or RetryPolicy()
         self.schema = schema
         self._own_channel = channel is None
-        self._channel = channel or grpc.insecure_channel(target, options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+        self._channel = channel or grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def request(self, candidates) -> predict_pb2.PredictRequest:
@@ -68,7 +82,8 @@ class GrpcPredictionClient:
             request.model_spec.version_label = self.version_label
         if self.signature_name == SERVING_DEFAULT:
             request.inputs["examples"].CopyFrom(
-                tf.make_tensor_proto(candidates_lib.serialized_examples(candidates), dtype=tf.string))
+                tf.make_tensor_proto(candidates_lib.serialized_examples(candidates), dtype=tf.string)
+            )
         else:
             for name, column in candidates_lib.feature_columns(candidates, self.schema).items():
                 dtype = tf.string if column.dtype == object else tf.as_dtype(column.dtype)
@@ -84,8 +99,11 @@ class GrpcPredictionClient:
         response = self.retry.call(lambda: self._send(request))
         missing = [key for key in SERVING_OUTPUTS if key not in response.outputs]
         if missing:
-            raise ServingError("INTERNAL", f"The response of model {self.model_name!r} lacks outputs {missing}; "
-                                           f"it has {sorted(response.outputs)}. Is it a tfcvr export?")
+            raise ServingError(
+                "INTERNAL",
+                f"The response of model {self.model_name!r} lacks outputs {missing}; "
+                f"it has {sorted(response.outputs)}. Is it a tfcvr export?",
+            )
         return {key: tf.make_ndarray(response.outputs[key]).astype(np.float32) for key in SERVING_OUTPUTS}
 
     def _send(self, request):

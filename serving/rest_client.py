@@ -15,8 +15,16 @@ from tfcvr.export.signatures import SERVING_DEFAULT
 from tfcvr.models.base import SERVING_OUTPUTS
 
 # TF Serving's REST status codes follow its gRPC codes (util/net_http/status mapping).
-_HTTP_CODES = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEEDED", 429: "RESOURCE_EXHAUSTED",
-               500: "INTERNAL", 501: "UNIMPLEMENTED", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+_HTTP_CODES = {
+    400: "INVALID_ARGUMENT",
+    404: "NOT_FOUND",
+    408: "DEADLINE_EXCEEDED",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 
 
 class RestPredictionClient:
@@ -29,8 +37,17 @@ class RestPredictionClient:
     "host:port" or "http://host:port" of the REST port.
     """
 
-    def __init__(self, server, model_name, signature_name=SERVING_DEFAULT, version=None, version_label=None,
-                 timeout=1.0, retry=None, schema=None):
+    def __init__(
+        self,
+        server,
+        model_name,
+        signature_name=SERVING_DEFAULT,
+        version=None,
+        version_label=None,
+        timeout=1.0,
+        retry=None,
+        schema=None,
+    ):
         if not server:
             raise ValueError("`server` (host:port of the REST API) is required.")
         check_request_options(model_name, signature_name, version, version_label, timeout)
@@ -50,11 +67,16 @@ class RestPredictionClient:
     def body(self, candidates) -> dict:
         """The JSON request body for `candidates`."""
         if self.signature_name == SERVING_DEFAULT:
-            inputs = {"examples": [{"b64": base64.b64encode(e).decode("ascii")}
-                                   for e in candidates_lib.serialized_examples(candidates)]}
+            inputs = {
+                "examples": [
+                    {"b64": base64.b64encode(e).decode("ascii")} for e in candidates_lib.serialized_examples(candidates)
+                ]
+            }
         else:
-            inputs = {name: _json_values(column.tolist())
-                      for name, column in candidates_lib.feature_columns(candidates, self.schema).items()}
+            inputs = {
+                name: _json_values(column.tolist())
+                for name, column in candidates_lib.feature_columns(candidates, self.schema).items()
+            }
         return {"signature_name": self.signature_name, "inputs": inputs}
 
     def predict(self, candidates) -> dict:
@@ -65,8 +87,10 @@ class RestPredictionClient:
         data = json.dumps(self.body(candidates)).encode()
         outputs = self.retry.call(lambda: self._send(data)).get("outputs")
         if not isinstance(outputs, dict) or any(key not in outputs for key in SERVING_OUTPUTS):
-            raise ServingError("INTERNAL", f"The response of {self.url} lacks the outputs {list(SERVING_OUTPUTS)}: "
-                                           f"{str(outputs)[:200]}")
+            raise ServingError(
+                "INTERNAL",
+                f"The response of {self.url} lacks the outputs {list(SERVING_OUTPUTS)}: {str(outputs)[:200]}",
+            )
         return {key: np.asarray(outputs[key], np.float32).reshape([-1]) for key in SERVING_OUTPUTS}
 
     def _send(self, data):

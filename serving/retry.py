@@ -24,13 +24,22 @@ class RetryPolicy:
       sleep: the sleep function (tests pass a recorder).
     """
 
-    def __init__(self, max_attempts=4, initial_backoff=0.05, max_backoff=1.0, multiplier=2.0,
-                 retryable_codes=("UNAVAILABLE",), sleep=time.sleep):
+    def __init__(
+        self,
+        max_attempts=4,
+        initial_backoff=0.05,
+        max_backoff=1.0,
+        multiplier=2.0,
+        retryable_codes=("UNAVAILABLE",),
+        sleep=time.sleep,
+    ):
         if int(max_attempts) < 1:
             raise ValueError(f"`max_attempts` must be at least 1. Received: {max_attempts}")
         if initial_backoff < 0 or max_backoff < 0 or multiplier < 1:
-            raise ValueError("Backoffs must be non-negative and `multiplier` at least 1. Received: "
-                             f"{initial_backoff}, {max_backoff}, {multiplier}")
+            raise ValueError(
+                "Backoffs must be non-negative and `multiplier` at least 1. Received: "
+                f"{initial_backoff}, {max_backoff}, {multiplier}"
+            )
         self.max_attempts = int(max_attempts)
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff

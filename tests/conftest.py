@@ -75,8 +75,10 @@ HAND_CVR_ERRORS = [-math.log(0.6), -math.log(0.7), -math.log(0.1), -math.log(0.5
 def hand_predictions(**extra):
     """ctr, cvr, ctcvr = ctr*cvr and propensity = ctr for the hand batch, plus `extra`."""
     predictions = {
-        "ctr": tf.constant(HAND_CTR), "cvr": tf.constant(HAND_CVR),
-        "ctcvr": tf.constant([a * b for a, b in zip(HAND_CTR, HAND_CVR)]), "propensity": tf.constant(HAND_CTR),
+        "ctr": tf.constant(HAND_CTR),
+        "cvr": tf.constant(HAND_CVR),
+        "ctcvr": tf.constant([a * b for a, b in zip(HAND_CTR, HAND_CVR)]),
+        "propensity": tf.constant(HAND_CTR),
     }
     predictions.update({k: tf.constant(v, tf.float32) for k, v in extra.items()})
     return predictions
@@ -90,5 +92,4 @@ def small_model(name, hidden_units=(4,), tower_units=(2,), **kwargs):
 
     model = models.build(name, TINY_SCHEMA, hidden_units=hidden_units, tower_units=tower_units, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.build_optimizers()
     return model

@@ -62,15 +62,25 @@ BASELINE = "naive"
 DEFAULT_OUTPUT_DIR = "leaderboard"
 # Metrics of the leaderboard table, in order, when present; direction of "better".
 TABLE_METRICS = {
-    "cvr_auc": "max", "d_cvr_auc": "max", "cvr_nll": "min", "d_cvr_nll": "min", "ctcvr_auc": "max",
-    "ctcvr_nll": "min", "ctcvr_gauc": "max", "ctr_auc": "max", "cvr_pcoc": "one",
-    "oracle_cvr_auc": "max", "oracle_cvr_nll": "min", "cvr_bias_clicked": "zero", "cvr_bias_unclicked": "zero",
+    "cvr_auc": "max",
+    "d_cvr_auc": "max",
+    "cvr_nll": "min",
+    "d_cvr_nll": "min",
+    "ctcvr_auc": "max",
+    "ctcvr_nll": "min",
+    "ctcvr_gauc": "max",
+    "ctr_auc": "max",
+    "cvr_pcoc": "one",
+    "oracle_cvr_auc": "max",
+    "oracle_cvr_nll": "min",
+    "cvr_bias_clicked": "zero",
+    "cvr_bias_unclicked": "zero",
 }
 SIGNIFICANCE_LEVEL = 0.05
 
 
 def selection_direction(metric: str) -> str:
-    """"max" for AUCs, "min" for log losses: the metrics an epoch can be selected on."""
+    """ "max" for AUCs, "min" for log losses: the metrics an epoch can be selected on."""
     if metric.endswith("_auc") or metric.endswith("_gauc"):
         return "max"
     if metric.endswith("_nll"):
@@ -103,7 +113,7 @@ class Leaderboard:
       files: {"train", "valid", "eval", "schema"} file globs and schema path.
       config: a `BenchmarkConfig` (the command line's settings): the methods
         (naive is added first when missing; an entry may carry constructor
-        arguments, "ukd[alpha=0.3;gamma=1]"), runs (seeds seed, seed+1, ...),
+        arguments, "ukd[distillation_loss_weight=0.3;ctr_loss_weight=1]"), runs (seeds seed, seed+1, ...),
         the architecture shared by all methods, optimisation, the selection
         metric, the output folder; with `data.cache_input` the training and
         validation records are parsed once for all methods and runs.
@@ -117,7 +127,7 @@ class Leaderboard:
         self.schema = schema_lib.load_schema(files["schema"])
         self.output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
         self.model_names = [BASELINE] + [n for n in dict.fromkeys(config.leaderboard.models) if n != BASELINE]
-        # Unknown names and arguments fail before any training; an entry may carry arguments: ukd[alpha=0.3].
+        # Unknown names and arguments fail before any training; an entry may carry arguments: ukd[ctr_loss_weight=1].
         self.methods = {entry: method_params.parse_method_entry(entry) for entry in self.model_names}
         self.runs = config.leaderboard.runs
         self.epochs = config.optimization.epochs
@@ -131,8 +141,9 @@ class Leaderboard:
         self._valid = self._pipeline(files["valid"], cache=config.data.cache_input)
 
     def _pipeline(self, files, **kwargs):
-        return pipeline_lib.TFRecordPipeline(files, self.schema, self.batch_size,
-                                             invalid_conversion=self.config.data.invalid_conversion, **kwargs)
+        return pipeline_lib.TFRecordPipeline(
+            files, self.schema, self.batch_size, invalid_conversion=self.config.data.invalid_conversion, **kwargs
+        )
 
     @functools.cached_property
     def numeric_statistics(self) -> dict:
@@ -150,21 +161,31 @@ class Leaderboard:
         keras.utils.set_random_seed(seed)
         train, valid = self._train.with_seed(seed), self._valid
         method, params = self.methods[name]
-        model = models.build(method, self.schema, numeric_statistics=self.numeric_statistics,
-                             **{**self.config.architecture.model_kwargs(), **params})
+        model = models.build(
+            method,
+            self.schema,
+            numeric_statistics=self.numeric_statistics,
+            **{**self.config.architecture.model_kwargs(), **params},
+        )
         optimization = self.config.optimization
         model.compile(optimizer=optimizers.make_optimizer(optimization.optimizer, optimization.learning_rate))
-        model.build_optimizers()
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
-        loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir,
-                            log_every=10**9, checkpoint_every=10**9, steps_per_execution=STEPS_PER_EXECUTION)
+        loop = TrainingLoop(
+            model,
+            tf.distribute.get_strategy(),
+            checkpoint_dir=checkpoint_dir,
+            log_every=10**9,
+            checkpoint_every=10**9,
+            steps_per_execution=STEPS_PER_EXECUTION,
+        )
         weights = model.weights_by_path()
         history, best_value, best_weights, best_epoch, best_validation = [], float("nan"), None, None, None
         try:
             for epoch in range(1, self.epochs + 1):
                 with train.named_errors():
-                    loop.train(lambda context, epoch_index: train.dataset(epoch_index=epoch_index), epoch,
-                               self.batch_size)
+                    loop.train(
+                        lambda context, epoch_index: train.dataset(epoch_index=epoch_index), epoch, self.batch_size
+                    )
                 with valid.named_errors():
                     validation = metrics_lib.collect_predictions(model, valid.dataset())
                 value = metrics_lib.compute_metrics(*validation)[self.selection_metric]
@@ -173,8 +194,10 @@ class Leaderboard:
                 if chosen:
                     best_value, best_epoch, best_validation = value, epoch, validation
                     best_weights = {path: variable.numpy() for path, variable in weights.items()}
-                self.log(f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
-                         f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else ""))
+                self.log(
+                    f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
+                    f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else "")
+                )
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         for path, value in best_weights.items():
@@ -183,8 +206,9 @@ class Leaderboard:
 
     def score_test(self, model):
         """(predictions, labels) on the test files: read only after selection."""
-        test = self._pipeline(self.data["eval"], ground_truth=self.ground_truth,
-                              group=self.schema.group_key is not None)
+        test = self._pipeline(
+            self.data["eval"], ground_truth=self.ground_truth, group=self.schema.group_key is not None
+        )
         with test.named_errors():
             return metrics_lib.collect_predictions(model, test.dataset())
 
@@ -206,22 +230,40 @@ class Leaderboard:
                         raise
                     # Counted, not hidden: NaN metrics, and the recommendation's guard sets the method aside.
                     self.log(f"  {name} run {run + 1} DIVERGED: {e}")
-                    results[name].append({"selected_epoch": None, "valid_history": [], "seed": self.seed + run,
-                                          "diverged": str(e), "metrics": {}, "validation_metrics": {}})
+                    results[name].append(
+                        {
+                            "selected_epoch": None,
+                            "valid_history": [],
+                            "seed": self.seed + run,
+                            "diverged": str(e),
+                            "metrics": {},
+                            "validation_metrics": {},
+                        }
+                    )
                     continue
                 # naive comes first: its own pCTR is then the reference of its D-NLL, as of everyone's.
-                valid_metrics = metrics_lib.compute_metrics(valid_predictions, valid_labels,
-                                                            reference_ctr=valid_reference_ctr)
+                valid_metrics = metrics_lib.compute_metrics(
+                    valid_predictions, valid_labels, reference_ctr=valid_reference_ctr
+                )
                 predictions, labels = self.score_test(model)
                 if name == BASELINE:
                     reference_ctr, valid_reference_ctr = predictions["ctr"], valid_predictions["ctr"]
                 test_metrics = metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
                 results[name].append({**selection, "metrics": test_metrics, "validation_metrics": valid_metrics})
-                curves[name].append(calibration.calibration_by_bucket(
-                    reference_ctr, predictions["cvr"], labels["click"], labels["conversion"],
-                    self.config.report.calibration_buckets, true_cvr=labels.get("true_cvr")))
-                self.log(f"  {name} run {run + 1}: epoch {selection['selected_epoch']} selected; test " + ", ".join(
-                    f"{k}={test_metrics[k]:.4f}" for k in TABLE_METRICS if k in test_metrics))
+                curves[name].append(
+                    calibration.calibration_by_bucket(
+                        reference_ctr,
+                        predictions["cvr"],
+                        labels["click"],
+                        labels["conversion"],
+                        self.config.report.calibration_buckets,
+                        true_cvr=labels.get("true_cvr"),
+                    )
+                )
+                self.log(
+                    f"  {name} run {run + 1}: epoch {selection['selected_epoch']} selected; test "
+                    + ", ".join(f"{k}={test_metrics[k]:.4f}" for k in TABLE_METRICS if k in test_metrics)
+                )
         board = self._summarise(results, curves)
         self._write(board)
         return board
@@ -229,10 +271,13 @@ class Leaderboard:
     def _summarise(self, results, curves) -> dict:
         names = self.model_names
         metrics_present = [m for m in TABLE_METRICS if m in results[BASELINE][0]["metrics"]]
-        values = {n: {m: [r["metrics"].get(m, float("nan")) for r in results[n]] for m in metrics_present}
-                  for n in names}
-        summary = {n: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0)
-                       for m, v in values[n].items()} for n in names}
+        values = {
+            n: {m: [r["metrics"].get(m, float("nan")) for r in results[n]] for m in metrics_present} for n in names
+        }
+        summary = {
+            n: {m: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0) for m, v in values[n].items()}
+            for n in names
+        }
         significance = {}
         for n in names:
             for m in metrics_present:
@@ -240,18 +285,31 @@ class Leaderboard:
                 significance[(n, m)] = {
                     "p_vs_naive": paired_p_value(values[n][m], values[BASELINE][m]) if n != BASELINE else float("nan"),
                     "best_other": best_other,
-                    "p_vs_best_other": paired_p_value(values[n][m], values[best_other][m]) if best_other else float("nan"),
+                    "p_vs_best_other": paired_p_value(values[n][m], values[best_other][m])
+                    if best_other
+                    else float("nan"),
                 }
         mean_curves = {n: _mean_curve(curves[n]) for n in names}
-        advice = recommendation.recommend({n: [r["validation_metrics"] for r in results[n]] for n in names}, BASELINE,
-                                          self.config.leaderboard.positive_selection)
-        return {"names": names, "metrics": metrics_present, "summary": summary, "significance": significance,
-                "results": results, "curves": mean_curves, "recommendation": advice}
+        advice = recommendation.recommend(
+            {n: [r["validation_metrics"] for r in results[n]] for n in names},
+            BASELINE,
+            self.config.leaderboard.positive_selection,
+        )
+        return {
+            "names": names,
+            "metrics": metrics_present,
+            "summary": summary,
+            "significance": significance,
+            "results": results,
+            "curves": mean_curves,
+            "recommendation": advice,
+        }
 
     def _write(self, board) -> None:
         out = self.output_dir
-        names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary",
-                                                                            "significance"))
+        names, metrics_present, summary, significance = (
+            board[k] for k in ("names", "metrics", "summary", "significance")
+        )
         with open(os.path.join(out, "leaderboard.md"), "w") as f:
             f.write(leaderboard_markdown(board, self.describe()))
         with open(os.path.join(out, "leaderboard.csv"), "w", newline="") as f:
@@ -260,8 +318,18 @@ class Leaderboard:
             for n in names:
                 for m in metrics_present:
                     s = significance[(n, m)]
-                    writer.writerow([n, m, summary[n][m][0], summary[n][m][1], self.runs, s["p_vs_naive"],
-                                     s["best_other"], s["p_vs_best_other"]])
+                    writer.writerow(
+                        [
+                            n,
+                            m,
+                            summary[n][m][0],
+                            summary[n][m][1],
+                            self.runs,
+                            s["p_vs_naive"],
+                            s["best_other"],
+                            s["p_vs_best_other"],
+                        ]
+                    )
         all_metrics = sorted({k for n in names for r in board["results"][n] for k in r["metrics"]})
         with open(os.path.join(out, "runs.csv"), "w", newline="") as f:
             writer = csv.writer(f)
@@ -269,25 +337,48 @@ class Leaderboard:
             for n in names:
                 for run, r in enumerate(board["results"][n]):
                     chosen = r["valid_history"][r["selected_epoch"] - 1] if r["selected_epoch"] else "diverged"
-                    writer.writerow([n, run, r["seed"], r["selected_epoch"], chosen]
-                                    + [r["metrics"].get(k, "") for k in all_metrics])
+                    writer.writerow(
+                        [n, run, r["seed"], r["selected_epoch"], chosen]
+                        + [r["metrics"].get(k, "") for k in all_metrics]
+                    )
         with open(os.path.join(out, "leaderboard.json"), "w") as f:
-            json.dump({"setup": self.describe(), "recommendation": board["recommendation"], "summary": summary,
-                       "results": board["results"],
-                       "calibration_by_reference_pctr_bucket": board["curves"],
-                       "significance": {f"{n}/{m}": s for (n, m), s in significance.items()}},
-                      f, indent=2, allow_nan=True)
-        plots.plot_metric_bars(summary, metrics_present, os.path.join(out, "plots", "metrics.png"),
-                               title=f"test metrics, mean ± std over {self.runs} run(s)")
-        plots.plot_calibration(board["curves"], os.path.join(out, "plots", "calibration.png"),
-                               title="pCVR by bucket of the reference (naive) pCTR")
+            json.dump(
+                {
+                    "setup": self.describe(),
+                    "recommendation": board["recommendation"],
+                    "summary": summary,
+                    "results": board["results"],
+                    "calibration_by_reference_pctr_bucket": board["curves"],
+                    "significance": {f"{n}/{m}": s for (n, m), s in significance.items()},
+                },
+                f,
+                indent=2,
+                allow_nan=True,
+            )
+        plots.plot_metric_bars(
+            summary,
+            metrics_present,
+            os.path.join(out, "plots", "metrics.png"),
+            title=f"test metrics, mean ± std over {self.runs} run(s)",
+        )
+        plots.plot_calibration(
+            board["curves"],
+            os.path.join(out, "plots", "calibration.png"),
+            title="pCVR by bucket of the reference (naive) pCTR",
+        )
         if self.ground_truth:
             plots.plot_bias(summary, os.path.join(out, "plots", "bias.png"))
 
     def describe(self) -> dict:
         """The files read, the seeds and the full configuration (leaderboard.json's "setup")."""
-        return {"data": self.data, "runs": self.runs, "seeds": [self.seed + r for r in range(self.runs)],
-                "epochs": self.epochs, "selection_metric": self.selection_metric, "config": self.config.to_dict()}
+        return {
+            "data": self.data,
+            "runs": self.runs,
+            "seeds": [self.seed + r for r in range(self.runs)],
+            "epochs": self.epochs,
+            "selection_metric": self.selection_metric,
+            "config": self.config.to_dict(),
+        }
 
 
 def _mean_curve(per_run: list) -> list:
@@ -308,8 +399,7 @@ def _cell(value: float) -> str:
 
 def leaderboard_markdown(board: dict, setup: dict) -> str:
     """The leaderboard as markdown: a mean ± std table with significance marks and p-value tables."""
-    names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary",
-                                                                        "significance"))
+    names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary", "significance"))
     lines = [
         f"Test metrics, mean ± std over {setup['runs']} paired run(s) (seeds {setup['seeds']}); epoch selected on "
         f"validation `{setup['selection_metric']}` out of {setup['epochs']}. "
@@ -327,13 +417,21 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
             text = f"{_cell(mean)} ± {_cell(std)}"
             s = significance[(n, m)]
             marks = ("*" if s["p_vs_naive"] < SIGNIFICANCE_LEVEL else "") + (
-                "‡" if s["p_vs_best_other"] < SIGNIFICANCE_LEVEL else "")
+                "‡" if s["p_vs_best_other"] < SIGNIFICANCE_LEVEL else ""
+            )
             cells.append((f"**{text}**" if best[m] == n else text) + marks)
         lines.append(f"| {n} | " + " | ".join(cells) + " |")
-    for title, key in (("p-values against naive", "p_vs_naive"), ("p-values against the best other method "
-                                                                   "(named)", "p_vs_best_other")):
-        lines += ["", f"{title} (paired t-test over runs):", "",
-                  "| method | " + " | ".join(metrics_present) + " |", "|---|" + "---|" * len(metrics_present)]
+    for title, key in (
+        ("p-values against naive", "p_vs_naive"),
+        ("p-values against the best other method (named)", "p_vs_best_other"),
+    ):
+        lines += [
+            "",
+            f"{title} (paired t-test over runs):",
+            "",
+            "| method | " + " | ".join(metrics_present) + " |",
+            "|---|" + "---|" * len(metrics_present),
+        ]
         for n in names:
             cells = []
             for m in metrics_present:
@@ -344,8 +442,13 @@ def leaderboard_markdown(board: dict, setup: dict) -> str:
 
 
 def _define_flags():
-    for section in (config_lib.DataConfig, config_lib.ArchitectureConfig, config_lib.OptimizationConfig,
-                    config_lib.LeaderboardConfig, config_lib.ReportConfig):
+    for section in (
+        config_lib.DataConfig,
+        config_lib.ArchitectureConfig,
+        config_lib.OptimizationConfig,
+        config_lib.LeaderboardConfig,
+        config_lib.ReportConfig,
+    ):
         config_lib.define_flags(section)
 
 
@@ -353,12 +456,15 @@ def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
     """The configured files, or a simulation written into output_dir/simulated (train/valid/test 70/10/20)."""
     given = {"train": data.train_files, "valid": data.valid_files, "eval": data.eval_files, "schema": data.schema}
     if not any(given.values()):
-        return simulate.write_simulation(os.path.join(output_dir, "simulated"), data.sim_rows, seed=seed,
-                                         eval_fraction=0.2, valid_fraction=0.1)
+        return simulate.write_simulation(
+            os.path.join(output_dir, "simulated"), data.sim_rows, seed=seed, eval_fraction=0.2, valid_fraction=0.1
+        )
     missing = [f"--{k}_files" if k != "schema" else "--schema" for k, v in given.items() if not v]
     if missing:
-        raise app.UsageError(f"Give all of --train_files, --valid_files, --eval_files and --schema; missing {missing}. "
-                             "(`python -m tfcvr.data.convert ... --valid_fraction` draws a validation split.)")
+        raise app.UsageError(
+            f"Give all of --train_files, --valid_files, --eval_files and --schema; missing {missing}. "
+            "(`python -m tfcvr.data.convert ... --valid_fraction` draws a validation split.)"
+        )
     return given
 
 

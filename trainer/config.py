@@ -15,8 +15,8 @@ are typed from the method's constructor in `trainer.method_params`.
 
 import dataclasses
 import json
+import types
 import typing
-from typing import Optional
 
 import tensorflow as tf
 from absl import app, flags
@@ -47,25 +47,34 @@ class _Section:
 class DataConfig(_Section):
     """Where the impressions come from (TFRecords described by a schema, or the simulator)."""
 
-    train_files: Optional[str] = _field(None, "Glob(s) of training TFRecords; none: simulate.")
-    valid_files: Optional[str] = _field(None, "Glob(s) of validation TFRecords (the leaderboard's epoch selection).")
-    eval_files: Optional[str] = _field(None, "Glob(s) of evaluation (test) TFRecords.")
-    schema: Optional[str] = _field(None, "schema.json of the TFRecords.")
+    train_files: str | None = _field(None, "Glob(s) of training TFRecords; none: simulate.")
+    valid_files: str | None = _field(None, "Glob(s) of validation TFRecords (the leaderboard's epoch selection).")
+    eval_files: str | None = _field(None, "Glob(s) of evaluation (test) TFRecords.")
+    schema: str | None = _field(None, "schema.json of the TFRecords.")
     sim_rows: int = _field(200_000, "Impressions to simulate when no data flags are given.", lower_bound=1)
-    invalid_conversion: str = _field("error", "Records with conversion=1 and click=0: fail, or drop and count them.",
-                                     choices=list(pipeline_lib.INVALID_CONVERSION_POLICIES))
-    cache_input: bool = _field(False, "Parse the training (and validation) records once and keep them in memory (8 "
-                               "bytes per id and label, 4 per numeric value per record: ~200 bytes for Ali-CCP); "
-                               "every epoch is then a new global shuffle of them. For several epochs over data "
-                               "that fits in RAM. Not with ParameterServerStrategy.")
+    invalid_conversion: str = _field(
+        "error",
+        "Records with conversion=1 and click=0: fail, or drop and count them.",
+        choices=list(pipeline_lib.INVALID_CONVERSION_POLICIES),
+    )
+    cache_input: bool = _field(
+        False,
+        "Parse the training (and validation) records once and keep them in memory (8 "
+        "bytes per id and label, 4 per numeric value per record: ~200 bytes for Ali-CCP); "
+        "every epoch is then a new global shuffle of them. For several epochs over data "
+        "that fits in RAM. Not with ParameterServerStrategy.",
+    )
 
 
 @dataclasses.dataclass
 class ArchitectureConfig(_Section):
     """The multi-task network every method is built on."""
 
-    backbone: Optional[str] = _field(None, "Multi-task backbone; default: the method's own (shared_bottom, or mmoe "
-                                     "for mmoe_ddpo).", choices=["shared_bottom", "mmoe"])
+    backbone: str | None = _field(
+        None,
+        "Multi-task backbone; default: the method's own (shared_bottom, or mmoe for mmoe_ddpo).",
+        choices=["shared_bottom", "mmoe"],
+    )
     embedding_dim: int = _field(16, "Embedding width per categorical feature.", lower_bound=1)
     hidden_units: list[int] = _field([256, 128], "Shared-bottom MLP (or MMoE expert) widths.")
     tower_units: list[int] = _field([64, 32], "Task tower widths.")
@@ -74,8 +83,10 @@ class ArchitectureConfig(_Section):
 
     def model_kwargs(self) -> dict:
         """Constructor arguments of `CVRModel` (the backbone only when chosen: methods have their own default)."""
-        kwargs = {name: getattr(self, name) for name in ("embedding_dim", "hidden_units", "tower_units",
-                                                          "num_experts", "dropout")}
+        kwargs = {
+            name: getattr(self, name)
+            for name in ("embedding_dim", "hidden_units", "tower_units", "num_experts", "dropout")
+        }
         return {**({"backbone": self.backbone} if self.backbone else {}), **kwargs}
 
 
@@ -84,83 +95,109 @@ class MethodConfig(_Section):
     """The method trained by `trainer.task` and its constructor arguments."""
 
     model: str = _field("esmm", "Registered method name (an unknown name lists them).")
-    model_params: list[str] = _field([], "Method arguments as name=value, typed by the method's constructor, "
-                                            "e.g. ctr_loss_weight=0.5,detach_uncertainty_weight=false.")
+    model_params: list[str] = _field(
+        [],
+        "Method arguments as name=value, typed by the method's constructor, "
+        "e.g. ctr_loss_weight=0.5,detach_uncertainty_weight=false.",
+    )
 
 
 @dataclasses.dataclass
 class OptimizationConfig(_Section):
     """How the weights are fitted."""
 
-    epochs: int = _field(1, "Passes over the training data (the leaderboard keeps the best on validation).",
-                         lower_bound=1)
+    epochs: int = _field(
+        1, "Passes over the training data (the leaderboard keeps the best on validation).", lower_bound=1
+    )
     batch_size: int = _field(1024, "Global batch size.", lower_bound=1)
     learning_rate: float = _field(1e-3, "Learning rate of every optimizer.")
-    optimizer: str = _field("adam", "Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.",
-                            choices=sorted(optimizers.OPTIMIZERS))
-    seed: int = _field(0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses "
-                       "seed + r - 1).")
+    optimizer: str = _field(
+        "adam",
+        "Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.",
+        choices=sorted(optimizers.OPTIMIZERS),
+    )
+    seed: int = _field(
+        0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses seed + r - 1)."
+    )
 
 
 @dataclasses.dataclass
 class RuntimeConfig(_Section):
     """How `trainer.task` runs: steps, progress, checkpoints, distribution."""
 
-    steps_per_epoch: Optional[int] = _field(None, "Steps per epoch (repeats the data); default: one pass.",
-                                            lower_bound=1)
-    steps_per_execution: int = _field(STEPS_PER_EXECUTION, "Training steps per tf.function call (same results; fewer calls are "
-                                      "faster).", lower_bound=1)
+    steps_per_epoch: int | None = _field(None, "Steps per epoch (repeats the data); default: one pass.", lower_bound=1)
+    steps_per_execution: int = _field(
+        STEPS_PER_EXECUTION,
+        "Training steps per tf.function call (same results; fewer calls are faster).",
+        lower_bound=1,
+    )
     log_every: int = _field(100, "Steps between progress lines and summaries.", lower_bound=1)
     checkpoint_every: int = _field(1000, "Steps between checkpoints.", lower_bound=1)
-    strategy: str = _field("auto", "Distribution strategy; auto: from TF_CONFIG (none -> default, workers -> "
-                           "multi_worker_mirrored, a ps job -> parameter_server).",
-                           choices=list(distribution.STRATEGIES))
+    strategy: str = _field(
+        "auto",
+        "Distribution strategy; auto: from TF_CONFIG (none -> default, workers -> "
+        "multi_worker_mirrored, a ps job -> parameter_server).",
+        choices=list(distribution.STRATEGIES),
+    )
 
 
 @dataclasses.dataclass
 class OutputConfig(_Section):
     """What `trainer.task` writes."""
 
-    model_dir: Optional[str] = _field(None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
+    model_dir: str | None = _field(None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
     export: bool = _field(True, "Export a SavedModel for TF Serving.")
-    keep_versions: Optional[int] = _field(None, "After exporting, keep only the newest N complete versions under "
-                                          "<model_dir>/export (never the one just written). Default: keep all.",
-                                          lower_bound=1)
-    hypertune_metric: str = _field("cvr_auc", "Evaluation metric reported to Vertex AI's hyperparameter tuner when "
-                                   "CLOUD_ML_TRIAL_ID is set.")
+    keep_versions: int | None = _field(
+        None,
+        "After exporting, keep only the newest N complete versions under "
+        "<model_dir>/export (never the one just written). Default: keep all.",
+        lower_bound=1,
+    )
+    hypertune_metric: str = _field(
+        "cvr_auc", "Evaluation metric reported to Vertex AI's hyperparameter tuner when CLOUD_ML_TRIAL_ID is set."
+    )
 
 
 @dataclasses.dataclass
 class LeaderboardConfig(_Section):
     """What `trainer.benchmark` compares and how it recommends."""
 
-    models: list[str] = _field(["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
-                               "Methods to compare (naive is always added); NAME[arg=value;...] compares a variant, "
-                               "e.g. 'ukd[detach_uncertainty_weight=False]'.")
+    models: list[str] = _field(
+        ["naive", "esmm", "escm2_ipw", "escm2_dr", "ddpo", "chorus"],
+        "Methods to compare (naive is always added); NAME[arg=value;...] compares a variant, "
+        "e.g. 'ukd[detach_uncertainty_weight=False]'.",
+    )
     runs: int = _field(3, "Runs per method, paired by seed.", lower_bound=1)
     selection_metric: str = _field("ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
-    positive_selection: bool = _field(True, "The recommendation assumes clicks select for conversion intent and "
-                                      "sets aside methods predicting above naive's pCVR on clicked rows; false for "
-                                      "a log where clicks may select against conversion.")
+    positive_selection: bool = _field(
+        True,
+        "The recommendation assumes clicks select for conversion intent and "
+        "sets aside methods predicting above naive's pCVR on clicked rows; false for "
+        "a log where clicks may select against conversion.",
+    )
 
 
 @dataclasses.dataclass
 class ReportConfig(_Section):
     """Where the tables, plots and metrics of `trainer.benchmark` and `trainer.evaluate` go."""
 
-    output_dir: Optional[str] = _field(None, "Where tables, plots and metrics.json go; default: ./leaderboard "
-                                       "(trainer.benchmark, which also simulates into it), "
-                                       "<export base>/../evaluation/<version> (trainer.evaluate).")
-    calibration_buckets: int = _field(10, "Equal-frequency pCTR buckets of the calibration tables and plots.",
-                                      lower_bound=1)
+    output_dir: str | None = _field(
+        None,
+        "Where tables, plots and metrics.json go; default: ./leaderboard "
+        "(trainer.benchmark, which also simulates into it), "
+        "<export base>/../evaluation/<version> (trainer.evaluate).",
+    )
+    calibration_buckets: int = _field(
+        10, "Equal-frequency pCTR buckets of the calibration tables and plots.", lower_bound=1
+    )
 
 
 @dataclasses.dataclass
 class EvaluationConfig(_Section):
     """`trainer.evaluate`: an export scored offline through its serving signature."""
 
-    export_dir: Optional[str] = _field(None, "A SavedModel version folder or the export base.")
-    reference_export_dir: Optional[str] = _field(None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
+    export_dir: str | None = _field(None, "A SavedModel version folder or the export base.")
+    reference_export_dir: str | None = _field(None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
 
 
 class _Sections:
@@ -176,8 +213,9 @@ class _Sections:
         unknown = sorted(set(config) - set(sections))
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {unknown}; expected {sorted(sections)}.")
-        return cls(**{name: _section_from_dict(sections[name], config.get(name, {}), f"{source}: {name}")
-                      for name in sections})
+        return cls(
+            **{name: _section_from_dict(sections[name], config.get(name, {}), f"{source}: {name}") for name in sections}
+        )
 
 
 @dataclasses.dataclass
@@ -239,19 +277,19 @@ def _check_type(field, value, owner):
     if kind is list:
         element = typing.get_args(field.type)[0]
         if isinstance(value, (list, tuple)) and all(
-                isinstance(item, element) and not isinstance(item, bool) for item in value):
+            isinstance(item, element) and not isinstance(item, bool) for item in value
+        ):
             return list(value)
         raise ValueError(f"{owner}.{field.name}: expected a list of {element.__name__}, got {value!r}.")
     if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
         return value
-    raise ValueError(f"{owner}.{field.name}: expected {kind.__name__}{' or null' if optional else ''}, "
-                     f"got {value!r}.")
+    raise ValueError(f"{owner}.{field.name}: expected {kind.__name__}{' or null' if optional else ''}, got {value!r}.")
 
 
 def _kind(annotation):
     """(base type, optional?) of a field annotation: int, Optional[str], List[int], ..."""
     args = typing.get_args(annotation)
-    if typing.get_origin(annotation) is typing.Union:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return _kind(next(a for a in args if a is not type(None)))[0], True
     if typing.get_origin(annotation) is list:
         return list, False
@@ -307,12 +345,16 @@ def _int_list(name, items):
         raise app.UsageError(f"--{name} takes comma-separated integers. Received: {','.join(items)!r}") from None
 
 
-def config_from_flags(config_class, flag_values=flags.FLAGS, config_path: Optional[str] = None):
+def config_from_flags(config_class, flag_values=flags.FLAGS, config_path: str | None = None):
     """`config_class` from the flags; with `config_path` (a saved configuration) only the flags given on the
     command line replace the file's settings."""
     base = load_config(config_class, config_path) if config_path else None
-    return config_class(**{f.name: section_from_flags(f.type, flag_values, getattr(base, f.name) if base else None)
-                           for f in dataclasses.fields(config_class)})
+    return config_class(
+        **{
+            f.name: section_from_flags(f.type, flag_values, getattr(base, f.name) if base else None)
+            for f in dataclasses.fields(config_class)
+        }
+    )
 
 
 def load_config(config_class, path: str):

@@ -38,13 +38,17 @@ def tf_config(environ=None) -> dict:
         return config
     if environ.get("CLUSTER_SPEC"):
         spec = json.loads(environ["CLUSTER_SPEC"])
-        cluster = {_VERTEX_POOLS[int(pool[len("workerpool"):])]: list(tasks)
-                   for pool, tasks in spec.get("cluster", {}).items()
-                   if pool.startswith("workerpool") and int(pool[len("workerpool"):]) < len(_VERTEX_POOLS)}
+        cluster = {
+            _VERTEX_POOLS[int(pool[len("workerpool") :])]: list(tasks)
+            for pool, tasks in spec.get("cluster", {}).items()
+            if pool.startswith("workerpool") and int(pool[len("workerpool") :]) < len(_VERTEX_POOLS)
+        }
         task = spec.get("task", {})
         pool = task.get("type", "workerpool0")
-        return {"cluster": cluster,
-                "task": {"type": _VERTEX_POOLS[int(pool[len("workerpool"):])], "index": int(task.get("index", 0))}}
+        return {
+            "cluster": cluster,
+            "task": {"type": _VERTEX_POOLS[int(pool[len("workerpool") :])], "index": int(task.get("index", 0))},
+        }
     return {}
 
 
@@ -73,9 +77,11 @@ def make_strategy(name: str, config: dict, min_shard_bytes: int = 256 << 10) -> 
         if not num_ps:
             raise ValueError("--strategy=parameter_server needs a 'ps' job in TF_CONFIG.")
         partitioner = tf.distribute.experimental.partitioners.MinSizePartitioner(
-            min_shard_bytes=min_shard_bytes, max_shards=num_ps)
+            min_shard_bytes=min_shard_bytes, max_shards=num_ps
+        )
         return tf.distribute.experimental.ParameterServerStrategy(
-            tf.distribute.cluster_resolver.TFConfigClusterResolver(), variable_partitioner=partitioner)
+            tf.distribute.cluster_resolver.TFConfigClusterResolver(), variable_partitioner=partitioner
+        )
     raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
 
 
@@ -83,8 +89,13 @@ def run_server(config: dict) -> None:
     """Runs this process's tf.distribute.Server forever (ParameterServerStrategy's workers and ps)."""
     task = config["task"]
     logging.info("Starting the %s %d server of the parameter-server job.", task["type"], task["index"])
-    server = tf.distribute.Server(tf.train.ClusterSpec(config["cluster"]), job_name=task["type"],
-                                  task_index=int(task["index"]), protocol="grpc", start=True)
+    server = tf.distribute.Server(
+        tf.train.ClusterSpec(config["cluster"]),
+        job_name=task["type"],
+        task_index=int(task["index"]),
+        protocol="grpc",
+        start=True,
+    )
     server.join()
 
 

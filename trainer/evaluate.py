@@ -40,8 +40,9 @@ def resolve_version(export_dir: str) -> str:
         return export_dir
     found = versions.existing_versions(export_dir, complete_only=True)
     if not found:
-        raise ValueError(f"--export_dir {export_dir} is neither a SavedModel nor a folder of versions "
-                         "(<number>/saved_model.pb).")
+        raise ValueError(
+            f"--export_dir {export_dir} is neither a SavedModel nor a folder of versions (<number>/saved_model.pb)."
+        )
     return os.path.join(export_dir, str(max(found)))
 
 
@@ -58,18 +59,33 @@ def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tu
                 labels.setdefault(key, []).append(value.numpy())
     if not labels:
         raise ValueError(f"No records to evaluate in {pipeline.files}.")
-    return ([{k: np.concatenate(v) for k, v in p.items()} for p in predictions],
-            {k: np.concatenate(v) for k, v in labels.items()})
+    return (
+        [{k: np.concatenate(v) for k, v in p.items()} for p in predictions],
+        {k: np.concatenate(v) for k, v in labels.items()},
+    )
 
 
-def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, reference_export_dir=None,
-                    calibration_buckets: int = 10, batch_size: int = 1024, invalid_conversion: str = "error") -> dict:
+def evaluate_export(
+    export_dir: str,
+    eval_files,
+    schema,
+    output_dir=None,
+    reference_export_dir=None,
+    calibration_buckets: int = 10,
+    batch_size: int = 1024,
+    invalid_conversion: str = "error",
+) -> dict:
     """Scores `export_dir` on `eval_files`; writes metrics.json and calibration.png; returns the report."""
     version_dir = resolve_version(export_dir)
     files = pipeline_lib.resolve_files(eval_files)
     pipeline = pipeline_lib.TFRecordPipeline(
-        files, schema, batch_size, ground_truth=pipeline_lib.has_ground_truth(files),
-        invalid_conversion=invalid_conversion, group=schema.group_key is not None)
+        files,
+        schema,
+        batch_size,
+        ground_truth=pipeline_lib.has_ground_truth(files),
+        invalid_conversion=invalid_conversion,
+        group=schema.group_key is not None,
+    )
     # One pass scores both models: the records (and any dropped-record count) are read once.
     models = [version_dir] + ([resolve_version(reference_export_dir)] if reference_export_dir else [])
     scored, labels = score(models, pipeline)
@@ -77,10 +93,18 @@ def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, refere
     reference = scored[1]["ctr"] if reference_export_dir else None
     results = compute_metrics(predictions, labels, reference_ctr=reference)
     curve = calibration.calibration_by_bucket(
-        predictions["ctr"], predictions["cvr"], labels["click"], labels["conversion"], calibration_buckets,
-        true_cvr=labels.get("true_cvr"))
-    output_dir = output_dir or os.path.join(os.path.dirname(os.path.dirname(version_dir.rstrip("/"))),
-                                            "evaluation", os.path.basename(version_dir.rstrip("/")))
+        predictions["ctr"],
+        predictions["cvr"],
+        labels["click"],
+        labels["conversion"],
+        calibration_buckets,
+        true_cvr=labels.get("true_cvr"),
+    )
+    output_dir = output_dir or os.path.join(
+        os.path.dirname(os.path.dirname(version_dir.rstrip("/"))),
+        "evaluation",
+        os.path.basename(version_dir.rstrip("/")),
+    )
     tf.io.gfile.makedirs(output_dir)
     report = {
         "export_dir": version_dir,
@@ -92,16 +116,20 @@ def evaluate_export(export_dir: str, eval_files, schema, output_dir=None, refere
     }
     with tf.io.gfile.GFile(os.path.join(output_dir, "metrics.json"), "w") as f:
         f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
-    plots.plot_calibration({os.path.basename(version_dir.rstrip("/")): curve},
-                           os.path.join(output_dir, "calibration.png"), title=version_dir)
+    plots.plot_calibration(
+        {os.path.basename(version_dir.rstrip("/")): curve},
+        os.path.join(output_dir, "calibration.png"),
+        title=version_dir,
+    )
     report["output_dir"] = output_dir
     return report
 
 
 def _define_flags():
     config_lib.define_flags(config_lib.EvaluationConfig, required=("export_dir",))
-    config_lib.define_flags(config_lib.DataConfig, only=("eval_files", "schema", "invalid_conversion"),
-                            required=("eval_files", "schema"))
+    config_lib.define_flags(
+        config_lib.DataConfig, only=("eval_files", "schema", "invalid_conversion"), required=("eval_files", "schema")
+    )
     config_lib.define_flags(config_lib.OptimizationConfig, only=("batch_size",))
     config_lib.define_flags(config_lib.ReportConfig)
 
@@ -110,9 +138,16 @@ def main(argv):
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
     schema = schema_lib.load_schema(run.data.schema)
-    report = evaluate_export(run.evaluation.export_dir, run.data.eval_files, schema, run.report.output_dir,
-                             run.evaluation.reference_export_dir, run.report.calibration_buckets,
-                             run.optimization.batch_size, run.data.invalid_conversion)
+    report = evaluate_export(
+        run.evaluation.export_dir,
+        run.data.eval_files,
+        schema,
+        run.report.output_dir,
+        run.evaluation.reference_export_dir,
+        run.report.calibration_buckets,
+        run.optimization.batch_size,
+        run.data.invalid_conversion,
+    )
     logging.info("Wrote %s", report["output_dir"])
     print(format_table(report["metrics"], title=f"{report['export_dir']} on {run.data.eval_files}"))
     print(f"\nmetrics.json and calibration.png in {report['output_dir']}")

@@ -33,6 +33,9 @@ def launch_tasks(cluster: dict, tasks, args, log_dir: str, env=None) -> list:
     for task_type, index in tasks:
         task_env = {**os.environ, **(env or {}), "TF_CONFIG": tf_config(cluster, task_type, index)}
         with open(os.path.join(log_dir, f"{task_type}-{index}.log"), "w") as log:
-            processes.append(subprocess.Popen([sys.executable, "-m", "trainer.task", *args], env=task_env,
-                                              stdout=log, stderr=subprocess.STDOUT))
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "trainer.task", *args], env=task_env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
     return processes

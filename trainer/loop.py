@@ -57,8 +57,17 @@ class TrainingLoop:
         ParameterServerStrategy, the steps of one scheduled closure.
     """
 
-    def __init__(self, model, strategy, checkpoint_dir, summary_dir=None, log_every=100,
-                 checkpoint_every=1000, max_checkpoints=3, steps_per_execution=1):
+    def __init__(
+        self,
+        model,
+        strategy,
+        checkpoint_dir,
+        summary_dir=None,
+        log_every=100,
+        checkpoint_every=1000,
+        max_checkpoints=3,
+        steps_per_execution=1,
+    ):
         if log_every < 1 or checkpoint_every < 1 or steps_per_execution < 1:
             raise ValueError(
                 "`log_every`, `checkpoint_every` and `steps_per_execution` must be positive. Received: "
@@ -76,18 +85,27 @@ class TrainingLoop:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.epoch_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch_step")
         # model: its optimizers' state; weights: every variable by path (`CVRModel.weights_by_path`).
-        checkpoint = tf.train.Checkpoint(model=model, weights=model.weights_by_path(), global_step=self.global_step,
-                                         epoch=self.epoch, epoch_step=self.epoch_step)
+        checkpoint = tf.train.Checkpoint(
+            model=model,
+            weights=model.weights_by_path(),
+            global_step=self.global_step,
+            epoch=self.epoch,
+            epoch_step=self.epoch_step,
+        )
         self.checkpoints = tf.train.CheckpointManager(checkpoint, self._checkpoint_dir, max_to_keep=max_checkpoints)
         self._summary_writer = (
             tf.summary.create_file_writer(distribution.writable_dir(summary_dir, strategy))
-            if summary_dir else tf.summary.create_noop_writer()
+            if summary_dir
+            else tf.summary.create_noop_writer()
         )
         self._stage_functions = {}
         self._execution_functions = {}
         # ParameterServerStrategy: this process coordinates; workers run the scheduled steps.
-        self._coordinator = (tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
-                             if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy) else None)
+        self._coordinator = (
+            tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
+            if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
+            else None
+        )
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if any; True when one was restored."""
@@ -101,8 +119,13 @@ class TrainingLoop:
                 f"Checkpoint {latest} does not match this model ({self.model.name}); it was written by a "
                 f"different model or configuration. Use a fresh --model_dir. Detail: {e}"
             ) from e
-        logging.info("Restored %s: step %d, epoch %d (%d steps into it).", latest, int(self.global_step.numpy()),
-                     int(self.epoch.numpy()) + 1, int(self.epoch_step.numpy()))
+        logging.info(
+            "Restored %s: step %d, epoch %d (%d steps into it).",
+            latest,
+            int(self.global_step.numpy()),
+            int(self.epoch.numpy()) + 1,
+            int(self.epoch_step.numpy()),
+        )
         return True
 
     def train(self, dataset_fn, epochs: int, global_batch_size: int, steps_per_epoch=None) -> dict:
@@ -133,14 +156,18 @@ class TrainingLoop:
                 stage = _stage_at(stages, int(self.epoch.numpy()))
                 done = int(self.epoch_step.numpy())  # > 0 only when resuming mid-epoch
 
-                def epoch_dataset_fn(context, skip=done, epoch=int(self.epoch.numpy())):
+                # Default arguments bind this epoch's values: the closure runs later, on the workers.
+                def epoch_dataset_fn(context, skip=done, epoch=int(self.epoch.numpy())):  # noqa: B008
                     return dataset_fn(context, epoch).skip(skip)
 
                 if self._coordinator is not None:
                     per_worker = self._coordinator.create_per_worker_dataset(
-                        lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn))
-                    last_terms = self._run_scheduled_epoch(stage, iter(per_worker), steps_per_epoch - done,
-                                                           global_batch_size) or last_terms
+                        lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
+                    )
+                    last_terms = (
+                        self._run_scheduled_epoch(stage, iter(per_worker), steps_per_epoch - done, global_batch_size)
+                        or last_terms
+                    )
                 else:
                     dataset = self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
                     steps = None if steps_per_epoch is None else max(0, steps_per_epoch - done)
@@ -244,15 +271,22 @@ class TrainingLoop:
                 pending.append((1, terms))
                 chunk = 1
             else:
-                pending.append((chunk, self._coordinator.schedule(
-                    self._execution_functions[stage], args=(iterator, tf.constant(chunk, tf.int32)))))
+                pending.append(
+                    (
+                        chunk,
+                        self._coordinator.schedule(
+                            self._execution_functions[stage], args=(iterator, tf.constant(chunk, tf.int32))
+                        ),
+                    )
+                )
             done += chunk
             log, save = done % self.log_every == 0 or done == steps, done % self.checkpoint_every == 0
             if log or save:
                 self._coordinator.join()
             if log:
-                executions = [(count, value) if isinstance(value, dict) else _fetched(value.fetch())
-                              for count, value in pending]
+                executions = [
+                    (count, value) if isinstance(value, dict) else _fetched(value.fetch()) for count, value in pending
+                ]
                 last_terms = self._report(stage, executions, time.perf_counter() - window_start, global_batch_size)
                 pending, window_start = [], time.perf_counter()
             if save:
@@ -294,8 +328,10 @@ class TrainingLoop:
         `pending`: (steps, {term: sum over those steps}) per execution.
         """
         steps = sum(count for count, _ in pending)
-        means = {name: float(sum(np.asarray(totals[name], np.float64) for _, totals in pending) / steps)
-                 for name in pending[0][1]}
+        means = {
+            name: float(sum(np.asarray(totals[name], np.float64) for _, totals in pending) / steps)
+            for name in pending[0][1]
+        }
         examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
         step = int(self.global_step.numpy())
         diverged = sorted(name for name, value in means.items() if not np.isfinite(value))
@@ -303,13 +339,20 @@ class TrainingLoop:
             raise FloatingPointError(
                 f"{self.model.name} diverged in stage {stage!r} by step {step}: loss term(s) {diverged} are not "
                 f"finite ({', '.join(f'{k}={v}' for k, v in means.items())}). Lower --learning_rate, or see the "
-                "method's variance controls (propensity_floor, max_weight, normalization).")
+                "method's variance controls (propensity_floor, max_weight, normalization)."
+            )
         for name, value in means.items():
             tf.summary.scalar(f"train/{name}", value, step=step)
         tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
         terms = "  ".join(f"{name}={value:.4f}" for name, value in means.items())
-        logging.info("%s epoch %d step %d  %.0f examples/s  %s", stage, int(self.epoch.numpy()) + 1, step,
-                     examples_per_second, terms)
+        logging.info(
+            "%s epoch %d step %d  %.0f examples/s  %s",
+            stage,
+            int(self.epoch.numpy()) + 1,
+            step,
+            examples_per_second,
+            terms,
+        )
         return means
 
 

@@ -32,8 +32,7 @@ def parse_model_params(items, model_class) -> dict:
             raise app.UsageError(f"--model_params entries are name=value. Received: {item!r}")
         if name not in accepted:
             raise app.UsageError(
-                f"--model_params: {model_class.__name__} has no argument {name!r}; "
-                f"it accepts {sorted(accepted)}."
+                f"--model_params: {model_class.__name__} has no argument {name!r}; it accepts {sorted(accepted)}."
             )
         params[name] = _typed(text, accepted[name], f"--model_params: {model_class.__name__}'s {name}")
     return params
@@ -94,7 +93,9 @@ def method_arguments(model_class) -> dict:
 
 
 def parse_method_entry(entry: str) -> tuple:
-    """"ukd[alpha=1;gamma=0.5]" -> ("ukd", {"alpha": 1, "gamma": 0.5}); "ukd" -> ("ukd", {}).
+    """`ukd[ctr_loss_weight=1;teacher_epochs=2]` -> ("ukd", {"ctr_loss_weight": 1.0, "teacher_epochs": 2}).
+
+    A bare name, "ukd", gives ("ukd", {}).
 
     The name must be registered and the arguments its constructor's (a UsageError otherwise).
     """

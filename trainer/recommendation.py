@@ -77,11 +77,18 @@ def recommend(validation: dict, baseline: str = "naive", positive_selection: boo
     runner_up = ranking[1][0] if len(ranking) > 1 else None
     p_value = float("nan")
     if runner_up is not None:
-        p_value = paired_p_value(_column(validation[recommended], SCORE_METRIC),
-                                 _column(validation[runner_up], SCORE_METRIC))
-    return {"recommended": recommended, "runner_up": runner_up, "p_value": p_value,
-            "separated": bool(p_value < SIGNIFICANCE_LEVEL), "ranking": ranking, "excluded": excluded,
-            "positive_selection": positive_selection}
+        p_value = paired_p_value(
+            _column(validation[recommended], SCORE_METRIC), _column(validation[runner_up], SCORE_METRIC)
+        )
+    return {
+        "recommended": recommended,
+        "runner_up": runner_up,
+        "p_value": p_value,
+        "separated": bool(p_value < SIGNIFICANCE_LEVEL),
+        "ranking": ranking,
+        "excluded": excluded,
+        "positive_selection": positive_selection,
+    }
 
 
 def _exclusion(name, runs, baseline_runs, baseline, positive_selection):
@@ -93,22 +100,28 @@ def _exclusion(name, runs, baseline_runs, baseline, positive_selection):
     low, high = CALIBRATION_BAND
     for index, run in enumerate(runs):
         if not low <= run[CALIBRATION_METRIC] <= high:
-            return (f"run {index + 1}: clicked-row calibration {CALIBRATION_METRIC}={run[CALIBRATION_METRIC]:.3f} "
-                    f"outside [{low}, {high}]")
+            return (
+                f"run {index + 1}: clicked-row calibration {CALIBRATION_METRIC}={run[CALIBRATION_METRIC]:.3f} "
+                f"outside [{low}, {high}]"
+            )
     if name != baseline:
         ours, theirs = _column(runs, GUARD_METRIC), _column(baseline_runs, GUARD_METRIC)
         p_value = paired_p_value(ours, theirs)
         if ours.mean() > theirs.mean() and p_value < SIGNIFICANCE_LEVEL:
-            return (f"{GUARD_METRIC} {ours.mean():.5f} worse than {baseline}'s {theirs.mean():.5f} "
-                    f"(paired p={p_value:.3g})")
+            return (
+                f"{GUARD_METRIC} {ours.mean():.5f} worse than {baseline}'s {theirs.mean():.5f} (paired p={p_value:.3g})"
+            )
         if positive_selection:
             # Σ pCVR / Σ conversions over the same clicked rows: the ratio of two runs' pcoc is the ratio of
             # their Σ pCVR, free of the conversions' sampling noise.
-            ratio = float(np.exp(np.mean(np.log(_column(runs, CALIBRATION_METRIC) /
-                                                _column(baseline_runs, CALIBRATION_METRIC)))))
+            ratio = float(
+                np.exp(np.mean(np.log(_column(runs, CALIBRATION_METRIC) / _column(baseline_runs, CALIBRATION_METRIC))))
+            )
             if ratio > 1.0:
-                return (f"predicts {ratio:.3f}x {baseline}'s pCVR on clicked rows (geometric mean over runs), "
-                        "above the click-space CVR (positive selection)")
+                return (
+                    f"predicts {ratio:.3f}x {baseline}'s pCVR on clicked rows (geometric mean over runs), "
+                    "above the click-space CVR (positive selection)"
+                )
     return None
 
 
@@ -124,18 +137,29 @@ def recommendation_markdown(recommendation: dict) -> str:
     if best is None:
         lines.append("No method passes the guards; see the exclusions below.")
     else:
-        lines.append(f"Ship **{best}**: lowest validation D-NLL {ranking[best][0]:.5f} ± {ranking[best][1]:.5f} "
-                     "(CVR log loss on clicks weighted by 1/pCTR of naive's CTR model).")
+        lines.append(
+            f"Ship **{best}**: lowest validation D-NLL {ranking[best][0]:.5f} ± {ranking[best][1]:.5f} "
+            "(CVR log loss on clicks weighted by 1/pCTR of naive's CTR model)."
+        )
         if runner_up is not None:
-            verdict = ("the evidence separates them" if recommendation["separated"] else
-                       "the evidence cannot separate them: either is a sound choice")
+            verdict = (
+                "the evidence separates them"
+                if recommendation["separated"]
+                else "the evidence cannot separate them: either is a sound choice"
+            )
             p_text = "n/a (one run)" if math.isnan(recommendation["p_value"]) else f"{recommendation['p_value']:.3g}"
-            lines.append(f"Runner-up: **{runner_up}** ({ranking[runner_up][0]:.5f} ± {ranking[runner_up][1]:.5f}); "
-                         f"paired t-test p = {p_text}: {verdict}.")
-    lines += ["", "Assumes positive selection (clicks select for conversion intent): a method predicting above "
-              "naive on clicked rows is set aside." if recommendation["positive_selection"] else
-              "Positive selection not assumed (--positive_selection=false): pCVR above naive's on clicked rows "
-              "is not a guard."]
+            lines.append(
+                f"Runner-up: **{runner_up}** ({ranking[runner_up][0]:.5f} ± {ranking[runner_up][1]:.5f}); "
+                f"paired t-test p = {p_text}: {verdict}."
+            )
+    lines += [
+        "",
+        "Assumes positive selection (clicks select for conversion intent): a method predicting above "
+        "naive on clicked rows is set aside."
+        if recommendation["positive_selection"]
+        else "Positive selection not assumed (--positive_selection=false): pCVR above naive's on clicked rows "
+        "is not a guard.",
+    ]
     if recommendation["excluded"]:
         lines += ["", "Set aside by the guards:"]
         lines += [f"- {name}: {reason}" for name, reason in recommendation["excluded"].items()]

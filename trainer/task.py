@@ -32,13 +32,20 @@ FLAGS = flags.FLAGS
 RUN_CONFIG = "run_config.json"
 SECTION_FLAGS = {  # the TaskConfig sections' settings that are flags of this command
     config_lib.DataConfig: ("train_files", "eval_files", "schema", "sim_rows", "invalid_conversion", "cache_input"),
-    config_lib.ArchitectureConfig: None, config_lib.MethodConfig: None, config_lib.OptimizationConfig: None,
-    config_lib.RuntimeConfig: None, config_lib.OutputConfig: None,
+    config_lib.ArchitectureConfig: None,
+    config_lib.MethodConfig: None,
+    config_lib.OptimizationConfig: None,
+    config_lib.RuntimeConfig: None,
+    config_lib.OutputConfig: None,
 }
 for _section, _only in SECTION_FLAGS.items():
     config_lib.define_flags(_section, only=_only)
-flags.DEFINE_string("config", None, "A run_config.json written by an earlier run: repeat it; flags given on the "
-                    "command line replace its settings (e.g. --model_dir).")
+flags.DEFINE_string(
+    "config",
+    None,
+    "A run_config.json written by an earlier run: repeat it; flags given on the "
+    "command line replace its settings (e.g. --model_dir).",
+)
 
 
 def main(argv):
@@ -51,14 +58,17 @@ def main(argv):
     strategy_name = distribution.strategy_name(config, run.runtime.strategy)
     if run.data.cache_input and strategy_name == "parameter_server":
         # Its workers run an input function traced on the chief: the cached records would be shipped in it.
-        raise app.UsageError("--cache_input cannot be used with ParameterServerStrategy (each worker builds its "
-                             "input from a function traced on the chief); drop --cache_input.")
+        raise app.UsageError(
+            "--cache_input cannot be used with ParameterServerStrategy (each worker builds its "
+            "input from a function traced on the chief); drop --cache_input."
+        )
     if strategy_name == "parameter_server" and config["task"]["type"] in ("worker", "ps"):
         distribution.run_server(config)  # the chief coordinates; workers and ps serve until the job ends
         return
     strategy = distribution.make_strategy(strategy_name, config)
-    logging.info("Strategy %s (%s), %d replicas.", strategy_name, type(strategy).__name__,
-                 strategy.num_replicas_in_sync)
+    logging.info(
+        "Strategy %s (%s), %d replicas.", strategy_name, type(strategy).__name__, strategy.num_replicas_in_sync
+    )
     if distribution.is_chief(strategy):
         # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
         tf.io.gfile.makedirs(model_dir)
@@ -69,13 +79,19 @@ def main(argv):
 
     replicas = strategy.num_replicas_in_sync
     if run.optimization.batch_size % replicas:
-        raise app.UsageError(f"--batch_size={run.optimization.batch_size} must be a multiple of the {replicas} replicas.")
+        raise app.UsageError(
+            f"--batch_size={run.optimization.batch_size} must be a multiple of the {replicas} replicas."
+        )
     # Under ParameterServerStrategy the coordinator hands steps to whichever worker is free, so data is not
     # sharded statically: each worker reads every file in its own random order (seed None).
     train_pipeline = pipeline_lib.TFRecordPipeline(
-        train_files, schema, run.optimization.batch_size // replicas, shuffle=True,
+        train_files,
+        schema,
+        run.optimization.batch_size // replicas,
+        shuffle=True,
         seed=None if strategy_name == "parameter_server" else run.optimization.seed,
-        invalid_conversion=run.data.invalid_conversion, cache=run.data.cache_input,
+        invalid_conversion=run.data.invalid_conversion,
+        cache=run.data.cache_input,
     )
     # Unshuffled, so every worker of a distributed job derives the same statistics.
     statistics_pipeline = pipeline_lib.TFRecordPipeline(
@@ -84,10 +100,10 @@ def main(argv):
     with statistics_pipeline.named_errors():
         numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
     with strategy.scope():
-        model = model_class(schema=schema, numeric_statistics=numeric_statistics,
-                            **run.architecture.model_kwargs(), **model_params)
+        model = model_class(
+            schema=schema, numeric_statistics=numeric_statistics, **run.architecture.model_kwargs(), **model_params
+        )
         model.compile(optimizer=optimizers.make_optimizer(run.optimization.optimizer, run.optimization.learning_rate))
-        model.build_optimizers()
 
     steps_per_epoch = run.runtime.steps_per_epoch
     if strategy_name == "multi_worker_mirrored":
@@ -97,34 +113,44 @@ def main(argv):
         # Workers must take the same number of steps; their shards need not hold the same records.
         records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
         steps_per_epoch = max(1, records // run.optimization.batch_size)
-        logging.info("%d training records: %d steps per epoch of %d.", records, steps_per_epoch, run.optimization.batch_size)
+        logging.info(
+            "%d training records: %d steps per epoch of %d.", records, steps_per_epoch, run.optimization.batch_size
+        )
 
     def dataset_fn(input_context, epoch):
-        return train_pipeline.dataset(epochs=None if steps_per_epoch else 1, epoch_index=epoch,
-                                      num_shards=1 if strategy_name == "parameter_server"
-                                      else input_context.num_input_pipelines,
-                                      shard_index=0 if strategy_name == "parameter_server"
-                                      else input_context.input_pipeline_id)
+        return train_pipeline.dataset(
+            epochs=None if steps_per_epoch else 1,
+            epoch_index=epoch,
+            num_shards=1 if strategy_name == "parameter_server" else input_context.num_input_pipelines,
+            shard_index=0 if strategy_name == "parameter_server" else input_context.input_pipeline_id,
+        )
 
     loop = TrainingLoop(
-        model, strategy,
+        model,
+        strategy,
         checkpoint_dir=os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
         summary_dir=os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs"),
-        log_every=run.runtime.log_every, checkpoint_every=run.runtime.checkpoint_every,
+        log_every=run.runtime.log_every,
+        checkpoint_every=run.runtime.checkpoint_every,
         steps_per_execution=run.runtime.steps_per_execution,
     )
-    logging.info("Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"],
-                 train_files, model_dir)
+    logging.info(
+        "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
+    )
     with train_pipeline.named_errors():
         training = loop.train(dataset_fn, run.optimization.epochs, run.optimization.batch_size, steps_per_epoch)
     if train_pipeline.invalid_conversions_dropped:
-        logging.warning("Dropped %d training records with conversion=1 and click=0.",
-                        train_pipeline.invalid_conversions_dropped)
+        logging.warning(
+            "Dropped %d training records with conversion=1 and click=0.", train_pipeline.invalid_conversions_dropped
+        )
 
     eval_pipeline = pipeline_lib.TFRecordPipeline(
-        eval_files, schema, run.optimization.batch_size,
+        eval_files,
+        schema,
+        run.optimization.batch_size,
         ground_truth=pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(eval_files)),
-        invalid_conversion=run.data.invalid_conversion, group=schema.group_key is not None,
+        invalid_conversion=run.data.invalid_conversion,
+        group=schema.group_key is not None,
     )
     with eval_pipeline.named_errors():
         results = metrics.evaluate(model, eval_pipeline.dataset())
@@ -145,8 +171,10 @@ def main(argv):
         report["export"] = export.export_for_serving(model, schema, export_base, keep_versions=run.output.keep_versions)
         distribution.cleanup_worker_dir(export_base, os.path.join(model_dir, "export"))
     print(metrics.format_table(results, title=f"{run.method.model} ({report['backbone']}) on {eval_files}"))
-    print(f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
-          f"model_dir: {model_dir}" + (f"; export: {report['export']}" if run.output.export else ""))
+    print(
+        f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
+        f"model_dir: {model_dir}" + (f"; export: {report['export']}" if run.output.export else "")
+    )
 
 
 def _report_to_tuner(metric, results, global_step):
@@ -154,10 +182,13 @@ def _report_to_tuner(metric, results, global_step):
     import hypertune  # cloudml-hypertune; only needed under a tuning job
 
     if metric not in results:
-        raise app.UsageError(f"--hypertune_metric={metric!r} is not an evaluation metric; "
-                             f"available: {sorted(k for k, v in results.items() if isinstance(v, float))}")
+        raise app.UsageError(
+            f"--hypertune_metric={metric!r} is not an evaluation metric; "
+            f"available: {sorted(k for k, v in results.items() if isinstance(v, float))}"
+        )
     hypertune.HyperTune().report_hyperparameter_tuning_metric(
-        hyperparameter_metric_tag=metric, metric_value=results[metric], global_step=global_step)
+        hyperparameter_metric_tag=metric, metric_value=results[metric], global_step=global_step
+    )
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", metric, results[metric])
 
 

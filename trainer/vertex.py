@@ -32,24 +32,36 @@ def _define_flags():
     flags.DEFINE_string("project", None, "Google Cloud project.", required=True)
     flags.DEFINE_string("region", "us-central1", "Vertex AI region.")
     flags.DEFINE_string("display_name", None, "Job name; default tfcvr-<model>-<unix time>.")
-    flags.DEFINE_string("base_output_dir", None, "gs:// folder; Vertex AI derives AIP_MODEL_DIR etc. from it.",
-                        required=True)
+    flags.DEFINE_string(
+        "base_output_dir", None, "gs:// folder; Vertex AI derives AIP_MODEL_DIR etc. from it.", required=True
+    )
     flags.DEFINE_integer("replicas", 1, "Training replicas in all: the chief plus replicas-1 workers.")
     flags.DEFINE_integer("num_ps", 0, "Parameter servers (ParameterServerStrategy); 0 = none.")
     flags.DEFINE_string("machine_type", "n1-standard-8", "Machine type of the chief and workers.")
     flags.DEFINE_string("ps_machine_type", None, "Machine type of the parameter servers; default --machine_type.")
     flags.DEFINE_string("image_uri", None, "Container image with tfcvr installed.")
     flags.DEFINE_string("package_uri", None, "gs:// URI of the tfcvr source distribution (instead of --image_uri).")
-    flags.DEFINE_string("executor_image_uri", "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
-                        "Prebuilt training image that installs --package_uri.")
+    flags.DEFINE_string(
+        "executor_image_uri",
+        "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
+        "Prebuilt training image that installs --package_uri.",
+    )
     flags.DEFINE_string("service_account", None, "Service account the job runs as.")
     flags.DEFINE_string("tensorboard", None, "Vertex AI TensorBoard resource name to stream logs to.")
     flags.DEFINE_string("staging_bucket", None, "gs:// bucket for the SDK's staging; default the output bucket.")
     flags.DEFINE_bool("dry_run", False, "Print the job spec as JSON instead of submitting it.")
 
 
-def worker_pool_specs(trainer_args, replicas=1, num_ps=0, machine_type="n1-standard-8", ps_machine_type=None,
-                      image_uri=None, package_uri=None, executor_image_uri=None) -> list:
+def worker_pool_specs(
+    trainer_args,
+    replicas=1,
+    num_ps=0,
+    machine_type="n1-standard-8",
+    ps_machine_type=None,
+    image_uri=None,
+    package_uri=None,
+    executor_image_uri=None,
+) -> list:
     """Vertex AI WorkerPoolSpecs: chief, workers, parameter servers; each runs trainer.task with `trainer_args`."""
     if replicas < 1:
         raise ValueError(f"--replicas must be at least 1. Received: {replicas}")
@@ -62,14 +74,19 @@ def worker_pool_specs(trainer_args, replicas=1, num_ps=0, machine_type="n1-stand
 
     def pool(count, machine):
         spec = gca_custom_job.WorkerPoolSpec(
-            machine_spec=machine_resources.MachineSpec(machine_type=machine), replica_count=count)
+            machine_spec=machine_resources.MachineSpec(machine_type=machine), replica_count=count
+        )
         if image_uri:
             spec.container_spec = gca_custom_job.ContainerSpec(
-                image_uri=image_uri, command=["python", "-m", TRAINER_MODULE], args=list(trainer_args))
+                image_uri=image_uri, command=["python", "-m", TRAINER_MODULE], args=list(trainer_args)
+            )
         else:
             spec.python_package_spec = gca_custom_job.PythonPackageSpec(
-                executor_image_uri=executor_image_uri, package_uris=[package_uri], python_module=TRAINER_MODULE,
-                args=list(trainer_args))
+                executor_image_uri=executor_image_uri,
+                package_uris=[package_uri],
+                python_module=TRAINER_MODULE,
+                args=list(trainer_args),
+            )
         return spec
 
     pools = [pool(1, machine_type)]
@@ -85,7 +102,8 @@ def custom_job(display_name, pools, base_output_dir, service_account=None, tenso
     if not base_output_dir.startswith("gs://"):
         raise ValueError(f"--base_output_dir must be a gs:// folder. Received: {base_output_dir!r}")
     spec = gca_custom_job.CustomJobSpec(
-        worker_pool_specs=pools, base_output_directory=gca_io.GcsDestination(output_uri_prefix=base_output_dir))
+        worker_pool_specs=pools, base_output_directory=gca_io.GcsDestination(output_uri_prefix=base_output_dir)
+    )
     if service_account:
         spec.service_account = service_account
     if tensorboard:
@@ -104,8 +122,16 @@ def main(argv):
     trainer_args = argv[1:]
     display_name = FLAGS.display_name or f"tfcvr-{_model_name(trainer_args)}-{int(time.time())}"
     try:
-        pools = worker_pool_specs(trainer_args, FLAGS.replicas, FLAGS.num_ps, FLAGS.machine_type,
-                                  FLAGS.ps_machine_type, FLAGS.image_uri, FLAGS.package_uri, FLAGS.executor_image_uri)
+        pools = worker_pool_specs(
+            trainer_args,
+            FLAGS.replicas,
+            FLAGS.num_ps,
+            FLAGS.machine_type,
+            FLAGS.ps_machine_type,
+            FLAGS.image_uri,
+            FLAGS.package_uri,
+            FLAGS.executor_image_uri,
+        )
         job = custom_job(display_name, pools, FLAGS.base_output_dir, FLAGS.service_account, FLAGS.tensorboard)
     except ValueError as e:
         raise app.UsageError(str(e)) from e
@@ -114,12 +140,13 @@ def main(argv):
         return 0
     from google.cloud import aiplatform  # needs credentials: imported only to submit
 
-    bucket = FLAGS.staging_bucket or "gs://" + FLAGS.base_output_dir[len("gs://"):].split("/")[0]
+    bucket = FLAGS.staging_bucket or "gs://" + FLAGS.base_output_dir[len("gs://") :].split("/")[0]
     aiplatform.init(project=FLAGS.project, location=FLAGS.region, staging_bucket=bucket)
     submitted = aiplatform.CustomJob(
         display_name=display_name,
         worker_pool_specs=[gca_custom_job.WorkerPoolSpec.to_dict(p) for p in pools],
-        base_output_dir=FLAGS.base_output_dir)
+        base_output_dir=FLAGS.base_output_dir,
+    )
     submitted.submit(service_account=FLAGS.service_account, tensorboard=FLAGS.tensorboard)
     print(f"Submitted {submitted.resource_name}")
     return 0

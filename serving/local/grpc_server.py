@@ -28,8 +28,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 except (TypeError, ValueError) as error:
                     raise ServingError("INVALID_ARGUMENT", f"input {name!r} is not a valid tensor: {error}") from error
             served_version, outputs = self.models.predict(
-                spec.name, inputs, version=version, version_label=spec.version_label or None,
-                signature_name=spec.signature_name or None)
+                spec.name,
+                inputs,
+                version=version,
+                version_label=spec.version_label or None,
+                signature_name=spec.signature_name or None,
+            )
         except ServingError as error:
             context.abort(grpc.StatusCode[error.code], error.message)
         response = predict_pb2.PredictResponse()
@@ -43,11 +47,16 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 def start_grpc_server(models: dict, labels=None, port=0, max_workers=4):
     """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None)`."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers), options=[
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(ExportedModels(models, labels)), server)
+        PredictionServicer(ExportedModels(models, labels)), server
+    )
     bound = server.add_insecure_port(f"localhost:{port}")
     if bound == 0:
         raise OSError(f"Could not bind localhost:{port} for the local PredictionService.")

@@ -62,12 +62,15 @@ class ExportedModels:
         signatures = self._load(model_name, version).signatures
         name = signature_name or "serving_default"
         if name not in signatures:
-            raise ServingError("INVALID_ARGUMENT", f"Serving signature name: \"{name}\" not found in signature def; "
-                                                   f"available: {sorted(signatures)}")
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f'Serving signature name: "{name}" not found in signature def; available: {sorted(signatures)}',
+            )
         return signatures[name]
 
-    def predict(self, model_name, inputs: dict, version=None, version_label=None, signature_name=None,
-                convert_dtypes=False) -> tuple:
+    def predict(
+        self, model_name, inputs: dict, version=None, version_label=None, signature_name=None, convert_dtypes=False
+    ) -> tuple:
         """(version, {output: numpy array}) for `inputs` {input name: numpy array}.
 
         `convert_dtypes`: cast values to the signature's dtypes (REST JSON
@@ -79,8 +82,11 @@ class ExportedModels:
         specs = function.structured_input_signature[1]
         missing, unknown = sorted(set(specs) - set(inputs)), sorted(set(inputs) - set(specs))
         if missing or unknown:
-            raise ServingError("INVALID_ARGUMENT", f"Request inputs do not match the signature: missing {missing}, "
-                                                   f"unknown {unknown}; expected {sorted(specs)}")
+            raise ServingError(
+                "INVALID_ARGUMENT",
+                f"Request inputs do not match the signature: missing {missing}, "
+                f"unknown {unknown}; expected {sorted(specs)}",
+            )
         tensors = {}
         for name, spec in specs.items():
             tensors[name] = _tensor(name, inputs[name], spec, convert_dtypes)
@@ -107,14 +113,17 @@ def _tensor(name, value, spec, convert_dtypes):
         value = flat if any(isinstance(v, (bytes, str)) for v in flat.reshape([-1])) else np.asarray(value)
     value = np.asarray(value)
     if value.ndim != spec.shape.rank:
-        raise ServingError("INVALID_ARGUMENT", f"input {name!r} must have rank {spec.shape.rank}; received shape "
-                                               f"{list(value.shape)}")
+        raise ServingError(
+            "INVALID_ARGUMENT", f"input {name!r} must have rank {spec.shape.rank}; received shape {list(value.shape)}"
+        )
     given = tf.string if value.dtype.kind in "OSU" else tf.as_dtype(value.dtype)
     if given != spec.dtype and not convert_dtypes:
-        raise ServingError("INVALID_ARGUMENT", f"Expects arg {name!r} to be {spec.dtype.name} but "
-                                               f"{given.name} is provided")
+        raise ServingError(
+            "INVALID_ARGUMENT", f"Expects arg {name!r} to be {spec.dtype.name} but {given.name} is provided"
+        )
     try:
         return tf.constant(value.tolist() if value.dtype.kind == "O" else value, dtype=spec.dtype)
     except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
-        raise ServingError("INVALID_ARGUMENT", f"input {name!r} cannot be read as {spec.dtype.name}: "
-                                               f"{str(error)[:300]}") from error
+        raise ServingError(
+            "INVALID_ARGUMENT", f"input {name!r} cannot be read as {spec.dtype.name}: {str(error)[:300]}"
+        ) from error

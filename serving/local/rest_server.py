@@ -28,8 +28,11 @@ def _decode_binary(value):
 def _inputs(body, input_names):
     """{input name: values} from a columnar ("inputs") or row ("instances") request body."""
     if not isinstance(body, dict) or ("inputs" in body) == ("instances" in body):
-        raise ServingError("INVALID_ARGUMENT", 'The request body must be a JSON object with exactly one of '
-                                               '"inputs" (columnar) or "instances" (row format)')
+        raise ServingError(
+            "INVALID_ARGUMENT",
+            "The request body must be a JSON object with exactly one of "
+            '"inputs" (columnar) or "instances" (row format)',
+        )
     if "inputs" in body:
         columns = body["inputs"]
         if not isinstance(columns, dict):
@@ -69,14 +72,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             resolved = self.models.resolve(name, version, label)
             specs = self.models.signature(name, resolved, signature_name).structured_input_signature[1]
             inputs = _inputs(body, sorted(specs))
-            _, outputs = self.models.predict(name, inputs, version=resolved, signature_name=signature_name,
-                                             convert_dtypes=True)
+            _, outputs = self.models.predict(
+                name, inputs, version=resolved, signature_name=signature_name, convert_dtypes=True
+            )
             if "inputs" in body:
                 reply = {"outputs": {key: value.tolist() for key, value in outputs.items()}}
             else:
                 size = len(next(iter(outputs.values())))
-                reply = {"predictions": [{key: value[i].item() for key, value in outputs.items()}
-                                         for i in range(size)]}
+                reply = {"predictions": [{key: value[i].item() for key, value in outputs.items()} for i in range(size)]}
             self._reply(200, reply)
         except ServingError as error:
             self._reply(_STATUS.get(error.code, 500), {"error": error.message})

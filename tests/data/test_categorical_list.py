@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from serving import candidates as candidates_lib
 from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
 from tfcvr import export, models
-from tfcvr.data import TFRecordPipeline, example_writer, schema as schema_lib, transform
+from tfcvr.data import TFRecordPipeline, example_writer, transform
+from tfcvr.data import schema as schema_lib
 from tfcvr.export import warmup
 from tfcvr.layers import FeatureEmbedding
-from serving import candidates as candidates_lib
 
 HISTORY = {"name": "history", "type": "categorical_list", "dtype": "int64", "num_buckets": 30, "max_length": 3}
 TAGS = {"name": "tags", "type": "categorical_list", "dtype": "string", "num_buckets": 40, "max_length": 2}
@@ -60,13 +61,13 @@ def test_schema_round_trip_and_validation(tmp_path, list_schema):
 def test_pipeline_pads_truncates_and_ignores_padding(tmp_path, list_schema):
     rows = [
         tiny_row(history=[5, 6, 7, 8], tags=["a"]),  # truncated to the first 3
-        tiny_row(history=[], tags=[]),               # absent: all padding
+        tiny_row(history=[], tags=[]),  # absent: all padding
         tiny_row(history=[-1, 9], tags=["", "b", "c"]),  # -1 and "" mean no value
     ]
     path = write_rows(tmp_path / "lists.tfrecord", rows)
     pipeline = TFRecordPipeline(path, list_schema, batch_size=8)
     with pipeline.named_errors():
-        (features, _), = list(pipeline.dataset())
+        ((features, _),) = list(pipeline.dataset())
     h = lambda v: _bucket(v, 30)  # noqa: E731
     t = lambda v: _bucket(v, 40)  # noqa: E731
     np.testing.assert_array_equal(features["history"].numpy(), [[h(5), h(6), h(7)], [-1, -1, -1], [h(9), -1, -1]])
@@ -76,9 +77,10 @@ def test_pipeline_pads_truncates_and_ignores_padding(tmp_path, list_schema):
 
 def test_drop_policy_masks_list_features(tmp_path, list_schema):
     rows = [tiny_row(history=[1], click=0, conversion=1), tiny_row(history=[2, 3], click=1, conversion=1)]
-    pipeline = TFRecordPipeline(write_rows(tmp_path / "d.tfrecord", rows), list_schema, batch_size=4,
-                                invalid_conversion="drop")
-    (features, labels), = list(pipeline.dataset())
+    pipeline = TFRecordPipeline(
+        write_rows(tmp_path / "d.tfrecord", rows), list_schema, batch_size=4, invalid_conversion="drop"
+    )
+    ((features, labels),) = list(pipeline.dataset())
     np.testing.assert_array_equal(features["history"].numpy(), [[_bucket(2, 30), _bucket(3, 30), -1]])
     np.testing.assert_array_equal(labels["conversion"].numpy(), [1])
     assert pipeline.invalid_conversions_dropped == 1
@@ -107,12 +109,13 @@ def test_gradient_reaches_only_present_rows():
 
 
 def test_trains_exports_and_serves_lists(tmp_path, list_schema):
-    rows = [tiny_row(user_id=i, history=list(range(i % 4)), tags=[f"t{i % 3}"], click=i % 2,
-                     conversion=int(i % 4 == 1)) for i in range(16)]
+    rows = [
+        tiny_row(user_id=i, history=list(range(i % 4)), tags=[f"t{i % 3}"], click=i % 2, conversion=int(i % 4 == 1))
+        for i in range(16)
+    ]
     path = write_rows(tmp_path / "train.tfrecord", rows)
     model = models.build("esmm", list_schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.build_optimizers()
     pipeline = TFRecordPipeline(path, list_schema, batch_size=8)
     for features, labels in pipeline.dataset():
         logs = model.train_step((features, labels))
@@ -120,17 +123,24 @@ def test_trains_exports_and_serves_lists(tmp_path, list_schema):
 
     version = export.export_for_serving(model, list_schema, str(tmp_path / "export"), version=1)
     loaded = tf.saved_model.load(version)
-    serve = [tiny_row(history=[3, 1, 2, 7], tags=["t1"]), tiny_row(history=[], tags=["t0", "t2"]),
-             tiny_row(history=[2], tags=[])]
+    serve = [
+        tiny_row(history=[3, 1, 2, 7], tags=["t1"]),
+        tiny_row(history=[], tags=["t0", "t2"]),
+        tiny_row(history=[2], tags=[]),
+    ]
     from_examples = loaded.signatures["serving_default"](
-        examples=tf.constant([example_writer.to_example(r).SerializeToString() for r in serve]))
+        examples=tf.constant([example_writer.to_example(r).SerializeToString() for r in serve])
+    )
     columns = candidates_lib.feature_columns(serve, list_schema)
     np.testing.assert_array_equal(columns["history"], [[3, 1, 2, 7], [-1, -1, -1, -1], [2, -1, -1, -1]])
     assert columns["tags"].tolist() == [["t1", ""], ["t0", "t2"], ["", ""]]
     from_features = loaded.signatures["predict"](**{k: tf.constant(v) for k, v in columns.items()})
     pipeline_inputs = transform.to_model_inputs(
-        tf.io.parse_example([example_writer.to_example(r).SerializeToString() for r in serve],
-                            transform.feature_spec(list_schema)), list_schema)
+        tf.io.parse_example(
+            [example_writer.to_example(r).SerializeToString() for r in serve], transform.feature_spec(list_schema)
+        ),
+        list_schema,
+    )
     in_process = model(pipeline_inputs, training=False)
     for key in ("ctr", "cvr"):
         np.testing.assert_allclose(from_examples[key].numpy(), from_features[key].numpy(), rtol=1e-6)
@@ -162,10 +172,10 @@ def test_clients_send_padded_lists_to_the_predict_signature(tmp_path, list_schem
     rest_server, rest_port = start_rest_server({"cvr": base})
     try:
         expected = GrpcPredictionClient(f"localhost:{grpc_port}", "cvr").predict(candidates)
-        for client in (GrpcPredictionClient(f"localhost:{grpc_port}", "cvr", signature_name="predict",
-                                            schema=list_schema),
-                       RestPredictionClient(f"localhost:{rest_port}", "cvr", signature_name="predict",
-                                            schema=list_schema)):
+        for client in (
+            GrpcPredictionClient(f"localhost:{grpc_port}", "cvr", signature_name="predict", schema=list_schema),
+            RestPredictionClient(f"localhost:{rest_port}", "cvr", signature_name="predict", schema=list_schema),
+        ):
             scores = client.predict(candidates)
             np.testing.assert_allclose(scores["ctcvr"], expected["ctcvr"], rtol=1e-5)
     finally:

@@ -3,8 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_row, write_rows
-from tfcvr.data import DataError, TFRecordPipeline
-from tfcvr.data import transform
+from tfcvr.data import DataError, TFRecordPipeline, transform
 
 
 def _all(pipeline):
@@ -13,10 +12,11 @@ def _all(pipeline):
 
 
 def test_parses_hashes_and_splits_labels(tmp_path, tiny_schema):
-    rows = [tiny_row(user_id=i - 3, item_cat=f"c{i}", price=float(i), click=i % 2, conversion=int(i == 1))
-            for i in range(6)]
+    rows = [
+        tiny_row(user_id=i - 3, item_cat=f"c{i}", price=float(i), click=i % 2, conversion=int(i == 1)) for i in range(6)
+    ]
     path = write_rows(tmp_path / "a.tfrecord", rows)
-    (features, labels), = _all(TFRecordPipeline(path, tiny_schema, batch_size=8))
+    ((features, labels),) = _all(TFRecordPipeline(path, tiny_schema, batch_size=8))
     assert set(features) == {"user_id", "item_cat", "price"}
     assert set(labels) == {"click", "conversion"}
     expected_users = transform.hash_categorical(tf.constant([i - 3 for i in range(6)], tf.int64), 50).numpy()
@@ -43,18 +43,21 @@ def test_batched_hash_equals_hashing_each_column():
     other = tf.constant([5, 6, 7, 8, 9, 10], tf.int64)
     first, second = transform.hash_columns([ids, other], [100_003, 3])
     for column, hashed, buckets in ((ids, first, 100_003), (other, second, 3)):
-        singles = [transform.hash_categorical(column[i:i + 1], buckets).numpy()[0] for i in range(6)]
+        singles = [transform.hash_categorical(column[i : i + 1], buckets).numpy()[0] for i in range(6)]
         np.testing.assert_array_equal(hashed.numpy(), singles)
     words = tf.constant(["", "shoes", "x" * 300])
-    np.testing.assert_array_equal(transform.hash_columns([words], [2**40])[0].numpy(),
-                                  tf.strings.to_hash_bucket_fast(words, 2**40).numpy())
-    empty, = transform.hash_columns([tf.zeros([0], tf.int64)], [5])
+    np.testing.assert_array_equal(
+        transform.hash_columns([words], [2**40])[0].numpy(), tf.strings.to_hash_bucket_fast(words, 2**40).numpy()
+    )
+    (empty,) = transform.hash_columns([tf.zeros([0], tf.int64)], [5])
     assert empty.shape == (0,)
 
 
 def test_batches_and_seeded_shuffle(tmp_path, tiny_schema):
-    files = [write_rows(tmp_path / f"s{k}.tfrecord", [tiny_row(price=float(10 * k + i)) for i in range(10)])
-             for k in range(3)]
+    files = [
+        write_rows(tmp_path / f"s{k}.tfrecord", [tiny_row(price=float(10 * k + i)) for i in range(10)])
+        for k in range(3)
+    ]
     pattern = str(tmp_path / "s*.tfrecord")
 
     def prices(seed, epoch_index=0):
@@ -134,7 +137,7 @@ def test_invalid_conversions_dropped_and_counted(tmp_path, tiny_schema):
     rows = [tiny_row(), tiny_row(click=0, conversion=1), tiny_row(conversion=1), tiny_row(click=0, conversion=1)]
     path = write_rows(tmp_path / "d.tfrecord", rows)
     pipeline = TFRecordPipeline(path, tiny_schema, batch_size=8, invalid_conversion="drop")
-    (features, labels), = _all(pipeline)
+    ((features, labels),) = _all(pipeline)
     np.testing.assert_array_equal(labels["click"].numpy(), [1, 1])
     np.testing.assert_array_equal(labels["conversion"].numpy(), [0, 1])
     assert features["price"].shape == (2,)
@@ -147,8 +150,9 @@ def test_batches_are_full_after_dropping_invalid_records(tmp_path, tiny_schema, 
     invalid = {1, 4, 5}
     rows = [tiny_row(price=float(i), click=int(i not in invalid), conversion=int(i in invalid)) for i in range(10)]
     path = write_rows(tmp_path / "d.tfrecord", rows)
-    pipeline = TFRecordPipeline(path, tiny_schema, batch_size=3, invalid_conversion="drop", shuffle=shuffle, seed=3,
-                                shuffle_buffer_size=5)
+    pipeline = TFRecordPipeline(
+        path, tiny_schema, batch_size=3, invalid_conversion="drop", shuffle=shuffle, seed=3, shuffle_buffer_size=5
+    )
     batches = _all(pipeline)
     assert [f["price"].shape[0] for f, _ in batches] == [3, 3, 1]
     prices = np.concatenate([f["price"].numpy() for f, _ in batches])
@@ -160,7 +164,7 @@ def test_a_chunk_with_only_invalid_records_yields_nothing(tmp_path, tiny_schema)
     rows = [tiny_row(click=0, conversion=1)] * 4 + [tiny_row(price=7.0)]
     path = write_rows(tmp_path / "d.tfrecord", rows)
     pipeline = TFRecordPipeline(path, tiny_schema, batch_size=4, invalid_conversion="drop")
-    (features, _), = _all(pipeline)
+    ((features, _),) = _all(pipeline)
     np.testing.assert_array_equal(features["price"].numpy(), [7.0])
     assert pipeline.invalid_conversions_dropped == 4
 
@@ -186,8 +190,9 @@ def _user_ids(dataset):
 
 
 def test_shards_by_file_with_enough_files_else_by_record(tmp_path, tiny_schema):
-    files = [write_rows(tmp_path / f"part-{k}.tfrecord", [tiny_row(user_id=10 * k + i) for i in range(5)])
-             for k in range(3)]
+    files = [
+        write_rows(tmp_path / f"part-{k}.tfrecord", [tiny_row(user_id=10 * k + i) for i in range(5)]) for k in range(3)
+    ]
     pattern = str(tmp_path / "part-*.tfrecord")
     pipeline = TFRecordPipeline(pattern, tiny_schema, 4, shuffle=True, seed=1)
     assert pipeline.sharding(1) == "none" and pipeline.sharding(3) == "file" and pipeline.sharding(4) == "record"

@@ -11,16 +11,33 @@ from tfcvr.data import DataError, TFRecordPipeline
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 
-WITH_LIST = schema_lib.Schema.from_dict({**TINY_SCHEMA, "features": TINY_SCHEMA["features"] + [
-    {"name": "history", "type": "categorical_list", "dtype": "int64", "num_buckets": 30, "max_length": 3}]})
+WITH_LIST = schema_lib.Schema.from_dict(
+    {
+        **TINY_SCHEMA,
+        "features": TINY_SCHEMA["features"]
+        + [{"name": "history", "type": "categorical_list", "dtype": "int64", "num_buckets": 30, "max_length": 3}],
+    }
+)
 
 
 def _files(tmp_path, count=3, rows=10):
-    return [write_rows(tmp_path / f"s{k}.tfrecord",
-                       [tiny_row(price=float(rows * k + i), user_id=rows * k + i, item_cat=f"c{i % 4}",
-                                 history=list(range(i % 4)) or None, click=i % 2, conversion=int(i % 4 == 1))
-                        for i in range(rows)])
-            for k in range(count)]
+    return [
+        write_rows(
+            tmp_path / f"s{k}.tfrecord",
+            [
+                tiny_row(
+                    price=float(rows * k + i),
+                    user_id=rows * k + i,
+                    item_cat=f"c{i % 4}",
+                    history=list(range(i % 4)) or None,
+                    click=i % 2,
+                    conversion=int(i % 4 == 1),
+                )
+                for i in range(rows)
+            ],
+        )
+        for k in range(count)
+    ]
 
 
 def _batches(pipeline, **kwargs):
@@ -74,8 +91,9 @@ def test_records_are_read_parsed_and_dropped_once(tmp_path):
     # Records 1, 5 and 9 have conversion=1 and click=0: 7 of 10 remain.
     rows = [tiny_row(price=float(i), click=int(i % 4 != 1), conversion=int(i % 4 == 1)) for i in range(10)]
     path = write_rows(tmp_path / "d.tfrecord", rows)
-    pipeline = TFRecordPipeline(path, WITH_LIST, batch_size=3, shuffle=True, seed=0, invalid_conversion="drop",
-                                cache=True, drop_remainder=True)
+    pipeline = TFRecordPipeline(
+        path, WITH_LIST, batch_size=3, shuffle=True, seed=0, invalid_conversion="drop", cache=True, drop_remainder=True
+    )
     first = _batches(pipeline, epochs=2)
     os.remove(path)  # later epochs come from memory
     later = list(pipeline.dataset(epoch_index=1, epochs=None).take(4).as_numpy_iterator())
@@ -122,6 +140,7 @@ def test_another_seed_shares_the_parsed_records(tmp_path, monkeypatch):
     second = first.with_seed(2)
     one, two = _prices(_batches(first)), _prices(_batches(second))
     assert len(fills) == 1 and first.seed == 1 and second.seed == 2
-    np.testing.assert_array_equal(two, _prices(_batches(
-        TFRecordPipeline(files, WITH_LIST, batch_size=4, shuffle=True, seed=2, cache=True))))
+    np.testing.assert_array_equal(
+        two, _prices(_batches(TFRecordPipeline(files, WITH_LIST, batch_size=4, shuffle=True, seed=2, cache=True)))
+    )
     assert not np.array_equal(one, two)

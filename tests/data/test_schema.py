@@ -19,8 +19,14 @@ def test_round_trip_through_file(tmp_path):
     schema_lib.save_schema(schema, str(path))
     loaded = schema_lib.load_schema(str(path))
     assert loaded == schema
-    assert loaded.to_dict() == {**TINY_SCHEMA, "features": [
-        TINY_SCHEMA["features"][0], TINY_SCHEMA["features"][1], {"name": "price", "type": "numeric", "dtype": "float32"}]}
+    assert loaded.to_dict() == {
+        **TINY_SCHEMA,
+        "features": [
+            TINY_SCHEMA["features"][0],
+            TINY_SCHEMA["features"][1],
+            {"name": "price", "type": "numeric", "dtype": "float32"},
+        ],
+    }
     assert [f.name for f in loaded.categorical] == ["user_id", "item_cat"]
     assert [f.name for f in loaded.numeric] == ["price"]
     assert loaded.group_key == "user_id"

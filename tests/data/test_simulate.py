@@ -42,15 +42,21 @@ def test_selection_bias_is_missing_not_at_random():
 def test_cli_writes_shards_schema_and_ground_truth(tmp_path):
     out = tmp_path / "sim"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    subprocess.run([sys.executable, "-m", "tfcvr.data.simulate", f"--out={out}", "--rows=1000", "--seed=1",
-                    "--shards=2"], check=True, env=env, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tfcvr.data.simulate", f"--out={out}", "--rows=1000", "--seed=1", "--shards=2"],
+        check=True,
+        env=env,
+        capture_output=True,
+    )
     assert sorted(os.listdir(out)) == [
-        "eval-00000-of-00001.tfrecord", "schema.json",
-        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord",
+        "eval-00000-of-00001.tfrecord",
+        "schema.json",
+        "train-00000-of-00002.tfrecord",
+        "train-00001-of-00002.tfrecord",
     ]
     schema = load_schema(str(out / "schema.json"))
     pipeline = TFRecordPipeline(str(out / "train-*.tfrecord"), schema, 1000, ground_truth=True)
-    (features, labels), = list(pipeline.dataset())
+    ((features, labels),) = list(pipeline.dataset())
     assert features["user_id"].shape == (800,)
     assert set(labels) >= {"true_ctr", "true_cvr", "potential_conversion"}
 

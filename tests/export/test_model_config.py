@@ -14,8 +14,11 @@ def _parse(text):
 
 
 def test_several_models_with_policies_and_labels():
-    config = _parse(export.model_config({"cvr": "/models/cvr", "ctr": "gs://b/ctr"}, latest_versions=2,
-                                        labels={"cvr": {"stable": 7, "canary": 8}}))
+    config = _parse(
+        export.model_config(
+            {"cvr": "/models/cvr", "ctr": "gs://b/ctr"}, latest_versions=2, labels={"cvr": {"stable": 7, "canary": 8}}
+        )
+    )
     entries = {c.name: c for c in config.model_config_list.config}
     assert entries["cvr"].base_path == "/models/cvr" and entries["ctr"].base_path == "gs://b/ctr"
     assert entries["cvr"].model_platform == "tensorflow"
@@ -37,12 +40,26 @@ def test_invalid_configs_are_refused():
 def test_command_line(tmp_path):
     out = tmp_path / "models.config"
     result = subprocess.run(
-        [sys.executable, "-m", "tfcvr.export.model_config", "--model=cvr=/models/cvr", "--model=ctr=/models/ctr",
-         "--label=cvr:stable=12", f"--out={out}"],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+        [
+            sys.executable,
+            "-m",
+            "tfcvr.export.model_config",
+            "--model=cvr=/models/cvr",
+            "--model=ctr=/models/ctr",
+            "--label=cvr:stable=12",
+            f"--out={out}",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     config = _parse(out.read_text())
     assert [c.name for c in config.model_config_list.config] == ["cvr", "ctr"]
-    bad = subprocess.run([sys.executable, "-m", "tfcvr.export.model_config", "--model=cvr"],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    bad = subprocess.run(
+        [sys.executable, "-m", "tfcvr.export.model_config", "--model=cvr"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert bad.returncode != 0 and "expected a=b" in bad.stderr

@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from tests.conftest import TINY_SCHEMA, tiny_row
 from tfcvr import export, models
-from tfcvr.data import example_writer, schema as schema_lib
+from tfcvr.data import example_writer
+from tfcvr.data import schema as schema_lib
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +48,14 @@ def test_examples_and_raw_features_agree_and_honour_the_contract(exported):
         np.testing.assert_allclose(from_examples[key].numpy(), from_features[key].numpy(), rtol=1e-6)
         values = from_examples[key].numpy()
         assert values.shape == (5,) and np.all((values > 0) & (values < 1))
-    np.testing.assert_allclose(from_examples["ctcvr"].numpy(),
-                               from_examples["ctr"].numpy() * from_examples["cvr"].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        from_examples["ctcvr"].numpy(), from_examples["ctr"].numpy() * from_examples["cvr"].numpy(), rtol=1e-6
+    )
     # Label keys in the request are ignored.
     without_labels = [{k: v for k, v in r.items() if k not in ("click", "conversion")} for r in rows]
-    np.testing.assert_allclose(loaded.signatures["serving_default"](examples=_examples(without_labels))["cvr"],
-                               from_examples["cvr"])
+    np.testing.assert_allclose(
+        loaded.signatures["serving_default"](examples=_examples(without_labels))["cvr"], from_examples["cvr"]
+    )
 
 
 def test_loads_in_a_tf1_session_like_tf_serving(exported):
@@ -69,8 +72,12 @@ def test_loads_in_a_tf1_session_like_tf_serving(exported):
         "    out = sess.run(sig.outputs['ctcvr'].name, {sig.inputs['examples'].name: [ex, ex]})\n"
         "    print(out.shape, float(out[0]) > 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", script, path], capture_output=True, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    result = subprocess.run(
+        [sys.executable, "-c", script, path],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().endswith("(2,) True")
 
@@ -91,7 +98,9 @@ def test_bad_requests_fail_with_invalid_argument_and_empty_batches_score_nothing
     good = dict(user_id=tf.constant([1, 2], tf.int64), item_cat=tf.constant(["a", "b"]), price=tf.constant([1.0, 2.0]))
     with pytest.raises(tf.errors.InvalidArgumentError, match="numeric feature price has a NaN or Inf value"):
         predict(**{**good, "price": tf.constant([1.0, float("nan")])})
-    with pytest.raises(tf.errors.InvalidArgumentError, match="feature item_cat has a different number of candidates than user_id"):
+    with pytest.raises(
+        tf.errors.InvalidArgumentError, match="feature item_cat has a different number of candidates than user_id"
+    ):
         predict(**{**good, "item_cat": tf.constant(["a"])})
     with pytest.raises(tf.errors.InvalidArgumentError, match="Could not parse example input"):
         default(examples=tf.constant([b"not a tf.Example"]))
@@ -101,8 +110,11 @@ def test_bad_requests_fail_with_invalid_argument_and_empty_batches_score_nothing
         default(examples=_examples([{"user_id": 1, "item_cat": "a", "price": "cheap"}]))
     empty = default(examples=tf.constant([], tf.string))
     assert all(empty[key].shape == (0,) for key in ("ctr", "cvr", "ctcvr"))
-    extreme = predict(user_id=tf.constant([-(2**63), 2**63 - 1], tf.int64), item_cat=tf.constant(["", "x" * 10000]),
-                      price=tf.constant([-1e30, 1e30]))
+    extreme = predict(
+        user_id=tf.constant([-(2**63), 2**63 - 1], tf.int64),
+        item_cat=tf.constant(["", "x" * 10000]),
+        price=tf.constant([-1e30, 1e30]),
+    )
     assert np.all((extreme["ctcvr"].numpy() > 0) & (extreme["ctcvr"].numpy() < 1))
 
 
@@ -111,7 +123,11 @@ def test_warmup_requests_parse_and_replay_against_the_export(exported):
     logs = export.read_warmup_requests(path)
     assert os.path.exists(os.path.join(path, "assets.extra", "tf_serving_warmup_requests"))
     assert [log.predict_log.request.model_spec.signature_name for log in logs] == [
-        "serving_default", "predict", "serving_default", "predict"]
+        "serving_default",
+        "predict",
+        "serving_default",
+        "predict",
+    ]
     loaded = tf.saved_model.load(path)
     sizes = []
     for log in logs:

@@ -6,8 +6,9 @@ from tfcvr.layers import FeatureEmbedding
 
 
 def test_embeds_and_standardises():
-    layer = FeatureEmbedding({"user": 5, "item": 3}, ["price"], embedding_dim=2,
-                             numeric_mean=[10.0], numeric_variance=[4.0])
+    layer = FeatureEmbedding(
+        {"user": 5, "item": 3}, ["price"], embedding_dim=2, numeric_mean=[10.0], numeric_variance=[4.0]
+    )
     inputs = {"user": np.array([0, 4]), "item": np.array([2, 2]), "price": np.array([10.0, 14.0], "float32")}
     output = keras.ops.convert_to_numpy(layer(inputs))
     assert output.shape == (2, 5) and layer.output_dim == 5

@@ -21,8 +21,10 @@ def test_dropout_only_in_training_and_config_round_trip():
     assert MLP.from_config(layer.get_config()).get_config() == layer.get_config()
 
 
-@pytest.mark.parametrize("kwargs, message", [(dict(units=(0,)), "`units` must all be positive"),
-                                             (dict(dropout=1.0), r"`dropout` must be in \[0, 1\)")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [(dict(units=(0,)), "`units` must all be positive"), (dict(dropout=1.0), r"`dropout` must be in \[0, 1\)")],
+)
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MLP(**kwargs)

@@ -42,7 +42,7 @@ def test_variance_learns_or_stays_frozen():
     # d/dρ [½ log σ² + d²/(2σ²)] = (1/(2σ²) − d²/(2σ⁴)) · sigmoid(ρ), summed over the batch.
     variance = np.log1p(np.exp(RHO)) + 1e-3
     squared = ((TEACHER - (STUDENT @ KERNEL + BIAS)) ** 2).sum(0)
-    expected = (2 / (2 * variance) - squared / (2 * variance ** 2)) / (1 + np.exp(-RHO))
+    expected = (2 / (2 * variance) - squared / (2 * variance**2)) / (1 + np.exp(-RHO))
     np.testing.assert_allclose(gradient, expected, rtol=1e-4)
 
 

@@ -102,5 +102,5 @@ def test_calibration_buckets_by_pctr_quantile():
 def test_pipeline_returns_raw_group_ids(tmp_path, tiny_schema):
     rows = [tiny_row(user_id=10**12 + i % 2, click=1, conversion=0) for i in range(4)]
     pipeline = TFRecordPipeline(write_rows(tmp_path / "g.tfrecord", rows), tiny_schema, batch_size=8, group=True)
-    (_, labels), = list(pipeline.dataset())
+    ((_, labels),) = list(pipeline.dataset())
     np.testing.assert_array_equal(labels["group"].numpy(), [10**12, 10**12 + 1, 10**12, 10**12 + 1])

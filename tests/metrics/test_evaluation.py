@@ -37,7 +37,9 @@ def test_metrics_by_hand():
 
 def test_undefined_auc_is_nan_and_ground_truth_optional():
     labels = {"click": np.array([1, 1]), "conversion": np.array([0, 0])}
-    m = compute_metrics({"ctr": np.array([.5, .6]), "cvr": np.array([.1, .2]), "ctcvr": np.array([.05, .12])}, labels)
+    m = compute_metrics(
+        {"ctr": np.array([0.5, 0.6]), "cvr": np.array([0.1, 0.2]), "ctcvr": np.array([0.05, 0.12])}, labels
+    )
     assert math.isnan(m["ctr_auc"]) and math.isnan(m["cvr_auc"])
     assert "oracle_cvr_auc" not in m
 

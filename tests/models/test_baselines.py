@@ -6,8 +6,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions,
-                            small_model, tiny_features)
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CTR_LOSS,
+    HAND_CVR,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+)
 
 
 def test_heuristic_dr_imputes_eta():

@@ -4,8 +4,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions,
-                            small_model)
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CTR_LOSS,
+    HAND_CVR,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+)
 
 UNCVR = [0.3, 0.6, 0.2, 0.4]
 CLICKED, UNCLICKED = (0, 1), (2, 3)
@@ -29,16 +36,25 @@ def _predictions():
 
 def test_every_term_by_hand():
     # Eq. 4-11 as printed: 1/|O| and 1/|N| ("click_count"), no CTR loss.
-    terms = {k: float(v) for k, v in small_model("chorus", ctr_loss_weight=0.0, normalization="click_count").objective(
-        HAND_LABELS, _predictions()).items()}
+    terms = {
+        k: float(v)
+        for k, v in small_model("chorus", ctr_loss_weight=0.0, normalization="click_count")
+        .objective(HAND_LABELS, _predictions())
+        .items()
+    }
     ctcvr = (-math.log(0.3) - math.log(1 - 0.24) - math.log(1 - 0.18) - math.log(1 - 0.05)) / 4
-    ctuncvr = (bce(0, 0.15) + bce(1, 0.48) + bce(0, 0.04) + bce(0, 0.04)) / 4           # Eq. 7
-    uncvr = click_space([bce(0, UNCVR[0]), bce(1, UNCVR[1]), 0, 0])                    # Eq. 9
+    ctuncvr = (bce(0, 0.15) + bce(1, 0.48) + bce(0, 0.04) + bce(0, 0.04)) / 4  # Eq. 7
+    uncvr = click_space([bce(0, UNCVR[0]), bce(1, UNCVR[1]), 0, 0])  # Eq. 9
     cvr_to_uncvr = [bce(1 - u, r) for u, r in zip(UNCVR, HAND_CVR)]
     uncvr_to_cvr = [bce(1 - r, u) for u, r in zip(UNCVR, HAND_CVR)]
     align = sum(click_space(e) + unclick_space(e) for e in (cvr_to_uncvr, uncvr_to_cvr))  # Eq. 10
-    expected = {"ctcvr_loss": ctcvr, "cvr_loss": click_space(HAND_CVR_ERRORS), "ctuncvr_loss": ctuncvr,
-                "uncvr_loss": uncvr, "align_loss": align}
+    expected = {
+        "ctcvr_loss": ctcvr,
+        "cvr_loss": click_space(HAND_CVR_ERRORS),
+        "ctuncvr_loss": ctuncvr,
+        "uncvr_loss": uncvr,
+        "align_loss": align,
+    }
     for name, value in expected.items():
         assert terms[name] == pytest.approx(value, rel=1e-5), name
     assert terms["loss"] == pytest.approx(sum(expected.values()), rel=1e-5)  # Eq. 11, no CTR loss

@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions,
-                            small_model, tiny_features, variables_named)
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CTR_LOSS,
+    HAND_CVR,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+    variables_named,
+)
 
 IMPUTED_CONVERSION = [0.3, 0.2, 0.05, 0.1]
 
@@ -52,6 +61,6 @@ def test_dr_loss_moves_the_cvr_tower_on_unclicked_impressions():
         model = small_model(name, hidden_units=(32,), tower_units=(16,))
         with tf.GradientTape() as tape:
             terms = model.objective(unclicked, model(tiny_features(), training=True))
-        gradient, = tape.gradient(terms["cvr_loss"], variables_named(model, "cvr_head/bias"))
+        (gradient,) = tape.gradient(terms["cvr_loss"], variables_named(model, "cvr_head/bias"))
         magnitude = 0.0 if gradient is None else float(tf.reduce_sum(tf.abs(gradient)))
         assert (magnitude > 0) == moves, name

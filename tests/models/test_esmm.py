@@ -21,10 +21,11 @@ def test_ctcvr_loss_trains_cvr_on_unclicked_impressions(backbone):
     unclicked = {"click": tf.zeros([4], tf.int64), "conversion": tf.zeros([4], tf.int64)}
     with tf.GradientTape(persistent=True) as tape:
         terms = model.objective(unclicked, model(tiny_features(), training=True))
-    # Through pCTR * pCVR the entire space reaches both towers (Ma et al., SIGIR 2018; as restated by Xu et al., WWW 2022, §2.3.1).
+    # Through pCTR * pCVR the entire space reaches both towers (Ma et al., SIGIR 2018; as restated by Xu et al.,
+    # WWW 2022, §2.3.1).
     # A head's bias gradient is the sum of dL/dlogit, non-zero whatever ReLU units are dead.
     for part in ("cvr_head/bias", "ctr_head/bias"):
-        gradient, = tape.gradient(terms["ctcvr_loss"], variables_named(model, part))
+        (gradient,) = tape.gradient(terms["ctcvr_loss"], variables_named(model, part))
         assert float(tf.reduce_sum(tf.abs(gradient))) > 0
     assert all(g is not None for g in tape.gradient(terms["ctcvr_loss"], variables_named(model, "cvr_tower")))
     assert all(g is None for g in tape.gradient(terms["ctr_loss"], variables_named(model, "cvr_")))

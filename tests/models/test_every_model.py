@@ -20,7 +20,6 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, backbone=backbone, embedding_dim=4, hidden_units=(16,), tower_units=(8, 4))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.build_optimizers()
     before = [v.numpy().copy() for v in model.trainable_variables]
     train = TFRecordPipeline(simulated["train"], schema, 256, shuffle=True, seed=0)
     loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path / "ckpt"), log_every=5)
@@ -38,7 +37,7 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     serving = tf.saved_model.load(path).signatures["serving_default"]
     records = tf.stack(list(tf.data.TFRecordDataset(tf.io.gfile.glob(simulated["eval"])).take(32)))
     served = serving(examples=records)
-    (features, _), = list(TFRecordPipeline(simulated["eval"], schema, 32).dataset().take(1))
+    ((features, _),) = list(TFRecordPipeline(simulated["eval"], schema, 32).dataset().take(1))
     expected = model(features, training=False)
     for key in ("ctr", "cvr", "ctcvr"):
         assert served[key].shape == (32,) and served[key].dtype == tf.float32
@@ -50,9 +49,10 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
     try:
         candidates = [record.numpy() for record in records]
         # Generous deadlines: the other test worker competes for the 2 cores.
-        for client in (GrpcPredictionClient(f"localhost:{grpc_port}", name, timeout=30.0),
-                       RestPredictionClient(f"localhost:{rest_port}", name, signature_name="predict", schema=schema,
-                                            timeout=30.0)):
+        for client in (
+            GrpcPredictionClient(f"localhost:{grpc_port}", name, timeout=30.0),
+            RestPredictionClient(f"localhost:{rest_port}", name, signature_name="predict", schema=schema, timeout=30.0),
+        ):
             scores = client.predict(candidates if isinstance(client, GrpcPredictionClient) else _dicts(records, schema))
             for key in ("ctr", "cvr", "ctcvr"):
                 np.testing.assert_allclose(scores[key], expected[key].numpy(), rtol=1e-5, atol=1e-6)

@@ -3,7 +3,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import HAND_CTR, HAND_CVR, HAND_LABELS, hand_predictions, small_model, tiny_features, variables_named
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CVR,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+    variables_named,
+)
 
 TEACHER_CVR = [0.2, 0.1, 0.3, 0.05]
 VIE = [2.0, 1.0, 3.0, 4.0]
@@ -80,7 +88,9 @@ def test_pseudo_labels_are_constants_and_vie_trains_both_sides_unless_detached()
     for part in ("cvr_tower_1", "teacher_cvr_tower_1", "variational_information_0/rho"):
         assert all(g is not None for g in tape.gradient(terms["vie_loss"], variables_named(model, part))), part
     # K = 2: the last two tower layers are paired.
-    assert variables_named(model, "variational_information_1") and not variables_named(model, "variational_information_2")
+    assert variables_named(model, "variational_information_1") and not variables_named(
+        model, "variational_information_2"
+    )
     detached = _model(detach_teacher_representation=True, learn_variance=False)
     with tf.GradientTape() as tape:
         terms = detached.objective(HAND_LABELS, detached(features, training=True))

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model,
-                            tiny_features, variables_named)
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CTR_LOSS,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+    variables_named,
+)
 from tfcvr import losses
 
 IMPUTED = [0.2, 0.4, 1.0, 0.3]
@@ -19,7 +27,8 @@ def test_objective_by_hand():
     assert float(terms["loss"]) == pytest.approx(HAND_CTR_LOSS + dr + imputation, rel=1e-5)
     escm2 = small_model("escm2_dr").objective(HAND_LABELS, hand_predictions(imputed_error=IMPUTED))
     assert float(escm2["loss"]) == pytest.approx(
-        HAND_CTR_LOSS + 0.5 * dr + imputation + 0.5 * float(escm2["ctcvr_loss"]), rel=1e-5)
+        HAND_CTR_LOSS + 0.5 * dr + imputation + 0.5 * float(escm2["ctcvr_loss"]), rel=1e-5
+    )
 
 
 def test_imputation_head_is_unbounded_above():
@@ -40,11 +49,14 @@ def test_dr_gradient_into_the_cvr_tower_equals_ipw():
         terms = model.objective(HAND_LABELS, predictions)
         error = losses.binary_crossentropy(HAND_LABELS["conversion"], predictions["cvr"])
         ipw_loss = ipw(HAND_LABELS["click"], predictions["propensity"], error)
-    for dr_gradient, ipw_gradient in zip(tape.gradient(terms["cvr_loss"], cvr_variables),
-                                         tape.gradient(ipw_loss, cvr_variables)):
+    for dr_gradient, ipw_gradient in zip(
+        tape.gradient(terms["cvr_loss"], cvr_variables), tape.gradient(ipw_loss, cvr_variables)
+    ):
         np.testing.assert_allclose(dr_gradient.numpy(), ipw_gradient.numpy(), rtol=1e-5, atol=1e-8)
     assert all(g is None for g in tape.gradient(terms["cvr_loss"], variables_named(model, "imputation_")))
-    assert all(g is not None for g in tape.gradient(terms["imputation_loss"], variables_named(model, "imputation_head")))
+    assert all(
+        g is not None for g in tape.gradient(terms["imputation_loss"], variables_named(model, "imputation_head"))
+    )
 
 
 def test_undersampling_rate_validated():

@@ -4,8 +4,16 @@ import keras
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR, HAND_CTR_LOSS, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model,
-                            tiny_features, variables_named)
+from tests.conftest import (
+    HAND_CTR,
+    HAND_CTR_LOSS,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+    variables_named,
+)
 
 # Eq. 5 by hand: clicked rows 0 and 1, propensity = pCTR = 0.5 and 0.8, |D| = 4.
 IPW = (HAND_CVR_ERRORS[0] / HAND_CTR[0] + HAND_CVR_ERRORS[1] / HAND_CTR[1]) / 4
@@ -49,7 +57,9 @@ def test_ipw_naive_trains_a_separate_propensity_model():
     propensity_variables = variables_named(model, "propensity_")
     assert all(g is None for g in tape.gradient(terms["cvr_loss"], propensity_variables))
     assert all(g is None for g in tape.gradient(terms["ctr_loss"], propensity_variables))
-    assert all(g is not None for g in tape.gradient(terms["propensity_loss"], variables_named(model, "propensity_head")))
+    assert all(
+        g is not None for g in tape.gradient(terms["propensity_loss"], variables_named(model, "propensity_head"))
+    )
     assert all(g is None for g in tape.gradient(terms["propensity_loss"], variables_named(model, "ctr_")))
 
 

@@ -2,8 +2,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import (HAND_CTR_LOSS, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model,
-                            tiny_features, variables_named)
+from tests.conftest import (
+    HAND_CTR_LOSS,
+    HAND_CVR_ERRORS,
+    HAND_LABELS,
+    hand_predictions,
+    small_model,
+    tiny_features,
+    variables_named,
+)
 from tfcvr import models
 
 
@@ -25,8 +32,9 @@ def test_cvr_loss_reaches_only_the_cvr_tower_and_shared_layers(backbone):
     model = small_model("naive", backbone=backbone)
     with tf.GradientTape(persistent=True) as tape:
         terms = model.objective(HAND_LABELS, model(tiny_features(), training=True))
-    cvr_grads = dict(zip([v.path for v in model.trainable_variables],
-                         tape.gradient(terms["cvr_loss"], model.trainable_variables)))
+    cvr_grads = dict(
+        zip([v.path for v in model.trainable_variables], tape.gradient(terms["cvr_loss"], model.trainable_variables))
+    )
     assert all(cvr_grads[v.path] is None for v in variables_named(model, "ctr_"))
     assert all(cvr_grads[v.path] is not None for v in variables_named(model, "cvr_head"))
     assert any(cvr_grads[v.path] is not None for v in variables_named(model, "embedding"))

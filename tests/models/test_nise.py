@@ -6,9 +6,8 @@ import tensorflow as tf
 
 from tests.conftest import HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
 
-
 # The official code's recipe: entropy weight 1, both terms divided by the batch size.
-CODE = {"entropy_weight": 1.0, "reduction": "batch"}
+CODE = {"entropy_loss_weight": 1.0, "reduction": "batch"}
 
 
 def entropy(p):
@@ -22,10 +21,10 @@ def test_objective_and_dynamic_weight_by_hand():
     terms = {k: float(v) for k, v in small_model("nise", **CODE).objective(HAND_LABELS, hand_predictions()).items()}
     weight = min(HAND_CTR_LOSS / CVR_LOSS, 50.0)
     assert terms["cvr_loss"] == pytest.approx(CVR_LOSS, rel=1e-5)
-    assert terms["cvr_weight"] == pytest.approx(weight, rel=1e-5)
+    assert terms["cvr_loss_weight"] == pytest.approx(weight, rel=1e-5)
     assert terms["loss"] == pytest.approx(HAND_CTR_LOSS + weight * CVR_LOSS, rel=1e-5)
     capped = small_model("nise", max_weight_ratio=0.1, **CODE).objective(HAND_LABELS, hand_predictions())
-    assert float(capped["cvr_weight"]) == pytest.approx(0.1)
+    assert float(capped["cvr_loss_weight"]) == pytest.approx(0.1)
 
 
 def test_unclicked_term_is_entropy_minimisation():
@@ -45,14 +44,14 @@ def test_ablations():
     fixed = small_model("nise", dynamic_weight=False, **CODE).objective(HAND_LABELS, hand_predictions())
     assert float(fixed["loss"]) == pytest.approx(HAND_CTR_LOSS + CVR_LOSS, rel=1e-5)
     cvr_only = small_model("nise", use_ctr_loss=False, **CODE).objective(HAND_LABELS, hand_predictions())
-    assert float(cvr_only["loss"]) == pytest.approx(float(cvr_only["cvr_weight"]) * CVR_LOSS, rel=1e-5)
+    assert float(cvr_only["loss"]) == pytest.approx(float(cvr_only["cvr_loss_weight"]) * CVR_LOSS, rel=1e-5)
 
 
-def test_default_reduction_means_each_population_with_a_small_entropy_weight():
+def test_default_reduction_means_each_population_with_a_small_entropy_loss_weight():
     terms = small_model("nise").objective(HAND_LABELS, hand_predictions())
     expected = (HAND_CVR_ERRORS[0] + HAND_CVR_ERRORS[1]) / 2 + 0.05 * (entropy(HAND_CVR[2]) + entropy(HAND_CVR[3])) / 2
     assert float(terms["cvr_loss"]) == pytest.approx(expected, rel=1e-5)
     with pytest.raises(ValueError, match="`reduction`"):
         small_model("nise", reduction="mean")
-    with pytest.raises(ValueError, match="`entropy_weight`"):
-        small_model("nise", entropy_weight=-1.0)
+    with pytest.raises(ValueError, match="`entropy_loss_weight`"):
+        small_model("nise", entropy_loss_weight=-1.0)

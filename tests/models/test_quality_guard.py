@@ -37,7 +37,7 @@ MAX_AUC_LOSS = 0.08
 # Literal recipes known to collapse on this kind of log (see each method's docstring).
 COLLAPSING = {
     "ukd": {"detach_uncertainty_weight": False},
-    "nise": {"entropy_weight": 1.0, "reduction": "batch"},
+    "nise": {"entropy_loss_weight": 1.0, "reduction": "batch"},
     "oversampling": {"correct_prediction": False},
 }
 # Not a CVR estimator by design (its docstring; it warns when built).
@@ -50,8 +50,9 @@ def _distinct_methods():
 
 @pytest.fixture(scope="module")
 def log(tmp_path_factory):
-    paths = simulate.write_simulation(str(tmp_path_factory.mktemp("quality")), ROWS, seed=11, eval_fraction=0.25,
-                                      num_shards=2)
+    paths = simulate.write_simulation(
+        str(tmp_path_factory.mktemp("quality")), ROWS, seed=11, eval_fraction=0.25, num_shards=2
+    )
     return {**paths, "schema_obj": schema_lib.load_schema(paths["schema"])}
 
 
@@ -60,11 +61,16 @@ def _train_and_score(log, name, **params):
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **params)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.build_optimizers()
     train = TFRecordPipeline(log["train"], schema, BATCH_SIZE, shuffle=True, seed=0)
     checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-", dir=os.path.dirname(log["schema"]))
-    loop = TrainingLoop(model, tf.distribute.get_strategy(), checkpoint_dir=checkpoint_dir, log_every=10**9,
-                        checkpoint_every=10**9, steps_per_execution=16)
+    loop = TrainingLoop(
+        model,
+        tf.distribute.get_strategy(),
+        checkpoint_dir=checkpoint_dir,
+        log_every=10**9,
+        checkpoint_every=10**9,
+        steps_per_execution=16,
+    )
     loop.train(lambda context, epoch: train.dataset(epoch_index=epoch), epochs=EPOCHS, global_batch_size=BATCH_SIZE)
     return metrics.evaluate(model, TFRecordPipeline(log["eval"], schema, 4096, ground_truth=True).dataset())
 

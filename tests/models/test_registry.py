@@ -16,8 +16,14 @@ def test_a_name_cannot_be_registered_twice():
 
 
 def test_config_round_trip():
-    model = models.build("naive", TINY_SCHEMA, backbone="mmoe", num_experts=3, ctr_loss_weight=0.3,
-                         numeric_statistics={"price": [2.0, 4.0]})
+    model = models.build(
+        "naive",
+        TINY_SCHEMA,
+        backbone="mmoe",
+        num_experts=3,
+        ctr_loss_weight=0.3,
+        numeric_statistics={"price": [2.0, 4.0]},
+    )
     clone = type(model).from_config(model.get_config())
     assert clone.get_config() == model.get_config()
     with pytest.raises(ValueError, match=r"unknown numeric feature\(s\) \['weight'\]"):

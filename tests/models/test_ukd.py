@@ -6,8 +6,10 @@ import tensorflow as tf
 from tests.conftest import HAND_CTR, HAND_CTR_LOSS, HAND_LABELS, small_model, tiny_features, variables_named
 from tfcvr import losses
 
-LABELS = {"click": tf.constant([1, 1, 0, 0, 1, 0, 0, 0], tf.int64),
-          "conversion": tf.constant([1, 0, 0, 0, 0, 0, 0, 0], tf.int64)}
+LABELS = {
+    "click": tf.constant([1, 1, 0, 0, 1, 0, 0, 0], tf.int64),
+    "conversion": tf.constant([1, 0, 0, 0, 0, 0, 0, 0], tf.int64),
+}
 
 
 def bce(target, p):
@@ -83,12 +85,15 @@ def test_discriminator_gradient_is_reversed_into_the_teacher_representation():
         direct = tf.squeeze(model.teacher.get_layer("click_discriminator_head")(hidden), -1)
         direct_loss = tf.reduce_mean(losses.binary_crossentropy(LABELS["click"], direct))
     np.testing.assert_allclose(float(reversed_loss), float(direct_loss), rtol=1e-6)
-    for reversed_gradient, gradient in zip(tape.gradient(reversed_loss, backbone), tape.gradient(direct_loss, backbone)):
+    for reversed_gradient, gradient in zip(
+        tape.gradient(reversed_loss, backbone), tape.gradient(direct_loss, backbone)
+    ):
         assert np.abs(gradient.numpy()).max() > 0
         np.testing.assert_allclose(reversed_gradient.numpy(), -0.5 * gradient.numpy(), rtol=1e-5, atol=1e-8)
     # The discriminator itself is trained normally.
-    for reversed_gradient, gradient in zip(tape.gradient(reversed_loss, discriminator),
-                                           tape.gradient(direct_loss, discriminator)):
+    for reversed_gradient, gradient in zip(
+        tape.gradient(reversed_loss, discriminator), tape.gradient(direct_loss, discriminator)
+    ):
         np.testing.assert_allclose(reversed_gradient.numpy(), gradient.numpy(), rtol=1e-5, atol=1e-8)
 
 
@@ -101,8 +106,7 @@ def test_teacher_objective_by_hand_and_one_to_one_domain_sample():
     assert float(terms["discriminator_loss"]) == pytest.approx(disc, rel=1e-5)
     click = tf.constant([1] * 100 + [0] * 900, tf.int64)
     tf.random.set_seed(1)
-    sample = np.mean([losses.undersample_unclicked(click, 2.0).numpy()[100:].sum()
-                      for _ in range(50)])
+    sample = np.mean([losses.undersample_unclicked(click, 2.0).numpy()[100:].sum() for _ in range(50)])
     assert sample == pytest.approx(100, rel=0.1)  # about one unclicked row per clicked row (A.1)
 
 
@@ -110,8 +114,12 @@ def test_student_objective_and_uncertainty_weights_by_hand():
     model = _model()
     first, second = np.array([0.6, 0.3, 0.9, 0.5]), np.array([0.5, 0.4, 0.7, 0.5])
     pseudo = np.array([0.1, 0.1, 0.2, 0.05])
-    predictions = {"ctr": tf.constant(HAND_CTR), "cvr_first": tf.constant(first, tf.float32),
-                   "cvr_second": tf.constant(second, tf.float32), "pseudo_label": tf.constant(pseudo, tf.float32)}
+    predictions = {
+        "ctr": tf.constant(HAND_CTR),
+        "cvr_first": tf.constant(first, tf.float32),
+        "cvr_second": tf.constant(second, tf.float32),
+        "pseudo_label": tf.constant(pseudo, tf.float32),
+    }
     terms = {k: float(v) for k, v in model.objective(HAND_LABELS, predictions).items()}
     conversion, click = np.array([1, 0, 0, 0]), np.array([1, 1, 0, 0])
     weight_first = np.exp(-100 * kl(first, second))  # Eq. 12, λ = 100
@@ -119,8 +127,9 @@ def test_student_objective_and_uncertainty_weights_by_hand():
     assert weight_first[3] == pytest.approx(1.0) and weight_first[2] < 0.01
     assert terms["uncertainty_weight"] == pytest.approx(weight_first[2:].mean(), rel=1e-4)
     click_loss = np.sum(click * (bce(conversion, first) + bce(conversion, second))) / 4
-    unclick_loss = 0.5 * np.sum((1 - click) * (weight_first * bce(pseudo, first)
-                                               + weight_second * bce(pseudo, second))) / 4
+    unclick_loss = (
+        0.5 * np.sum((1 - click) * (weight_first * bce(pseudo, first) + weight_second * bce(pseudo, second))) / 4
+    )
     regulariser = np.sum((1 - click) * kl(first, second)) / 4
     assert terms["cvr_click_loss"] == pytest.approx(click_loss, rel=1e-5)
     assert terms["cvr_unclick_loss"] == pytest.approx(unclick_loss, rel=1e-4)
@@ -146,8 +155,9 @@ def test_uncertainty_weight_is_differentiable_unless_detached():
 def test_serving_cvr_is_the_mean_of_the_two_predictors_without_dropout():
     model = _model()
     outputs = model(tiny_features(8), training=False)
-    np.testing.assert_allclose(outputs["cvr"].numpy(),
-                               (outputs["cvr_first"].numpy() + outputs["cvr_second"].numpy()) / 2, rtol=1e-6)
+    np.testing.assert_allclose(
+        outputs["cvr"].numpy(), (outputs["cvr_first"].numpy() + outputs["cvr_second"].numpy()) / 2, rtol=1e-6
+    )
     np.testing.assert_array_equal(model(tiny_features(8), training=False)["cvr"].numpy(), outputs["cvr"].numpy())
 
 
@@ -155,8 +165,11 @@ def test_base_student_objective_by_hand():
     model = _model("ukd_base")
     assert "cvr_first" not in model.output
     pseudo = np.array([0.1, 0.1, 0.2, 0.05])
-    predictions = {"ctr": tf.constant(HAND_CTR), "cvr": tf.constant([0.6, 0.3, 0.9, 0.5]),
-                   "pseudo_label": tf.constant(pseudo, tf.float32)}
+    predictions = {
+        "ctr": tf.constant(HAND_CTR),
+        "cvr": tf.constant([0.6, 0.3, 0.9, 0.5]),
+        "pseudo_label": tf.constant(pseudo, tf.float32),
+    }
     terms = {k: float(v) for k, v in model.objective(HAND_LABELS, predictions).items()}
     expected = (bce(1, 0.6) + bce(0, 0.3)) / 4 + 0.5 * (bce(0.2, 0.9) + bce(0.05, 0.5)) / 4  # Eq. 9
     assert terms["loss"] == pytest.approx(expected + 0.2 * HAND_CTR_LOSS, rel=1e-5)  # Eq. 10
@@ -166,9 +179,12 @@ def test_mc_dropout_keeps_the_unclicked_rows_of_lowest_pseudo_label_variance():
     model = _model("ukd_mc_dropout", mc_keep_fraction=0.5)
     labels = {"click": tf.constant([1, 0, 0, 0, 0], tf.int64), "conversion": tf.zeros([5], tf.int64)}
     cvr, pseudo = np.array([0.3, 0.4, 0.5, 0.6, 0.7]), np.array([0.1, 0.2, 0.3, 0.4, 0.5])
-    predictions = {"ctr": tf.fill([5], 0.5), "cvr": tf.constant(cvr, tf.float32),
-                   "pseudo_label": tf.constant(pseudo, tf.float32),
-                   "pseudo_label_variance": tf.constant([9.0, 0.4, 0.1, 0.3, 0.2])}
+    predictions = {
+        "ctr": tf.fill([5], 0.5),
+        "cvr": tf.constant(cvr, tf.float32),
+        "pseudo_label": tf.constant(pseudo, tf.float32),
+        "pseudo_label_variance": tf.constant([9.0, 0.4, 0.1, 0.3, 0.2]),
+    }
     terms = model.objective(labels, predictions)
     # Unclicked rows 1-4; the lower half of their variances: rows 2 (0.1) and 4 (0.2).
     expected = 0.5 * (bce(0.3, 0.5) + bce(0.5, 0.7)) / 5
@@ -187,7 +203,9 @@ def test_invalid_arguments():
         small_model("ukd", teacher_epochs=0)
     with pytest.raises(ValueError, match="`mc_samples` must be at least 2"):
         small_model("ukd", mc_samples=1)
-    with pytest.raises(ValueError, match="ukd_base has no uncertainty"):
+    with pytest.raises(
+        ValueError, match="ukd_base is ukd with uncertainty='none'; for uncertainty='two_predictors' use model 'ukd'"
+    ):
         small_model("ukd_base", uncertainty="two_predictors")
     config = small_model("ukd_mc_dropout").get_config()
-    assert config["uncertainty"] == "mc_dropout" and config["alpha"] == 0.5
+    assert config["uncertainty"] == "mc_dropout" and config["distillation_loss_weight"] == 0.5

@@ -3,10 +3,10 @@
 import keras
 import pytest
 
+from serving.local import start_grpc_server, start_rest_server
 from tests.conftest import TINY_SCHEMA
 from tfcvr import export, models
 from tfcvr.data import schema as schema_lib
-from serving.local import start_grpc_server, start_rest_server
 
 
 @pytest.fixture(scope="package")
@@ -22,7 +22,12 @@ def served(tmp_path_factory):
     labels = {"cvr": {"stable": 1}}
     grpc_server, grpc_port = start_grpc_server({"cvr": base}, labels)
     rest_server, rest_port = start_rest_server({"cvr": base}, labels)
-    yield {"schema": schema, "base": base, "models": versions, "grpc": f"localhost:{grpc_port}",
-           "rest": f"localhost:{rest_port}"}
+    yield {
+        "schema": schema,
+        "base": base,
+        "models": versions,
+        "grpc": f"localhost:{grpc_port}",
+        "rest": f"localhost:{rest_port}",
+    }
     grpc_server.stop(None)
     rest_server.shutdown()

@@ -12,8 +12,13 @@ ROWS = [tiny_row(user_id=i, item_cat=f"c{i}", price=float(i)) for i in range(3)]
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "serving.client", "--timeout=10", *args], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "serving.client", "--timeout=10", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        timeout=120,
+    )
 
 
 def test_scores_jsonl_and_tfrecord_over_grpc_and_rest(served, tmp_path):
@@ -23,10 +28,11 @@ def test_scores_jsonl_and_tfrecord_over_grpc_and_rest(served, tmp_path):
     jsonl.write_text("\n".join(json.dumps(r) for r in ROWS) + "\n")
     tfrecord = write_rows(tmp_path / "candidates.tfrecord", ROWS)
     results = []
-    for args in ([f"--server={served['grpc']}", f"--input={jsonl}"],
-                 [f"--server={served['rest']}", "--protocol=rest", f"--input={tfrecord}"],
-                 [f"--server={served['grpc']}", "--signature=predict", f"--schema={schema}", f"--input={jsonl}",
-                  "--version=1"]):
+    for args in (
+        [f"--server={served['grpc']}", f"--input={jsonl}"],
+        [f"--server={served['rest']}", "--protocol=rest", f"--input={tfrecord}"],
+        [f"--server={served['grpc']}", "--signature=predict", f"--schema={schema}", f"--input={jsonl}", "--version=1"],
+    ):
         result = _run("--model=cvr", "--json", *args)
         assert result.returncode == 0, result.stderr[-2000:]
         lines = [json.loads(line) for line in result.stdout.splitlines()]

@@ -15,8 +15,10 @@ from tests.conftest import tiny_row
 from tfcvr.data import example_writer, transform
 
 # Generous deadlines against the shared stand-in: the other test worker competes for the 2 cores.
-CLIENTS = {"grpc": functools.partial(GrpcPredictionClient, timeout=10.0),
-           "rest": functools.partial(RestPredictionClient, timeout=10.0)}
+CLIENTS = {
+    "grpc": functools.partial(GrpcPredictionClient, timeout=10.0),
+    "rest": functools.partial(RestPredictionClient, timeout=10.0),
+}
 ROWS = [tiny_row(user_id=i * 7919 - 3, item_cat=f"c{i}", price=float(i) / 3) for i in range(6)]
 
 
@@ -63,9 +65,11 @@ def test_version_and_label_selection(served, protocol):
 @pytest.mark.parametrize("protocol", sorted(CLIENTS))
 def test_bad_requests_are_invalid_argument_and_not_retried(served, protocol):
     client = CLIENTS[protocol](served[protocol], "cvr", retry=RetryPolicy(max_attempts=3, sleep=lambda s: None))
-    for candidates, message in (([b"\x00garbage"], "Could not parse example input"),
-                                ([{"user_id": 1, "price": 1.0}], "item_cat"),
-                                ([{"user_id": 1, "item_cat": "a", "price": float("inf")}], "NaN or Inf")):
+    for candidates, message in (
+        ([b"\x00garbage"], "Could not parse example input"),
+        ([{"user_id": 1, "price": 1.0}], "item_cat"),
+        ([{"user_id": 1, "item_cat": "a", "price": float("inf")}], "NaN or Inf"),
+    ):
         with pytest.raises(ServingError, match=message) as error:
             client.predict(candidates)
         assert error.value.code == "INVALID_ARGUMENT" and error.value.attempts == 1
@@ -130,8 +134,10 @@ def test_grpc_deadline_is_not_retried():
 
 def test_unreachable_server_is_unavailable_after_every_attempt():
     policy = RetryPolicy(max_attempts=2, sleep=lambda s: None)
-    for client in (GrpcPredictionClient("localhost:1", "cvr", timeout=0.5, retry=policy),
-                   RestPredictionClient("localhost:1", "cvr", timeout=0.5, retry=policy)):
+    for client in (
+        GrpcPredictionClient("localhost:1", "cvr", timeout=0.5, retry=policy),
+        RestPredictionClient("localhost:1", "cvr", timeout=0.5, retry=policy),
+    ):
         with pytest.raises(ServingError) as error:
             client.predict(ROWS)
         assert error.value.code == "UNAVAILABLE" and error.value.attempts == 2

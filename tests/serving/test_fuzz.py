@@ -14,15 +14,28 @@ REQUESTS = 1200
 
 
 def _random_value(rng):
-    return rng.choice([
-        rng.randint(-(2**63), 2**63 - 1), rng.randint(-5, 5), rng.random() * 10 ** rng.randint(-3, 30),
-        float("nan"), float("inf"), "", "x" * rng.randint(1, 5000), "\u00e9\u4e2d", b"\xff\xfe", None,
-    ])
+    return rng.choice(
+        [
+            rng.randint(-(2**63), 2**63 - 1),
+            rng.randint(-5, 5),
+            rng.random() * 10 ** rng.randint(-3, 30),
+            float("nan"),
+            float("inf"),
+            "",
+            "x" * rng.randint(1, 5000),
+            "\u00e9\u4e2d",
+            b"\xff\xfe",
+            None,
+        ]
+    )
 
 
 def _random_candidate(rng):
-    row = {"user_id": rng.randint(-(2**63), 2**63 - 1), "item_cat": rng.choice(["a", "", "\u4e2d" * 50]),
-           "price": rng.uniform(-1e6, 1e6)}
+    row = {
+        "user_id": rng.randint(-(2**63), 2**63 - 1),
+        "item_cat": rng.choice(["a", "", "\u4e2d" * 50]),
+        "price": rng.uniform(-1e6, 1e6),
+    }
     mutation = rng.randrange(6)
     if mutation == 1:
         del row[rng.choice(sorted(row))]
@@ -52,11 +65,14 @@ def _random_request(rng):
     size = rng.choice([0, 1, 2, 5, 100])
     if request.model_spec.signature_name in ("serving_default", ""):
         request.inputs["examples"].CopyFrom(
-            tf.make_tensor_proto([_serialized(rng) for _ in range(size)], dtype=tf.string))
+            tf.make_tensor_proto([_serialized(rng) for _ in range(size)], dtype=tf.string)
+        )
     else:
-        columns = {"user_id": np.array([rng.randint(-(2**63), 2**63 - 1) for _ in range(size)], np.int64),
-                   "item_cat": np.array([rng.choice(["a", "", "b" * 300]) for _ in range(size)], object),
-                   "price": np.array([rng.uniform(-1e3, 1e3) for _ in range(size)], np.float32)}
+        columns = {
+            "user_id": np.array([rng.randint(-(2**63), 2**63 - 1) for _ in range(size)], np.int64),
+            "item_cat": np.array([rng.choice(["a", "", "b" * 300]) for _ in range(size)], object),
+            "price": np.array([rng.uniform(-1e3, 1e3) for _ in range(size)], np.float32),
+        }
         mutation = rng.randrange(6)
         if mutation == 1:
             del columns[rng.choice(sorted(columns))]
@@ -95,7 +111,10 @@ def test_fuzzed_requests_are_all_answered_and_the_server_stays_up(served):
     # Still serving after the storm.
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "cvr"
-    request.inputs["examples"].CopyFrom(tf.make_tensor_proto(
-        [example_writer.to_example({"user_id": 1, "item_cat": "a", "price": 1.0}).SerializeToString()]))
+    request.inputs["examples"].CopyFrom(
+        tf.make_tensor_proto(
+            [example_writer.to_example({"user_id": 1, "item_cat": "a", "price": 1.0}).SerializeToString()]
+        )
+    )
     assert tf.make_ndarray(stub.Predict(request, timeout=10.0).outputs["cvr"]).shape == (1,)
     channel.close()

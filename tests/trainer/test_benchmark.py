@@ -16,7 +16,6 @@ from trainer import config as config_lib
 from trainer.loop import TrainingLoop
 
 
-
 def _config(output_dir, epochs, cache_input=False):
     """esmm (and naive) twice, seeds 3 and 4, on small towers."""
     return config_lib.BenchmarkConfig(
@@ -24,13 +23,15 @@ def _config(output_dir, epochs, cache_input=False):
         architecture=config_lib.ArchitectureConfig(embedding_dim=4, hidden_units=[8], tower_units=[4]),
         optimization=config_lib.OptimizationConfig(epochs=epochs, batch_size=256, seed=3),
         leaderboard=config_lib.LeaderboardConfig(models=["esmm"], runs=2, selection_metric="ctcvr_auc"),
-        report=config_lib.ReportConfig(output_dir=str(output_dir)))
+        report=config_lib.ReportConfig(output_dir=str(output_dir)),
+    )
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    return simulate.write_simulation(str(tmp_path_factory.mktemp("sim")), 2500, seed=5, eval_fraction=0.2,
-                                     valid_fraction=0.2, num_shards=2)
+    return simulate.write_simulation(
+        str(tmp_path_factory.mktemp("sim")), 2500, seed=5, eval_fraction=0.2, valid_fraction=0.2, num_shards=2
+    )
 
 
 def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch):
@@ -90,8 +91,7 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     assert math.isnan(float([r for r in rows if r["method"] == "naive" and r["metric"] == "cvr_auc"][0]["p_vs_naive"]))
     with open(tmp_path / "runs.csv") as f:
         run_rows = list(csv.DictReader(f))
-    assert [(r["method"], r["run"]) for r in run_rows] == [("naive", "0"), ("naive", "1"), ("esmm", "0"),
-                                                           ("esmm", "1")]
+    assert [(r["method"], r["run"]) for r in run_rows] == [("naive", "0"), ("naive", "1"), ("esmm", "0"), ("esmm", "1")]
     for plot in ("metrics.png", "calibration.png", "bias.png"):
         assert (tmp_path / "plots" / plot).stat().st_size > 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(("naive-", "esmm-"))]  # checkpoints removed
@@ -127,9 +127,12 @@ def test_paired_p_value_and_better():
 
 def test_command_line_needs_all_data_flags(tiny_data, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "trainer.benchmark", f"--train_files={tiny_data['train']}",
-         f"--output_dir={tmp_path}"], capture_output=True, text=True, timeout=300,
-        env={**os.environ, "PYTHONPATH": os.getcwd()})
+        [sys.executable, "-m", "trainer.benchmark", f"--train_files={tiny_data['train']}", f"--output_dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     assert result.returncode != 0
     assert "missing ['--valid_files', '--eval_files', '--schema']" in result.stderr
 

@@ -21,25 +21,37 @@ def test_every_flag_has_its_section_default_and_help():
     values = _flag_values([config_lib.ArchitectureConfig, config_lib.OptimizationConfig], [])
     assert values["hidden_units"].default == ["256", "128"] and values["embedding_dim"].default == 16
     assert values["epochs"].default == 1 and values["learning_rate"].default == 1e-3
-    assert values["optimizer"].help == "<adam|lazy_adam>: Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up."
+    assert (
+        values["optimizer"].help
+        == "<adam|lazy_adam>: Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up."
+    )
     section = config_lib.section_from_flags(config_lib.ArchitectureConfig, values)
     assert section == config_lib.ArchitectureConfig()  # one default per setting, the dataclass's
     assert section.hidden_units == [256, 128]  # typed, not the flag's strings
 
 
 def test_flags_parse_into_typed_sections_and_bounds_are_checked():
-    values = _flag_values([config_lib.ArchitectureConfig, config_lib.OptimizationConfig],
-                          ["--hidden_units=32,16", "--backbone=mmoe", "--epochs=3", "--learning_rate=0.01"])
+    values = _flag_values(
+        [config_lib.ArchitectureConfig, config_lib.OptimizationConfig],
+        ["--hidden_units=32,16", "--backbone=mmoe", "--epochs=3", "--learning_rate=0.01"],
+    )
     architecture = config_lib.section_from_flags(config_lib.ArchitectureConfig, values)
     assert architecture.hidden_units == [32, 16] and architecture.backbone == "mmoe"
-    assert architecture.model_kwargs() == {"backbone": "mmoe", "embedding_dim": 16, "hidden_units": [32, 16],
-                                           "tower_units": [64, 32], "num_experts": 4, "dropout": 0.0}
+    assert architecture.model_kwargs() == {
+        "backbone": "mmoe",
+        "embedding_dim": 16,
+        "hidden_units": [32, 16],
+        "tower_units": [64, 32],
+        "num_experts": 4,
+        "dropout": 0.0,
+    }
     assert "backbone" not in config_lib.ArchitectureConfig().model_kwargs()  # the method's own default then
     with pytest.raises(flags.IllegalFlagValueError, match="batch_size"):
         _flag_values([config_lib.OptimizationConfig], ["--batch_size=0"])
     with pytest.raises(app.UsageError, match=r"--hidden_units takes comma-separated integers. Received: '32,x'"):
-        config_lib.section_from_flags(config_lib.ArchitectureConfig,
-                                      _flag_values([config_lib.ArchitectureConfig], ["--hidden_units=32,x"]))
+        config_lib.section_from_flags(
+            config_lib.ArchitectureConfig, _flag_values([config_lib.ArchitectureConfig], ["--hidden_units=32,x"])
+        )
 
 
 def test_sections_check_types_choices_and_bounds_in_python_too():
@@ -55,8 +67,10 @@ def test_sections_check_types_choices_and_bounds_in_python_too():
 
 
 def test_task_config_round_trips_and_names_unknown_settings():
-    config = config_lib.TaskConfig(method=config_lib.MethodConfig(model="ukd", model_params=["alpha=1"]),
-                                   architecture=config_lib.ArchitectureConfig(hidden_units=[8]))
+    config = config_lib.TaskConfig(
+        method=config_lib.MethodConfig(model="ukd", model_params=["distillation_loss_weight=1"]),
+        architecture=config_lib.ArchitectureConfig(hidden_units=[8]),
+    )
     assert config_lib.TaskConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ValueError, match=r"run.json: unknown section\(s\) \['trainer'\]"):
         config_lib.TaskConfig.from_dict({"trainer": {}}, "run.json")
@@ -65,8 +79,9 @@ def test_task_config_round_trips_and_names_unknown_settings():
 
 
 def test_a_saved_configuration_is_repeated_and_given_flags_replace_its_settings(tmp_path):
-    saved = config_lib.TaskConfig(method=config_lib.MethodConfig(model="dcmt"),
-                                  optimization=config_lib.OptimizationConfig(epochs=4, seed=7))
+    saved = config_lib.TaskConfig(
+        method=config_lib.MethodConfig(model="dcmt"), optimization=config_lib.OptimizationConfig(epochs=4, seed=7)
+    )
     path = str(tmp_path / "run_config.json")
     config_lib.write_config(saved, path)
     sections = [f.type for f in config_lib.dataclasses.fields(config_lib.TaskConfig)]

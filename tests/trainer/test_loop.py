@@ -11,7 +11,6 @@ from trainer.loop import TrainingLoop
 def _model(schema, name="esmm"):
     model = models.build(name, schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.build_optimizers()
     return model
 
 
@@ -39,10 +38,10 @@ def test_checkpoint_of_another_model_is_rejected(simulated, tmp_path):
     schema = simulated["schema_obj"]
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path)).train(
-        lambda c, epoch: pipeline.dataset().take(1), epochs=1, global_batch_size=400)
+        lambda c, epoch: pipeline.dataset().take(1), epochs=1, global_batch_size=400
+    )
     other = models.build("naive", schema, embedding_dim=8, hidden_units=(8,), tower_units=(4,))
     other.compile(optimizer=keras.optimizers.Adam())
-    other.build_optimizers()
     with pytest.raises(ValueError, match="does not match this model"):
         TrainingLoop(other, tf.distribute.get_strategy(), str(tmp_path)).restore()
 
@@ -51,7 +50,9 @@ def test_steps_per_epoch_repeats_data(simulated, tmp_path):
     schema = simulated["schema_obj"]
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path))
-    result = loop.train(lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9)
+    result = loop.train(
+        lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9
+    )
     assert result["steps"] == 18
 
 
@@ -81,11 +82,13 @@ def test_checkpoints_hold_every_variable_by_path(simulated, tmp_path):
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     trained = _model(schema, "dr_jl")
     TrainingLoop(trained, tf.distribute.get_strategy(), str(tmp_path)).train(
-        lambda c, epoch: pipeline.dataset().take(2), epochs=1, global_batch_size=400)
+        lambda c, epoch: pipeline.dataset().take(2), epochs=1, global_batch_size=400
+    )
     # A model without any optimizer (evaluation, export) restores every weight, sub-layers' included.
     fresh = models.build("dr_jl", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     tf.train.Checkpoint(weights=fresh.weights_by_path()).restore(
-        tf.train.latest_checkpoint(str(tmp_path))).expect_partial().assert_existing_objects_matched()
+        tf.train.latest_checkpoint(str(tmp_path))
+    ).expect_partial().assert_existing_objects_matched()
     assert len(fresh.variables) > 10
     for a, b in zip(trained.variables, fresh.variables):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -101,9 +104,14 @@ def test_steps_per_execution_trains_exactly_as_one_step_per_call(name, simulated
         keras.utils.set_random_seed(0)
         model = models.build(name, schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,), dropout=0.2)
         model.compile(optimizer=keras.optimizers.Adam(1e-2))
-        model.build_optimizers()
-        loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path / str(steps_per_execution)),
-                            log_every=5, checkpoint_every=7, steps_per_execution=steps_per_execution)
+        loop = TrainingLoop(
+            model,
+            tf.distribute.get_strategy(),
+            str(tmp_path / str(steps_per_execution)),
+            log_every=5,
+            checkpoint_every=7,
+            steps_per_execution=steps_per_execution,
+        )
         result = loop.train(lambda c, epoch: pipeline.dataset(epoch_index=epoch), epochs=2, global_batch_size=400)
         checkpoints = [path.rsplit("/", 1)[-1] for path in loop.checkpoints.checkpoints]
         runs.append((result, [v.numpy() for v in model.variables], checkpoints))
@@ -121,18 +129,26 @@ def test_steps_per_execution_trains_exactly_as_one_step_per_call(name, simulated
 def test_steps_per_execution_with_fixed_steps_per_epoch(simulated, tmp_path):
     schema = simulated["schema_obj"]
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
-    loop = TrainingLoop(_model(schema), tf.distribute.get_strategy(), str(tmp_path), log_every=100,
-                        checkpoint_every=100, steps_per_execution=4)
-    result = loop.train(lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400,
-                        steps_per_epoch=9)
+    loop = TrainingLoop(
+        _model(schema),
+        tf.distribute.get_strategy(),
+        str(tmp_path),
+        log_every=100,
+        checkpoint_every=100,
+        steps_per_execution=4,
+    )
+    result = loop.train(
+        lambda c, epoch: pipeline.dataset(epochs=None), epochs=2, global_batch_size=400, steps_per_epoch=9
+    )
     assert result["steps"] == 18 and int(loop.global_step.numpy()) == 18
     assert int(loop.model.optimizer.iterations.numpy()) == 18
 
 
 def test_steps_per_execution_must_be_positive(simulated, tmp_path):
     with pytest.raises(ValueError, match="`steps_per_execution` must be positive"):
-        TrainingLoop(_model(simulated["schema_obj"]), tf.distribute.get_strategy(), str(tmp_path),
-                     steps_per_execution=0)
+        TrainingLoop(
+            _model(simulated["schema_obj"]), tf.distribute.get_strategy(), str(tmp_path), steps_per_execution=0
+        )
 
 
 def test_a_non_finite_loss_stops_training_with_the_step_and_terms(simulated, tmp_path, monkeypatch):
@@ -148,6 +164,9 @@ def test_a_non_finite_loss_stops_training_with_the_step_and_terms(simulated, tmp
     pipeline = TFRecordPipeline(simulated["train"], schema, 400)
     loop = TrainingLoop(model, tf.distribute.get_strategy(), str(tmp_path), log_every=3)
     # The first step's NaN gradients make every later term NaN too.
-    with pytest.raises(FloatingPointError, match=r"esmm diverged in stage 'train' by step 3: loss term\(s\) "
-                                                 r"\['ctcvr_loss', 'ctr_loss', 'loss'\] are not finite"):
+    with pytest.raises(
+        FloatingPointError,
+        match=r"esmm diverged in stage 'train' by step 3: loss term\(s\) "
+        r"\['ctcvr_loss', 'ctr_loss', 'loss'\] are not finite",
+    ):
         loop.train(lambda c, epoch: pipeline.dataset(), epochs=1, global_batch_size=400)

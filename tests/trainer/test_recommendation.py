@@ -14,7 +14,7 @@ def _runs(d_nll, pcoc=(1.0, 1.0, 1.0), ctcvr_nll=(0.1, 0.1, 0.1)):
 def test_lowest_d_nll_wins_and_a_paired_test_says_whether_the_runner_up_is_separated():
     board = {
         "naive": _runs([0.50, 0.52, 0.51]),
-        "esmm": _runs([0.40, 0.43, 0.41]),       # lowest, far from the others
+        "esmm": _runs([0.40, 0.43, 0.41]),  # lowest, far from the others
         "dcmt": _runs([0.45, 0.47, 0.455]),
     }
     advice = recommendation.recommend(board)
@@ -34,11 +34,11 @@ def test_lowest_d_nll_wins_and_a_paired_test_says_whether_the_runner_up_is_separ
 def test_guards_set_aside_diverged_collapsed_and_worse_ctcvr_methods():
     board = {
         "naive": _runs([0.50, 0.52, 0.51]),
-        "dr_jl": _runs([0.30, float("nan"), 0.31]),                          # a diverged run
-        "nise": _runs([0.20, 0.21, 0.22], pcoc=(1.0, 0.03, 1.0)),             # collapsed calibration
-        "ukd": _runs([0.25, 0.26, 0.27], pcoc=(1.9, 2.1, 1.95)),              # 2.1x on clicks
-        "ddpo": _runs([0.35, 0.36, 0.37], ctcvr_nll=(0.12, 0.121, 0.123)),    # serves a worse pCTCVR
-        "esmm": _runs([0.45, 0.46, 0.47], ctcvr_nll=(0.101, 0.099, 0.1)),     # within noise of naive: kept
+        "dr_jl": _runs([0.30, float("nan"), 0.31]),  # a diverged run
+        "nise": _runs([0.20, 0.21, 0.22], pcoc=(1.0, 0.03, 1.0)),  # collapsed calibration
+        "ukd": _runs([0.25, 0.26, 0.27], pcoc=(1.9, 2.1, 1.95)),  # 2.1x on clicks
+        "ddpo": _runs([0.35, 0.36, 0.37], ctcvr_nll=(0.12, 0.121, 0.123)),  # serves a worse pCTCVR
+        "esmm": _runs([0.45, 0.46, 0.47], ctcvr_nll=(0.101, 0.099, 0.1)),  # within noise of naive: kept
     }
     advice = recommendation.recommend(board)
     assert advice["recommended"] == "esmm" and advice["runner_up"] == "naive"
@@ -52,10 +52,11 @@ def test_guards_set_aside_diverged_collapsed_and_worse_ctcvr_methods():
 
 def test_positive_selection_sets_aside_methods_predicting_above_naive_on_clicked_rows():
     # pcoc of one run's models share the denominator (the same clicked rows' conversions): their ratio is the
-    # ratio of Σ pCVR. ukd: 1.20/1.00, 1.10/1.00, 1.00/0.90 -> geometric mean (1.2*1.1*1.1111)^(1/3) = 1.46667^(1/3) = 1.1361.
+    # ratio of Σ pCVR. ukd: 1.20/1.00, 1.10/1.00, 1.00/0.90 -> geometric mean
+    # (1.2*1.1*1.1111)^(1/3) = 1.46667^(1/3) = 1.1361.
     board = {
         "naive": _runs([0.50, 0.52, 0.51], pcoc=(1.0, 1.0, 0.9)),
-        "ukd": _runs([0.40, 0.41, 0.42], pcoc=(1.2, 1.1, 1.0)),      # best D-NLL, above naive on clicks
+        "ukd": _runs([0.40, 0.41, 0.42], pcoc=(1.2, 1.1, 1.0)),  # best D-NLL, above naive on clicks
         "escm2_ipw": _runs([0.45, 0.46, 0.47], pcoc=(0.8, 1.05, 0.85)),  # above in one run only: kept
     }
     advice = recommendation.recommend(board)

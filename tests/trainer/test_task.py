@@ -12,15 +12,26 @@ from tfcvr import models
 
 def _run(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "trainer.task", *args], capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": os.getcwd(), **(env or {})}, timeout=600,
+        [sys.executable, "-m", "trainer.task", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd(), **(env or {})},
+        timeout=600,
     )
 
 
 def test_end_to_end_on_the_simulator(tmp_path):
     model_dir = tmp_path / "run"
-    result = _run("--model=naive", "--backbone=mmoe", "--sim_rows=3000", "--epochs=2", "--batch_size=256",
-                  "--log_every=5", "--model_params=ctr_loss_weight=0.5", env={"AIP_MODEL_DIR": str(model_dir)})
+    result = _run(
+        "--model=naive",
+        "--backbone=mmoe",
+        "--sim_rows=3000",
+        "--epochs=2",
+        "--batch_size=256",
+        "--log_every=5",
+        "--model_params=ctr_loss_weight=0.5",
+        env={"AIP_MODEL_DIR": str(model_dir)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cvr_auc" in result.stdout and "oracle_cvr_auc" in result.stdout
     assert "examples/s" in result.stderr  # progress lines
@@ -48,17 +59,32 @@ def test_end_to_end_on_the_simulator(tmp_path):
 
 
 def test_train_files_flags(simulated, tmp_path):
-    result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
-                  f"--schema={simulated['schema']}", f"--model_dir={tmp_path}", "--epochs=1", "--batch_size=512",
-                  "--noexport")
+    result = _run(
+        "--model=esmm",
+        f"--train_files={simulated['train']}",
+        f"--eval_files={simulated['eval']}",
+        f"--schema={simulated['schema']}",
+        f"--model_dir={tmp_path}",
+        "--epochs=1",
+        "--batch_size=512",
+        "--noexport",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((tmp_path / "metrics.json").read_text())["training"]["steps"] == 5
 
 
 def test_cached_input_trains_every_epoch(simulated, tmp_path):
-    result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
-                  f"--schema={simulated['schema']}", f"--model_dir={tmp_path}", "--epochs=3", "--batch_size=512",
-                  "--cache_input", "--noexport")
+    result = _run(
+        "--model=esmm",
+        f"--train_files={simulated['train']}",
+        f"--eval_files={simulated['eval']}",
+        f"--schema={simulated['schema']}",
+        f"--model_dir={tmp_path}",
+        "--epochs=3",
+        "--batch_size=512",
+        "--cache_input",
+        "--noexport",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "metrics.json").read_text())
     assert report["training"]["steps"] == 15  # 2,400 records -> 5 batches (4 full + 1 short) per epoch
@@ -69,8 +95,14 @@ def test_bad_training_record_is_named(tmp_path):
     schema = tmp_path / "schema.json"
     schema.write_text(json.dumps(TINY_SCHEMA))
     train = write_rows(tmp_path / "train.tfrecord", [tiny_row()] * 30 + [tiny_row(price=None)] + [tiny_row()])
-    result = _run("--model=esmm", f"--train_files={train}", f"--eval_files={train}", f"--schema={schema}",
-                  f"--model_dir={tmp_path / 'run'}", "--batch_size=8")
+    result = _run(
+        "--model=esmm",
+        f"--train_files={train}",
+        f"--eval_files={train}",
+        f"--schema={schema}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--batch_size=8",
+    )
     assert result.returncode != 0
     assert f"DataError: Invalid record 30 in {train}" in result.stderr
     assert "Feature: price (data type: float) is required but could not be found" in result.stderr
@@ -81,13 +113,17 @@ def test_bad_training_record_is_named(tmp_path):
     [
         (["--model=nope"], "Unknown model 'nope'. Registered models: "),
         (["--model=esmm", "--model_params=gamma=1"], "ESMM has no argument 'gamma'; it accepts ['ctr_loss_weight']"),
-        (["--model=evi", "--model_params=use_vie=Flase"], "--model_params: EVI's use_vie takes true or false. "
-                                                          "Received: 'Flase'"),
+        (
+            ["--model=evi", "--model_params=use_vie=Flase"],
+            "--model_params: EVI's use_vie takes true or false. Received: 'Flase'",
+        ),
         (["--config=/no/such/run_config.json"], "--config=/no/such/run_config.json: no such file"),
         (["--model=esmm", "--eval_files=x"], "--eval_files and --schema need --train_files"),
         (["--model=esmm", "--train_files=x"], "--train_files needs --schema"),
-        (["--model=esmm", "--strategy=parameter_server", "--cache_input"],
-         "--cache_input cannot be used with ParameterServerStrategy"),
+        (
+            ["--model=esmm", "--strategy=parameter_server", "--cache_input"],
+            "--cache_input cannot be used with ParameterServerStrategy",
+        ),
     ],
 )
 def test_usage_errors(args, message):
@@ -103,16 +139,30 @@ def test_killed_job_resumes_from_its_last_checkpoint(simulated, tmp_path):
     import time
 
     model_dir = tmp_path / "run"
-    args = [sys.executable, "-m", "trainer.task", "--model=dr_jl", f"--train_files={simulated['train']}",
-            f"--eval_files={simulated['eval']}", f"--schema={simulated['schema']}", f"--model_dir={model_dir}",
-            "--batch_size=16", "--epochs=2", "--checkpoint_every=20", "--log_every=1000", "--noexport"]
+    args = [
+        sys.executable,
+        "-m",
+        "trainer.task",
+        "--model=dr_jl",
+        f"--train_files={simulated['train']}",
+        f"--eval_files={simulated['eval']}",
+        f"--schema={simulated['schema']}",
+        f"--model_dir={model_dir}",
+        "--batch_size=16",
+        "--epochs=2",
+        "--checkpoint_every=20",
+        "--log_every=1000",
+        "--noexport",
+    ]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints = model_dir / "checkpoints"
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:
-        if tf.train.latest_checkpoint(str(checkpoints)) and int(
-                tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1]) >= 40:
+        if (
+            tf.train.latest_checkpoint(str(checkpoints))
+            and int(tf.train.latest_checkpoint(str(checkpoints)).rsplit("-", 1)[1]) >= 40
+        ):
             break
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
@@ -139,10 +189,17 @@ def test_killed_job_resumes_from_its_last_checkpoint(simulated, tmp_path):
 
 def test_tuning_metric_is_reported_under_a_tuning_job(simulated, tmp_path):
     metric_file = tmp_path / "hypertune" / "output.metrics"
-    result = _run("--model=esmm", f"--train_files={simulated['train']}", f"--eval_files={simulated['eval']}",
-                  f"--schema={simulated['schema']}", f"--model_dir={tmp_path / 'run'}", "--batch_size=512",
-                  "--noexport", "--hypertune_metric=ctcvr_auc",
-                  env={"CLOUD_ML_TRIAL_ID": "7", "CLOUD_ML_HP_METRIC_FILE": str(metric_file)})
+    result = _run(
+        "--model=esmm",
+        f"--train_files={simulated['train']}",
+        f"--eval_files={simulated['eval']}",
+        f"--schema={simulated['schema']}",
+        f"--model_dir={tmp_path / 'run'}",
+        "--batch_size=512",
+        "--noexport",
+        "--hypertune_metric=ctcvr_auc",
+        env={"CLOUD_ML_TRIAL_ID": "7", "CLOUD_ML_HP_METRIC_FILE": str(metric_file)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reported = json.loads(metric_file.read_text().splitlines()[-1])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())["metrics"]

@@ -9,15 +9,37 @@ from trainer import vertex
 
 
 def _dry_run(*args):
-    return subprocess.run([sys.executable, "-m", "trainer.vertex", "--project=p", "--region=europe-west4",
-                           "--base_output_dir=gs://bucket/run", "--dry_run", *args],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()}, timeout=120)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainer.vertex",
+            "--project=p",
+            "--region=europe-west4",
+            "--base_output_dir=gs://bucket/run",
+            "--dry_run",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+        timeout=120,
+    )
 
 
 def test_dry_run_job_spec_for_multi_worker_with_parameter_servers():
-    result = _dry_run("--image_uri=gcr.io/p/tfcvr:1", "--replicas=3", "--num_ps=2", "--machine_type=n1-standard-16",
-                      "--ps_machine_type=n1-highmem-8", "--service_account=sa@p.iam.gserviceaccount.com",
-                      "--", "--model=chorus", "--train_files=gs://bucket/train-*", "--epochs=2")
+    result = _dry_run(
+        "--image_uri=gcr.io/p/tfcvr:1",
+        "--replicas=3",
+        "--num_ps=2",
+        "--machine_type=n1-standard-16",
+        "--ps_machine_type=n1-highmem-8",
+        "--service_account=sa@p.iam.gserviceaccount.com",
+        "--",
+        "--model=chorus",
+        "--train_files=gs://bucket/train-*",
+        "--epochs=2",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     job = json.loads(result.stdout)
     assert job["displayName"].startswith("tfcvr-chorus-")

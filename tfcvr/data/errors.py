@@ -40,10 +40,7 @@ def first_bad_record(files, parse_batch, scan_batch_size: int = 512):
             except StopIteration:
                 break
             except tf.errors.DataLossError as e:
-                return (
-                    f"TFRecord file {path} is corrupt or truncated after record {offset}: "
-                    f"{clean_op_message(e)}"
-                )
+                return f"TFRecord file {path} is corrupt or truncated after record {offset}: {clean_op_message(e)}"
             try:
                 parse_batch(batch, _record_names(path, offset, batch.shape[0]))
             except tf.errors.OpError:

@@ -84,7 +84,9 @@ def _extend(feature_map, key: str, values) -> None:
         else:
             feature_map[key].float_list.value.extend(values)
     except TypeError as e:
-        raise TypeError(f"Feature {key!r}: every value of a list must be of the first one's kind ({kind}): {e}") from None
+        raise TypeError(
+            f"Feature {key!r}: every value of a list must be of the first one's kind ({kind}): {e}"
+        ) from None
 
 
 def _value_kind(key: str, value) -> str:

@@ -28,9 +28,8 @@ import copy
 
 import tensorflow as tf
 
-from tfcvr.data import errors
+from tfcvr.data import errors, transform
 from tfcvr.data import schema as schema_lib
-from tfcvr.data import transform
 
 INVALID_CONVERSION_POLICIES = ("error", "drop")
 # Records are read in blocks: one tf.data element per 1,024 records instead of one per record removes most of
@@ -59,10 +58,7 @@ def has_ground_truth(files) -> bool:
     for record in tf.data.TFRecordDataset(files[:1]).take(1):
         example = tf.train.Example.FromString(record.numpy())
         keys = set(example.features.feature)
-        return all(
-            k in keys
-            for k in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS
-        )
+        return all(k in keys for k in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS)
     return False
 
 
@@ -131,8 +127,7 @@ class TFRecordPipeline:
             raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")
         if invalid_conversion not in INVALID_CONVERSION_POLICIES:
             raise ValueError(
-                f"`invalid_conversion` must be one of {INVALID_CONVERSION_POLICIES}. "
-                f"Received: {invalid_conversion!r}"
+                f"`invalid_conversion` must be one of {INVALID_CONVERSION_POLICIES}. Received: {invalid_conversion!r}"
             )
         self.files = resolve_files(file_pattern)
         self.schema = schema
@@ -232,8 +227,12 @@ class TFRecordPipeline:
         key = (num_shards, shard_index)
         if key not in self._columns:
             # Windows of 16 blocks: a large parse per call, and few pieces to concatenate.
-            chunks = self._blocks(num_shards, shard_index, shuffled=False).rebatch(16 * _READ_BLOCK).map(
-                self._model_batch, num_parallel_calls=2, deterministic=True).prefetch(2)
+            chunks = (
+                self._blocks(num_shards, shard_index, shuffled=False)
+                .rebatch(16 * _READ_BLOCK)
+                .map(self._model_batch, num_parallel_calls=2, deterministic=True)
+                .prefetch(2)
+            )
             self._columns[key] = _Columns(_without_autotune(chunks))
         return self._columns[key]
 
@@ -250,9 +249,11 @@ class TFRecordPipeline:
                 order = tf.random.shuffle(order)
             elif self.shuffle:
                 order = tf.random.experimental.stateless_shuffle(
-                    order, seed=tf.stack([tf.constant(seed, tf.int64), pass_index]))
+                    order, seed=tf.stack([tf.constant(seed, tf.int64), pass_index])
+                )
             return tf.data.Dataset.range(batches).map(
-                lambda b: columns.gather(order[b * self.batch_size:(b + 1) * self.batch_size]))
+                lambda b: columns.gather(order[b * self.batch_size : (b + 1) * self.batch_size])
+            )
 
         passes = tf.data.Dataset.counter() if epochs is None else tf.data.Dataset.range(epochs)
         return passes.flat_map(one_pass)
@@ -265,8 +266,11 @@ class TFRecordPipeline:
         under invalid_conversion="drop") and passed on unparsed.
         """
         blocks = tf.data.Dataset.from_tensor_slices(self.files).interleave(
-            lambda path: tf.data.TFRecordDataset(path).batch(_READ_BLOCK), cycle_length=1, num_parallel_calls=1,
-            deterministic=True)
+            lambda path: tf.data.TFRecordDataset(path).batch(_READ_BLOCK),
+            cycle_length=1,
+            num_parallel_calls=1,
+            deterministic=True,
+        )
 
         def split(serialized):
             parsed = self.parse_batch(serialized)
@@ -336,9 +340,7 @@ class TFRecordPipeline:
 
     @staticmethod
     def _check_finite(parsed, name, record_names):
-        return _assert_all(
-            tf.math.is_finite(parsed[name]), f"Numeric feature '{name}' is NaN or Inf.", record_names
-        )
+        return _assert_all(tf.math.is_finite(parsed[name]), f"Numeric feature '{name}' is NaN or Inf.", record_names)
 
 
 class _Columns:
@@ -363,8 +365,10 @@ class _Columns:
         self.records = int(self.matrices[0].shape[0])
 
     def _stack(self, flat: list) -> list:
-        return [tf.stack([column for column, (kind, _) in zip(flat, self._position) if kind == k], axis=-1)
-                for k in range(len(self._kinds))]
+        return [
+            tf.stack([column for column, (kind, _) in zip(flat, self._position) if kind == k], axis=-1)
+            for k in range(len(self._kinds))
+        ]
 
     def gather(self, rows: tf.Tensor):
         """The element structure of the dataset, holding `rows` of every column."""

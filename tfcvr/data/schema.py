@@ -28,7 +28,6 @@ and what was expected, so a typo never silently turns a feature off.
 
 import dataclasses
 import json
-from typing import Optional
 
 import tensorflow as tf
 
@@ -60,8 +59,8 @@ class Feature:
     name: str
     type: str
     dtype: str
-    num_buckets: Optional[int] = None
-    max_length: Optional[int] = None
+    num_buckets: int | None = None
+    max_length: int | None = None
 
     @property
     def is_categorical(self) -> bool:
@@ -96,7 +95,7 @@ class Schema:
 
     features: tuple
     labels: dict
-    group_key: Optional[str] = None
+    group_key: str | None = None
 
     @property
     def categorical(self) -> tuple:
@@ -128,8 +127,7 @@ class Schema:
         """Validates `config` (the parsed schema.json); `source` names it in errors."""
         if not isinstance(config, dict):
             raise ValueError(
-                f"{source}: expected a JSON object with keys {list(_TOP_LEVEL_KEYS)}. "
-                f"Received: {type(config).__name__}"
+                f"{source}: expected a JSON object with keys {list(_TOP_LEVEL_KEYS)}. Received: {type(config).__name__}"
             )
         _reject_unknown_keys(config, _TOP_LEVEL_KEYS, f"{source}")
         if "features" not in config:
@@ -137,13 +135,9 @@ class Schema:
         raw_features = config["features"]
         if not isinstance(raw_features, list) or not raw_features:
             raise ValueError(
-                f"{source}: 'features' must be a non-empty list of feature objects. "
-                f"Received: {raw_features!r}"
+                f"{source}: 'features' must be a non-empty list of feature objects. Received: {raw_features!r}"
             )
-        features = tuple(
-            _parse_feature(raw, f"{source}: features[{index}]")
-            for index, raw in enumerate(raw_features)
-        )
+        features = tuple(_parse_feature(raw, f"{source}: features[{index}]") for index, raw in enumerate(raw_features))
         names = [f.name for f in features]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -157,9 +151,7 @@ class Schema:
             )
         group_key = config.get("group_key")
         if group_key is not None and group_key not in names:
-            raise ValueError(
-                f"{source}: 'group_key' must name one of the features {names}. Received: {group_key!r}"
-            )
+            raise ValueError(f"{source}: 'group_key' must name one of the features {names}. Received: {group_key!r}")
         if group_key is not None and features[names.index(group_key)].is_list:
             raise ValueError(f"{source}: 'group_key' {group_key!r} is a categorical_list; a group is one value.")
         return cls(features=features, labels=labels, group_key=group_key)
@@ -198,36 +190,29 @@ def _parse_feature(raw, where: str) -> Feature:
     where = f"{where} ('{name}')"
     feature_type = raw.get("type")
     if feature_type not in FEATURE_TYPES:
-        raise ValueError(
-            f"{where}: 'type' must be one of {list(FEATURE_TYPES)}. Received: {feature_type!r}"
-        )
+        raise ValueError(f"{where}: 'type' must be one of {list(FEATURE_TYPES)}. Received: {feature_type!r}")
     _reject_unknown_keys(raw, _FEATURE_KEYS[feature_type], where)
     if feature_type == NUMERIC:
         dtype = raw.get("dtype", "float32")
         if dtype not in NUMERIC_DTYPES:
             raise ValueError(
-                f"{where}: 'dtype' of a numeric feature must be one of {list(NUMERIC_DTYPES)}. "
-                f"Received: {dtype!r}"
+                f"{where}: 'dtype' of a numeric feature must be one of {list(NUMERIC_DTYPES)}. Received: {dtype!r}"
             )
         return Feature(name=name, type=feature_type, dtype=dtype)
     dtype = raw.get("dtype")
     if dtype not in CATEGORICAL_DTYPES:
         raise ValueError(
-            f"{where}: 'dtype' of a categorical feature must be one of {list(CATEGORICAL_DTYPES)}. "
-            f"Received: {dtype!r}"
+            f"{where}: 'dtype' of a categorical feature must be one of {list(CATEGORICAL_DTYPES)}. Received: {dtype!r}"
         )
     num_buckets = raw.get("num_buckets")
     if not _is_positive_int(num_buckets):
-        raise ValueError(
-            f"{where}: 'num_buckets' must be a positive integer. Received: {num_buckets!r}"
-        )
+        raise ValueError(f"{where}: 'num_buckets' must be a positive integer. Received: {num_buckets!r}")
     if feature_type == CATEGORICAL:
         return Feature(name=name, type=feature_type, dtype=dtype, num_buckets=num_buckets)
     max_length = raw.get("max_length")
     if not _is_positive_int(max_length):
         raise ValueError(
-            f"{where}: 'max_length' (values used per impression) must be a positive integer. "
-            f"Received: {max_length!r}"
+            f"{where}: 'max_length' (values used per impression) must be a positive integer. Received: {max_length!r}"
         )
     return Feature(name=name, type=feature_type, dtype=dtype, num_buckets=num_buckets, max_length=max_length)
 

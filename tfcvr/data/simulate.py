@@ -63,8 +63,12 @@ def simulation_schema(config: SimulationConfig) -> schema_lib.Schema:
             "features": [
                 {"name": "user_id", "type": "categorical", "dtype": "int64", "num_buckets": 2 * config.num_users},
                 {"name": "item_id", "type": "categorical", "dtype": "int64", "num_buckets": 2 * config.num_items},
-                {"name": "item_category", "type": "categorical", "dtype": "string",
-                 "num_buckets": 2 * config.num_categories},
+                {
+                    "name": "item_category",
+                    "type": "categorical",
+                    "dtype": "string",
+                    "num_buckets": 2 * config.num_categories,
+                },
                 {"name": "position", "type": "categorical", "dtype": "int64", "num_buckets": 2 * config.num_positions},
                 {"name": "price", "type": "numeric"},
                 {"name": "user_activity", "type": "numeric"},
@@ -100,11 +104,16 @@ def simulate(num_rows: int, seed: int = 0, config: SimulationConfig = Simulation
     intent = rng.normal(0.0, 1.0, num_rows)
     # Step 4: the two logits share affinity and intent.
     click_logit = (
-        config.ctr_bias + affinity + config.selection_strength * intent
-        - config.position_effect * (position - 1) + 0.3 * np.log(user_activity[user])
+        config.ctr_bias
+        + affinity
+        + config.selection_strength * intent
+        - config.position_effect * (position - 1)
+        + 0.3 * np.log(user_activity[user])
     )
     conversion_logit = (
-        config.cvr_bias + affinity + config.selection_strength * intent
+        config.cvr_bias
+        + affinity
+        + config.selection_strength * intent
         - config.price_effect * (np.log(item_price[item]) - 3.0)
     )
     true_ctr = _sigmoid(click_logit)
@@ -151,15 +160,17 @@ def write_simulation(
     num_eval = max(1, int(round(num_rows * eval_fraction)))
     num_valid = max(1, int(round(num_rows * valid_fraction))) if valid_fraction else 0
     if num_eval + num_valid >= num_rows:
-        raise ValueError(f"`num_rows`={num_rows} is too small to hold out an eval split of {eval_fraction}"
-                         f" and a valid split of {valid_fraction}.")
+        raise ValueError(
+            f"`num_rows`={num_rows} is too small to hold out an eval split of {eval_fraction}"
+            f" and a valid split of {valid_fraction}."
+        )
     tf.io.gfile.makedirs(out_dir)
     split = {
-        "train": {k: v[num_eval + num_valid:] for k, v in columns.items()},
+        "train": {k: v[num_eval + num_valid :] for k, v in columns.items()},
         "eval": {k: v[:num_eval] for k, v in columns.items()},
     }
     if num_valid:
-        split["valid"] = {k: v[num_eval:num_eval + num_valid] for k, v in columns.items()}
+        split["valid"] = {k: v[num_eval : num_eval + num_valid] for k, v in columns.items()}
     shards = {"train": num_shards, "eval": max(1, num_shards // 4), "valid": max(1, num_shards // 4)}
     for name, part in split.items():
         example_writer.write_sharded(part, os.path.join(out_dir, name), shards[name])
@@ -187,8 +198,11 @@ def _define_flags():
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same files.")
     flags.DEFINE_float("eval_fraction", 0.2, "Fraction of impressions in the eval split.")
     flags.DEFINE_integer("shards", 4, "Train shards (eval gets a quarter, at least one).")
-    flags.DEFINE_float("selection_strength", SimulationConfig.selection_strength,
-                       "Weight of the hidden intent shared by click and conversion (0 = no MNAR).")
+    flags.DEFINE_float(
+        "selection_strength",
+        SimulationConfig.selection_strength,
+        "Weight of the hidden intent shared by click and conversion (0 = no MNAR).",
+    )
 
 
 def main(argv):

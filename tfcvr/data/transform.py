@@ -37,8 +37,7 @@ def raw_input_signature(schema: schema_lib.Schema) -> dict:
     rows are padded with the feature's `padding` value (-1 or "").
     """
     return {
-        f.name: tf.TensorSpec([None, None] if f.is_list else [None], f.tf_dtype, name=f.name)
-        for f in schema.features
+        f.name: tf.TensorSpec([None, None] if f.is_list else [None], f.tf_dtype, name=f.name) for f in schema.features
     }
 
 
@@ -64,8 +63,7 @@ def hash_columns(columns: list, num_buckets: list) -> list:
     # fingerprint hashes each row of its input: one string, or one int64's bytes (little-endian platforms).
     rows = tf.reshape(stacked, [-1] if stacked.dtype == tf.string else [-1, 1])
     fingerprints = tf.bitcast(tf.fingerprint(rows, method="farmhash64"), tf.uint64)
-    buckets = tf.math.floormod(tf.reshape(fingerprints, tf.shape(stacked)),
-                               tf.constant(num_buckets, dtype=tf.uint64))
+    buckets = tf.math.floormod(tf.reshape(fingerprints, tf.shape(stacked)), tf.constant(num_buckets, dtype=tf.uint64))
     return tf.unstack(tf.cast(buckets, tf.int64), num=len(columns), axis=-1)
 
 

@@ -23,7 +23,7 @@ def retain_versions(export_base: str, keep: int, protect=()) -> list:
     if int(keep) < 1:
         raise ValueError(f"--keep_versions must be at least 1 (the newest version is always kept). Received: {keep}")
     complete = existing_versions(export_base, complete_only=True)
-    kept = set(complete[-int(keep):]) | {int(v) for v in protect}
+    kept = set(complete[-int(keep) :]) | {int(v) for v in protect}
     deleted = []
     for version in complete:
         if version not in kept:

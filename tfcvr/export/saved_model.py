@@ -96,15 +96,23 @@ def _checked_model_inputs(raw_features, schema) -> dict:
     checks = []
     for feature in schema.features:
         value = raw_features[feature.name]
-        checks.append(tf.debugging.assert_equal(
-            _num_candidates(value), size,
-            message=f"feature {feature.name} has a different number of candidates than {names[0]}"))
+        checks.append(
+            tf.debugging.assert_equal(
+                _num_candidates(value),
+                size,
+                message=f"feature {feature.name} has a different number of candidates than {names[0]}",
+            )
+        )
         if not feature.is_categorical:
-            checks.append(tf.debugging.assert_all_finite(
-                tf.cast(value, tf.float32), f"numeric feature {feature.name} has a NaN or Inf value"))
+            checks.append(
+                tf.debugging.assert_all_finite(
+                    tf.cast(value, tf.float32), f"numeric feature {feature.name} has a NaN or Inf value"
+                )
+            )
     with tf.control_dependencies(checks):
-        checked = {name: tf.nest.map_structure(tf.identity, raw_features[name], expand_composites=True)
-                   for name in names}
+        checked = {
+            name: tf.nest.map_structure(tf.identity, raw_features[name], expand_composites=True) for name in names
+        }
     return transform.to_model_inputs(checked, schema)
 
 

@@ -44,8 +44,9 @@ def warmup_requests(schema, batch_sizes=WARMUP_BATCH_SIZES) -> list:
         examples = [example_writer.to_example(c).SerializeToString() for c in candidates]
         by_signature = {
             SERVING_DEFAULT: {"examples": tf.make_tensor_proto(examples, dtype=tf.string)},
-            PREDICT: {f.name: tf.make_tensor_proto([c[f.name] for c in candidates], dtype=f.tf_dtype)
-                      for f in schema.features},
+            PREDICT: {
+                f.name: tf.make_tensor_proto([c[f.name] for c in candidates], dtype=f.tf_dtype) for f in schema.features
+            },
         }
         for signature, inputs in by_signature.items():
             request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(signature_name=signature))
@@ -68,5 +69,4 @@ def write_warmup_requests(saved_model_dir: str, schema, batch_sizes=WARMUP_BATCH
 def read_warmup_requests(saved_model_dir: str) -> list:
     """The PredictionLog records of a version's warmup file."""
     path = os.path.join(saved_model_dir, WARMUP_FILE)
-    return [prediction_log_pb2.PredictionLog.FromString(record.numpy())
-            for record in tf.data.TFRecordDataset(path)]
+    return [prediction_log_pb2.PredictionLog.FromString(record.numpy()) for record in tf.data.TFRecordDataset(path)]

@@ -21,6 +21,7 @@ def make_backbone(name: str, num_tasks: int, hidden_units, dropout=0.0, num_expe
     if name == "shared_bottom":
         return SharedBottom(num_tasks=num_tasks, units=hidden_units, dropout=dropout, name=layer_name)
     if name == "mmoe":
-        return MMoE(num_tasks=num_tasks, num_experts=num_experts, expert_units=hidden_units,
-                    dropout=dropout, name=layer_name)
+        return MMoE(
+            num_tasks=num_tasks, num_experts=num_experts, expert_units=hidden_units, dropout=dropout, name=layer_name
+        )
     raise ValueError(f"Unknown backbone {name!r}; expected one of {sorted(BACKBONES)}.")

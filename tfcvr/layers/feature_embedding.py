@@ -32,8 +32,9 @@ class FeatureEmbedding(keras.layers.Layer):
     (2, 5)
     """
 
-    def __init__(self, categorical, numeric=(), embedding_dim=16, numeric_mean=None,
-                 numeric_variance=None, lists=(), **kwargs):
+    def __init__(
+        self, categorical, numeric=(), embedding_dim=16, numeric_mean=None, numeric_variance=None, lists=(), **kwargs
+    ):
         super().__init__(**kwargs)
         if embedding_dim < 1:
             raise ValueError(f"`embedding_dim` must be positive. Received: {embedding_dim}")
@@ -105,7 +106,5 @@ def _per_feature(values, names, default, argument):
         return [default] * len(names)
     values = [float(v) for v in values]
     if len(values) != len(names):
-        raise ValueError(
-            f"`{argument}` needs one value per numeric feature {list(names)}. Received: {values}"
-        )
+        raise ValueError(f"`{argument}` needs one value per numeric feature {list(names)}. Received: {values}")
     return values

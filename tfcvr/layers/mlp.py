@@ -29,9 +29,9 @@ class MLP(keras.layers.Layer):
         self.dropout = dropout
         self.batch_norm = batch_norm
         self.dense_layers = [keras.layers.Dense(u, name=f"dense_{i}") for i, u in enumerate(units)]
-        self.norm_layers = [
-            keras.layers.BatchNormalization(name=f"batch_norm_{i}") for i in range(len(units))
-        ] if batch_norm else []
+        self.norm_layers = (
+            [keras.layers.BatchNormalization(name=f"batch_norm_{i}") for i in range(len(units))] if batch_norm else []
+        )
         self.dropout_layer = keras.layers.Dropout(dropout) if dropout > 0 else None
 
     def build(self, input_shape):
@@ -57,5 +57,9 @@ class MLP(keras.layers.Layer):
         return tuple(input_shape[:-1]) + ((self.units[-1],) if self.units else (input_shape[-1],))
 
     def get_config(self):
-        return {**super().get_config(), "units": list(self.units), "dropout": self.dropout,
-                "batch_norm": self.batch_norm}
+        return {
+            **super().get_config(),
+            "units": list(self.units),
+            "dropout": self.dropout,
+            "batch_norm": self.batch_norm,
+        }

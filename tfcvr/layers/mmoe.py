@@ -56,5 +56,10 @@ class MMoE(keras.layers.Layer):
         return [tuple(input_shape[:-1]) + (self.expert_units[-1],)] * self.num_tasks
 
     def get_config(self):
-        return {**super().get_config(), "num_tasks": self.num_tasks, "num_experts": self.num_experts,
-                "expert_units": list(self.expert_units), "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "num_tasks": self.num_tasks,
+            "num_experts": self.num_experts,
+            "expert_units": list(self.expert_units),
+            "dropout": self.dropout,
+        }

@@ -42,5 +42,4 @@ class SharedBottom(keras.layers.Layer):
         return [self.bottom.compute_output_shape(input_shape)] * self.num_tasks
 
     def get_config(self):
-        return {**super().get_config(), "num_tasks": self.num_tasks, "units": list(self.units),
-                "dropout": self.dropout}
+        return {**super().get_config(), "num_tasks": self.num_tasks, "units": list(self.units), "dropout": self.dropout}

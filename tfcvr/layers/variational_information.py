@@ -52,8 +52,12 @@ class VariationalInformation(keras.layers.Layer):
         width = teacher_shape[-1]
         self.mean = keras.layers.Dense(width, name="mean")  # μ = f(s; θ_s)
         self.mean.build(student_shape)
-        self.rho = self.add_weight(shape=(width,), initializer=keras.initializers.Constant(self.initial_rho),
-                                   trainable=self.learn_variance, name="rho")
+        self.rho = self.add_weight(
+            shape=(width,),
+            initializer=keras.initializers.Constant(self.initial_rho),
+            trainable=self.learn_variance,
+            name="rho",
+        )
 
     def variance(self):
         """σ² per entry, [d_t]."""
@@ -71,5 +75,10 @@ class VariationalInformation(keras.layers.Layer):
         return tuple(input_shape[0][:-1])
 
     def get_config(self):
-        return {**super().get_config(), "learn_variance": self.learn_variance, "initial_rho": self.initial_rho,
-                "min_variance": self.min_variance, "reduction": self.reduction}
+        return {
+            **super().get_config(),
+            "learn_variance": self.learn_variance,
+            "initial_rho": self.initial_rho,
+            "min_variance": self.min_variance,
+            "reduction": self.reduction,
+        }

@@ -113,9 +113,7 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr=None) -> dict
         results["propensity_auc"] = _auc(click, propensity)
         results["propensity_nll"] = _nll(click, propensity)
         results["propensity_calibration"] = calibration.pcoc(propensity, click)  # mean ô / CTR
-    results.update(
-        impressions=int(click.size), clicks=int(click.sum()), conversions=int(click_and_conversion.sum())
-    )
+    results.update(impressions=int(click.size), clicks=int(click.sum()), conversions=int(click_and_conversion.sum()))
     return results
 
 

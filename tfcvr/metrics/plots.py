@@ -43,15 +43,27 @@ def plot_calibration(curves: dict, path: str, title: str = "") -> str:
         centres = np.arange(len(rows))
         clicked.plot(centres, [r["mean_pcvr_clicked"] for r in rows], marker="o", label=f"{name} pCVR")
         if not observed_drawn:
-            clicked.plot(centres, [r["observed_cvr"] for r in rows], color="black", linestyle="--", marker="x",
-                         label="observed CVR")
+            clicked.plot(
+                centres,
+                [r["observed_cvr"] for r in rows],
+                color="black",
+                linestyle="--",
+                marker="x",
+                label="observed CVR",
+            )
             observed_drawn = True
         if with_truth:
             everything.plot(centres, [r["mean_pcvr_all"] for r in rows], marker="o", label=f"{name} pCVR")
     if with_truth:
         first = next(iter(curves.values()))
-        everything.plot(np.arange(len(first)), [r["true_cvr_all"] for r in first], color="black", linestyle="--",
-                        marker="x", label="true CVR")
+        everything.plot(
+            np.arange(len(first)),
+            [r["true_cvr_all"] for r in first],
+            color="black",
+            linestyle="--",
+            marker="x",
+            label="true CVR",
+        )
         everything.set_title("all impressions (ground truth)")
     clicked.set_title("clicked impressions")
     for axis in {id(clicked): clicked, id(everything): everything}.values():
@@ -81,7 +93,7 @@ def plot_metric_bars(summary: dict, metrics: list, path: str, title: str = "") -
         axis.set_xticks(np.arange(len(names)))
         axis.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
         axis.set_title(metric, fontsize=9)
-    for axis in list(axes.flat)[len(metrics):]:
+    for axis in list(axes.flat)[len(metrics) :]:
         axis.axis("off")
     return _save(pyplot, figure, path, title)
 
@@ -92,8 +104,9 @@ def plot_bias(summary: dict, path: str, title: str = "") -> str:
     names = list(summary)
     width = 0.38
     figure, axis = pyplot.subplots(figsize=(max(6, 0.9 * len(names) + 2), 4))
-    for offset, (key, label) in zip((-width / 2, width / 2),
-                                    (("cvr_bias_clicked", "clicked"), ("cvr_bias_unclicked", "unclicked"))):
+    for offset, (key, label) in zip(
+        (-width / 2, width / 2), (("cvr_bias_clicked", "clicked"), ("cvr_bias_unclicked", "unclicked"))
+    ):
         means = [summary[n].get(key, (float("nan"), 0.0))[0] for n in names]
         stds = [summary[n].get(key, (float("nan"), 0.0))[1] for n in names]
         axis.bar(np.arange(len(names)) + offset, means, width, yerr=stds, capsize=3, label=label)

@@ -12,12 +12,23 @@ outputs on top of the towers (`build_outputs`), and states its objective:
   runs the stages in order and records the stage in its checkpoints (as the
   epoch count).
 
+Construction has no order to remember. A method's constructor validates its
+own arguments and hands them up as options,
+`super().__init__(**with_options(kwargs, use_x=use_x, ...))`; `build_outputs`
+reads them from `spec.options` while the graph is built, and after
+construction each is an attribute of the model and part of its config. State
+derived from the options (loss objects, a teacher network) is built after
+`super().__init__`. `compile` creates and builds every optimizer the method
+needs (`build_optimizers`), so a compiled model is ready to train.
+
 Training steps never look at the distribution strategy beyond `minimize`'s
 replica scaling, so the same method code runs on one CPU and under
 MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 """
 
+import dataclasses
 import types
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -28,6 +39,60 @@ from tfcvr.layers import MLP, FeatureEmbedding, make_backbone
 
 # Every method serves these three, whatever heads it trains (README.md, section "Serving").
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """What `build_outputs` builds from: the schema, the architecture, the method's options.
+
+    `embedded` is the shared embedding layer's output (for networks beside
+    the backbone). After construction the model keeps its spec as
+    `model.architecture`.
+    """
+
+    schema: schema_lib.Schema
+    backbone: str
+    embedding_dim: int
+    hidden_units: tuple
+    tower_units: tuple
+    num_experts: int
+    dropout: float
+    numeric_statistics: dict
+    options: types.MappingProxyType
+    embedded: Any = None
+
+
+def with_options(kwargs: dict, **options) -> dict:
+    """`kwargs` for `super().__init__` with this class's `options` added to those its subclasses passed."""
+    inherited = dict(kwargs.get("options") or {})
+    repeated = sorted(set(inherited) & set(options))
+    if repeated:
+        raise TypeError(f"Option(s) {repeated} declared by a class and by its subclass; declare each once.")
+    return {**kwargs, "options": {**options, **inherited}}
+
+
+def preset_arguments(preset: str, parent: str, kwargs: dict, fixed=None, defaults=None, positive=()) -> dict:
+    """The constructor arguments of a preset, a registered name for its parent method with some arguments set.
+
+    Every preset accepts its parent's arguments, except that it refuses, with
+    the same error, any value that would make it another method: its `fixed`
+    arguments keep their value, its `positive` ones (its defining loss term)
+    stay above 0. `defaults` are the preset's own defaults, which callers may
+    change.
+    """
+    fixed, defaults = dict(fixed or {}), dict(defaults or {})
+    for name, value in fixed.items():
+        if name in kwargs and kwargs[name] != value:
+            raise ValueError(
+                f"{preset} is {parent} with {name}={value!r}; for {name}={kwargs[name]!r} use model {parent!r}."
+            )
+    arguments = {**defaults, **kwargs, **fixed}
+    for name in positive:
+        if not arguments[name] > 0:
+            raise ValueError(
+                f"{preset} is {parent} with {name} > 0; for {name}={arguments[name]!r} use model {parent!r}."
+            )
+    return arguments
 
 
 class CVRModel(keras.Model):
@@ -48,6 +113,8 @@ class CVRModel(keras.Model):
       dropout: dropout in the backbone and towers.
       numeric_statistics: {numeric feature: [mean, variance]} used to
         standardise numeric inputs (`tfcvr.data.numeric_statistics`).
+      options: the method's own arguments, passed up by its constructor
+        (`with_options`); not for users.
     """
 
     task_names = ("ctr", "cvr")
@@ -66,6 +133,7 @@ class CVRModel(keras.Model):
         dropout=0.0,
         numeric_statistics=None,
         name=None,
+        options: dict | None = None,
         **kwargs,
     ):
         schema_obj = schema if isinstance(schema, schema_lib.Schema) else schema_lib.Schema.from_dict(schema)
@@ -73,13 +141,20 @@ class CVRModel(keras.Model):
         unknown = sorted(set(numeric_statistics) - {f.name for f in schema_obj.numeric})
         if unknown:
             raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
+        options = dict(options or {})
         inputs = self.feature_inputs(schema_obj)
-        spec = types.SimpleNamespace(
-            schema=schema_obj, backbone=backbone, embedding_dim=embedding_dim, hidden_units=tuple(hidden_units),
-            tower_units=tuple(tower_units), num_experts=num_experts, dropout=dropout,
+        spec = ModelSpec(
+            schema=schema_obj,
+            backbone=backbone,
+            embedding_dim=embedding_dim,
+            hidden_units=tuple(hidden_units),
+            tower_units=tuple(tower_units),
+            num_experts=num_experts,
+            dropout=dropout,
             numeric_statistics=numeric_statistics,
+            options=types.MappingProxyType(options),
         )
-        spec.embedded = self.feature_embedding(spec, name="feature_embedding")(inputs)
+        spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
         representations = make_backbone(
             backbone, len(self.task_names), hidden_units, dropout=dropout, num_experts=num_experts
         )(spec.embedded)
@@ -88,6 +163,8 @@ class CVRModel(keras.Model):
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name, **kwargs)
         self.schema = schema_obj
         self.architecture = spec
+        for option, value in options.items():
+            setattr(self, option, value)
         self._constructor_config = {
             "schema": schema_obj.to_dict(),
             "backbone": backbone,
@@ -97,19 +174,17 @@ class CVRModel(keras.Model):
             "num_experts": num_experts,
             "dropout": dropout,
             "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
+            **options,
         }
 
     def build_outputs(self, inputs: dict, task_representations: dict, spec) -> dict:
         """Towers on the backbone's task representations -> {name: [batch] tensor}.
 
         Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
-        layers and return tensors. `spec` holds the schema, the architecture
-        arguments and `embedded`, the shared embedding layer's output (for
-        networks beside the backbone); after construction it is the model's
-        `architecture`. A subclass whose own arguments shape the graph stores
-        them as plain attributes before calling `super().__init__`. The default
-        gives each task an MLP tower and a sigmoid head, and adds
-        ctcvr = ctr * cvr.
+        layers and return tensors; read the method's arguments from
+        `spec.options` (a `ModelSpec`), not from attributes, which are set
+        after. The default gives each task an MLP tower and a sigmoid head,
+        and adds ctcvr = ctr * cvr.
         """
         outputs = {task: self.task_tower(task, rep, spec) for task, rep in task_representations.items()}
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
@@ -167,12 +242,23 @@ class CVRModel(keras.Model):
 
     def objective(self, labels: dict, predictions: dict) -> dict:
         """Loss terms of one batch: {"loss": total, term name: value, ...}."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must define `objective` or override `train_step`."
-        )
+        raise NotImplementedError(f"{type(self).__name__} must define `objective` or override `train_step`.")
+
+    def compile(self, optimizer="adam", **kwargs):
+        """Keras' `compile`, then every optimizer the method needs, created and built (`build_optimizers`).
+
+        Call under the distribution strategy's scope, as for any Keras model.
+        """
+        super().compile(optimizer=optimizer, **kwargs)
+        self.build_optimizers()
 
     def build_optimizers(self):
-        """Creates the optimizer state for every variable (call under the strategy scope, after compile)."""
+        """Creates the state of every optimizer the method trains with (run by `compile`).
+
+        The default builds the compiled optimizer for every trainable
+        variable; a method with more optimizers (`optimizer_copy`) creates and
+        builds them here, each for the variables it updates.
+        """
         self.optimizer.build(self.trainable_variables)
 
     def weights_by_path(self) -> dict:
@@ -227,8 +313,9 @@ class CVRModel(keras.Model):
         optimizer = optimizer or self.optimizer
         gradients = tape.gradient(loss, variables)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        pairs = [(_scale(g, 1.0 / replicas) if replicas > 1 else g, v)
-                 for g, v in zip(gradients, variables) if g is not None]
+        pairs = [
+            (_scale(g, 1.0 / replicas) if replicas > 1 else g, v) for g, v in zip(gradients, variables) if g is not None
+        ]
         optimizer.apply_gradients(pairs)
 
     def get_config(self):

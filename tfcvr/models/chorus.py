@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -53,12 +54,14 @@ class ChorusCVR(CounterfactualModel):
 
     task_names = ("ctr", "cvr", "uncvr")
 
-    def __init__(self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="none",
-                 ctr_loss_weight=1.0, **kwargs):
-        super().__init__(normalization=normalization, ctr_loss_weight=ctr_loss_weight, **kwargs)
-        self.use_ndm = use_ndm
-        self.use_sam = use_sam
-        self.click_space_ipw = click_space_ipw
+    def __init__(
+        self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="none", ctr_loss_weight=1.0, **kwargs
+    ):
+        super().__init__(
+            normalization=normalization,
+            ctr_loss_weight=ctr_loss_weight,
+            **with_options(kwargs, use_ndm=use_ndm, use_sam=use_sam, click_space_ipw=click_space_ipw),
+        )
 
     def build_outputs(self, inputs, task_representations, spec):
         outputs = super().build_outputs(inputs, task_representations, spec)
@@ -76,9 +79,11 @@ class ChorusCVR(CounterfactualModel):
         if self.use_ndm:
             not_converted_click = tf.cast(click, tf.float32) * (1.0 - conversion)  # Eq. 5
             terms["ctuncvr_loss"] = tf.reduce_mean(
-                losses.binary_crossentropy(not_converted_click, predictions["ctuncvr"]))  # Eq. 7
+                losses.binary_crossentropy(not_converted_click, predictions["ctuncvr"])
+            )  # Eq. 7
             terms["uncvr_loss"] = self._click_space(
-                click, propensity, losses.binary_crossentropy(1.0 - conversion, uncvr))  # Eq. 8-9
+                click, propensity, losses.binary_crossentropy(1.0 - conversion, uncvr)
+            )  # Eq. 8-9
             total += terms["ctuncvr_loss"] + terms["uncvr_loss"]
         if self.use_sam:
             cvr_to_uncvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(uncvr), cvr)
@@ -93,7 +98,3 @@ class ChorusCVR(CounterfactualModel):
         if self.click_space_ipw:
             return self.ipw_loss(click, propensity, error)
         return losses.masked_mean(error, click)
-
-    def get_config(self):
-        return {**super().get_config(), "use_ndm": self.use_ndm, "use_sam": self.use_sam,
-                "click_space_ipw": self.click_space_ipw}

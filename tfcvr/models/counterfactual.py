@@ -1,12 +1,10 @@
 """The base of the propensity-weighted methods: a click propensity and its weighting."""
 
-from typing import Optional
-
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import MLP
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 PROPENSITY_SOURCES = ("shared", "separate")
 
@@ -33,21 +31,32 @@ class CounterfactualModel(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, propensity="shared", propensity_floor=0.01, max_weight: Optional[float] = None, normalization="none",
-                 detach_propensity=True, ctr_loss_weight=1.0, **kwargs):
+    def __init__(
+        self,
+        propensity="shared",
+        propensity_floor=0.01,
+        max_weight: float | None = None,
+        normalization="none",
+        detach_propensity=True,
+        ctr_loss_weight=1.0,
+        **kwargs,
+    ):
         if propensity not in PROPENSITY_SOURCES:
             raise ValueError(f"`propensity` must be one of {PROPENSITY_SOURCES}. Received: {propensity!r}")
-        self.propensity = propensity  # shapes the graph: read by build_outputs
-        super().__init__(**kwargs)
-        self.weighting = dict(propensity_floor=propensity_floor, max_weight=max_weight,
-                              normalization=normalization, detach_propensity=detach_propensity)
-        # Validates the weighting arguments at construction; the IPW methods use it directly.
-        self.ipw_loss = losses.InversePropensityLoss(**self.weighting)
-        self.ctr_loss_weight = ctr_loss_weight
+        weighting = dict(
+            propensity_floor=propensity_floor,
+            max_weight=max_weight,
+            normalization=normalization,
+            detach_propensity=detach_propensity,
+        )
+        ipw_loss = losses.InversePropensityLoss(**weighting)  # validates the weighting before the graph is built
+        super().__init__(**with_options(kwargs, propensity=propensity, ctr_loss_weight=ctr_loss_weight, **weighting))
+        self.weighting = weighting
+        self.ipw_loss = ipw_loss
 
     def build_outputs(self, inputs, task_representations, spec):
         outputs = super().build_outputs(inputs, task_representations, spec)
-        if self.propensity == "shared":
+        if spec.options["propensity"] == "shared":
             outputs["propensity"] = outputs["ctr"]
         else:
             embedded = self.feature_embedding(spec, name="propensity_embedding")(inputs)
@@ -66,7 +75,3 @@ class CounterfactualModel(CVRModel):
 
     def click_loss_total(self, terms) -> tf.Tensor:
         return self.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)
-
-    def get_config(self):
-        return {**super().get_config(), "propensity": self.propensity, **self.weighting,
-                "ctr_loss_weight": self.ctr_loss_weight}

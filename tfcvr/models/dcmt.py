@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -25,16 +26,15 @@ class DCMT(CounterfactualModel):
     Inference serves the factual tower.
 
     Args:
-      constraint_weight: λ_c. Default 1e-3, the port's value.
+      constraint_loss_weight: λ_c. Default 1e-3, the port's value.
       **kwargs: `CounterfactualModel` (propensity, τ, normalisation, ...) and
         `CVRModel` arguments.
     """
 
     task_names = ("ctr", "cvr", "counterfactual_cvr")
 
-    def __init__(self, constraint_weight=1e-3, **kwargs):
-        super().__init__(**kwargs)
-        self.constraint_weight = constraint_weight
+    def __init__(self, constraint_loss_weight=1e-3, **kwargs):
+        super().__init__(**with_options(kwargs, constraint_loss_weight=constraint_loss_weight))
 
     def objective(self, labels, predictions):
         terms = self.click_losses(labels, predictions)
@@ -43,12 +43,15 @@ class DCMT(CounterfactualModel):
         counterfactual_cvr = predictions["counterfactual_cvr"]
         terms["cvr_loss"] = self.ipw_loss(click, propensity, losses.binary_crossentropy(conversion, cvr))
         terms["counterfactual_loss"] = self.ipw_loss.non_click(
-            click, propensity, losses.binary_crossentropy(1.0 - conversion, counterfactual_cvr))
+            click, propensity, losses.binary_crossentropy(1.0 - conversion, counterfactual_cvr)
+        )
         terms["constraint_loss"] = tf.reduce_mean(tf.abs(cvr + counterfactual_cvr - 1.0))
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
-        terms["loss"] = (self.click_loss_total(terms) + terms["cvr_loss"] + terms["counterfactual_loss"]
-                         + self.constraint_weight * terms["constraint_loss"] + terms["ctcvr_loss"])
+        terms["loss"] = (
+            self.click_loss_total(terms)
+            + terms["cvr_loss"]
+            + terms["counterfactual_loss"]
+            + self.constraint_loss_weight * terms["constraint_loss"]
+            + terms["ctcvr_loss"]
+        )
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "constraint_weight": self.constraint_weight}

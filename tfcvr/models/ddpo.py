@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import CausalTransfer
 from tfcvr.models import registry
+from tfcvr.models.base import preset_arguments, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
@@ -61,36 +62,54 @@ class DDPO(CounterfactualModel):
         only (sd 0.169 vs 0.133); but on a small log (45k rows, 2 epochs)
         "per_batch" leaves the CVR tower unable to rank clicks (CVR AUC 0.495
         vs naive's 0.596), a collapse the default must not have.
-      conversion_propensity_weight, cvr_weight, ctcvr_weight: λ_c, λ_r, λ_t.
+      conversion_propensity_loss_weight, cvr_loss_weight, ctcvr_loss_weight:
+        λ_c, λ_r, λ_t.
       ctr_loss_weight: λ_o.
       **kwargs: `CounterfactualModel` and `CVRModel` arguments.
     """
 
     task_names = ("ctr", "cvr", "conversion_propensity")
 
-    def __init__(self, use_conversion_propensity=True, use_causal_transfer=True, use_soft_labels=False,
-                 cvr_loss_scale="weighted_mean", conversion_propensity_weight=1.0, cvr_weight=1.0,
-                 ctcvr_weight=1.0, propensity_floor=1e-6, normalization="clicked_rows", **kwargs):
+    def __init__(
+        self,
+        use_conversion_propensity=True,
+        use_causal_transfer=True,
+        use_soft_labels=False,
+        cvr_loss_scale="weighted_mean",
+        conversion_propensity_loss_weight=1.0,
+        cvr_loss_weight=1.0,
+        ctcvr_loss_weight=1.0,
+        propensity_floor=1e-6,
+        normalization="clicked_rows",
+        **kwargs,
+    ):
         if kwargs.get("propensity", "shared") != "shared":
             raise ValueError("DDPO's click propensity is its own CTR network: `propensity` must be 'shared'.")
         if cvr_loss_scale not in CVR_LOSS_SCALES:
             raise ValueError(f"`cvr_loss_scale` must be one of {CVR_LOSS_SCALES}. Received: {cvr_loss_scale!r}")
-        self.use_conversion_propensity = use_conversion_propensity  # shape the graph
-        self.use_causal_transfer = use_causal_transfer
-        super().__init__(propensity_floor=propensity_floor, normalization=normalization, **kwargs)
-        self.use_soft_labels = use_soft_labels
-        self.cvr_loss_scale = cvr_loss_scale
-        self.conversion_propensity_weight = conversion_propensity_weight
-        self.cvr_weight = cvr_weight
-        self.ctcvr_weight = ctcvr_weight
+        super().__init__(
+            propensity_floor=propensity_floor,
+            normalization=normalization,
+            **with_options(
+                kwargs,
+                use_conversion_propensity=use_conversion_propensity,
+                use_causal_transfer=use_causal_transfer,
+                use_soft_labels=use_soft_labels,
+                cvr_loss_scale=cvr_loss_scale,
+                conversion_propensity_loss_weight=conversion_propensity_loss_weight,
+                cvr_loss_weight=cvr_loss_weight,
+                ctcvr_loss_weight=ctcvr_loss_weight,
+            ),
+        )
 
     def build_outputs(self, inputs, task_representations, spec):
         click_feature = task_representations["ctr"]
         conversion_feature = task_representations["conversion_propensity"]
         cvr_feature = task_representations["cvr"]
-        if self.use_causal_transfer:
+        use_conversion_propensity = spec.options["use_conversion_propensity"]
+        if spec.options["use_causal_transfer"]:
             transfers = [CausalTransfer(name="click_transfer")([click_feature, cvr_feature])]
-            if self.use_conversion_propensity:
+            if use_conversion_propensity:
                 transfers.append(CausalTransfer(name="conversion_transfer")([conversion_feature, cvr_feature]))
             fused = keras.ops.concatenate(transfers, axis=-1) if len(transfers) > 1 else transfers[0]
             width = cvr_feature.shape[-1]
@@ -99,7 +118,7 @@ class DDPO(CounterfactualModel):
             "ctr": self.task_tower("ctr", click_feature, spec),
             "cvr": self.task_tower("cvr", cvr_feature, spec),
         }
-        if self.use_conversion_propensity:
+        if use_conversion_propensity:
             outputs["conversion_propensity"] = self.task_tower("conversion_propensity", conversion_feature, spec)
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
         outputs["propensity"] = outputs["ctr"]
@@ -123,9 +142,12 @@ class DDPO(CounterfactualModel):
             cvr_loss = cvr_loss / tf.cast(tf.size(error), tf.float32)
         terms["cvr_loss"] = cvr_loss
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 17
-        terms["loss"] = (self.click_loss_total(terms)
-                         + self.conversion_propensity_weight * terms.get("conversion_propensity_loss", 0.0)
-                         + self.cvr_weight * cvr_loss + self.ctcvr_weight * terms["ctcvr_loss"])  # Eq. 18
+        terms["loss"] = (
+            self.click_loss_total(terms)
+            + self.conversion_propensity_loss_weight * terms.get("conversion_propensity_loss", 0.0)
+            + self.cvr_loss_weight * cvr_loss
+            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+        )  # Eq. 18
         return terms
 
     def soft_labels(self, click, conversion, pseudo_label):
@@ -134,13 +156,6 @@ class DDPO(CounterfactualModel):
             return tf.where(conversion > 0, conversion, pseudo_label)
         return tf.where(tf.cast(click, tf.bool), conversion, pseudo_label)
 
-    def get_config(self):
-        return {**super().get_config(), "use_conversion_propensity": self.use_conversion_propensity,
-                "use_causal_transfer": self.use_causal_transfer, "use_soft_labels": self.use_soft_labels,
-                "cvr_loss_scale": self.cvr_loss_scale,
-                "conversion_propensity_weight": self.conversion_propensity_weight,
-                "cvr_weight": self.cvr_weight, "ctcvr_weight": self.ctcvr_weight}
-
 
 @registry.register("mmoe_ddpo")
 class MMoEDDPO(DDPO):
@@ -148,7 +163,5 @@ class MMoEDDPO(DDPO):
 
     backbones = ("mmoe",)
 
-    def __init__(self, backbone="mmoe", **kwargs):
-        if backbone != "mmoe":
-            raise ValueError(f"mmoe_ddpo is DDPO on MMoE; use model 'ddpo' for backbone {backbone!r}.")
-        super().__init__(backbone=backbone, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(**preset_arguments("mmoe_ddpo", "ddpo", kwargs, fixed={"backbone": "mmoe"}))

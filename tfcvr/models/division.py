@@ -1,8 +1,9 @@
 """Division: CVR as the ratio of directly learned CTCVR and CTR."""
+
 import keras
 
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 
 @registry.register("division")
@@ -23,8 +24,7 @@ class Division(CVRModel):
     task_names = ("ctr", "ctcvr_direct")
 
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.ctr_loss_weight = ctr_loss_weight
+        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
     def build_outputs(self, inputs, task_representations, spec):
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
@@ -36,6 +36,3 @@ class Division(CVRModel):
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr_direct"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
-
-    def get_config(self):
-        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

@@ -53,10 +53,6 @@ class DRJL(CounterfactualModel):
         outputs["imputed_conversion"] = self.task_tower("imputation", task_representations["cvr"], spec)
         return outputs
 
-    def compile(self, optimizer="adam", **kwargs):
-        super().compile(optimizer=optimizer, **kwargs)
-        self.imputation_optimizer = self.optimizer_copy()
-
     @property
     def imputation_variables(self):
         return [v for v in self.trainable_variables if v.path.split("/")[0] in IMPUTATION_LAYERS]
@@ -66,6 +62,7 @@ class DRJL(CounterfactualModel):
         return [v for v in self.trainable_variables if v.path.split("/")[0] not in IMPUTATION_LAYERS]
 
     def build_optimizers(self):
+        self.imputation_optimizer = self.optimizer_copy()
         self.optimizer.build(self.prediction_variables)
         self.imputation_optimizer.build(self.imputation_variables)
 
@@ -97,9 +94,9 @@ class DRJL(CounterfactualModel):
         """The prediction step's loss (step 2 of the class docstring)."""
         terms = self.click_losses(labels, predictions)
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
-        imputed_error = losses.binary_crossentropy(tf.stop_gradient(predictions["imputed_conversion"]),
-                                                   predictions["cvr"])
+        imputed_error = losses.binary_crossentropy(
+            tf.stop_gradient(predictions["imputed_conversion"]), predictions["cvr"]
+        )
         terms["cvr_loss"] = self.dr_loss(labels["click"], predictions["propensity"], error, imputed_error)
         terms["loss"] = self.click_loss_total(terms) + terms["cvr_loss"]
         return terms
-

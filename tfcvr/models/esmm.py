@@ -1,7 +1,7 @@
 """ESMM: CTR and CTCVR = pCTR * pCVR over the entire impression space."""
 
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 
 @registry.register("esmm")
@@ -20,13 +20,9 @@ class ESMM(CVRModel):
     """
 
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.ctr_loss_weight = ctr_loss_weight
+        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
     def objective(self, labels, predictions):
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
-
-    def get_config(self):
-        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

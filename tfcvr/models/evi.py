@@ -6,6 +6,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, VariationalInformation, make_backbone
 from tfcvr.models import registry
+from tfcvr.models.base import with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 TEACHER_POPULATIONS = ("clicked", "all")
@@ -43,7 +44,7 @@ class EVI(CounterfactualModel):
     The paper gives no λ values; the defaults are the official config's (ctr
     0.2, cvr_t 0.2, cvr 0.5, mi 0.8, ctcvr 0.1). The official code weights
     L_CVR by the CTR weight (0.2) instead of its own 0.5, a bug; here λ_r is
-    `cvr_weight`, so `cvr_weight=0.4` reproduces the code's effective 0.2
+    `cvr_loss_weight`, so `cvr_loss_weight=0.4` reproduces the code's effective 0.2
     (its L_CVR has 1/|D| where Eq. 15 has 1/(2|D|)).
 
     Args:
@@ -74,73 +75,108 @@ class EVI(CounterfactualModel):
         features only (sd 0.193 against 2x naive's 0.133).
       propensity_projection_dim: width of the linear projection of ô
         (official: 5).
-      teacher_weight, cvr_weight, vie_weight, ctcvr_weight: λ_t, λ_r, λ_i, λ_g.
+      teacher_loss_weight, cvr_loss_weight, vie_loss_weight, ctcvr_loss_weight:
+        λ_t, λ_r, λ_i, λ_g.
       ctr_loss_weight: λ_c.
       **kwargs: `CounterfactualModel` and `CVRModel` arguments.
     """
 
     task_names = ("ctr", "cvr")
 
-    def __init__(self, teacher_population="clicked", use_vie=True, conditional_teacher=True, vie_layers=2,
-                 learn_variance=True, vie_reduction="sum", detach_teacher_representation=False,
-                 propensity_projection_dim=5,
-                 teacher_weight=0.2, cvr_weight=0.5, vie_weight=0.8, ctcvr_weight=0.1, ctr_loss_weight=0.2,
-                 propensity_floor=1e-3, **kwargs):
+    def __init__(
+        self,
+        teacher_population="clicked",
+        use_vie=True,
+        conditional_teacher=True,
+        vie_layers=2,
+        learn_variance=True,
+        vie_reduction="sum",
+        detach_teacher_representation=False,
+        propensity_projection_dim=5,
+        teacher_loss_weight=0.2,
+        cvr_loss_weight=0.5,
+        vie_loss_weight=0.8,
+        ctcvr_loss_weight=0.1,
+        ctr_loss_weight=0.2,
+        propensity_floor=1e-3,
+        **kwargs,
+    ):
         if kwargs.get("propensity", "shared") != "shared":
             raise ValueError("EVI's click propensity is its own CTR network: `propensity` must be 'shared'.")
         if teacher_population not in TEACHER_POPULATIONS:
-            raise ValueError(f"`teacher_population` must be one of {TEACHER_POPULATIONS}. "
-                             f"Received: {teacher_population!r}")
+            raise ValueError(
+                f"`teacher_population` must be one of {TEACHER_POPULATIONS}. Received: {teacher_population!r}"
+            )
         if int(propensity_projection_dim) < 1:
             raise ValueError(f"`propensity_projection_dim` must be positive. Received: {propensity_projection_dim}")
-        # These shape the graph: read by build_outputs.
-        self.use_vie = use_vie
-        self.conditional_teacher = conditional_teacher
-        self.vie_layers = int(vie_layers)
-        self.learn_variance = learn_variance
-        self.vie_reduction = vie_reduction
-        self.detach_teacher_representation = detach_teacher_representation
-        self.propensity_projection_dim = int(propensity_projection_dim)
-        super().__init__(ctr_loss_weight=ctr_loss_weight, propensity_floor=propensity_floor, **kwargs)
-        self.teacher_population = teacher_population
-        self.teacher_weight = teacher_weight
-        self.cvr_weight = cvr_weight
-        self.vie_weight = vie_weight
-        self.ctcvr_weight = ctcvr_weight
+        super().__init__(
+            ctr_loss_weight=ctr_loss_weight,
+            propensity_floor=propensity_floor,
+            **with_options(
+                kwargs,
+                teacher_population=teacher_population,
+                use_vie=use_vie,
+                conditional_teacher=conditional_teacher,
+                vie_layers=int(vie_layers),
+                learn_variance=learn_variance,
+                vie_reduction=vie_reduction,
+                detach_teacher_representation=detach_teacher_representation,
+                propensity_projection_dim=int(propensity_projection_dim),
+                teacher_loss_weight=teacher_loss_weight,
+                cvr_loss_weight=cvr_loss_weight,
+                vie_loss_weight=vie_loss_weight,
+                ctcvr_loss_weight=ctcvr_loss_weight,
+            ),
+        )
 
     def build_outputs(self, inputs, task_representations, spec):
+        options = spec.options
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         student_layers = _tower_layers("cvr", task_representations["cvr"], spec)
         outputs = {"ctr": ctr, "cvr": _head("cvr", student_layers[-1]), "propensity": ctr}
         outputs["ctcvr"] = keras.ops.multiply(ctr, outputs["cvr"])
 
         teacher_input = spec.embedded
-        if self.conditional_teacher:
+        if options["conditional_teacher"]:
             # §4.2: outer product of x and a linear projection of the (detached) click propensity.
             propensity = keras.ops.expand_dims(keras.ops.stop_gradient(ctr), -1)
-            projected = keras.layers.Dense(self.propensity_projection_dim, name="propensity_projection")(propensity)
+            width = options["propensity_projection_dim"]
+            projected = keras.layers.Dense(width, name="propensity_projection")(propensity)
             outer = keras.ops.einsum("bi,bj->bij", spec.embedded, projected)
-            teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * self.propensity_projection_dim))
-        teacher_representation = make_backbone(spec.backbone, 1, spec.hidden_units, dropout=spec.dropout,
-                                               num_experts=spec.num_experts, layer_name="teacher_backbone")(
-                                                   teacher_input)[0]
+            teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * width))
+        teacher_representation = make_backbone(
+            spec.backbone,
+            1,
+            spec.hidden_units,
+            dropout=spec.dropout,
+            num_experts=spec.num_experts,
+            layer_name="teacher_backbone",
+        )(teacher_input)[0]
         teacher_layers = _tower_layers("teacher_cvr", teacher_representation, spec)
         outputs["teacher_cvr"] = _head("teacher_cvr", teacher_layers[-1])
 
-        if self.use_vie:
-            if not 1 <= self.vie_layers <= len(teacher_layers):
-                raise ValueError(f"`vie_layers` must be between 1 and the {len(teacher_layers)} tower layers "
-                                 f"(tower_units={list(spec.tower_units)}). Received: {self.vie_layers}")
-            pairs = list(zip(teacher_layers, student_layers))[-self.vie_layers:]
+        if options["use_vie"]:
+            vie_layers = options["vie_layers"]
+            if not 1 <= vie_layers <= len(teacher_layers):
+                raise ValueError(
+                    f"`vie_layers` must be between 1 and the {len(teacher_layers)} tower layers "
+                    f"(tower_units={list(spec.tower_units)}). Received: {vie_layers}"
+                )
+            pairs = list(zip(teacher_layers, student_layers))[-vie_layers:]
             per_pair = []
             for k, (teacher, student) in enumerate(pairs):
-                if self.detach_teacher_representation:
+                if options["detach_teacher_representation"]:
                     teacher = keras.ops.stop_gradient(teacher)
-                per_pair.append(VariationalInformation(
-                    learn_variance=self.learn_variance, reduction=self.vie_reduction,
-                    name=f"variational_information_{k}")([teacher, student]))
-            outputs["variational_information"] = per_pair[0] if len(per_pair) == 1 else keras.ops.sum(
-                keras.ops.stack(per_pair, axis=-1), axis=-1)
+                per_pair.append(
+                    VariationalInformation(
+                        learn_variance=options["learn_variance"],
+                        reduction=options["vie_reduction"],
+                        name=f"variational_information_{k}",
+                    )([teacher, student])
+                )
+            outputs["variational_information"] = (
+                per_pair[0] if len(per_pair) == 1 else keras.ops.sum(keras.ops.stack(per_pair, axis=-1), axis=-1)
+            )
         return outputs
 
     def objective(self, labels, predictions):
@@ -150,28 +186,23 @@ class EVI(CounterfactualModel):
         teacher_cvr = predictions["teacher_cvr"]
         teacher_rows = click if self.teacher_population == "clicked" else tf.ones_like(click)
         terms["teacher_cvr_loss"] = losses.masked_mean(
-            losses.binary_crossentropy(conversion, teacher_cvr), teacher_rows)  # Eq. 14
+            losses.binary_crossentropy(conversion, teacher_cvr), teacher_rows
+        )  # Eq. 14
         label = tf.where(tf.cast(click, tf.bool), conversion, tf.stop_gradient(teacher_cvr))  # r on O, r* on N
         error = losses.binary_crossentropy(label, predictions["cvr"])
         terms["cvr_loss"] = 0.5 * self.ipw_loss.dual(click, predictions["propensity"], error)  # Eq. 15
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 13
-        total = (self.click_loss_total(terms) + self.teacher_weight * terms["teacher_cvr_loss"]
-                 + self.cvr_weight * terms["cvr_loss"] + self.ctcvr_weight * terms["ctcvr_loss"])
+        total = (
+            self.click_loss_total(terms)
+            + self.teacher_loss_weight * terms["teacher_cvr_loss"]
+            + self.cvr_loss_weight * terms["cvr_loss"]
+            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+        )
         if self.use_vie:
             terms["vie_loss"] = tf.reduce_mean(predictions["variational_information"])  # Eq. 11
-            total += self.vie_weight * terms["vie_loss"]
+            total += self.vie_loss_weight * terms["vie_loss"]
         terms["loss"] = total  # Eq. 16
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "teacher_population": self.teacher_population, "use_vie": self.use_vie,
-                "conditional_teacher": self.conditional_teacher,
-                "vie_layers": self.vie_layers, "learn_variance": self.learn_variance,
-                "vie_reduction": self.vie_reduction,
-                "detach_teacher_representation": self.detach_teacher_representation,
-                "propensity_projection_dim": self.propensity_projection_dim,
-                "teacher_weight": self.teacher_weight, "cvr_weight": self.cvr_weight,
-                "vie_weight": self.vie_weight, "ctcvr_weight": self.ctcvr_weight}
 
 
 def _tower_layers(task, representation, spec):

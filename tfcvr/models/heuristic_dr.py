@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -26,8 +27,7 @@ class HeuristicDR(CounterfactualModel):
     def __init__(self, smoothing_rate=0.002, **kwargs):
         if not 0.0 <= smoothing_rate <= 1.0:
             raise ValueError(f"`smoothing_rate` η must be in [0, 1]. Received: {smoothing_rate}")
-        super().__init__(**kwargs)
-        self.smoothing_rate = smoothing_rate
+        super().__init__(**with_options(kwargs, smoothing_rate=smoothing_rate))
         self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
 
     def objective(self, labels, predictions):
@@ -38,6 +38,3 @@ class HeuristicDR(CounterfactualModel):
         terms["cvr_loss"] = self.dr_loss(labels["click"], predictions["propensity"], error, imputed_error)
         terms["loss"] = self.click_loss_total(terms) + terms["cvr_loss"]
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "smoothing_rate": self.smoothing_rate}

@@ -1,11 +1,10 @@
 """Multi-DR and ESCM²-DR: doubly robust CVR loss with a jointly trained error imputation."""
 
-from typing import Optional
-
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import preset_arguments, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -28,61 +27,82 @@ class MultiDR(CounterfactualModel):
     With λ_g > 0 this is ESCM²-DR (Fei et al., AAAI 2025, Eq. 7).
 
     Args:
-      counterfactual_weight: λ_cf. Default 1.0.
-      imputation_weight: λ_imp. Default 1.0.
-      global_weight: λ_g. Default 0.0 (Multi-DR).
+      cvr_loss_weight: λ_cf, weight of the DR CVR risk. Default 1.0.
+      imputation_loss_weight: λ_imp. Default 1.0.
+      ctcvr_loss_weight: λ_g, weight of the CTCVR risk. Default 0.0 (Multi-DR).
       unclicked_sampling_rate: λ of §5.3: keep every clicked row and about
         (λ − 1)·n_clicked unclicked rows of each batch in the DR terms.
         Default None: every row (the paper's best was λ = 1.5).
       **kwargs: `CounterfactualModel` and `CVRModel` arguments.
     """
 
-    def __init__(self, counterfactual_weight=1.0, imputation_weight=1.0, global_weight=0.0,
-                 unclicked_sampling_rate: Optional[float] = None, **kwargs):
+    def __init__(
+        self,
+        cvr_loss_weight=1.0,
+        imputation_loss_weight=1.0,
+        ctcvr_loss_weight=0.0,
+        unclicked_sampling_rate: float | None = None,
+        **kwargs,
+    ):
         if unclicked_sampling_rate is not None and unclicked_sampling_rate < 1.0:
             raise ValueError(
                 f"`unclicked_sampling_rate` must be at least 1 (or None). Received: {unclicked_sampling_rate}"
             )
-        super().__init__(**kwargs)
-        self.counterfactual_weight = counterfactual_weight
-        self.imputation_weight = imputation_weight
-        self.global_weight = global_weight
-        self.unclicked_sampling_rate = unclicked_sampling_rate
+        super().__init__(
+            **with_options(
+                kwargs,
+                cvr_loss_weight=cvr_loss_weight,
+                imputation_loss_weight=imputation_loss_weight,
+                ctcvr_loss_weight=ctcvr_loss_weight,
+                unclicked_sampling_rate=unclicked_sampling_rate,
+            )
+        )
         self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
         self.imputation_loss = losses.ImputationLoss(**self.weighting)
 
     def build_outputs(self, inputs, task_representations, spec):
         outputs = super().build_outputs(inputs, task_representations, spec)
-        outputs["imputed_error"] = self.task_tower("imputation", task_representations["cvr"], spec,
-                                                   activation="softplus")
+        outputs["imputed_error"] = self.task_tower(
+            "imputation", task_representations["cvr"], spec, activation="softplus"
+        )
         return outputs
 
     def objective(self, labels, predictions):
         terms = self.click_losses(labels, predictions)
         click, propensity = labels["click"], predictions["propensity"]
-        sample_mask = (None if self.unclicked_sampling_rate is None
-                       else losses.undersample_unclicked(click, self.unclicked_sampling_rate))
+        sample_mask = (
+            None
+            if self.unclicked_sampling_rate is None
+            else losses.undersample_unclicked(click, self.unclicked_sampling_rate)
+        )
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
         imputed_error = predictions["imputed_error"]
         terms["cvr_loss"] = self.dr_loss(click, propensity, error, tf.stop_gradient(imputed_error), sample_mask)
         terms["imputation_loss"] = self.imputation_loss(click, propensity, error, imputed_error, sample_mask)
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
-        terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
-                         + self.imputation_weight * terms["imputation_loss"]
-                         + self.global_weight * terms["ctcvr_loss"])
+        terms["loss"] = (
+            self.click_loss_total(terms)
+            + self.cvr_loss_weight * terms["cvr_loss"]
+            + self.imputation_loss_weight * terms["imputation_loss"]
+            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+        )
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "counterfactual_weight": self.counterfactual_weight,
-                "imputation_weight": self.imputation_weight, "global_weight": self.global_weight,
-                "unclicked_sampling_rate": self.unclicked_sampling_rate}
 
 
 @registry.register("escm2_dr")
 class ESCM2DR(MultiDR):
     """ESCM²-DR (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5 and 7 state
-    it): Multi-DR plus ESMM's CTCVR risk, λ_cf = λ_g = 0.5 as in the authors'
-    PaddleRec code (docs/methods.md, section "escm2_dr")."""
+    it): Multi-DR plus ESMM's CTCVR risk (`ctcvr_loss_weight` > 0), λ_cf = λ_g =
+    0.5 as in the authors' PaddleRec code (docs/methods.md, section
+    "escm2_dr")."""
 
-    def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
-        super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(
+            **preset_arguments(
+                "escm2_dr",
+                "multi_dr",
+                kwargs,
+                positive=("ctcvr_loss_weight",),
+                defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
+            )
+        )

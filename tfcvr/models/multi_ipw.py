@@ -2,6 +2,7 @@
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import preset_arguments, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -16,29 +17,26 @@ class MultiIPW(CounterfactualModel):
     CTCVR risk of their Eq. 5).
 
     Args:
-      counterfactual_weight: λ_cf, weight of the IPW CVR risk. Default 1.0.
-      global_weight: λ_g, weight of the CTCVR risk. Default 0.0 (Multi-IPW).
+      cvr_loss_weight: λ_cf, weight of the IPW CVR risk. Default 1.0.
+      ctcvr_loss_weight: λ_g, weight of the CTCVR risk. Default 0.0 (Multi-IPW).
       **kwargs: `CounterfactualModel` arguments (propensity source, τ,
         clipping, normalisation, detaching, γ) and `CVRModel` arguments.
     """
 
-    def __init__(self, counterfactual_weight=1.0, global_weight=0.0, **kwargs):
-        super().__init__(**kwargs)
-        self.counterfactual_weight = counterfactual_weight
-        self.global_weight = global_weight
+    def __init__(self, cvr_loss_weight=1.0, ctcvr_loss_weight=0.0, **kwargs):
+        super().__init__(**with_options(kwargs, cvr_loss_weight=cvr_loss_weight, ctcvr_loss_weight=ctcvr_loss_weight))
 
     def objective(self, labels, predictions):
         terms = self.click_losses(labels, predictions)
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
         terms["cvr_loss"] = self.ipw_loss(labels["click"], predictions["propensity"], error)
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
-        terms["loss"] = (self.click_loss_total(terms) + self.counterfactual_weight * terms["cvr_loss"]
-                         + self.global_weight * terms["ctcvr_loss"])
+        terms["loss"] = (
+            self.click_loss_total(terms)
+            + self.cvr_loss_weight * terms["cvr_loss"]
+            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+        )
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "counterfactual_weight": self.counterfactual_weight,
-                "global_weight": self.global_weight}
 
 
 @registry.register("ipw_naive")
@@ -47,16 +45,24 @@ class NaiveIPW(MultiIPW):
     separately trained propensity model that shares nothing with the CVR model.
     `MultiIPW` with `propensity="separate"`."""
 
-    def __init__(self, propensity="separate", **kwargs):
-        super().__init__(propensity=propensity, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(**preset_arguments("ipw_naive", "multi_ipw", kwargs, fixed={"propensity": "separate"}))
 
 
 @registry.register("escm2_ipw")
 class ESCM2IPW(MultiIPW):
     """ESCM²-IPW (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5-6 state
-    it): Multi-IPW plus ESMM's CTCVR risk. Default weights λ_cf = λ_g = 0.5 are
-    those of the authors' released PaddleRec code (docs/methods.md, section
-    "escm2_ipw")."""
+    it): Multi-IPW plus ESMM's CTCVR risk (`ctcvr_loss_weight` > 0). Default
+    weights λ_cf = λ_g = 0.5 are those of the authors' released PaddleRec code
+    (docs/methods.md, section "escm2_ipw")."""
 
-    def __init__(self, counterfactual_weight=0.5, global_weight=0.5, **kwargs):
-        super().__init__(counterfactual_weight=counterfactual_weight, global_weight=global_weight, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(
+            **preset_arguments(
+                "escm2_ipw",
+                "multi_ipw",
+                kwargs,
+                positive=("ctcvr_loss_weight",),
+                defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
+            )
+        )

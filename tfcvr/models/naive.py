@@ -2,7 +2,7 @@
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 
 @registry.register("naive")
@@ -21,8 +21,7 @@ class Naive(CVRModel):
     """
 
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
-        self.ctr_loss_weight = ctr_loss_weight
+        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
     def objective(self, labels, predictions):
         cvr_loss = losses.masked_mean(
@@ -30,6 +29,3 @@ class Naive(CVRModel):
         )
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
-
-    def get_config(self):
-        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

@@ -5,7 +5,7 @@ from absl import logging
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 
 @registry.register("naive_imputation")
@@ -27,16 +27,14 @@ class NaiveImputation(CVRModel):
     """
 
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
-        logging.warning("naive_imputation is a baseline: its pCVR estimates P(click and conversion), far below the "
-                        "CVR; compare with it, do not serve it as a pCVR.")
-        self.ctr_loss_weight = ctr_loss_weight
+        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
+        logging.warning(
+            "naive_imputation is a baseline: its pCVR estimates P(click and conversion), far below the "
+            "CVR; compare with it, do not serve it as a pCVR."
+        )
 
     def objective(self, labels, predictions):
         click_and_conversion = labels["click"] * labels["conversion"]
         cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
-
-    def get_config(self):
-        return {**super().get_config(), "ctr_loss_weight": self.ctr_loss_weight}

@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 REDUCTIONS = ("population", "batch")
 
@@ -43,34 +43,47 @@ class NISE(CVRModel):
     below the observed CVR.
 
     Args:
-      alpha: α. Default 1.
+      dynamic_weight_scale: α, the scale of the dynamic CVR loss weight λ. Default 1.
       max_weight_ratio: β, the cap on L_CTR/L_CVR. Default 50.
       dynamic_weight: False is the code's `ablation_2` (λ = 1).
       use_unclicked: False is `ablation_3` (no entropy term).
       use_ctr_loss: False is `ablation_1` (L = L_CVR; pCTR is then untrained).
-      entropy_weight: ω, the weight of the entropy term. Default 0.05;
-        `entropy_weight=1, reduction="batch"` is the official code.
+      entropy_loss_weight: ω, the weight of the entropy term. Default 0.05;
+        `entropy_loss_weight=1, reduction="batch"` is the official code.
       reduction: "population" (default: each term a mean over its own rows)
         or "batch" (the code: both summed and divided by the batch size).
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, alpha=1.0, max_weight_ratio=50.0, dynamic_weight=True, use_unclicked=True,
-                 use_ctr_loss=True, entropy_weight=0.05, reduction="population", **kwargs):
+    def __init__(
+        self,
+        dynamic_weight_scale=1.0,
+        max_weight_ratio=50.0,
+        dynamic_weight=True,
+        use_unclicked=True,
+        use_ctr_loss=True,
+        entropy_loss_weight=0.05,
+        reduction="population",
+        **kwargs,
+    ):
         if max_weight_ratio <= 0:
             raise ValueError(f"`max_weight_ratio` β must be positive. Received: {max_weight_ratio}")
-        if entropy_weight < 0:
-            raise ValueError(f"`entropy_weight` ω must be non-negative. Received: {entropy_weight}")
+        if entropy_loss_weight < 0:
+            raise ValueError(f"`entropy_loss_weight` ω must be non-negative. Received: {entropy_loss_weight}")
         if reduction not in REDUCTIONS:
             raise ValueError(f"`reduction` must be one of {REDUCTIONS}. Received: {reduction!r}")
-        super().__init__(**kwargs)
-        self.alpha = alpha
-        self.max_weight_ratio = max_weight_ratio
-        self.dynamic_weight = dynamic_weight
-        self.use_unclicked = use_unclicked
-        self.use_ctr_loss = use_ctr_loss
-        self.entropy_weight = entropy_weight
-        self.reduction = reduction
+        super().__init__(
+            **with_options(
+                kwargs,
+                dynamic_weight_scale=dynamic_weight_scale,
+                max_weight_ratio=max_weight_ratio,
+                dynamic_weight=dynamic_weight,
+                use_unclicked=use_unclicked,
+                use_ctr_loss=use_ctr_loss,
+                entropy_loss_weight=entropy_loss_weight,
+                reduction=reduction,
+            )
+        )
 
     def objective(self, labels, predictions):
         click = tf.cast(labels["click"], tf.float32)
@@ -80,22 +93,16 @@ class NISE(CVRModel):
         if self.reduction == "population":
             cvr_loss = losses.masked_mean(click_loss, click)
             if self.use_unclicked:
-                cvr_loss += self.entropy_weight * losses.masked_mean(entropy, 1.0 - click)
+                cvr_loss += self.entropy_loss_weight * losses.masked_mean(entropy, 1.0 - click)
         else:
             per_row = click * click_loss
             if self.use_unclicked:
-                per_row += self.entropy_weight * (1.0 - click) * entropy
+                per_row += self.entropy_loss_weight * (1.0 - click) * entropy
             cvr_loss = tf.reduce_mean(per_row)
         ctr_loss = self.ctr_log_loss(labels, predictions)
         weight = tf.constant(1.0)
         if self.dynamic_weight:
             ratio = tf.math.divide_no_nan(tf.stop_gradient(ctr_loss), tf.stop_gradient(cvr_loss))
-            weight = self.alpha * tf.minimum(ratio, self.max_weight_ratio)
+            weight = self.dynamic_weight_scale * tf.minimum(ratio, self.max_weight_ratio)
         total = weight * cvr_loss + (ctr_loss if self.use_ctr_loss else 0.0)
-        return {"loss": total, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss, "cvr_weight": weight}
-
-    def get_config(self):
-        return {**super().get_config(), "alpha": self.alpha, "max_weight_ratio": self.max_weight_ratio,
-                "dynamic_weight": self.dynamic_weight, "use_unclicked": self.use_unclicked,
-                "use_ctr_loss": self.use_ctr_loss, "entropy_weight": self.entropy_weight,
-                "reduction": self.reduction}
+        return {"loss": total, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss, "cvr_loss_weight": weight}

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, with_options
 
 
 @registry.register("oversampling")
@@ -38,19 +38,27 @@ class Oversampling(CVRModel):
     def __init__(self, oversampling_rate=5, ctr_loss_weight=1.0, correct_prediction=True, **kwargs):
         if oversampling_rate < 1:
             raise ValueError(f"`oversampling_rate` k must be at least 1. Received: {oversampling_rate}")
-        # These shape the graph: read by build_outputs.
-        self.oversampling_rate = oversampling_rate
-        self.correct_prediction = correct_prediction
-        super().__init__(**kwargs)
-        self.ctr_loss_weight = ctr_loss_weight
+        super().__init__(
+            **with_options(
+                kwargs,
+                oversampling_rate=oversampling_rate,
+                correct_prediction=correct_prediction,
+                ctr_loss_weight=ctr_loss_weight,
+            )
+        )
 
     def build_outputs(self, inputs, task_representations, spec):
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         logit = self.task_tower("cvr", task_representations["cvr"], spec, activation=None)
-        shift = math.log(self.oversampling_rate) if self.correct_prediction else 0.0
+        options = spec.options
+        shift = math.log(options["oversampling_rate"]) if options["correct_prediction"] else 0.0
         cvr = keras.ops.sigmoid(logit - shift)
-        return {"ctr": ctr, "cvr": cvr, "oversampled_cvr": keras.ops.sigmoid(logit),
-                "ctcvr": keras.ops.multiply(ctr, cvr)}
+        return {
+            "ctr": ctr,
+            "cvr": cvr,
+            "oversampled_cvr": keras.ops.sigmoid(logit),
+            "ctcvr": keras.ops.multiply(ctr, cvr),
+        }
 
     def objective(self, labels, predictions):
         conversion = tf.cast(labels["conversion"], tf.float32)
@@ -59,7 +67,3 @@ class Oversampling(CVRModel):
         cvr_loss = losses.masked_mean(losses.binary_crossentropy(conversion, predictions["oversampled_cvr"]), copies)
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
-
-    def get_config(self):
-        return {**super().get_config(), "oversampling_rate": self.oversampling_rate,
-                "ctr_loss_weight": self.ctr_loss_weight, "correct_prediction": self.correct_prediction}

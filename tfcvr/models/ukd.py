@@ -1,7 +1,6 @@
 """UKD: a click-adaptive teacher labels unclicked impressions; an uncertainty-regularised student learns from them."""
 
-import types
-from typing import Optional
+import dataclasses
 
 import keras
 import tensorflow as tf
@@ -9,7 +8,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel
+from tfcvr.models.base import CVRModel, preset_arguments, with_options
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
@@ -58,8 +57,9 @@ class UKD(CVRModel):
         train a base student; the paper ranks the whole unclicked set, here the
         ranking is per batch so no second pass over the data is needed).
       teacher_epochs: epochs of the teacher stage, before the student's.
-      alpha: α, weight of the unclicked rows' distillation loss (A.1: 0.5).
-      gamma: γ, weight of the CTR loss (A.1: 0.2).
+      distillation_loss_weight: α, weight of the unclicked rows' distillation
+        loss (A.1: 0.5).
+      ctr_loss_weight: γ, weight of the CTR loss (A.1: 0.2).
       uncertainty_scale: λ of Eq. 12 (A.1: 100).
       student_dropout: rate of the two independent dropouts before the CVR
         predictors (A.1: 0.2).
@@ -89,10 +89,22 @@ class UKD(CVRModel):
 
     task_names = ("ctr", "cvr")
 
-    def __init__(self, uncertainty="two_predictors", teacher_epochs=1, alpha=0.5, gamma=0.2,
-                 uncertainty_scale=100.0, student_dropout=0.2, detach_uncertainty_weight=True,
-                 reversal_scale=1.0, discriminator_unclicked_ratio=1.0, teacher_dropout: Optional[float] = None, mc_samples=10,
-                 mc_keep_fraction=0.8, **kwargs):
+    def __init__(
+        self,
+        uncertainty="two_predictors",
+        teacher_epochs=1,
+        distillation_loss_weight=0.5,
+        ctr_loss_weight=0.2,
+        uncertainty_scale=100.0,
+        student_dropout=0.2,
+        detach_uncertainty_weight=True,
+        reversal_scale=1.0,
+        discriminator_unclicked_ratio=1.0,
+        teacher_dropout: float | None = None,
+        mc_samples=10,
+        mc_keep_fraction=0.8,
+        **kwargs,
+    ):
         if uncertainty not in UNCERTAINTY:
             raise ValueError(f"`uncertainty` must be one of {UNCERTAINTY}. Received: {uncertainty!r}")
         if int(teacher_epochs) < 1:
@@ -100,37 +112,45 @@ class UKD(CVRModel):
         if not 0.0 <= student_dropout < 1.0:
             raise ValueError(f"`student_dropout` must be in [0, 1). Received: {student_dropout}")
         if discriminator_unclicked_ratio is not None and discriminator_unclicked_ratio < 0:
-            raise ValueError("`discriminator_unclicked_ratio` must be non-negative or None. "
-                             f"Received: {discriminator_unclicked_ratio}")
+            raise ValueError(
+                "`discriminator_unclicked_ratio` must be non-negative or None. "
+                f"Received: {discriminator_unclicked_ratio}"
+            )
         if int(mc_samples) < 2:
             raise ValueError(f"`mc_samples` must be at least 2 (a variance needs two). Received: {mc_samples}")
         if not 0.0 < mc_keep_fraction <= 1.0:
             raise ValueError(f"`mc_keep_fraction` must be in (0, 1]. Received: {mc_keep_fraction}")
-        self.uncertainty = uncertainty  # shapes the graph: read by build_outputs
-        self.student_dropout = student_dropout
-        super().__init__(**kwargs)
-        self.teacher_epochs = int(teacher_epochs)
-        self.alpha = alpha
-        self.gamma = gamma
-        self.uncertainty_scale = uncertainty_scale
-        self.detach_uncertainty_weight = detach_uncertainty_weight
-        self.reversal_scale = reversal_scale
-        self.discriminator_unclicked_ratio = discriminator_unclicked_ratio
-        self.teacher_dropout = teacher_dropout
-        self.mc_samples = int(mc_samples)
-        self.mc_keep_fraction = mc_keep_fraction
+        super().__init__(
+            **with_options(
+                kwargs,
+                uncertainty=uncertainty,
+                teacher_epochs=int(teacher_epochs),
+                distillation_loss_weight=distillation_loss_weight,
+                ctr_loss_weight=ctr_loss_weight,
+                uncertainty_scale=uncertainty_scale,
+                student_dropout=student_dropout,
+                detach_uncertainty_weight=detach_uncertainty_weight,
+                reversal_scale=reversal_scale,
+                discriminator_unclicked_ratio=discriminator_unclicked_ratio,
+                teacher_dropout=teacher_dropout,
+                mc_samples=int(mc_samples),
+                mc_keep_fraction=mc_keep_fraction,
+            )
+        )
         self.teacher = self._build_teacher(self.architecture)
 
     def build_outputs(self, inputs, task_representations, spec):
         outputs = {"ctr": self.task_tower("ctr", task_representations["ctr"], spec)}
-        if self.uncertainty == "two_predictors":
+        if spec.options["uncertainty"] == "two_predictors":
             # h_conv = S^v_f(x): the CVR tower's hidden layers (A.1: the dense block but its last layer).
             conversion_representation = MLP(spec.tower_units, dropout=spec.dropout, name="cvr_tower")(
-                task_representations["cvr"])
+                task_representations["cvr"]
+            )
             # Eq. 11: S_p(dropout(h_conv)) and S_p'(dropout'(h_conv)), independent dropout masks.
             for predictor in ("cvr_first", "cvr_second"):
-                dropped = keras.layers.Dropout(self.student_dropout, name=f"{predictor}_dropout")(
-                    conversion_representation)
+                dropped = keras.layers.Dropout(spec.options["student_dropout"], name=f"{predictor}_dropout")(
+                    conversion_representation
+                )
                 head = keras.layers.Dense(1, activation="sigmoid", name=f"{predictor}_head")(dropped)
                 outputs[predictor] = keras.ops.squeeze(head, axis=-1)
             outputs["cvr"] = keras.ops.multiply(0.5, outputs["cvr_first"] + outputs["cvr_second"])  # A.1
@@ -144,11 +164,17 @@ class UKD(CVRModel):
         dropout = self.teacher_dropout
         if dropout is None:
             dropout = 0.2 if self.uncertainty == "mc_dropout" else spec.dropout
-        teacher_spec = types.SimpleNamespace(**{**vars(spec), "dropout": dropout})
+        teacher_spec = dataclasses.replace(spec, dropout=dropout)
         inputs = self.feature_inputs(spec.schema)
         embedded = self.feature_embedding(teacher_spec, name="teacher_embedding")(inputs)
-        representation = make_backbone(spec.backbone, 1, spec.hidden_units, dropout=dropout,
-                                       num_experts=spec.num_experts, layer_name="teacher_backbone")(embedded)[0]
+        representation = make_backbone(
+            spec.backbone,
+            1,
+            spec.hidden_units,
+            dropout=dropout,
+            num_experts=spec.num_experts,
+            layer_name="teacher_backbone",
+        )(embedded)[0]
         reversed_representation = GradientReversal(self.reversal_scale, name="gradient_reversal")(representation)
         outputs = {
             "teacher_representation": representation,  # h^(T)
@@ -168,16 +194,13 @@ class UKD(CVRModel):
             raise ValueError(f"UKD has no training stage {stage!r}; its stages are {sorted(steps)}.")
         return steps[stage]
 
-    def compile(self, optimizer="adam", **kwargs):
-        super().compile(optimizer=optimizer, **kwargs)
-        self.teacher_optimizer = self.optimizer_copy()
-
     @property
     def student_variables(self):
         teacher = {id(v) for v in self.teacher.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in teacher]
 
     def build_optimizers(self):
+        self.teacher_optimizer = self.optimizer_copy()
         self.optimizer.build(self.student_variables)
         self.teacher_optimizer.build(self.teacher.trainable_variables)
 
@@ -193,14 +216,22 @@ class UKD(CVRModel):
         """L_CVR^(T) (Eq. 6) + L_d (Eq. 7); `domain_sample` (0/1 rows for L_d) defaults to the 1:1 sample."""
         click = labels["click"]
         if domain_sample is None:
-            domain_sample = (tf.ones_like(click, tf.float32) if self.discriminator_unclicked_ratio is None
-                             else losses.undersample_unclicked(click, 1.0 + self.discriminator_unclicked_ratio))
+            domain_sample = (
+                tf.ones_like(click, tf.float32)
+                if self.discriminator_unclicked_ratio is None
+                else losses.undersample_unclicked(click, 1.0 + self.discriminator_unclicked_ratio)
+            )
         cvr_loss = losses.masked_mean(
-            losses.binary_crossentropy(labels["conversion"], teacher_outputs["teacher_cvr"]), click)
+            losses.binary_crossentropy(labels["conversion"], teacher_outputs["teacher_cvr"]), click
+        )
         discriminator_loss = losses.sample_mean(
-            losses.binary_crossentropy(click, teacher_outputs["click_discriminator"]), domain_sample)
-        return {"teacher_cvr_loss": cvr_loss, "discriminator_loss": discriminator_loss,
-                "loss": cvr_loss + discriminator_loss}
+            losses.binary_crossentropy(click, teacher_outputs["click_discriminator"]), domain_sample
+        )
+        return {
+            "teacher_cvr_loss": cvr_loss,
+            "discriminator_loss": discriminator_loss,
+            "loss": cvr_loss + discriminator_loss,
+        }
 
     def train_step(self, data):
         """The student's step: what a trained UKD runs (Keras `fit` after the teacher stage)."""
@@ -225,8 +256,10 @@ class UKD(CVRModel):
         # Table 6: dropout on at inference, mean and variance over the passes.
         samples = tf.stack([self.teacher(features, training=True)["teacher_cvr"] for _ in range(self.mc_samples)])
         samples = tf.stop_gradient(samples)
-        return {"pseudo_label": tf.reduce_mean(samples, axis=0),
-                "pseudo_label_variance": tf.math.reduce_variance(samples, axis=0)}
+        return {
+            "pseudo_label": tf.reduce_mean(samples, axis=0),
+            "pseudo_label_variance": tf.math.reduce_variance(samples, axis=0),
+        }
 
     def objective(self, labels, predictions) -> dict:
         """The student's loss terms (class docstring, stage 2) for one batch.
@@ -247,11 +280,16 @@ class UKD(CVRModel):
             weight_second = tf.exp(-self.uncertainty_scale * kl_second)  # its symmetric term (A.1)
             if self.detach_uncertainty_weight:
                 weight_first, weight_second = tf.stop_gradient(weight_first), tf.stop_gradient(weight_second)
-            terms["cvr_click_loss"] = tf.reduce_mean(click * (
-                losses.binary_crossentropy(conversion, first) + losses.binary_crossentropy(conversion, second)))
-            terms["cvr_unclick_loss"] = self.alpha * tf.reduce_mean(unclick * (
-                weight_first * losses.binary_crossentropy(pseudo_label, first)
-                + weight_second * losses.binary_crossentropy(pseudo_label, second)))
+            terms["cvr_click_loss"] = tf.reduce_mean(
+                click * (losses.binary_crossentropy(conversion, first) + losses.binary_crossentropy(conversion, second))
+            )
+            terms["cvr_unclick_loss"] = self.distillation_loss_weight * tf.reduce_mean(
+                unclick
+                * (
+                    weight_first * losses.binary_crossentropy(pseudo_label, first)
+                    + weight_second * losses.binary_crossentropy(pseudo_label, second)
+                )
+            )
             terms["uncertainty_loss"] = tf.reduce_mean(unclick * kl_first)  # the KL regulariser, §3.2.2
             terms["uncertainty_weight"] = losses.masked_mean(weight_first, unclick)  # monitoring only
         else:
@@ -260,39 +298,25 @@ class UKD(CVRModel):
                 sample = losses.keep_lowest(predictions["pseudo_label_variance"], unclick, self.mc_keep_fraction)
             cvr = predictions["cvr"]
             terms["cvr_click_loss"] = tf.reduce_mean(click * losses.binary_crossentropy(conversion, cvr))  # Eq. 9
-            terms["cvr_unclick_loss"] = self.alpha * tf.reduce_mean(
-                sample * losses.binary_crossentropy(pseudo_label, cvr))
+            terms["cvr_unclick_loss"] = self.distillation_loss_weight * tf.reduce_mean(
+                sample * losses.binary_crossentropy(pseudo_label, cvr)
+            )
         cvr_loss = terms["cvr_click_loss"] + terms["cvr_unclick_loss"] + terms.get("uncertainty_loss", 0.0)
-        terms["loss"] = cvr_loss + self.gamma * terms["ctr_loss"]  # Eq. 10
+        terms["loss"] = cvr_loss + self.ctr_loss_weight * terms["ctr_loss"]  # Eq. 10
         return terms
-
-    def get_config(self):
-        return {**super().get_config(), "uncertainty": self.uncertainty, "teacher_epochs": self.teacher_epochs,
-                "alpha": self.alpha, "gamma": self.gamma, "uncertainty_scale": self.uncertainty_scale,
-                "student_dropout": self.student_dropout,
-                "detach_uncertainty_weight": self.detach_uncertainty_weight,
-                "reversal_scale": self.reversal_scale,
-                "discriminator_unclicked_ratio": self.discriminator_unclicked_ratio,
-                "teacher_dropout": self.teacher_dropout, "mc_samples": self.mc_samples,
-                "mc_keep_fraction": self.mc_keep_fraction}
 
 
 @registry.register("ukd_base")
 class UKDBase(UKD):
     """UKD-base (Xu et al., WWW 2022, §3.2.1, Table 4): the click-adaptive teacher, a base student, no uncertainty."""
 
-    def __init__(self, uncertainty="none", **kwargs):
-        if uncertainty != "none":
-            raise ValueError(f"ukd_base has no uncertainty modelling; use model 'ukd' for {uncertainty!r}.")
-        super().__init__(uncertainty=uncertainty, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(**preset_arguments("ukd_base", "ukd", kwargs, fixed={"uncertainty": "none"}))
 
 
 @registry.register("ukd_mc_dropout")
 class UKDMonteCarloDropout(UKD):
     """UKD with Monte-Carlo-dropout uncertainty (Xu et al., WWW 2022, §4.4, Table 6) instead of the two predictors."""
 
-    def __init__(self, uncertainty="mc_dropout", **kwargs):
-        if uncertainty != "mc_dropout":
-            raise ValueError(f"ukd_mc_dropout is UKD with uncertainty='mc_dropout'; use model 'ukd' for "
-                             f"{uncertainty!r}.")
-        super().__init__(uncertainty=uncertainty, **kwargs)
+    def __init__(self, **kwargs):
+        super().__init__(**preset_arguments("ukd_mc_dropout", "ukd", kwargs, fixed={"uncertainty": "mc_dropout"}))

@@ -36,8 +36,9 @@ class LazyAdam(keras.optimizers.Adam):
         values = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), positions, tf.shape(rows)[0])
         local_step = tf.cast(self.iterations + 1, dtype)
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        alpha = tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (
-            1 - tf.pow(beta_1, local_step))
+        alpha = (
+            tf.cast(learning_rate, dtype) * tf.sqrt(1 - tf.pow(beta_2, local_step)) / (1 - tf.pow(beta_1, local_step))
+        )
         index = self._get_variable_index(variable)
         m, v = self._momentums[index], self._velocities[index]
         # Keras Adam's arithmetic, in its order, on the touched rows: m += (g - m)(1 - β1), v += (g² - v)(1 - β2),

@@ -38,7 +38,10 @@ def read_records(out_dir, split="train", extra=None):
             value = value.values if isinstance(value, tf.SparseTensor) else value
             value = value.numpy()
             value = value.tolist() if hasattr(value, "tolist") else value
-            record[key] = [v.decode() if isinstance(v, bytes) else v for v in value] if isinstance(value, list) \
+            record[key] = (
+                [v.decode() if isinstance(v, bytes) else v for v in value]
+                if isinstance(value, list)
                 else (value.decode() if isinstance(value, bytes) else value)
+            )
         records.append(record)
     return schema, records

@@ -31,17 +31,30 @@ COMMON = [
 SKELETON = [
     "1,0,0,u1,4," + _features(("205", 9001, 1.0), ("210", 801, 1.0), ("210", 802, 1.0), ("508", 70, 0.5)),
     "2,1,1,u1,1," + _features(("205", 9002, 1.0)),
-    "3,0,1,u2,1," + _features(("205", 9003, 1.0)),   # conversion without click
-    "4,1,0,u9,1," + _features(("205", 9004, 1.0)),   # no common features for u9
-    "5,1,0,u2,0,",                                   # no impression features at all
+    "3,0,1,u2,1," + _features(("205", 9003, 1.0)),  # conversion without click
+    "4,1,0,u9,1," + _features(("205", 9004, 1.0)),  # no common features for u9
+    "5,1,0,u2,0,",  # no impression features at all
 ]
 
 
 def _convert(tmp_path, *flags, skeleton=SKELETON, common=COMMON):
     paths = _write_raw(tmp_path, skeleton, common)
     out = tmp_path / "out"
-    report = cli.main(["aliccp", "--skeleton", paths[0], "--common", paths[1], "--out", str(out),
-                       "--num_shards", "1", "--quiet", *flags])
+    report = cli.main(
+        [
+            "aliccp",
+            "--skeleton",
+            paths[0],
+            "--common",
+            paths[1],
+            "--out",
+            str(out),
+            "--num_shards",
+            "1",
+            "--quiet",
+            *flags,
+        ]
+    )
     return out, report
 
 
@@ -91,14 +104,17 @@ def test_keep_invalid_conversions_and_truncate_lists(tmp_path):
     assert [r["109_14"] for r in records if r["205"] == 9001] == [[501]]
 
 
-@pytest.mark.parametrize("bad_line, message", [
-    ("6,1,0,u1,2," + _features(("205", 1, 1.0)), "feature_num is 2 but the feature_list has 1 features"),
-    ("6,1,0,u1", "expected 6 comma-separated fields, found 4"),
-    ("6,2,0,u1,1," + _features(("205", 1, 1.0)), "label column 'click' must be 0 or 1"),
-    ("6,1,0,u1,1,205" + V + "x" + E + "1.0", "field 205 id"),
-    ("6,1,0,u1,1,205" + V + "7", "is not field\\\\x02id\\\\x03value"),
-    ("6,1,0,u1,1," + _features(("101", 5, 1.0)), r"field\(s\) \['101'\] in the sample skeleton"),
-])
+@pytest.mark.parametrize(
+    "bad_line, message",
+    [
+        ("6,1,0,u1,2," + _features(("205", 1, 1.0)), "feature_num is 2 but the feature_list has 1 features"),
+        ("6,1,0,u1", "expected 6 comma-separated fields, found 4"),
+        ("6,2,0,u1,1," + _features(("205", 1, 1.0)), "label column 'click' must be 0 or 1"),
+        ("6,1,0,u1,1,205" + V + "x" + E + "1.0", "field 205 id"),
+        ("6,1,0,u1,1,205" + V + "7", "is not field\\\\x02id\\\\x03value"),
+        ("6,1,0,u1,1," + _features(("101", 5, 1.0)), r"field\(s\) \['101'\] in the sample skeleton"),
+    ],
+)
 def test_malformed_skeleton_line_names_file_and_line(tmp_path, bad_line, message):
     with pytest.raises(SystemExit, match=rf"sample_skeleton_train.csv:6: .*{message}"):
         _convert(tmp_path, skeleton=SKELETON + [bad_line])
@@ -109,8 +125,11 @@ def test_malformed_skeleton_line_names_file_and_line(tmp_path, bad_line, message
 
 def test_malformed_common_line_is_named_and_unknown_fields_counted(tmp_path):
     common = COMMON[:1] + ["u2,2," + _features(("101", 1002, 1.0))]
-    with pytest.raises(SystemExit, match=r"sample_skeleton_train.csv:3: its common features "
-                                         r"\(.*common_features_train.csv:2\) are malformed: feature_num is 2"):
+    with pytest.raises(
+        SystemExit,
+        match=r"sample_skeleton_train.csv:3: its common features "
+        r"\(.*common_features_train.csv:2\) are malformed: feature_num is 2",
+    ):
         _convert(tmp_path, common=common)
     skeleton = SKELETON[:1] + ["7,0,0,u1,2," + _features(("205", 1, 1.0), ("999", 5, 1.0))]
     _, report = _convert(tmp_path / "unknown", skeleton=skeleton)
@@ -128,23 +147,70 @@ def test_test_split_uses_the_training_schema_and_validation_split(tmp_path):
     schema_path = str(out / "schema.json")
     before = (out / "schema.json").read_text()
     paths = _write_raw(tmp_path / "test", SKELETON[:2], COMMON)
-    test_report = cli.main(["aliccp", "--skeleton", paths[0], "--common", paths[1], "--out", str(out),
-                            "--split=test", f"--schema={schema_path}", "--num_shards=1", "--quiet"])
+    test_report = cli.main(
+        [
+            "aliccp",
+            "--skeleton",
+            paths[0],
+            "--common",
+            paths[1],
+            "--out",
+            str(out),
+            "--split=test",
+            f"--schema={schema_path}",
+            "--num_shards=1",
+            "--quiet",
+        ]
+    )
     assert test_report["written_by_split"] == {"test": 2}
     assert (out / "schema.json").read_text() == before
     with pytest.raises(ValueError, match="does not describe the features this conversion writes"):
-        cli.main(["aliccp", "--skeleton", paths[0], "--common", paths[1], "--out", str(tmp_path / "x"),
-                  "--single_value=last", f"--schema={schema_path}", "--quiet"])
+        cli.main(
+            [
+                "aliccp",
+                "--skeleton",
+                paths[0],
+                "--common",
+                paths[1],
+                "--out",
+                str(tmp_path / "x"),
+                "--single_value=last",
+                f"--schema={schema_path}",
+                "--quiet",
+            ]
+        )
     with pytest.raises(ValueError, match="already exists; convert into an empty folder"):
-        cli.main(["aliccp", "--skeleton", paths[0], "--common", paths[1], "--out", str(out),
-                  "--split=test", "--num_shards=1", "--quiet"])
+        cli.main(
+            [
+                "aliccp",
+                "--skeleton",
+                paths[0],
+                "--common",
+                paths[1],
+                "--out",
+                str(out),
+                "--split=test",
+                "--num_shards=1",
+                "--quiet",
+            ]
+        )
 
 
 def test_paddlerec_text_keeps_multi_valued_fields(tmp_path, shared_data):
     path = shared_data / "ali-ccp" / "paddlerec-esmm" / "train" / "small.txt"
     out = tmp_path / "esmm"
-    report = cli.main(["aliccp", "--paddlerec_text", str(path), "--out", str(out), "--num_shards=1",
-                       "--max_list_length=400", "--quiet"])
+    report = cli.main(
+        [
+            "aliccp",
+            "--paddlerec_text",
+            str(path),
+            "--out",
+            str(out),
+            "--num_shards=1",
+            "--max_list_length=400",
+            "--quiet",
+        ]
+    )
     assert report["rows_read"] == 10 and report["rows_written"] == 10
     lines = path.read_text().splitlines()
     schema, records = read_records(out, extra={"sample_id": tf.io.FixedLenFeature([], tf.int64)})

@@ -10,9 +10,16 @@ import tensorflow as tf
 from tests.data.convert.conftest import read_records
 from tfcvr.data.convert import cli
 
-LOG_FLAGS = ["--label_click=clicked", "--label_conversion=bought", "--categorical=user_id",
-             "--categorical_string=category", "--categorical_list=history", "--numeric=price", "--num_shards=1",
-             "--quiet"]
+LOG_FLAGS = [
+    "--label_click=clicked",
+    "--label_conversion=bought",
+    "--categorical=user_id",
+    "--categorical_string=category",
+    "--categorical_list=history",
+    "--numeric=price",
+    "--num_shards=1",
+    "--quiet",
+]
 HEADER = "user_id,category,history,price,clicked,bought\n"
 
 
@@ -29,8 +36,11 @@ def test_csv_log_round_trips(tmp_path):
     schema, records = read_records(out)
     assert schema.labels == {"click": "click", "conversion": "conversion"} and schema.group_key == "user_id"
     assert [(f.name, f.type, f.dtype) for f in schema.features] == [
-        ("user_id", "categorical", "int64"), ("category", "categorical", "string"),
-        ("history", "categorical_list", "int64"), ("price", "numeric", "float32")]
+        ("user_id", "categorical", "int64"),
+        ("category", "categorical", "string"),
+        ("history", "categorical_list", "int64"),
+        ("price", "numeric", "float32"),
+    ]
     assert {f.name: f.num_buckets for f in schema.categorical} == {"user_id": 6, "category": 4, "history": 8}
     assert schema.lists[0].max_length == 3
     assert records == [
@@ -41,8 +51,17 @@ def test_csv_log_round_trips(tmp_path):
 
 
 def test_parquet_log_round_trips(tmp_path):
-    table = pa.table({"user_id": [7, 8], "category": ["shoes", "hats"], "history": [[1, 2], []],
-                      "price": [9.5, 0.25], "clicked": [1, 0], "bought": [0, 0], "unused": ["a", "b"]})
+    table = pa.table(
+        {
+            "user_id": [7, 8],
+            "category": ["shoes", "hats"],
+            "history": [[1, 2], []],
+            "price": [9.5, 0.25],
+            "clicked": [1, 0],
+            "bought": [0, 0],
+            "unused": ["a", "b"],
+        }
+    )
     source = tmp_path / "log.parquet"
     pq.write_table(table, source)
     out, report = _convert(tmp_path, source, "--num_buckets=user_id=100")
@@ -52,13 +71,16 @@ def test_parquet_log_round_trips(tmp_path):
     assert [r["history"] for r in records] == [[1, 2], []] and [r["category"] for r in records] == ["shoes", "hats"]
 
 
-@pytest.mark.parametrize("line, message", [
-    ("x,shoes,1,9.5,1,0", "column 'user_id' must hold an integer id. Received: 'x'"),
-    ("7,shoes,1,nan,1,0", "column 'price' must hold a finite number"),
-    ("7,shoes,1,9.5,yes,0", "label column 'clicked' must be 0 or 1"),
-    ("7,shoes,1,9.5,1", "expected 6 comma-separated fields, found 5"),
-    ("7,shoes,1|a,9.5,1,0", "column 'history' must hold an integer id"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("x,shoes,1,9.5,1,0", "column 'user_id' must hold an integer id. Received: 'x'"),
+        ("7,shoes,1,nan,1,0", "column 'price' must hold a finite number"),
+        ("7,shoes,1,9.5,yes,0", "label column 'clicked' must be 0 or 1"),
+        ("7,shoes,1,9.5,1", "expected 6 comma-separated fields, found 5"),
+        ("7,shoes,1|a,9.5,1,0", "column 'history' must hold an integer id"),
+    ],
+)
 def test_malformed_lines_stop_or_are_skipped_and_counted(tmp_path, line, message):
     source = tmp_path / "bad.csv"
     source.write_text(HEADER + "7,shoes,1,9.5,1,0\n" + line + "\n8,hats,2,1.0,0,0\n")
@@ -76,11 +98,31 @@ def test_layout_errors_name_what_is_missing(tmp_path):
     with pytest.raises(SystemExit, match=r"log.csv: missing column\(s\) \['category', 'history', 'price'\]"):
         _convert(tmp_path, source)
     with pytest.raises(SystemExit, match="either both label columns"):
-        cli.main(["csv", "--input", str(source), "--out", str(tmp_path / "o"), "--label_click=clicked",
-                  "--categorical=user_id"])
-    with pytest.raises(SystemExit, match=r"--preset=paddlerec-aitm sets the columns; do not also give \['categorical'\]"):
-        cli.main(["csv", "--input", str(source), "--out", str(tmp_path / "o"), "--preset=paddlerec-aitm",
-                  "--categorical=user_id"])
+        cli.main(
+            [
+                "csv",
+                "--input",
+                str(source),
+                "--out",
+                str(tmp_path / "o"),
+                "--label_click=clicked",
+                "--categorical=user_id",
+            ]
+        )
+    with pytest.raises(
+        SystemExit, match=r"--preset=paddlerec-aitm sets the columns; do not also give \['categorical'\]"
+    ):
+        cli.main(
+            [
+                "csv",
+                "--input",
+                str(source),
+                "--out",
+                str(tmp_path / "o"),
+                "--preset=paddlerec-aitm",
+                "--categorical=user_id",
+            ]
+        )
     with pytest.raises(ValueError, match="No file matches the input pattern"):
         cli.main(["csv", "--input", str(tmp_path / "none*.csv"), "--out", str(tmp_path / "o"), *LOG_FLAGS])
 
@@ -95,8 +137,18 @@ def _csv_labels(path, has_header=True):
 def test_torch_rechub_preset_on_the_real_sample(tmp_path, shared_data):
     folder = shared_data / "ali-ccp" / "torch-rechub"
     out = tmp_path / "rechub"
-    report = cli.main(["csv", "--preset=torch-rechub-aliccp", "--input", str(folder / "ali_ccp_train_sample.csv"),
-                       "--out", str(out), "--valid_fraction=0.2", "--quiet"])
+    report = cli.main(
+        [
+            "csv",
+            "--preset=torch-rechub-aliccp",
+            "--input",
+            str(folder / "ali_ccp_train_sample.csv"),
+            "--out",
+            str(out),
+            "--valid_fraction=0.2",
+            "--quiet",
+        ]
+    )
     assert report["rows_read"] == 100 and report["rows_written"] == 100
     assert report["written_by_split"]["train"] + report["written_by_split"]["valid"] == 100
     assert 5 <= report["written_by_split"]["valid"] <= 40
@@ -119,18 +171,31 @@ def test_paddlerec_aitm_preset_drops_and_counts_conversions_without_click(tmp_pa
     train_labels = _csv_labels(folder / "train" / "train.csv")
     invalid = sum(1 for click, conversion in train_labels if click == 0 and conversion == 1)
     assert invalid == 2  # the sample's hand-edited rows (shared/data/README.md §3)
-    report = cli.main(["csv", "--preset=paddlerec-aitm", "--input", str(folder / "train" / "train.csv"),
-                       "--out", str(out), "--quiet"])
+    report = cli.main(
+        ["csv", "--preset=paddlerec-aitm", "--input", str(folder / "train" / "train.csv"), "--out", str(out), "--quiet"]
+    )
     assert report["rows_read"] == 48 and report["rows_written"] == 46
     assert report["dropped_by_reason"] == {"conversion_without_click": 2}
     _, records = read_records(out)
     assert sorted((r["click"], r["conversion"]) for r in records) == sorted(
-        (c, v) for c, v in train_labels if not (c == 0 and v == 1))
+        (c, v) for c, v in train_labels if not (c == 0 and v == 1)
+    )
     # test.csv has no header line: all 50 lines are data (PaddleRec's reader loses the first).
     test_labels = _csv_labels(folder / "test" / "test.csv", has_header=False)
-    report = cli.main(["csv", "--preset=paddlerec-aitm", "--input", str(folder / "test" / "test.csv"),
-                       "--out", str(out), "--split=test", f"--schema={out / 'schema.json'}",
-                       "--invalid_conversion=keep", "--quiet"])
+    report = cli.main(
+        [
+            "csv",
+            "--preset=paddlerec-aitm",
+            "--input",
+            str(folder / "test" / "test.csv"),
+            "--out",
+            str(out),
+            "--split=test",
+            f"--schema={out / 'schema.json'}",
+            "--invalid_conversion=keep",
+            "--quiet",
+        ]
+    )
     assert len(test_labels) == report["rows_read"] == report["rows_written"] == 50
     assert report["counts"]["kept_conversion_without_click"] == 3
     _, test_records = read_records(out, split="test")
@@ -138,11 +203,21 @@ def test_paddlerec_aitm_preset_drops_and_counts_conversions_without_click(tmp_pa
 
 
 def test_converted_shards_feed_the_pipeline(tmp_path, shared_data):
-    from tfcvr.data import TFRecordPipeline, schema as schema_lib
+    from tfcvr.data import TFRecordPipeline
+    from tfcvr.data import schema as schema_lib
 
     out = tmp_path / "rechub"
-    cli.main(["csv", "--preset=torch-rechub-aliccp", "--input",
-              str(shared_data / "ali-ccp" / "torch-rechub" / "ali_ccp_test_sample.csv"), "--out", str(out), "--quiet"])
+    cli.main(
+        [
+            "csv",
+            "--preset=torch-rechub-aliccp",
+            "--input",
+            str(shared_data / "ali-ccp" / "torch-rechub" / "ali_ccp_test_sample.csv"),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     schema = schema_lib.load_schema(str(out / "schema.json"))
     pipeline = TFRecordPipeline(str(out / "train-*"), schema, batch_size=64)
     with pipeline.named_errors():

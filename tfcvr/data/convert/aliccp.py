@@ -30,9 +30,8 @@ import re
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import aliccp_fields, files
+from tfcvr.data.convert import aliccp_fields, files, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert import values
 from tfcvr.data.convert.line_index import LineIndex
 
 SINGLE_VALUE_POLICIES = ("list", "last", "first")
@@ -50,8 +49,10 @@ def features(single_value: str = "list", dense: bool = True) -> list:
         kind = schema_lib.CATEGORICAL_LIST if is_list else schema_lib.CATEGORICAL
         result.append(schema_lib.Feature(name=field, type=kind, dtype="int64"))
     if dense:
-        result += [schema_lib.Feature(name=aliccp_fields.dense_name(f), type=schema_lib.NUMERIC, dtype="float32")
-                   for f in aliccp_fields.DENSE]
+        result += [
+            schema_lib.Feature(name=aliccp_fields.dense_name(f), type=schema_lib.NUMERIC, dtype="float32")
+            for f in aliccp_fields.DENSE
+        ]
     return result
 
 
@@ -76,8 +77,10 @@ class FieldEncoder:
         self.report = report
         self._pick = 0 if single_value == "first" else -1
         self._plan = {
-            field: (single_value == "list" and field in aliccp_fields.MULTI_VALUED,
-                    aliccp_fields.dense_name(field) if dense and field in aliccp_fields.DENSE else None)
+            field: (
+                single_value == "list" and field in aliccp_fields.MULTI_VALUED,
+                aliccp_fields.dense_name(field) if dense and field in aliccp_fields.DENSE else None,
+            )
             for field in aliccp_fields.FIELDS
         }
 
@@ -180,8 +183,16 @@ class RawConverter:
       progress_factory: called with a file size, returns a `report.Progress`.
     """
 
-    def __init__(self, skeleton: str, common: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop",
-                 progress_factory=None):
+    def __init__(
+        self,
+        skeleton: str,
+        common: str,
+        encoder: FieldEncoder,
+        sink,
+        report,
+        invalid_conversion="drop",
+        progress_factory=None,
+    ):
         labels_lib.check_policy(invalid_conversion)
         self.skeleton = skeleton
         self.common = common
@@ -255,8 +266,9 @@ class RawConverter:
         return example_writer.to_example(record).SerializeToString()
 
 
-def convert_paddlerec_text(path: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop",
-                           progress=None) -> None:
+def convert_paddlerec_text(
+    path: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop", progress=None
+) -> None:
     """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
     labels_lib.check_policy(invalid_conversion)
     for line_number, raw in files.lines(path, progress):

@@ -20,10 +20,14 @@ MISSING_USER_FEATURES = "missing_user_features"
 LABEL = "label"
 
 # Processed name -> (file, 1-based raw column), MTReclib data/preprocess.py.
-_CATEGORICAL_SOURCES = ([("user", i) for i in range(2, 9)] + [("user", 32), ("user", 33)]
-                        + [("item", i) for i in (19, 34, 35, 36, 40, 41, 42)])
-_NUMERICAL_SOURCES = ([("user", i) for i in range(9, 32)]
-                      + [("item", i) for i in [*range(2, 19), *range(20, 34), 37, 38, 39, *range(43, 49)]])
+_CATEGORICAL_SOURCES = (
+    [("user", i) for i in range(2, 9)]
+    + [("user", 32), ("user", 33)]
+    + [("item", i) for i in (19, 34, 35, 36, 40, 41, 42)]
+)
+_NUMERICAL_SOURCES = [("user", i) for i in range(9, 32)] + [
+    ("item", i) for i in [*range(2, 19), *range(20, 34), 37, 38, 39, *range(43, 49)]
+]
 COLUMN_SOURCES = {
     "search_id": ("user", 1),
     **{f"categorical_{n}": source for n, source in enumerate(_CATEGORICAL_SOURCES, start=1)},
@@ -31,8 +35,9 @@ COLUMN_SOURCES = {
 }
 
 _PROCESSED = PRESETS["mtreclib-aliexpress"]
-RAW_LAYOUT = TableLayout(funnel_label=LABEL, categorical=_PROCESSED.categorical, numeric=_PROCESSED.numeric,
-                         extra=_PROCESSED.extra)
+RAW_LAYOUT = TableLayout(
+    funnel_label=LABEL, categorical=_PROCESSED.categorical, numeric=_PROCESSED.numeric, extra=_PROCESSED.extra
+)
 
 
 def raw_rows(item_path: str, user_path: str, progress_factory=None):
@@ -61,4 +66,3 @@ def _joined(raw: bytes, index: LineIndex, user_path: str):
     row = {name: parts[part][column - 1].decode(errors="replace") for name, (part, column) in COLUMN_SOURCES.items()}
     row[LABEL] = item[ITEM_COLUMNS - 1].decode(errors="replace")
     return row
-

@@ -35,17 +35,22 @@ SCHEMA_FILE = "schema.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tfcvr.data.convert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tfcvr.data.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     raw = commands.add_parser("aliccp", help="Ali-CCP: raw Tianchi files or PaddleRec's multi-hot text.")
     raw.add_argument("--skeleton", help="sample_skeleton_{train,test}.csv of the raw release.")
     raw.add_argument("--common", help="common_features_{train,test}.csv of the same split.")
     raw.add_argument("--paddlerec_text", help="PaddleRec ESMM layout: sample_idx,click,ctcvr,field:id,...")
-    raw.add_argument("--single_value", default="list", choices=aliccp.SINGLE_VALUE_POLICIES,
-                     help="Multi-valued fields: 'list' keeps them as categorical_list features; 'last'/'first' "
-                          "keep one id (published converters keep the last).")
+    raw.add_argument(
+        "--single_value",
+        default="list",
+        choices=aliccp.SINGLE_VALUE_POLICIES,
+        help="Multi-valued fields: 'list' keeps them as categorical_list features; 'last'/'first' "
+        "keep one id (published converters keep the last).",
+    )
 
     ae = commands.add_parser("aliexpress", help="AliExpress: MTReclib's processed CSV or the raw user/item files.")
     ae.add_argument("--input", help="Processed train.csv/test.csv (comma-separated list or glob).")
@@ -70,18 +75,35 @@ def build_parser() -> argparse.ArgumentParser:
     for sub in (raw, ae, table):
         sub.add_argument("--out", required=True, help="Output folder (local or gs://).")
         sub.add_argument("--split", default="train", help="Name of the written split (file prefix).")
-        sub.add_argument("--valid_fraction", type=float, default=0.0,
-                         help="Share of rows drawn into a 'valid' split for model selection.")
+        sub.add_argument(
+            "--valid_fraction",
+            type=float,
+            default=0.0,
+            help="Share of rows drawn into a 'valid' split for model selection.",
+        )
         sub.add_argument("--split_seed", type=int, default=0, help="Seed of the validation draw.")
         sub.add_argument("--num_shards", type=int, default=4, help="TFRecord files per split.")
-        sub.add_argument("--max_errors", type=int, default=0,
-                         help="Malformed lines to skip (counted) before stopping; 0 stops at the first, -1 never.")
-        sub.add_argument("--invalid_conversion", default="drop", choices=labels.INVALID_CONVERSION_POLICIES,
-                         help="Rows with conversion=1 but click=0: drop (counted) or keep (counted).")
-        sub.add_argument("--max_list_length", type=int, default=64,
-                         help="Ids kept per categorical_list value (the first ones; the rest are counted).")
-        sub.add_argument("--bucket_factor", type=float, default=2.0,
-                         help="num_buckets = distinct values seen x this factor.")
+        sub.add_argument(
+            "--max_errors",
+            type=int,
+            default=0,
+            help="Malformed lines to skip (counted) before stopping; 0 stops at the first, -1 never.",
+        )
+        sub.add_argument(
+            "--invalid_conversion",
+            default="drop",
+            choices=labels.INVALID_CONVERSION_POLICIES,
+            help="Rows with conversion=1 but click=0: drop (counted) or keep (counted).",
+        )
+        sub.add_argument(
+            "--max_list_length",
+            type=int,
+            default=64,
+            help="Ids kept per categorical_list value (the first ones; the rest are counted).",
+        )
+        sub.add_argument(
+            "--bucket_factor", type=float, default=2.0, help="num_buckets = distinct values seen x this factor."
+        )
         sub.add_argument("--num_buckets", default="", help="Per-feature bucket sizes: name=N,name=N.")
         sub.add_argument("--schema", help="Use this schema.json (e.g. the training split's) instead of measuring.")
         sub.add_argument("--quiet", action="store_true", help="No progress bar.")
@@ -107,12 +129,21 @@ def _convert(args) -> dict:
     features, group_key, run = _plan(args, report, progress)
     given = _given_schema(args, features)
     vocabulary = VocabularyCounter(features)
-    with ExampleSink(args.out, report, split=args.split, num_shards=args.num_shards,
-                     valid_fraction=args.valid_fraction, seed=args.split_seed) as sink:
+    with ExampleSink(
+        args.out,
+        report,
+        split=args.split,
+        num_shards=args.num_shards,
+        valid_fraction=args.valid_fraction,
+        seed=args.split_seed,
+    ) as sink:
         run(sink, vocabulary)
-    schema = given or vocabulary.schema({"click": tabular.CLICK, "conversion": tabular.CONVERSION},
-                                        bucket_factor=args.bucket_factor,
-                                        num_buckets=_parse_buckets(args.num_buckets), group_key=group_key)
+    schema = given or vocabulary.schema(
+        {"click": tabular.CLICK, "conversion": tabular.CONVERSION},
+        bucket_factor=args.bucket_factor,
+        num_buckets=_parse_buckets(args.num_buckets),
+        group_key=group_key,
+    )
     schema_path = os.path.join(args.out, SCHEMA_FILE)
     if args.schema is None or os.path.normpath(args.schema) != os.path.normpath(schema_path):
         schema_lib.save_schema(schema, schema_path)
@@ -130,8 +161,9 @@ def _plan(args, report, progress):
     layout, row_source = _plan_table(args, progress)
 
     def run(sink, vocabulary):
-        tabular.convert_rows(row_source(), layout, sink, vocabulary, report, args.invalid_conversion,
-                             args.max_list_length)
+        tabular.convert_rows(
+            row_source(), layout, sink, vocabulary, report, args.invalid_conversion, args.max_list_length
+        )
 
     return layout.features(), getattr(args, "group_key", None), run
 
@@ -145,12 +177,14 @@ def _plan_aliccp(args, report, progress):
     def run(sink, vocabulary):
         encoder = aliccp.FieldEncoder(args.single_value, args.max_list_length, vocabulary, report, dense=raw)
         if raw:
-            aliccp.RawConverter(args.skeleton, args.common, encoder, sink, report, args.invalid_conversion,
-                                progress_factory=progress).run()
+            aliccp.RawConverter(
+                args.skeleton, args.common, encoder, sink, report, args.invalid_conversion, progress_factory=progress
+            ).run()
         else:
             for path in resolve_files(args.paddlerec_text):
-                aliccp.convert_paddlerec_text(path, encoder, sink, report, args.invalid_conversion,
-                                              progress(files.size(path)))
+                aliccp.convert_paddlerec_text(
+                    path, encoder, sink, report, args.invalid_conversion, progress(files.size(path))
+                )
 
     return features, "101", run
 
@@ -173,14 +207,20 @@ def _files_rows(pattern, layout, progress):
     def rows():
         for path in resolve_files(pattern):
             yield from tabular.table_rows(path, layout, progress(tabular.progress_total(path)))
+
     return rows
 
 
 def _table_layout(args) -> tabular.TableLayout:
     explicit = {
-        "click": args.label_click, "conversion": args.label_conversion, "funnel_label": args.label_funnel,
-        "categorical": _names(args.categorical), "categorical_string": _names(args.categorical_string),
-        "lists": _names(args.categorical_list), "numeric": _names(args.numeric), "extra": _names(args.extra),
+        "click": args.label_click,
+        "conversion": args.label_conversion,
+        "funnel_label": args.label_funnel,
+        "categorical": _names(args.categorical),
+        "categorical_string": _names(args.categorical_string),
+        "lists": _names(args.categorical_list),
+        "numeric": _names(args.numeric),
+        "extra": _names(args.extra),
         "columns": _names(args.columns) or None,
     }
     given = {key: value for key, value in explicit.items() if value}

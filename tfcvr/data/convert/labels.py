@@ -25,15 +25,17 @@ def admit(click: int, conversion: int, policy: str, report) -> bool:
 
 def check_policy(policy: str) -> None:
     if policy not in INVALID_CONVERSION_POLICIES:
-        raise ValueError(f"--invalid_conversion must be one of {list(INVALID_CONVERSION_POLICIES)}. "
-                         f"Received: {policy!r}")
+        raise ValueError(
+            f"--invalid_conversion must be one of {list(INVALID_CONVERSION_POLICIES)}. Received: {policy!r}"
+        )
 
 
 def funnel_labels(value, column: str):
     """(click, conversion) from a one-column funnel label: 0 impression, 1 click, 2 click and purchase."""
     text = str(value).strip()
     if text not in ("0", "1", "2"):
-        raise ValueError(f"label column {column!r} must be 0 (impression), 1 (click) or 2 (purchase). "
-                         f"Received: {value!r}")
+        raise ValueError(
+            f"label column {column!r} must be 0 (impression), 1 (click) or 2 (purchase). Received: {value!r}"
+        )
     level = int(text)
     return int(level >= 1), int(level == 2)

@@ -34,7 +34,8 @@ class LineIndex:
             if key in self._offsets:
                 raise ConversionError(
                     f"{path}:{line_number}: key {key.decode(errors='replace')!r} already appeared on line "
-                    f"{self._offsets[key][1]}; keys of a joined file must be unique.")
+                    f"{self._offsets[key][1]}; keys of a joined file must be unique."
+                )
             self._offsets[key] = (offset, line_number)
             offset += len(line)
         self._file = files.open_binary(path)

@@ -97,8 +97,11 @@ class ConversionReport:
         ]
         lines += [f"dropped ({reason}): {n:,}" for reason, n in sorted(self.dropped.items())]
         lines += [f"{name}: {n:,}" for name, n in sorted(self.notes.items())]
-        lines += [f"{kind}: " + ", ".join(f"{name}={n:,}" for name, n in per_feature.items())
-                  for kind, per_feature in self.vocabulary.items() if per_feature]
+        lines += [
+            f"{kind}: " + ", ".join(f"{name}={n:,}" for name, n in per_feature.items())
+            for kind, per_feature in self.vocabulary.items()
+            if per_feature
+        ]
         lines += [f"  {error}" for error in self.errors[:5]]
         return "\n".join(lines)
 
@@ -118,8 +121,13 @@ class Progress:
         self._verbose = verbose
         self._interval = interval
         self._last = time.monotonic()
-        self._bar = keras.utils.Progbar(max(total_bytes, 1), unit_name="byte", stateful_metrics=["rows", "rows/s"],
-                                        interval=interval) if verbose else None
+        self._bar = (
+            keras.utils.Progbar(
+                max(total_bytes, 1), unit_name="byte", stateful_metrics=["rows", "rows/s"], interval=interval
+            )
+            if verbose
+            else None
+        )
 
     def update(self, bytes_done: int, force: bool = False) -> None:
         if self._bar is None:
@@ -129,6 +137,8 @@ class Progress:
             return
         self._last = now
         seconds = max(self._report.seconds, 1e-9)
-        self._bar.update(bytes_done, values=[("rows", self._report.rows_read),
-                                             ("rows/s", self._report.rows_read / seconds)],
-                         finalize=force)
+        self._bar.update(
+            bytes_done,
+            values=[("rows", self._report.rows_read), ("rows/s", self._report.rows_read / seconds)],
+            finalize=force,
+        )

@@ -28,8 +28,15 @@ class ExampleSink:
       seed: seed of the validation draw.
     """
 
-    def __init__(self, out_dir: str, report: ConversionReport, split: str = "train", num_shards: int = 4,
-                 valid_fraction: float = 0.0, seed: int = 0):
+    def __init__(
+        self,
+        out_dir: str,
+        report: ConversionReport,
+        split: str = "train",
+        num_shards: int = 4,
+        valid_fraction: float = 0.0,
+        seed: int = 0,
+    ):
         if num_shards < 1:
             raise ValueError(f"`num_shards` must be positive. Received: {num_shards}")
         if not 0.0 <= valid_fraction < 1.0:

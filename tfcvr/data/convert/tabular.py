@@ -9,13 +9,11 @@ pyarrow (tensorflow-io's native ops do not load on TF 2.21).
 import csv
 import dataclasses
 import io
-from typing import Optional
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import files
+from tfcvr.data.convert import files, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert import values
 from tfcvr.data.convert.report import ConversionError
 
 CLICK, CONVERSION = "click", "conversion"
@@ -38,21 +36,23 @@ class TableLayout:
         equal to them is taken as a header and skipped.
     """
 
-    click: Optional[str] = None
-    conversion: Optional[str] = None
-    funnel_label: Optional[str] = None
+    click: str | None = None
+    conversion: str | None = None
+    funnel_label: str | None = None
     categorical: tuple = ()
     categorical_string: tuple = ()
     lists: tuple = ()
     numeric: tuple = ()
     extra: tuple = ()
-    columns: Optional[tuple] = None
+    columns: tuple | None = None
     list_separator: str = "|"
 
     def __post_init__(self):
         if (self.funnel_label is None) == (self.click is None or self.conversion is None):
-            raise ValueError("Give either both label columns (--label_click and --label_conversion) "
-                             "or one funnel label column (--label_funnel).")
+            raise ValueError(
+                "Give either both label columns (--label_click and --label_conversion) "
+                "or one funnel label column (--label_funnel)."
+            )
         named = self.feature_columns + self.extra + self.label_columns
         duplicates = sorted({c for c in named if named.count(c) > 1})
         if duplicates:
@@ -77,16 +77,20 @@ class TableLayout:
 
     def features(self) -> list:
         """The schema features written (bucket sizes and list lengths still to be measured)."""
-        kinds = ([(c, schema_lib.CATEGORICAL, "int64") for c in self.categorical]
-                 + [(c, schema_lib.CATEGORICAL, "string") for c in self.categorical_string]
-                 + [(c, schema_lib.CATEGORICAL_LIST, "int64") for c in self.lists]
-                 + [(c, schema_lib.NUMERIC, "float32") for c in self.numeric])
+        kinds = (
+            [(c, schema_lib.CATEGORICAL, "int64") for c in self.categorical]
+            + [(c, schema_lib.CATEGORICAL, "string") for c in self.categorical_string]
+            + [(c, schema_lib.CATEGORICAL_LIST, "int64") for c in self.lists]
+            + [(c, schema_lib.NUMERIC, "float32") for c in self.numeric]
+        )
         return [schema_lib.Feature(name=n, type=t, dtype=d) for n, t, d in kinds]
 
     def labels(self, row: dict):
         if self.funnel_label:
             return labels_lib.funnel_labels(row[self.funnel_label], self.funnel_label)
-        return values.parse_label(row[self.click], self.click), values.parse_label(row[self.conversion], self.conversion)
+        return values.parse_label(row[self.click], self.click), values.parse_label(
+            row[self.conversion], self.conversion
+        )
 
     def encode(self, row: dict, vocabulary, max_list_length: int, report) -> dict:
         """A row of raw cells -> the record's values; raises ValueError naming the column."""
@@ -111,8 +115,9 @@ class TableLayout:
         return record
 
 
-def convert_rows(rows, layout: TableLayout, sink, vocabulary, report, invalid_conversion: str = "drop",
-                 max_list_length: int = 64) -> None:
+def convert_rows(
+    rows, layout: TableLayout, sink, vocabulary, report, invalid_conversion: str = "drop", max_list_length: int = 64
+) -> None:
     """Validates, labels and writes (location, {column: cell}) rows; counts every outcome.
 
     A `Dropped` row (e.g. an item whose join found nothing) is counted under its reason.

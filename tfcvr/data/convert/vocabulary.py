@@ -47,12 +47,16 @@ class VocabularyCounter:
         overrides = dict(num_buckets or {})
         unknown = sorted(set(overrides) - set(self._values))
         if unknown:
-            raise ValueError(f"--num_buckets names {unknown}, which are not categorical features of this "
-                             f"conversion; expected some of {sorted(self._values)}.")
+            raise ValueError(
+                f"--num_buckets names {unknown}, which are not categorical features of this "
+                f"conversion; expected some of {sorted(self._values)}."
+            )
         features = []
         for feature in self.features:
             if feature.is_categorical:
-                buckets = overrides.get(feature.name, max(1, math.ceil(len(self._values[feature.name]) * bucket_factor)))
+                buckets = overrides.get(
+                    feature.name, max(1, math.ceil(len(self._values[feature.name]) * bucket_factor))
+                )
                 feature = dataclasses.replace(feature, num_buckets=buckets)
             if feature.is_list:
                 feature = dataclasses.replace(feature, max_length=max(1, self._longest[feature.name]))

@@ -1,0 +1,74 @@
+"""How every method is constructed: options passed up explicitly, presets alike, compile ready to train."""
+
+import keras
+import numpy as np
+import pytest
+
+from tests.conftest import TINY_SCHEMA
+from tfcvr import models
+from tfcvr.models.base import ModelSpec, with_options
+
+SMALL = {"embedding_dim": 4, "hidden_units": (8,), "tower_units": (4, 4)}
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_options_are_attributes_config_and_round_trip(name):
+    model = models.build(name, TINY_SCHEMA, **SMALL)
+    assert isinstance(model.architecture, ModelSpec) and model.architecture.tower_units == (4, 4)
+    config = model.get_config()
+    for option, value in model.architecture.options.items():
+        assert getattr(model, option) == value and config[option] == value
+    clone = type(model).from_config(config)
+    assert clone.get_config() == config
+    assert [v.path for v in clone.weights] == [v.path for v in model.weights]  # same graph, same checkpoint names
+
+
+@pytest.mark.parametrize("name", models.names())
+def test_compile_builds_every_optimizer(name):
+    keras.utils.set_random_seed(0)
+    model = models.build(name, TINY_SCHEMA, **SMALL)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    optimizers = [model.optimizer] + [
+        getattr(model, o) for o in ("teacher_optimizer", "imputation_optimizer") if hasattr(model, o)
+    ]
+    assert all(optimizer.built and optimizer.variables for optimizer in optimizers)
+    # Each variable is updated by exactly one optimizer: their (Adam moment) slots partition the trainables.
+    slots = sum(len(optimizer.variables) for optimizer in optimizers) - 2 * len(optimizers)  # minus iterations, lr
+    assert slots == 2 * len(model.trainable_variables)
+
+
+def test_an_option_is_declared_once():
+    with pytest.raises(TypeError, match=r"Option\(s\) \['alpha'\] declared by a class and by its subclass"):
+        with_options({"options": {"alpha": 1}}, alpha=2)
+    assert with_options({"schema": 1, "options": {"a": 1}}, b=2) == {"schema": 1, "options": {"b": 2, "a": 1}}
+
+
+@pytest.mark.parametrize(
+    "preset, parent, refused, message",
+    [
+        ("ipw_naive", "multi_ipw", {"propensity": "shared"}, "ipw_naive is multi_ipw with propensity='separate'"),
+        ("escm2_ipw", "multi_ipw", {"ctcvr_loss_weight": 0.0}, "escm2_ipw is multi_ipw with ctcvr_loss_weight > 0"),
+        ("escm2_dr", "multi_dr", {"ctcvr_loss_weight": 0.0}, "escm2_dr is multi_dr with ctcvr_loss_weight > 0"),
+        ("ukd_base", "ukd", {"uncertainty": "two_predictors"}, "ukd_base is ukd with uncertainty='none'"),
+        ("ukd_mc_dropout", "ukd", {"uncertainty": "none"}, "ukd_mc_dropout is ukd with uncertainty='mc_dropout'"),
+        ("mmoe_ddpo", "ddpo", {"backbone": "shared_bottom"}, "mmoe_ddpo is ddpo with backbone='mmoe'"),
+    ],
+)
+def test_presets_accept_their_parents_arguments_and_refuse_another_method(preset, parent, refused, message):
+    with pytest.raises(ValueError, match=f"{message}; for .* use model '{parent}'"):
+        models.build(preset, TINY_SCHEMA, **SMALL, **refused)
+    # Any other argument of the parent is accepted and lands in the config.
+    model = models.build(preset, TINY_SCHEMA, **SMALL, ctr_loss_weight=0.25)
+    assert model.get_config()["ctr_loss_weight"] == 0.25
+    assert isinstance(model, models.get(parent)) and type(model) is models.get(preset)
+
+
+def test_preset_defaults_can_be_changed():
+    config = models.build("escm2_ipw", TINY_SCHEMA, **SMALL).get_config()
+    assert config["cvr_loss_weight"] == 0.5 and config["ctcvr_loss_weight"] == 0.5
+    changed = models.build("escm2_ipw", TINY_SCHEMA, **SMALL, ctcvr_loss_weight=0.2).get_config()
+    assert changed["ctcvr_loss_weight"] == 0.2 and changed["propensity"] == "shared"
+    assert models.build("ipw_naive", TINY_SCHEMA, **SMALL, propensity="separate").get_config()["propensity"] == (
+        "separate"
+    )
+    np.testing.assert_equal(models.build("mmoe_ddpo", TINY_SCHEMA, **SMALL).get_config()["backbone"], "mmoe")
