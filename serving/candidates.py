@@ -5,13 +5,16 @@ numerics; label keys are ignored by the model), a `tf.train.Example`, or the
 bytes of a serialized one.
 """
 
+from collections.abc import Iterable
+
 import numpy as np
 import tensorflow as tf
 
 from tfcvr.data import example_writer
+from tfcvr.data import schema as schema_lib
 
 
-def serialized_examples(candidates) -> list:
+def serialized_examples(candidates: Iterable[dict | tf.train.Example | bytes]) -> list:
     """Serialized tf.Example bytes, one per candidate (the `serving_default` input)."""
     serialized = []
     for index, candidate in enumerate(candidates):
@@ -29,7 +32,7 @@ def serialized_examples(candidates) -> list:
     return serialized
 
 
-def feature_columns(candidates, schema=None) -> dict:
+def feature_columns(candidates: Iterable[dict], schema: schema_lib.Schema | None = None) -> dict:
     """{feature: 1-D numpy array} from dict candidates (the `predict` signature's inputs).
 
     With a `schema`, every schema feature must be present and gets the

@@ -19,6 +19,7 @@ from serving.errors import ServingError
 from serving.grpc_client import GrpcPredictionClient
 from serving.rest_client import RestPredictionClient
 from serving.retry import RetryPolicy
+from tfcvr import cli
 from tfcvr.data import schema as schema_lib
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
 
@@ -68,7 +69,7 @@ def read_candidates(path: str) -> list:
     return candidates
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     del argv
     if FLAGS.version is not None and FLAGS.label:
         raise app.UsageError("Give --version or --label, not both.")
@@ -111,4 +112,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

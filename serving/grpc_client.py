@@ -1,5 +1,7 @@
 """A client of TF Serving's gRPC PredictionService (port 8500 by default)."""
 
+from collections.abc import Iterable
+
 import grpc
 import numpy as np
 import tensorflow as tf
@@ -71,7 +73,7 @@ class GrpcPredictionClient:
         )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
-    def request(self, candidates) -> predict_pb2.PredictRequest:
+    def request(self, candidates: Iterable[dict | tf.train.Example | bytes]) -> predict_pb2.PredictRequest:
         """The PredictRequest for `candidates`."""
         request = predict_pb2.PredictRequest()
         request.model_spec.name = self.model_name
@@ -90,7 +92,7 @@ class GrpcPredictionClient:
                 request.inputs[name].CopyFrom(tf.make_tensor_proto(column, dtype=dtype))
         return request
 
-    def predict(self, candidates) -> dict:
+    def predict(self, candidates: Iterable[dict | tf.train.Example | bytes]) -> dict:
         """{"ctr", "cvr", "ctcvr"} -> float32 numpy arrays of len(candidates); raises `ServingError`."""
         candidates = list(candidates)
         if not candidates:
@@ -112,7 +114,7 @@ class GrpcPredictionClient:
         except grpc.RpcError as error:
             raise ServingError(error.code().name, error.details() or str(error)) from error
 
-    def close(self):
+    def close(self) -> None:
         if self._own_channel:
             self._channel.close()
 

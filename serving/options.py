@@ -3,7 +3,13 @@
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
 
 
-def check_request_options(model_name, signature_name, version, version_label, timeout):
+def check_request_options(
+    model_name: str | None,
+    signature_name: str,
+    version: int | None,
+    version_label: str | None,
+    timeout: float,
+) -> None:
     """Raises ValueError naming the argument when a client option is invalid."""
     if not model_name:
         raise ValueError("`model_name` is required.")

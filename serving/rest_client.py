@@ -4,8 +4,10 @@ import base64
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 
 import numpy as np
+import tensorflow as tf
 
 from serving import candidates as candidates_lib
 from serving.errors import ServingError
@@ -64,7 +66,7 @@ class RestPredictionClient:
         self.retry = retry or RetryPolicy()
         self.schema = schema
 
-    def body(self, candidates) -> dict:
+    def body(self, candidates: Iterable[dict | tf.train.Example | bytes]) -> dict:
         """The JSON request body for `candidates`."""
         if self.signature_name == SERVING_DEFAULT:
             inputs = {
@@ -79,7 +81,7 @@ class RestPredictionClient:
             }
         return {"signature_name": self.signature_name, "inputs": inputs}
 
-    def predict(self, candidates) -> dict:
+    def predict(self, candidates: Iterable[dict | tf.train.Example | bytes]) -> dict:
         """{"ctr", "cvr", "ctcvr"} -> float32 numpy arrays of len(candidates); raises `ServingError`."""
         candidates = list(candidates)
         if not candidates:

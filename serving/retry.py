@@ -2,8 +2,12 @@
 
 import random
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from serving.errors import ServingError
+
+_T = TypeVar("_T")
 
 
 class RetryPolicy:
@@ -51,7 +55,7 @@ class RetryPolicy:
         """Upper bound of the sleep after failed attempt `attempt` (1-based)."""
         return min(self.max_backoff, self.initial_backoff * self.multiplier ** (attempt - 1))
 
-    def call(self, send):
+    def call(self, send: Callable[[], _T]) -> _T:
         """Calls `send()` until it returns or raises a non-retryable `ServingError`."""
         for attempt in range(1, self.max_attempts + 1):
             try:

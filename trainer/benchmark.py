@@ -46,15 +46,15 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from tfcvr import cli, models, optimizers
 from tfcvr import metrics as metrics_lib
-from tfcvr import models, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
 from tfcvr.metrics.significance import paired_p_value
 from trainer import config as config_lib
-from trainer import method_params, recommendation
+from trainer import method_params, model_identity, preflight, recommendation
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -452,6 +452,21 @@ def _define_flags():
         config_lib.define_flags(section)
 
 
+def _check_previous_results(output_dir: str, config: config_lib.BenchmarkConfig) -> None:
+    """Refuses to overwrite another leaderboard's results (same settings: a re-run, allowed)."""
+    path = os.path.join(output_dir, "leaderboard.json")
+    if not tf.io.gfile.exists(path):
+        return
+    with tf.io.gfile.GFile(path) as f:
+        previous = json.load(f).get("setup", {}).get("config", {})
+    changed = model_identity.differences(previous, config.to_dict()) if previous else ["settings not recorded"]
+    if changed:
+        raise app.UsageError(
+            f"--output_dir={output_dir} holds the results of another leaderboard ({'; '.join(changed)}). "
+            "Use a new --output_dir, or remove that folder's results first."
+        )
+
+
 def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
     """The configured files, or a simulation written into output_dir/simulated (train/valid/test 70/10/20)."""
     given = {"train": data.train_files, "valid": data.valid_files, "eval": data.eval_files, "schema": data.schema}
@@ -465,6 +480,9 @@ def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
             f"Give all of --train_files, --valid_files, --eval_files and --schema; missing {missing}. "
             "(`python -m tfcvr.data.convert ... --valid_fraction` draws a validation split.)"
         )
+    schema = preflight.load_schema(data.schema)
+    for split in ("train", "valid", "eval"):
+        preflight.check_files(f"--{split}_files", given[split], schema, data.invalid_conversion)
     return given
 
 
@@ -472,6 +490,14 @@ def main(argv):
     del argv
     config = config_lib.config_from_flags(config_lib.BenchmarkConfig, FLAGS)
     output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
+    for entry in config.leaderboard.models:  # unknown names and bad arguments before any work
+        method_params.parse_method_entry(entry)
+    try:
+        selection_direction(config.leaderboard.selection_metric)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    preflight.check_writable_dir("--output_dir", output_dir)
+    _check_previous_results(output_dir, config)
     files = _files(config.data, output_dir, config.optimization.seed)
     board = Leaderboard(files, config, log=lambda line: print(line, flush=True))
     result = board.run()
@@ -482,4 +508,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

@@ -13,8 +13,10 @@ to their own temporary folders, which `cleanup_worker_dir` removes. Single
 process: the process is the chief.
 """
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 
 import tensorflow as tf
@@ -115,7 +117,9 @@ def writable_dir(path: str, strategy: tf.distribute.Strategy) -> str:
     if is_chief(strategy):
         return path
     resolver = strategy.cluster_resolver
-    return tempfile.mkdtemp(prefix=f"tfcvr-{resolver.task_type}-{resolver.task_id}-{os.path.basename(path)}-")
+    private = tempfile.mkdtemp(prefix=f"tfcvr-{resolver.task_type}-{resolver.task_id}-{os.path.basename(path)}-")
+    atexit.register(shutil.rmtree, private, ignore_errors=True)  # whatever the worker wrote there is discarded
+    return private
 
 
 def cleanup_worker_dir(path: str, real_path: str) -> None:

@@ -24,12 +24,13 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+from tfcvr import cli
 from tfcvr.data import pipeline as pipeline_lib
-from tfcvr.data import schema as schema_lib
 from tfcvr.export import versions
 from tfcvr.export.signatures import SERVING_DEFAULT
 from tfcvr.metrics import calibration, compute_metrics, format_table, plots
 from trainer import config as config_lib
+from trainer import preflight
 
 FLAGS = flags.FLAGS
 
@@ -40,9 +41,7 @@ def resolve_version(export_dir: str) -> str:
         return export_dir
     found = versions.existing_versions(export_dir, complete_only=True)
     if not found:
-        raise ValueError(
-            f"--export_dir {export_dir} is neither a SavedModel nor a folder of versions (<number>/saved_model.pb)."
-        )
+        raise ValueError(f"{export_dir} is neither a SavedModel nor a folder of versions (<number>/saved_model.pb).")
     return os.path.join(export_dir, str(max(found)))
 
 
@@ -137,7 +136,17 @@ def _define_flags():
 def main(argv):
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
-    schema = schema_lib.load_schema(run.data.schema)
+    schema = preflight.load_schema(run.data.schema)
+    preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
+    for flag, path in (
+        ("--export_dir", run.evaluation.export_dir),
+        ("--reference_export_dir", run.evaluation.reference_export_dir),
+    ):
+        if path is not None:
+            try:
+                resolve_version(path)
+            except ValueError as e:
+                raise app.UsageError(f"{flag}={path}: {e}") from None
     report = evaluate_export(
         run.evaluation.export_dir,
         run.data.eval_files,
@@ -155,4 +164,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

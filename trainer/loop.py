@@ -100,6 +100,7 @@ class TrainingLoop:
         )
         self._stage_functions = {}
         self._execution_functions = {}
+        self._epoch_steps = None  # set by train(): the steps of an epoch, when known, for progress lines
         # ParameterServerStrategy: this process coordinates; workers run the scheduled steps.
         self._coordinator = (
             tf.distribute.experimental.coordinator.ClusterCoordinator(strategy)
@@ -128,7 +129,15 @@ class TrainingLoop:
         )
         return True
 
-    def train(self, dataset_fn, epochs: int, global_batch_size: int, steps_per_epoch=None) -> dict:
+    def train(
+        self,
+        dataset_fn,
+        epochs: int,
+        global_batch_size: int,
+        steps_per_epoch=None,
+        expected_steps_per_epoch: int | None = None,
+        on_epoch_end=None,
+    ) -> dict:
         """Runs the epochs left; returns {"steps", "seconds", "examples_per_second", final loss terms}.
 
         Args:
@@ -144,6 +153,11 @@ class TrainingLoop:
             its data. Multi-worker jobs need it (workers must step together),
             and so does ParameterServerStrategy (steps are scheduled by count,
             on datasets that repeat).
+          expected_steps_per_epoch: the steps an epoch will take when known
+            without `steps_per_epoch` (e.g. records // batch size), for the
+            progress lines' step/total and ETA only.
+          on_epoch_end: `(stage, epochs done, global step) -> None`, called
+            after each epoch's checkpoint (the command line evaluates there).
         """
         if self._coordinator is not None and steps_per_epoch is None:
             raise ValueError("ParameterServerStrategy schedules a fixed number of steps: give steps_per_epoch.")
@@ -151,6 +165,7 @@ class TrainingLoop:
         start_step, started = int(self.global_step.numpy()), time.perf_counter()
         last_terms = {}
         stages = self.model.training_stages(epochs)
+        self._epoch_steps = steps_per_epoch or expected_steps_per_epoch
         with self._summary_writer.as_default():
             while int(self.epoch.numpy()) < sum(stage_epochs for _, stage_epochs in stages):
                 stage = _stage_at(stages, int(self.epoch.numpy()))
@@ -175,6 +190,8 @@ class TrainingLoop:
                 self.epoch.assign_add(1)
                 self.epoch_step.assign(0)
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
+                if on_epoch_end is not None:
+                    on_epoch_end(stage, int(self.epoch.numpy()), int(self.global_step.numpy()))
         seconds = time.perf_counter() - started
         steps = int(self.global_step.numpy()) - start_step
         distribution.cleanup_worker_dir(self._checkpoint_dir, self._real_checkpoint_dir)
@@ -297,42 +314,55 @@ class TrainingLoop:
         """Steps through `iterator` (to its end, or `steps` steps), logging and checkpointing on schedule."""
         pending, window_start, last_terms, done = [], time.perf_counter(), {}, 0
         step = int(self.global_step.numpy())
+        timed = 0  # steps of the window that count for examples/s: not the call that traced the step
         while steps is None or done < steps:
             # Run to the next log or checkpoint step (or the epoch's end) at most.
             chunk = self._steps_to_boundary(step)
             if steps is not None:
                 chunk = min(chunk, steps - done)
+            tracing = stage not in self._execution_functions
             ran, totals = self.execute(stage, iterator, chunk)
             if ran == 0:
                 break
             pending.append((ran, totals))
             done, step = done + ran, step + ran
+            if tracing:
+                window_start = time.perf_counter()
+            else:
+                timed += ran
             if step % self.log_every == 0:
-                last_terms = self._report(stage, pending, time.perf_counter() - window_start, global_batch_size)
-                pending, window_start = [], time.perf_counter()
+                last_terms = self._report(
+                    stage, pending, time.perf_counter() - window_start, global_batch_size, timed, done
+                )
+                pending, window_start, timed = [], time.perf_counter(), 0
             if step % self.checkpoint_every == 0:
                 self.checkpoints.save(checkpoint_number=step)
             if ran < chunk:
                 break
         if pending:
-            last_terms = self._report(stage, pending, time.perf_counter() - window_start, global_batch_size)
+            last_terms = self._report(
+                stage, pending, time.perf_counter() - window_start, global_batch_size, timed, done
+            )
         return last_terms
 
     def _steps_to_boundary(self, position: int) -> int:
         """Steps from step count `position` to the next log or checkpoint step."""
         return min(self.log_every - position % self.log_every, self.checkpoint_every - position % self.checkpoint_every)
 
-    def _report(self, stage, pending, seconds, global_batch_size) -> dict:
+    def _report(self, stage, pending, seconds, global_batch_size, timed=None, epoch_done=None) -> dict:
         """Logs and summarises the mean loss terms of the steps since the last report.
 
-        `pending`: (steps, {term: sum over those steps}) per execution.
+        `pending`: (steps, {term: sum over those steps}) per execution;
+        `timed`: how many of them `seconds` measured (default all);
+        `epoch_done`: steps done in this epoch, for step/total and ETA.
         """
         steps = sum(count for count, _ in pending)
+        timed = steps if timed is None else timed
         means = {
             name: float(sum(np.asarray(totals[name], np.float64) for _, totals in pending) / steps)
             for name in pending[0][1]
         }
-        examples_per_second = steps * global_batch_size / seconds if seconds > 0 else float("nan")
+        examples_per_second = timed * global_batch_size / seconds if seconds > 0 and timed else float("nan")
         step = int(self.global_step.numpy())
         diverged = sorted(name for name, value in means.items() if not np.isfinite(value))
         if diverged:
@@ -343,17 +373,29 @@ class TrainingLoop:
             )
         for name, value in means.items():
             tf.summary.scalar(f"train/{name}", value, step=step)
-        tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
+        if np.isfinite(examples_per_second):
+            tf.summary.scalar("train/examples_per_second", examples_per_second, step=step)
         terms = "  ".join(f"{name}={value:.4f}" for name, value in means.items())
         logging.info(
-            "%s epoch %d step %d  %.0f examples/s  %s",
+            "%s epoch %d%s  %s  %s",
             stage,
             int(self.epoch.numpy()) + 1,
-            step,
-            examples_per_second,
+            self._progress(step, epoch_done, examples_per_second / global_batch_size),
+            "tracing" if not np.isfinite(examples_per_second) else f"{examples_per_second:.0f} examples/s",
             terms,
         )
         return means
+
+    def _progress(self, step, epoch_done, steps_per_second) -> str:
+        """ " step S" with, when the epoch's length is known, "/T (epoch) ETA 1m05s"."""
+        total = self._epoch_steps
+        if not total or epoch_done is None:
+            return f" step {step}"
+        text = f" step {step} ({epoch_done}/{total} of the epoch"
+        if np.isfinite(steps_per_second) and steps_per_second > 0 and epoch_done < total:
+            minutes, seconds = divmod(int((total - epoch_done) / steps_per_second), 60)
+            text += f", ETA {minutes}m{seconds:02d}s"
+        return text + ")"
 
 
 def _stage_at(stages, epoch):

@@ -17,7 +17,7 @@ def model_class(name: str):
         raise app.UsageError(str(e)) from e
 
 
-def parse_model_params(items, model_class) -> dict:
+def parse_model_params(items, model_class, flag: str = "--model_params") -> dict:
     """["name=value", ...] -> {name: typed value}; names must be constructor arguments of the method.
 
     Each value is parsed as its argument's type: the constructor's annotation, else its default's type
@@ -29,16 +29,16 @@ def parse_model_params(items, model_class) -> dict:
     for item in items:
         name, separator, text = item.partition("=")
         if not separator or not name:
-            raise app.UsageError(f"--model_params entries are name=value. Received: {item!r}")
+            raise app.UsageError(f"{flag} entries are name=value. Received: {item!r}")
         if name not in accepted:
             raise app.UsageError(
-                f"--model_params: {model_class.__name__} has no argument {name!r}; it accepts {sorted(accepted)}."
+                f"{flag}: {model_class.__name__} has no argument {name!r}; it accepts {sorted(accepted)}."
             )
-        params[name] = _typed(text, accepted[name], f"--model_params: {model_class.__name__}'s {name}")
+        params[name] = _typed(text, accepted[name], f"{flag}: {model_class.__name__}'s {name}")
     return params
 
 
-_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_BOOLEANS = {"true": True, "false": False}  # any capitalisation; nothing else, so a typo is an error
 
 
 def _typed(text: str, kind, what: str):
@@ -103,4 +103,4 @@ def parse_method_entry(entry: str) -> tuple:
     if bracket and not rest.endswith("]"):
         raise app.UsageError(f"Method entry {entry!r}: expected NAME or NAME[name=value;...].")
     items = [item for item in rest[:-1].split(";") if item] if bracket else []
-    return name, parse_model_params(items, model_class(name))
+    return name, parse_model_params(items, model_class(name), flag=f"--models entry {entry!r}")

@@ -11,21 +11,25 @@ AI's AIP_MODEL_DIR, TensorBoard logs go to AIP_TENSORBOARD_LOG_DIR when set, and
 every path may be gs://. No method logic lives here.
 """
 
+import atexit
 import dataclasses
 import json
+import math
 import os
+import shutil
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import export, metrics, optimizers
+from tfcvr import cli, export, metrics, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from trainer import config as config_lib
-from trainer import distribution, method_params
+from trainer import distribution, method_params, model_identity, preflight
 from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -53,7 +57,10 @@ def main(argv):
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
     model_class = method_params.model_class(run.method.model)
     model_params = method_params.parse_model_params(run.method.model_params, model_class)
-    model_dir = run.output.model_dir or os.environ.get("AIP_MODEL_DIR") or tempfile.mkdtemp(prefix="tfcvr-")
+    model_dir = run.output.model_dir or os.environ.get("AIP_MODEL_DIR")
+    if not model_dir:
+        model_dir = tempfile.mkdtemp(prefix="tfcvr-")
+        atexit.register(_remove_if_empty, model_dir)  # a run stopped by a usage error leaves nothing behind
     config = distribution.tf_config()
     strategy_name = distribution.strategy_name(config, run.runtime.strategy)
     if run.data.cache_input and strategy_name == "parameter_server":
@@ -69,19 +76,35 @@ def main(argv):
     logging.info(
         "Strategy %s (%s), %d replicas.", strategy_name, type(strategy).__name__, strategy.num_replicas_in_sync
     )
-    if distribution.is_chief(strategy):
-        # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
-        tf.io.gfile.makedirs(model_dir)
-        resolved = dataclasses.replace(run, output=dataclasses.replace(run.output, model_dir=model_dir))
-        config_lib.write_config(resolved, os.path.join(model_dir, RUN_CONFIG))
-    train_files, eval_files, schema = _data(run.data, run.optimization.seed)
-    keras.utils.set_random_seed(run.optimization.seed)
-
     replicas = strategy.num_replicas_in_sync
     if run.optimization.batch_size % replicas:
         raise app.UsageError(
             f"--batch_size={run.optimization.batch_size} must be a multiple of the {replicas} replicas."
         )
+    checkpoint_dir = os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints")
+    schema = _schema(run.data)
+    # Built once before any data is read: every method argument is validated, and the full configuration says
+    # what this run's checkpoints are.
+    probe = _build(model_class, schema, run, model_params)
+    if run.data.train_files is not None:
+        preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
+        preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
+    if distribution.is_chief(strategy):
+        preflight.check_writable_dir("--model_dir", model_dir)
+    model_identity.check_or_record(
+        checkpoint_dir,
+        model_identity.model_identity(run.method.model, probe.get_config()),
+        write=distribution.is_chief(strategy),
+    )
+    del probe
+    keras.backend.clear_session()  # the probe's layers must not shift the auto-generated names of the model's
+    if distribution.is_chief(strategy):
+        # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
+        resolved = dataclasses.replace(run, output=dataclasses.replace(run.output, model_dir=model_dir))
+        config_lib.write_config(resolved, os.path.join(model_dir, RUN_CONFIG))
+    train_files, eval_files, schema = _data(run.data, run.optimization.seed)
+    keras.utils.set_random_seed(run.optimization.seed)
+
     # Under ParameterServerStrategy the coordinator hands steps to whichever worker is free, so data is not
     # sharded statically: each worker reads every file in its own random order (seed None).
     train_pipeline = pipeline_lib.TFRecordPipeline(
@@ -100,9 +123,7 @@ def main(argv):
     with statistics_pipeline.named_errors():
         numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
     with strategy.scope():
-        model = model_class(
-            schema=schema, numeric_statistics=numeric_statistics, **run.architecture.model_kwargs(), **model_params
-        )
+        model = _build(model_class, schema, run, model_params, numeric_statistics)
         model.compile(optimizer=optimizers.make_optimizer(run.optimization.optimizer, run.optimization.learning_rate))
 
     steps_per_epoch = run.runtime.steps_per_epoch
@@ -125,25 +146,7 @@ def main(argv):
             shard_index=0 if strategy_name == "parameter_server" else input_context.input_pipeline_id,
         )
 
-    loop = TrainingLoop(
-        model,
-        strategy,
-        checkpoint_dir=os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints"),
-        summary_dir=os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs"),
-        log_every=run.runtime.log_every,
-        checkpoint_every=run.runtime.checkpoint_every,
-        steps_per_execution=run.runtime.steps_per_execution,
-    )
-    logging.info(
-        "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
-    )
-    with train_pipeline.named_errors():
-        training = loop.train(dataset_fn, run.optimization.epochs, run.optimization.batch_size, steps_per_epoch)
-    if train_pipeline.invalid_conversions_dropped:
-        logging.warning(
-            "Dropped %d training records with conversion=1 and click=0.", train_pipeline.invalid_conversions_dropped
-        )
-
+    log_dir = os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs")
     eval_pipeline = pipeline_lib.TFRecordPipeline(
         eval_files,
         schema,
@@ -152,8 +155,60 @@ def main(argv):
         invalid_conversion=run.data.invalid_conversion,
         group=schema.group_key is not None,
     )
-    with eval_pipeline.named_errors():
-        results = metrics.evaluate(model, eval_pipeline.dataset())
+    # TensorBoard runs as Keras lays them out: logs/train (the loop's scalars) and logs/eval (per epoch).
+    eval_writer = (
+        tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if distribution.is_chief(strategy) else None
+    )
+    served_stage = model.training_stages(run.optimization.epochs)[-1][0]
+    evaluation = {}
+
+    def evaluate(stage, epochs_done, step):
+        if stage != served_stage:  # an earlier stage (UKD's teacher) does not train the served outputs
+            return
+        with eval_pipeline.named_errors():
+            evaluation["results"] = metrics.evaluate(model, eval_pipeline.dataset())
+        if eval_writer is not None:
+            with eval_writer.as_default():
+                for name, value in evaluation["results"].items():
+                    if isinstance(value, float) and math.isfinite(value):
+                        tf.summary.scalar(name, value, step=step)
+            eval_writer.flush()
+        logging.info(
+            "Evaluated after epoch %d (step %d): cvr_auc=%.4f",
+            epochs_done,
+            step,
+            evaluation["results"].get("cvr_auc", float("nan")),
+        )
+
+    loop = TrainingLoop(
+        model,
+        strategy,
+        checkpoint_dir=checkpoint_dir,
+        summary_dir=os.path.join(log_dir, "train"),
+        log_every=run.runtime.log_every,
+        checkpoint_every=run.runtime.checkpoint_every,
+        steps_per_execution=run.runtime.steps_per_execution,
+    )
+    logging.info(
+        "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
+    )
+    with train_pipeline.named_errors():
+        training = loop.train(
+            dataset_fn,
+            run.optimization.epochs,
+            run.optimization.batch_size,
+            steps_per_epoch,
+            expected_steps_per_epoch=_expected_steps(train_pipeline.files, run.optimization.batch_size),
+            on_epoch_end=evaluate,
+        )
+    if train_pipeline.invalid_conversions_dropped:
+        logging.warning(
+            "Dropped %d training records with conversion=1 and click=0.", train_pipeline.invalid_conversions_dropped
+        )
+
+    if "results" not in evaluation:  # a finished run restarted: no epoch left to train, evaluate now
+        evaluate(served_stage, run.optimization.epochs, int(loop.global_step.numpy()))
+    results = evaluation["results"]
     report = {
         "model": run.method.model,
         "backbone": model.get_config()["backbone"],
@@ -177,6 +232,23 @@ def main(argv):
     )
 
 
+# Counting the training records for progress lines' step/total and ETA costs about a second per 256 MiB.
+COUNT_RECORDS_UP_TO_BYTES = 256 * 2**20
+
+
+def _expected_steps(files: list, batch_size: int) -> int | None:
+    """Steps of one pass over `files` (local and small enough to count quickly), else None (no total shown)."""
+    if sum(tf.io.gfile.stat(f).length for f in files) > COUNT_RECORDS_UP_TO_BYTES:
+        return None
+    records = int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1))
+    return -(-records // batch_size)
+
+
+def _remove_if_empty(path: str) -> None:
+    if os.path.isdir(path) and not os.listdir(path):
+        os.rmdir(path)
+
+
 def _report_to_tuner(metric, results, global_step):
     """Reports `metric` to Vertex AI's tuner (the file cloudml-hypertune writes and Vertex reads)."""
     import hypertune  # cloudml-hypertune; only needed under a tuning job
@@ -192,21 +264,44 @@ def _report_to_tuner(metric, results, global_step):
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", metric, results[metric])
 
 
-def _data(data: config_lib.DataConfig, seed: int):
-    """(train glob, eval glob, Schema): the configured data, or a fresh simulation."""
+def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, numeric_statistics=None):
+    """The configured method on `schema`; an invalid method argument is a UsageError naming --model_params."""
+    try:
+        return model_class(
+            schema=schema, numeric_statistics=numeric_statistics, **run.architecture.model_kwargs(), **model_params
+        )
+    except (ValueError, TypeError) as e:
+        if numeric_statistics is not None:
+            raise
+        raise app.UsageError(
+            f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
+        ) from None
+
+
+def _schema(data: config_lib.DataConfig):
+    """The schema of the configured data (the simulator's when no data flags are given), before any data is read."""
     if data.train_files is None:
         if data.eval_files or data.schema:
             raise app.UsageError("--eval_files and --schema need --train_files (no data flags: simulate).")
-        sim_dir = tempfile.mkdtemp(prefix="tfcvr-simulated-")
-        paths = simulate.write_simulation(sim_dir, data.sim_rows, seed=seed)
-        logging.info("Simulated %d impressions into %s.", data.sim_rows, sim_dir)
-        return paths["train"], paths["eval"], schema_lib.load_schema(paths["schema"])
+        return simulate.simulation_schema(simulate.SimulationConfig())
     if not data.schema:
         raise app.UsageError("--train_files needs --schema (the schema.json describing the TFRecords).")
     if not data.eval_files:
         raise app.UsageError("--train_files needs --eval_files to evaluate on.")
+    return preflight.load_schema(data.schema)
+
+
+def _data(data: config_lib.DataConfig, seed: int):
+    """(train glob, eval glob, Schema): the configured data (checked by `_schema`), or a fresh simulation."""
+    if data.train_files is None:
+        sim_dir = tempfile.mkdtemp(prefix="tfcvr-simulated-")
+        # Removed at exit: run_config.json's seed and --sim_rows simulate the same log again.
+        atexit.register(shutil.rmtree, sim_dir, ignore_errors=True)
+        paths = simulate.write_simulation(sim_dir, data.sim_rows, seed=seed)
+        logging.info("Simulated %d impressions into %s (removed at exit).", data.sim_rows, sim_dir)
+        return paths["train"], paths["eval"], schema_lib.load_schema(paths["schema"])
     return data.train_files, data.eval_files, schema_lib.load_schema(data.schema)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -24,6 +24,8 @@ from google.cloud.aiplatform_v1.types import custom_job as gca_custom_job
 from google.cloud.aiplatform_v1.types import io as gca_io
 from google.cloud.aiplatform_v1.types import machine_resources
 
+from tfcvr import cli
+
 FLAGS = flags.FLAGS
 TRAINER_MODULE = "trainer.task"
 
@@ -154,4 +156,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

@@ -13,6 +13,7 @@ from absl import app, flags, logging
 
 from serving.local.grpc_server import start_grpc_server
 from serving.local.rest_server import start_rest_server
+from tfcvr import cli
 from tfcvr.export.model_config import parse_model_flags
 
 FLAGS = flags.FLAGS
@@ -22,7 +23,7 @@ flags.DEFINE_integer("grpc_port", 8500, "gRPC PredictionService port (0 = any fr
 flags.DEFINE_integer("rest_port", 8501, "REST API port (0 = any free port).")
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     del argv
     try:
         models, labels = parse_model_flags(FLAGS.model, FLAGS.label)
@@ -41,4 +42,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -17,7 +17,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, models: ExportedModels):
         self.models = models
 
-    def Predict(self, request, context):  # noqa: N802 (the proto's method name)
+    def Predict(  # noqa: N802 (the proto's method name)
+        self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext
+    ) -> predict_pb2.PredictResponse:
         try:
             spec = request.model_spec
             version = spec.version.value if spec.HasField("version") else None
@@ -45,7 +47,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return response
 
 
-def start_grpc_server(models: dict, labels=None, port=0, max_workers=4):
+def start_grpc_server(
+    models: dict, labels: dict[str, dict[str, int]] | None = None, port: int = 0, max_workers: int = 4
+) -> tuple[grpc.Server, int]:
     """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None)`."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),

@@ -40,7 +40,7 @@ class ExportedModels:
                 self._loaded[key] = tf.saved_model.load(f"{self.models[model_name].rstrip('/')}/{version}")
         return self._loaded[key]
 
-    def resolve(self, model_name, version=None, version_label=None) -> int:
+    def resolve(self, model_name: str, version: int | str | None = None, version_label: str | None = None) -> int:
         """The version a request addresses; NOT_FOUND when the model, version or label does not exist."""
         if model_name not in self.models:
             raise ServingError("NOT_FOUND", f"Servable not found for request: model {model_name!r}")
@@ -57,7 +57,9 @@ class ExportedModels:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Specific({model_name}, {version})")
         return int(version)
 
-    def signature(self, model_name, version, signature_name):
+    def signature(
+        self, model_name: str, version: int, signature_name: str | None
+    ) -> tf.types.experimental.ConcreteFunction:
         """The concrete function of a signature of a resolved version (loaded once, then cached)."""
         signatures = self._load(model_name, version).signatures
         name = signature_name or "serving_default"
@@ -69,7 +71,13 @@ class ExportedModels:
         return signatures[name]
 
     def predict(
-        self, model_name, inputs: dict, version=None, version_label=None, signature_name=None, convert_dtypes=False
+        self,
+        model_name: str,
+        inputs: dict,
+        version: int | str | None = None,
+        version_label: str | None = None,
+        signature_name: str | None = None,
+        convert_dtypes: bool = False,
     ) -> tuple:
         """(version, {output: numpy array}) for `inputs` {input name: numpy array}.
 

@@ -5,6 +5,7 @@ import http.server
 import json
 import re
 import threading
+from typing import Any
 
 from serving.errors import ServingError
 from serving.local.models import ExportedModels
@@ -57,7 +58,7 @@ def _inputs(body, input_names):
 class _Handler(http.server.BaseHTTPRequestHandler):
     models: ExportedModels = None
 
-    def do_POST(self):  # noqa: N802 (BaseHTTPRequestHandler's name)
+    def do_POST(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's name)
         try:
             match = _PATH.match(self.path)
             if not match:
@@ -92,11 +93,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def log_message(self, format, *args):  # noqa: A002 (the base class's signature)
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's signature)
         """Quiet: tests and benchmarks send thousands of requests."""
 
 
-def start_rest_server(models: dict, labels=None, port=0):
+def start_rest_server(
+    models: dict, labels: dict[str, dict[str, int]] | None = None, port: int = 0
+) -> tuple[http.server.ThreadingHTTPServer, int]:
     """Starts the REST API on localhost in a daemon thread; returns (server, port). Stop: `server.shutdown()`."""
     handler = type("Handler", (_Handler,), {"models": ExportedModels(models, labels)})
     server = http.server.ThreadingHTTPServer(("localhost", port), handler)

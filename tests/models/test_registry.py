@@ -6,7 +6,9 @@ from tfcvr import models
 
 def test_registered_names_and_unknown_name_lists_them():
     assert {"naive", "esmm"} <= set(models.names())
-    with pytest.raises(ValueError, match=r"Unknown model 'esmmm'. Registered models: .*esmm.*naive"):
+    with pytest.raises(
+        ValueError, match=r"Unknown model 'esmmm'. Did you mean 'esmm'\? Registered models: .*esmm.*naive"
+    ):
         models.get("esmmm")
 
 

@@ -42,7 +42,10 @@ def test_end_to_end_on_the_simulator(tmp_path):
     assert len(versions) == 1 and versions[0].isdigit()
     assert "serving_default" in tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures
     assert tf.train.latest_checkpoint(str(model_dir / "checkpoints")).endswith("ckpt-20")
-    assert os.listdir(model_dir / "logs")  # TensorBoard events
+    # TensorBoard: the loop's scalars in logs/train, the evaluation after each epoch in logs/eval.
+    assert os.listdir(model_dir / "logs" / "train") and os.listdir(model_dir / "logs" / "eval")
+    assert "(10/10 of the epoch)" in result.stderr  # progress step/total: 2,400 records / 256 per batch
+    assert "Evaluated after epoch 1 (step 10)" in result.stderr and "Evaluated after epoch 2 (step 20)" in result.stderr
 
     # The run's configuration is written beside it and repeats it; given flags replace its settings.
     config = json.loads((model_dir / "run_config.json").read_text())
@@ -103,8 +106,8 @@ def test_bad_training_record_is_named(tmp_path):
         f"--model_dir={tmp_path / 'run'}",
         "--batch_size=8",
     )
-    assert result.returncode != 0
-    assert f"DataError: Invalid record 30 in {train}" in result.stderr
+    assert result.returncode == 2  # a data error: one line, no traceback
+    assert f"trainer.task: error: Invalid record 30 in {train}" in result.stderr and "Traceback" not in result.stderr
     assert "Feature: price (data type: float) is required but could not be found" in result.stderr
 
 

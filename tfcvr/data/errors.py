@@ -8,6 +8,7 @@ files are scanned again record by record to find the first bad one, and a
 
 import contextlib
 import re
+from collections.abc import Callable, Iterable, Iterator
 
 import tensorflow as tf
 
@@ -24,7 +25,9 @@ def clean_op_message(error: tf.errors.OpError) -> str:
     return _OP_NOISE.sub("", error.message).strip()
 
 
-def first_bad_record(files, parse_batch, scan_batch_size: int = 512):
+def first_bad_record(
+    files: Iterable[str], parse_batch: Callable[[tf.Tensor, tf.Tensor], dict], scan_batch_size: int = 512
+) -> str | None:
     """Finds the first record that `parse_batch(serialized, names)` rejects.
 
     Returns a message naming the file, record index and what was wrong, or None
@@ -55,7 +58,7 @@ def first_bad_record(files, parse_batch, scan_batch_size: int = 512):
 
 
 @contextlib.contextmanager
-def named_data_errors(files, parse_batch):
+def named_data_errors(files: Iterable[str], parse_batch: Callable[[tf.Tensor, tf.Tensor], dict]) -> Iterator[None]:
     """Re-raises an input error of the block as a `DataError` naming the bad record."""
     try:
         yield

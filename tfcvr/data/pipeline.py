@@ -25,6 +25,7 @@ step on one core; with it off, none did.
 
 import contextlib
 import copy
+from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow as tf
 
@@ -38,7 +39,7 @@ INVALID_CONVERSION_POLICIES = ("error", "drop")
 _READ_BLOCK = 1024
 
 
-def resolve_files(file_pattern) -> list:
+def resolve_files(file_pattern: str | Iterable[str]) -> list:
     """Expands a glob, a comma-separated list of globs or a list of them.
 
     Raises `ValueError` naming each glob that matches no file.
@@ -53,7 +54,7 @@ def resolve_files(file_pattern) -> list:
     return files
 
 
-def has_ground_truth(files) -> bool:
+def has_ground_truth(files: Sequence[str]) -> bool:
     """Whether the first record carries the simulator's ground-truth keys."""
     for record in tf.data.TFRecordDataset(files[:1]).take(1):
         example = tf.train.Example.FromString(record.numpy())
@@ -147,7 +148,7 @@ class TFRecordPipeline:
         self.cache = cache
         self._columns = {}  # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
 
-    def with_seed(self, seed) -> "TFRecordPipeline":
+    def with_seed(self, seed: int | None) -> "TFRecordPipeline":
         """This pipeline with another shuffle seed; it shares the cache and the dropped-records count.
 
         Runs that differ only in their seed (a leaderboard's) parse cached
@@ -175,7 +176,9 @@ class TFRecordPipeline:
             return "none"
         return "file" if len(self.files) >= num_shards else "record"
 
-    def dataset(self, epochs=1, epoch_index: int = 0, num_shards: int = 1, shard_index: int = 0) -> tf.data.Dataset:
+    def dataset(
+        self, epochs: int | None = 1, epoch_index: int = 0, num_shards: int = 1, shard_index: int = 0
+    ) -> tf.data.Dataset:
         """The batched dataset; `epochs=None` repeats forever.
 
         `epoch_index` varies the shuffle seed, so a training loop that builds a
@@ -193,7 +196,9 @@ class TFRecordPipeline:
             blocks = self._blocks(num_shards, shard_index, self.shuffle, seed).repeat(epochs)
             chunk = self.shuffle_buffer_size if self.shuffle else self.batch_size
 
-            def model_batch(index, serialized):
+            def model_batch(
+                index: tf.Tensor, serialized: tf.Tensor
+            ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
                 return self._model_batch(_shuffle_window(index, serialized, seed) if self.shuffle else serialized)
 
             chunks = blocks.rebatch(chunk).enumerate().map(model_batch, num_parallel_calls=2, deterministic=True)
@@ -209,7 +214,7 @@ class TFRecordPipeline:
         if shuffled:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
 
-        def read(path):
+        def read(path: tf.Tensor) -> tf.data.Dataset:
             records = tf.data.TFRecordDataset(path)
             if sharding == "record":
                 records = records.shard(num_shards, shard_index)
@@ -243,7 +248,7 @@ class TFRecordPipeline:
         if batches == 0:
             epochs = 1  # one empty pass: repeating nothing forever would never end
 
-        def one_pass(pass_index):
+        def one_pass(pass_index: tf.Tensor) -> tf.data.Dataset:
             order = tf.range(columns.records, dtype=tf.int64)
             if self.shuffle and seed is None:
                 order = tf.random.shuffle(order)
@@ -272,7 +277,7 @@ class TFRecordPipeline:
             deterministic=True,
         )
 
-        def split(serialized):
+        def split(serialized: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
             parsed = self.parse_batch(serialized)
             labels = self._labels(parsed)
             return self._drop_invalid(serialized, labels)
@@ -281,12 +286,12 @@ class TFRecordPipeline:
         return _without_autotune(dataset.prefetch(2))
 
     @contextlib.contextmanager
-    def named_errors(self):
+    def named_errors(self) -> Iterator[None]:
         """Turns an input error raised in the block into a `DataError` naming the record."""
         with errors.named_data_errors(self.files, self.parse_batch):
             yield
 
-    def parse_batch(self, serialized: tf.Tensor, names=None) -> dict:
+    def parse_batch(self, serialized: tf.Tensor, names: tf.Tensor | None = None) -> dict:
         """Parses and validates serialized tf.Examples; `names` label records in errors."""
         parsed = tf.compat.v1.io.parse_example(serialized, self._spec, example_names=names)
         record_names = names if names is not None else tf.fill(tf.shape(serialized), "<record>")
@@ -370,7 +375,7 @@ class _Columns:
             for k in range(len(self._kinds))
         ]
 
-    def gather(self, rows: tf.Tensor):
+    def gather(self, rows: tf.Tensor) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
         """The element structure of the dataset, holding `rows` of every column."""
         kinds = [tf.unstack(tf.gather(matrix, rows), axis=-1) for matrix in self.matrices]
         return tf.nest.pack_sequence_as(self._structure, [kinds[kind][index] for kind, index in self._position])

@@ -72,7 +72,7 @@ class Feature:
         return self.type == CATEGORICAL_LIST
 
     @property
-    def padding(self):
+    def padding(self) -> int | str:
         """The value that means "no value" in a categorical_list."""
         return LIST_PADDING[self.dtype]
 
@@ -123,7 +123,7 @@ class Schema:
         return config
 
     @classmethod
-    def from_dict(cls, config, source: str = "schema") -> "Schema":
+    def from_dict(cls, config: object, source: str = "schema") -> "Schema":
         """Validates `config` (the parsed schema.json); `source` names it in errors."""
         if not isinstance(config, dict):
             raise ValueError(

@@ -36,8 +36,9 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags, logging
 
+from tfcvr import cli
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
 
@@ -205,7 +206,7 @@ def _define_flags():
     )
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     del argv
     FLAGS = flags.FLAGS
     config = SimulationConfig(selection_strength=FLAGS.selection_strength)
@@ -216,4 +217,4 @@ def main(argv):
 
 if __name__ == "__main__":
     _define_flags()
-    app.run(main)
+    cli.run(main)

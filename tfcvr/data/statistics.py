@@ -1,9 +1,12 @@
 """Statistics of the training data that become model constructor arguments."""
 
 import numpy as np
+import tensorflow as tf
+
+from tfcvr.data import schema as schema_lib
 
 
-def numeric_statistics(dataset, schema, max_batches: int = 50) -> dict:
+def numeric_statistics(dataset: tf.data.Dataset, schema: schema_lib.Schema, max_batches: int = 50) -> dict:
     """{numeric feature: [mean, variance]} over the first `max_batches` batches.
 
     Read from an unshuffled pipeline, so every worker of a distributed job

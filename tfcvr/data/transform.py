@@ -67,7 +67,7 @@ def hash_columns(columns: list, num_buckets: list) -> list:
     return tf.unstack(tf.cast(buckets, tf.int64), num=len(columns), axis=-1)
 
 
-def hash_categorical_list(values, feature: schema_lib.Feature) -> tf.Tensor:
+def hash_categorical_list(values: tf.Tensor | tf.SparseTensor, feature: schema_lib.Feature) -> tf.Tensor:
     """Ids of a categorical_list -> [batch, max_length] bucket ids padded with -1.
 
     `values` is a `tf.SparseTensor` (from `parse_example`) or a dense

@@ -12,13 +12,19 @@ with labels list those versions (or keep enough latest versions).
 """
 
 import os
+from collections.abc import Iterable
 
 from absl import app, flags
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 
-def model_config(models: dict, latest_versions=None, versions=None, labels=None) -> str:
+def model_config(
+    models: dict,
+    latest_versions: int | None = None,
+    versions: dict[str, list[int]] | None = None,
+    labels: dict[str, dict[str, int]] | None = None,
+) -> str:
     """The text-format ModelServerConfig.
 
     Args:
@@ -70,7 +76,7 @@ def _pair(text, separator, flag):
     return left, right
 
 
-def parse_model_flags(model_items, label_items=()) -> tuple:
+def parse_model_flags(model_items: Iterable[str], label_items: Iterable[str] = ()) -> tuple:
     """(models, labels) from "name=base_path" and "name:label=version" flag values; ValueError names the flag."""
     models = dict(_pair(item, "=", "model") for item in model_items)
     labels = {}
@@ -81,7 +87,7 @@ def parse_model_flags(model_items, label_items=()) -> tuple:
     return models, labels
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     del argv
     try:
         models, labels = parse_model_flags(FLAGS.model, FLAGS.label)

@@ -1,12 +1,14 @@
 """Version retention: keep the newest N complete versions of an export base."""
 
+from collections.abc import Iterable
+
 import tensorflow as tf
 from absl import logging
 
 from tfcvr.export.versions import existing_versions
 
 
-def retain_versions(export_base: str, keep: int, protect=()) -> list:
+def retain_versions(export_base: str, keep: int, protect: Iterable[int] = ()) -> list:
     """Deletes all but the newest `keep` complete versions; returns the deleted versions.
 
     Never deleted: the newest complete version (TF Serving's default policy

@@ -32,17 +32,24 @@ import uuid
 import keras
 import tensorflow as tf
 
+from tfcvr.data import schema as schema_lib
 from tfcvr.data import transform
 from tfcvr.export import retention, warmup
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
 from tfcvr.export.versions import next_version
-from tfcvr.models.base import SERVING_OUTPUTS
+from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
 
 # sigmoid saturates to exactly 0 or 1 in float32; the contract is the open interval.
 _PROBABILITY_EPSILON = 1e-7
 
 
-def export_for_serving(model, schema, export_base: str, version=None, keep_versions=None) -> str:
+def export_for_serving(
+    model: CVRModel,
+    schema: schema_lib.Schema,
+    export_base: str,
+    version: int | None = None,
+    keep_versions: int | None = None,
+) -> str:
     """Writes `model` to `<export_base>/<version>/` and returns that path.
 
     Args:
@@ -62,11 +69,11 @@ def export_for_serving(model, schema, export_base: str, version=None, keep_versi
         raise ValueError(f"Export version {final_path} already exists; versions are never overwritten.")
     spec = transform.feature_spec(schema)
 
-    def serve_examples(examples):
+    def serve_examples(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         parsed = tf.io.parse_example(examples, spec)
         return _serving_outputs(model, _checked_model_inputs(parsed, schema))
 
-    def serve_features(features):
+    def serve_features(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return _serving_outputs(model, _checked_model_inputs(features, schema))
 
     archive = keras.export.ExportArchive()

@@ -9,11 +9,13 @@ for categorical_list features) and numeric values 0.
 """
 
 import os
+from collections.abc import Iterable
 
 import tensorflow as tf
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
 from tfcvr.data import example_writer
+from tfcvr.data import schema as schema_lib
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -21,7 +23,7 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 WARMUP_BATCH_SIZES = (1, 100)
 
 
-def warmup_candidates(schema, batch_size: int) -> list:
+def warmup_candidates(schema: schema_lib.Schema, batch_size: int) -> list:
     """`batch_size` candidate dicts with a value for every feature of `schema`."""
     candidates = []
     for i in range(batch_size):
@@ -36,7 +38,7 @@ def warmup_candidates(schema, batch_size: int) -> list:
     return candidates
 
 
-def warmup_requests(schema, batch_sizes=WARMUP_BATCH_SIZES) -> list:
+def warmup_requests(schema: schema_lib.Schema, batch_sizes: Iterable[int] = WARMUP_BATCH_SIZES) -> list:
     """PredictionLog records: `serving_default` and `predict` at each batch size."""
     logs = []
     for batch_size in batch_sizes:
@@ -56,7 +58,9 @@ def warmup_requests(schema, batch_sizes=WARMUP_BATCH_SIZES) -> list:
     return logs
 
 
-def write_warmup_requests(saved_model_dir: str, schema, batch_sizes=WARMUP_BATCH_SIZES) -> str:
+def write_warmup_requests(
+    saved_model_dir: str, schema: schema_lib.Schema, batch_sizes: Iterable[int] = WARMUP_BATCH_SIZES
+) -> str:
     """Writes the warmup records into a SavedModel folder; returns the file's path."""
     path = os.path.join(saved_model_dir, WARMUP_FILE)
     tf.io.gfile.makedirs(os.path.dirname(path))

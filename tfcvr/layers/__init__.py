@@ -1,5 +1,7 @@
 """Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones, method-specific blocks."""
 
+from collections.abc import Sequence
+
 from tfcvr.layers.causal_transfer import CausalTransfer
 from tfcvr.layers.feature_embedding import FeatureEmbedding
 from tfcvr.layers.gradient_reversal import GradientReversal
@@ -11,7 +13,14 @@ from tfcvr.layers.variational_information import VariationalInformation
 BACKBONES = {"shared_bottom": SharedBottom, "mmoe": MMoE}
 
 
-def make_backbone(name: str, num_tasks: int, hidden_units, dropout=0.0, num_experts=4, layer_name="backbone"):
+def make_backbone(
+    name: str,
+    num_tasks: int,
+    hidden_units: Sequence[int],
+    dropout: float = 0.0,
+    num_experts: int = 4,
+    layer_name: str = "backbone",
+) -> SharedBottom | MMoE:
     """The backbone `name` ("shared_bottom" or "mmoe") with `num_tasks` outputs.
 
     `hidden_units` are the widths of the shared MLP, or of each expert for MMoE;

@@ -1,6 +1,7 @@
 """DDPO's causal transfer module: attention that fuses a propensity feature into the CVR feature."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -22,7 +23,7 @@ class CausalTransfer(keras.layers.Layer):
     (2, 4)
     """
 
-    def build(self, input_shape):
+    def build(self, input_shape: list[tuple]) -> None:
         width = input_shape[1][-1]
         if input_shape[0][-1] != width:
             raise ValueError(f"CausalTransfer needs two inputs of the same width. Received shapes: {input_shape}")
@@ -33,7 +34,7 @@ class CausalTransfer(keras.layers.Layer):
         for layer in (self.query, self.key, self.value):
             layer.build((None, width))
 
-    def call(self, inputs):
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         propensity_feature, cvr_feature = inputs
         tokens = keras.ops.stack([propensity_feature, cvr_feature], axis=1)  # [batch, 2, d]
         query = self.query(cvr_feature)  # [batch, d]
@@ -41,5 +42,5 @@ class CausalTransfer(keras.layers.Layer):
         weights = keras.ops.softmax(scores, axis=-1)
         return keras.ops.einsum("bt,btd->bd", weights, self.value(tokens))  # Eq. 12
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return input_shape[1]

@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -59,11 +60,11 @@ class FeatureEmbedding(keras.layers.Layer):
             for name, buckets in self.categorical.items()
         }
 
-    def build(self, input_shape):
+    def build(self, input_shape: dict[str, tuple]) -> None:
         for embedding in self.embeddings.values():
             embedding.build((None,))
 
-    def call(self, inputs):
+    def call(self, inputs: dict[str, tf.Tensor]) -> tf.Tensor:
         parts = [
             self._pooled(name, inputs[name]) if name in self.lists else self.embeddings[name](inputs[name])
             for name in self.categorical
@@ -82,14 +83,14 @@ class FeatureEmbedding(keras.layers.Layer):
         count = keras.ops.maximum(keras.ops.sum(present, axis=1, keepdims=True), 1.0)
         return keras.ops.sum(vectors, axis=1) / count
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: dict[str, tuple]) -> tuple:
         return (None, self.output_dim)
 
     @property
     def output_dim(self) -> int:
         return len(self.categorical) * self.embedding_dim + len(self.numeric)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "categorical": self.categorical,

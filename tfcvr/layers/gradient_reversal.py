@@ -6,7 +6,7 @@ import tensorflow as tf
 
 @tf.custom_gradient
 def _reverse_gradient(x, scale):
-    def gradient(upstream):
+    def gradient(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return -scale * upstream, tf.zeros_like(scale)
 
     return tf.identity(x), gradient
@@ -34,11 +34,11 @@ class GradientReversal(keras.layers.Layer):
             raise ValueError(f"`scale` must be non-negative. Received: {scale}")
         self.scale = scale
 
-    def call(self, inputs):
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
         return _reverse_gradient(inputs, tf.constant(self.scale, dtype=inputs.dtype))
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return input_shape
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "scale": self.scale}

@@ -1,6 +1,7 @@
 """A stack of Dense + ReLU (+ dropout) layers."""
 
 import keras
+import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -34,7 +35,7 @@ class MLP(keras.layers.Layer):
         )
         self.dropout_layer = keras.layers.Dropout(dropout) if dropout > 0 else None
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         shape = input_shape
         for i, dense in enumerate(self.dense_layers):
             dense.build(shape)
@@ -42,7 +43,7 @@ class MLP(keras.layers.Layer):
             if self.norm_layers:
                 self.norm_layers[i].build(shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
         x = inputs
         for i, dense in enumerate(self.dense_layers):
             x = dense(x)
@@ -53,10 +54,10 @@ class MLP(keras.layers.Layer):
                 x = self.dropout_layer(x, training=training)
         return x
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape[:-1]) + ((self.units[-1],) if self.units else (input_shape[-1],))
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "units": list(self.units),

@@ -1,6 +1,7 @@
 """Multi-gate mixture-of-experts backbone (Ma et al., KDD 2018)."""
 
 import keras
+import tensorflow as tf
 
 from tfcvr.layers.mlp import MLP
 
@@ -37,13 +38,13 @@ class MMoE(keras.layers.Layer):
         self.experts = [MLP(self.expert_units, dropout=dropout, name=f"expert_{e}") for e in range(num_experts)]
         self.gates = [keras.layers.Dense(num_experts, name=f"gate_{k}") for k in range(num_tasks)]
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         for expert in self.experts:
             expert.build(input_shape)
         for gate in self.gates:
             gate.build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
         # [batch, num_experts, width]
         experts = keras.ops.stack([expert(inputs, training=training) for expert in self.experts], axis=1)
         outputs = []
@@ -52,10 +53,10 @@ class MMoE(keras.layers.Layer):
             outputs.append(keras.ops.einsum("be,bew->bw", weights, experts))
         return outputs
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
         return [tuple(input_shape[:-1]) + (self.expert_units[-1],)] * self.num_tasks
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "num_tasks": self.num_tasks,

@@ -1,6 +1,7 @@
 """Shared-bottom backbone: one MLP whose output every task tower reads."""
 
 import keras
+import tensorflow as tf
 
 from tfcvr.layers.mlp import MLP
 
@@ -31,15 +32,15 @@ class SharedBottom(keras.layers.Layer):
         self.dropout = dropout
         self.bottom = MLP(self.units, dropout=dropout, name="bottom")
 
-    def build(self, input_shape):
+    def build(self, input_shape: tuple) -> None:
         self.bottom.build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
         shared = self.bottom(inputs, training=training)
         return [shared] * self.num_tasks
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
         return [self.bottom.compute_output_shape(input_shape)] * self.num_tasks
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "num_tasks": self.num_tasks, "units": list(self.units), "dropout": self.dropout}

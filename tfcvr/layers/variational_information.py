@@ -1,6 +1,7 @@
 """Variational information between a teacher layer and a student layer (Ahn et al., CVPR 2019)."""
 
 import keras
+import tensorflow as tf
 
 REDUCTIONS = ("sum", "mean")
 
@@ -47,7 +48,7 @@ class VariationalInformation(keras.layers.Layer):
         self.reduction = reduction
         self.mean = None
 
-    def build(self, input_shape):
+    def build(self, input_shape: list[tuple]) -> None:
         teacher_shape, student_shape = input_shape
         width = teacher_shape[-1]
         self.mean = keras.layers.Dense(width, name="mean")  # μ = f(s; θ_s)
@@ -59,11 +60,11 @@ class VariationalInformation(keras.layers.Layer):
             name="rho",
         )
 
-    def variance(self):
+    def variance(self) -> tf.Tensor:
         """σ² per entry, [d_t]."""
         return keras.ops.softplus(self.rho) + self.min_variance
 
-    def call(self, inputs):
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
         teacher, student = inputs
         variance = self.variance()
         per_entry = 0.5 * keras.ops.log(variance) + keras.ops.square(teacher - self.mean(student)) / (2.0 * variance)
@@ -71,10 +72,10 @@ class VariationalInformation(keras.layers.Layer):
             return keras.ops.sum(per_entry, axis=-1)
         return keras.ops.mean(per_entry, axis=-1)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return tuple(input_shape[0][:-1])
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {
             **super().get_config(),
             "learn_variance": self.learn_variance,

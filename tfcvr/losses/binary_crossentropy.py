@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 
-def binary_crossentropy(labels, probabilities) -> tf.Tensor:
+def binary_crossentropy(labels: tf.Tensor, probabilities: tf.Tensor) -> tf.Tensor:
     """δ(y, p) = -y log p - (1 - y) log(1 - p), element-wise, shape of `labels`.
 
     Keras clips p to [1e-7, 1 - 1e-7] first, so a product such as ESMM's

@@ -6,7 +6,7 @@ import tensorflow as tf
 _EPSILON = 1e-7
 
 
-def bernoulli_kl(p, q) -> tf.Tensor:
+def bernoulli_kl(p: tf.Tensor, q: tf.Tensor) -> tf.Tensor:
     """KL((p, 1 − p) || (q, 1 − q)) element-wise: p log(p/q) + (1 − p) log((1 − p)/(1 − q)).
 
     The two-class form of Xu et al. (WWW 2022) Eq. 11, where each CVR predictor outputs the

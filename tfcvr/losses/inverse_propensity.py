@@ -18,7 +18,7 @@ class InversePropensityLoss(PropensityWeightedLoss):
         weights = self.weights(click, propensity, sample_mask)
         return tf.reduce_sum(weights * tf.cast(error, tf.float32))
 
-    def non_click(self, click, propensity, error) -> tf.Tensor:
+    def non_click(self, click: tf.Tensor, propensity: tf.Tensor, error: tf.Tensor) -> tf.Tensor:
         """The same estimator over the unclicked space: weights (1 − o)/(1 − ô).
 
         The inverse non-click propensity of DCMT's counterfactual tower, DDPO's
@@ -27,6 +27,6 @@ class InversePropensityLoss(PropensityWeightedLoss):
         unclick = 1 - tf.cast(click, tf.int64)
         return self(unclick, 1.0 - tf.cast(propensity, tf.float32), error)
 
-    def dual(self, click, propensity, error) -> tf.Tensor:
+    def dual(self, click: tf.Tensor, propensity: tf.Tensor, error: tf.Tensor) -> tf.Tensor:
         """Click-space term with 1/ô plus un-click-space term with 1/(1 − ô), over every row."""
         return self(click, propensity, error) + self.non_click(click, propensity, error)

@@ -51,7 +51,7 @@ class PropensityWeightedLoss:
         self.normalization = normalization
         self.detach_propensity = detach_propensity
 
-    def weights(self, click, propensity, sample_mask=None) -> tf.Tensor:
+    def weights(self, click: tf.Tensor, propensity: tf.Tensor, sample_mask: tf.Tensor | None = None) -> tf.Tensor:
         """w_i of the module docstring, shape [batch]."""
         click = tf.cast(click, tf.float32)
         propensity = tf.cast(propensity, tf.float32)
@@ -76,7 +76,7 @@ class PropensityWeightedLoss:
         }
 
 
-def sample_mean(values, sample_mask=None) -> tf.Tensor:
+def sample_mean(values: tf.Tensor, sample_mask: tf.Tensor | None = None) -> tf.Tensor:
     """(1/|D|) Σ_D x over the sampled rows (all rows without a mask)."""
     values = tf.cast(values, tf.float32)
     mask = tf.ones_like(values) if sample_mask is None else tf.cast(sample_mask, tf.float32)

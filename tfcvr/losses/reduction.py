@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def masked_mean(values, mask) -> tf.Tensor:
+def masked_mean(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Mean of `values` over the examples where `mask` is 1, e.g. the clicked space.
 
     (1/|D_click|) Σ_{D_click} ℓ in Xu et al., WWW 2022, Eq. 1–2. A non-negative weight mask

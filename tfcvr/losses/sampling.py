@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 
-def undersample_unclicked(click, rate) -> tf.Tensor:
+def undersample_unclicked(click: tf.Tensor, rate: float) -> tf.Tensor:
     """A 0/1 mask keeping every clicked row and about (rate − 1)·n_clicked unclicked rows.
 
     λ = `rate`: "if the number of clicked samples is 100 and the batch size is
@@ -20,7 +20,7 @@ def undersample_unclicked(click, rate) -> tf.Tensor:
     return tf.maximum(click, kept)
 
 
-def keep_lowest(values, mask, fraction) -> tf.Tensor:
+def keep_lowest(values: tf.Tensor, mask: tf.Tensor, fraction: float) -> tf.Tensor:
     """A 0/1 mask keeping the ⌈fraction·n⌉ rows of `mask` with the lowest `values` (n = rows in `mask`).
 
     UKD's Monte-Carlo-dropout baseline ranks unclicked rows by the variance of

@@ -9,22 +9,30 @@ holds about the same number of impressions.
 """
 
 import numpy as np
+import numpy.typing as npt
 
 
-def pcoc(predictions, labels) -> float:
+def pcoc(predictions: npt.ArrayLike, labels: npt.ArrayLike) -> float:
     """Σ predictions / Σ labels; NaN when there is no positive label (or nothing to score)."""
     total = float(np.sum(labels))
     return float(np.sum(predictions)) / total if total > 0 else float("nan")
 
 
-def bucket_edges(scores, num_buckets: int) -> np.ndarray:
+def bucket_edges(scores: npt.ArrayLike, num_buckets: int) -> np.ndarray:
     """num_buckets + 1 quantile edges of `scores` (duplicates removed, so there may be fewer buckets)."""
     if num_buckets < 1:
         raise ValueError(f"`num_buckets` must be positive. Received: {num_buckets}")
     return np.unique(np.quantile(np.asarray(scores, np.float64), np.linspace(0.0, 1.0, num_buckets + 1)))
 
 
-def calibration_by_bucket(pctr, pcvr, click, conversion, num_buckets: int = 10, true_cvr=None) -> list:
+def calibration_by_bucket(
+    pctr: npt.ArrayLike,
+    pcvr: npt.ArrayLike,
+    click: npt.ArrayLike,
+    conversion: npt.ArrayLike,
+    num_buckets: int = 10,
+    true_cvr: npt.ArrayLike | None = None,
+) -> list:
     """Per pCTR bucket: pCVR against the observed CVR on clicks (and the true CVR on all impressions).
 
     Returns one dict per bucket with `pctr_low`, `pctr_high`, `impressions`,

@@ -11,6 +11,7 @@ selection-bias correction is about.
 import math
 
 import numpy as np
+import numpy.typing as npt
 
 from tfcvr.metrics import calibration
 from tfcvr.metrics.ranking import auc as _auc
@@ -54,7 +55,7 @@ METRIC_DESCRIPTIONS = {
 }
 
 
-def compute_metrics(predictions: dict, labels: dict, reference_ctr=None) -> dict:
+def compute_metrics(predictions: dict, labels: dict, reference_ctr: npt.ArrayLike | None = None) -> dict:
     """Metrics from arrays: predictions `ctr`, `cvr`, `ctcvr`; labels `click`, `conversion`.
 
     Args:

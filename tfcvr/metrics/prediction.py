@@ -1,5 +1,6 @@
 """Running a model over a dataset and collecting predictions and labels."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -9,7 +10,7 @@ from tfcvr.models.base import SERVING_OUTPUTS
 DIAGNOSTIC_OUTPUTS = ("propensity",)
 
 
-def collect_predictions(model, dataset) -> tuple:
+def collect_predictions(model: keras.Model, dataset: tf.data.Dataset) -> tuple:
     """(predictions, labels): dicts of 1-D numpy arrays over the whole dataset.
 
     Predictions are the serving outputs `ctr`, `cvr`, `ctcvr` in inference mode,
@@ -18,7 +19,7 @@ def collect_predictions(model, dataset) -> tuple:
     keys = SERVING_OUTPUTS + tuple(k for k in DIAGNOSTIC_OUTPUTS if k in model.output)
 
     @tf.function
-    def predict(features):
+    def predict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         outputs = model(features, training=False)
         return {k: outputs[k] for k in keys}
 

@@ -5,10 +5,11 @@ an exception, so a small evaluation split never crashes a leaderboard.
 """
 
 import numpy as np
+import numpy.typing as npt
 from sklearn import metrics as sk_metrics
 
 
-def auc(labels, scores, sample_weight=None) -> float:
+def auc(labels: npt.ArrayLike, scores: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
     """ROC AUC; weighted as Σ_{i∈D+, j∈D−} w_i w_j I(s_i > s_j) / (Σ_{D+} w_i · Σ_{D−} w_j) (ties count 1/2)."""
     labels = np.asarray(labels)
     if labels.size == 0 or labels.min() == labels.max():
@@ -16,14 +17,14 @@ def auc(labels, scores, sample_weight=None) -> float:
     return float(sk_metrics.roc_auc_score(labels, scores, sample_weight=sample_weight))
 
 
-def nll(labels, probabilities, sample_weight=None) -> float:
+def nll(labels: npt.ArrayLike, probabilities: npt.ArrayLike, sample_weight: npt.ArrayLike | None = None) -> float:
     """Mean binary log loss, weighted as Σ w_i ℓ_i / Σ w_i."""
     if np.asarray(labels).size == 0:
         return float("nan")
     return float(sk_metrics.log_loss(labels, probabilities, sample_weight=sample_weight, labels=[0, 1]))
 
 
-def group_auc(labels, scores, groups) -> dict:
+def group_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike) -> dict:
     """GAUC = Σ_i w_i AUC_i / Σ_i w_i over groups i, w_i = the group's impressions (Zhang et al., WWW 2020, Eq. 12).
 
     A group whose labels are all one class has no AUC: it is skipped and

@@ -1,5 +1,8 @@
 """CVR methods, registered by name. Importing this package registers them all."""
 
+from typing import Any
+
+from tfcvr.data import schema as schema_lib
 from tfcvr.models import (
     chorus,
     dcmt,
@@ -24,6 +27,6 @@ from tfcvr.models.registry import alias, get, names, register
 alias("joint", "naive")
 
 
-def build(name: str, schema, **kwargs) -> CVRModel:
+def build(name: str, schema: schema_lib.Schema | dict, **kwargs: Any) -> CVRModel:
     """The registered method `name` on `schema`; kwargs go to its constructor."""
     return get(name)(schema=schema, **kwargs)

@@ -28,7 +28,8 @@ MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 
 import dataclasses
 import types
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Self
 
 import keras
 import tensorflow as tf
@@ -71,7 +72,14 @@ def with_options(kwargs: dict, **options) -> dict:
     return {**kwargs, "options": {**options, **inherited}}
 
 
-def preset_arguments(preset: str, parent: str, kwargs: dict, fixed=None, defaults=None, positive=()) -> dict:
+def preset_arguments(
+    preset: str,
+    parent: str,
+    kwargs: dict,
+    fixed: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    positive: Iterable[str] = (),
+) -> dict:
     """The constructor arguments of a preset, a registered name for its parent method with some arguments set.
 
     Every preset accepts its parent's arguments, except that it refuses, with
@@ -177,7 +185,7 @@ class CVRModel(keras.Model):
             **options,
         }
 
-    def build_outputs(self, inputs: dict, task_representations: dict, spec) -> dict:
+    def build_outputs(self, inputs: dict, task_representations: dict, spec: ModelSpec) -> dict:
         """Towers on the backbone's task representations -> {name: [batch] tensor}.
 
         Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
@@ -191,7 +199,7 @@ class CVRModel(keras.Model):
         return outputs
 
     @staticmethod
-    def feature_inputs(schema) -> dict:
+    def feature_inputs(schema: schema_lib.Schema) -> dict:
         """{feature name: keras.Input} for a schema: hashed int64 ids and float32 numerics, shape [batch].
 
         A categorical_list is [batch, max_length] ids padded with -1.
@@ -206,7 +214,7 @@ class CVRModel(keras.Model):
         }
 
     @staticmethod
-    def feature_embedding(spec, name: str) -> FeatureEmbedding:
+    def feature_embedding(spec: ModelSpec, name: str) -> FeatureEmbedding:
         """An embedding layer over every schema feature (one table per categorical)."""
         numeric = [f.name for f in spec.schema.numeric]
         return FeatureEmbedding(
@@ -220,19 +228,21 @@ class CVRModel(keras.Model):
         )
 
     @staticmethod
-    def task_tower(task: str, representation, spec, activation="sigmoid"):
+    def task_tower(
+        task: str, representation: keras.KerasTensor, spec: ModelSpec, activation: str | None = "sigmoid"
+    ) -> keras.KerasTensor:
         """MLP tower and one-unit head of a task (a probability by default), shape [batch]."""
         hidden = MLP(spec.tower_units, dropout=spec.dropout, name=f"{task}_tower")(representation)
         output = keras.layers.Dense(1, activation=activation, name=f"{task}_head")(hidden)
         return keras.ops.squeeze(output, axis=-1)
 
     @staticmethod
-    def ctr_log_loss(labels, predictions) -> tf.Tensor:
+    def ctr_log_loss(labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> tf.Tensor:
         """(1/|D|) Σ_D δ(o, pCTR): the CTR task every method trains."""
         return tf.reduce_mean(losses.binary_crossentropy(labels["click"], predictions["ctr"]))
 
     @staticmethod
-    def ctcvr_log_loss(labels, ctcvr) -> tf.Tensor:
+    def ctcvr_log_loss(labels: dict[str, tf.Tensor], ctcvr: tf.Tensor) -> tf.Tensor:
         """(1/|D|) Σ_D δ(o·r, pCTCVR): ESMM's entire-space risk.
 
         As Xu et al. (WWW 2022, Eq. 3) and Fei et al. (AAAI 2025, Eq. 5) state it.
@@ -244,7 +254,7 @@ class CVRModel(keras.Model):
         """Loss terms of one batch: {"loss": total, term name: value, ...}."""
         raise NotImplementedError(f"{type(self).__name__} must define `objective` or override `train_step`.")
 
-    def compile(self, optimizer="adam", **kwargs):
+    def compile(self, optimizer: str | keras.optimizers.Optimizer = "adam", **kwargs: Any) -> None:
         """Keras' `compile`, then every optimizer the method needs, created and built (`build_optimizers`).
 
         Call under the distribution strategy's scope, as for any Keras model.
@@ -252,7 +262,7 @@ class CVRModel(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.build_optimizers()
 
-    def build_optimizers(self):
+    def build_optimizers(self) -> None:
         """Creates the state of every optimizer the method trains with (run by `compile`).
 
         The default builds the compiled optimizer for every trainable
@@ -277,7 +287,7 @@ class CVRModel(keras.Model):
             raise ValueError(f"{self.name} has variables with the same path; checkpoints need unique paths.")
         return weights
 
-    def optimizer_copy(self):
+    def optimizer_copy(self) -> keras.optimizers.Optimizer:
         """A fresh optimizer configured as the compiled one, for a method's second set of variables."""
         return self.optimizer.__class__.from_config(self.optimizer.get_config())
 
@@ -289,20 +299,28 @@ class CVRModel(keras.Model):
         """
         return (("train", epochs),)
 
-    def stage_step(self, stage: str):
+    def stage_step(
+        self, stage: str
+    ) -> Callable[[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]], dict[str, tf.Tensor]]:
         """The per-replica step function of `stage`: data -> {loss term: value}."""
         if stage != "train":
             raise ValueError(f"{type(self).__name__} has no training stage {stage!r}.")
         return self.train_step
 
-    def train_step(self, data):
+    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         features, labels = data
         with tf.GradientTape() as tape:
             terms = self.objective(labels, self(features, training=True))
         self.minimize(tape, terms["loss"])
         return terms
 
-    def minimize(self, tape, loss, variables=None, optimizer=None):
+    def minimize(
+        self,
+        tape: tf.GradientTape,
+        loss: tf.Tensor,
+        variables: Sequence[keras.Variable] | None = None,
+        optimizer: keras.optimizers.Optimizer | None = None,
+    ) -> None:
         """Applies d(loss)/d(variables) with `optimizer` (default: all trainable, `self.optimizer`).
 
         Gradients are divided by the replicas in sync because the optimizer
@@ -318,11 +336,11 @@ class CVRModel(keras.Model):
         ]
         optimizer.apply_gradients(pairs)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return dict(self._constructor_config)
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict) -> Self:
         return cls(**config)
 
 

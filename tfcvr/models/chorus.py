@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import with_options
+from tfcvr.models.base import ModelSpec, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -63,12 +63,14 @@ class ChorusCVR(CounterfactualModel):
             **with_options(kwargs, use_ndm=use_ndm, use_sam=use_sam, click_space_ipw=click_space_ipw),
         )
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
         outputs["ctuncvr"] = keras.ops.multiply(outputs["ctr"], outputs["uncvr"])  # Eq. 6, corrected
         return outputs
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         click, conversion = labels["click"], tf.cast(labels["conversion"], tf.float32)
         propensity = predictions["propensity"]

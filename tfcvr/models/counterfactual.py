@@ -1,10 +1,11 @@
 """The base of the propensity-weighted methods: a click propensity and its weighting."""
 
+import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import MLP
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CVRModel, ModelSpec, with_options
 
 PROPENSITY_SOURCES = ("shared", "separate")
 
@@ -54,7 +55,9 @@ class CounterfactualModel(CVRModel):
         self.weighting = weighting
         self.ipw_loss = ipw_loss
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
         if spec.options["propensity"] == "shared":
             outputs["propensity"] = outputs["ctr"]
@@ -64,7 +67,7 @@ class CounterfactualModel(CVRModel):
             outputs["propensity"] = self.task_tower("propensity", hidden, spec)
         return outputs
 
-    def click_losses(self, labels, predictions) -> dict:
+    def click_losses(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict:
         """CTR log loss, plus the separate propensity model's own log loss when there is one."""
         terms = {"ctr_loss": self.ctr_log_loss(labels, predictions)}
         if self.propensity == "separate":
@@ -73,5 +76,5 @@ class CounterfactualModel(CVRModel):
             )
         return terms
 
-    def click_loss_total(self, terms) -> tf.Tensor:
+    def click_loss_total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:
         return self.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)

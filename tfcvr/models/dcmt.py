@@ -36,7 +36,7 @@ class DCMT(CounterfactualModel):
     def __init__(self, constraint_loss_weight=1e-3, **kwargs):
         super().__init__(**with_options(kwargs, constraint_loss_weight=constraint_loss_weight))
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         click, conversion = labels["click"], tf.cast(labels["conversion"], tf.float32)
         propensity, cvr = predictions["propensity"], predictions["cvr"]

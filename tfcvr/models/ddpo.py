@@ -6,7 +6,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import CausalTransfer
 from tfcvr.models import registry
-from tfcvr.models.base import preset_arguments, with_options
+from tfcvr.models.base import ModelSpec, preset_arguments, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
@@ -102,7 +102,9 @@ class DDPO(CounterfactualModel):
             ),
         )
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         click_feature = task_representations["ctr"]
         conversion_feature = task_representations["conversion_propensity"]
         cvr_feature = task_representations["cvr"]
@@ -124,7 +126,7 @@ class DDPO(CounterfactualModel):
         outputs["propensity"] = outputs["ctr"]
         return outputs
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)  # L_o, Eq. 16
         click = labels["click"]
         conversion = tf.cast(labels["conversion"], tf.float32)
@@ -150,7 +152,7 @@ class DDPO(CounterfactualModel):
         )  # Eq. 18
         return terms
 
-    def soft_labels(self, click, conversion, pseudo_label):
+    def soft_labels(self, click: tf.Tensor, conversion: tf.Tensor, pseudo_label: tf.Tensor) -> tf.Tensor:
         """r* of Eq. 9 (or Eq. 8's labels without dynamic soft labels)."""
         if self.use_soft_labels:
             return tf.where(conversion > 0, conversion, pseudo_label)

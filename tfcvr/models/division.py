@@ -1,9 +1,10 @@
 """Division: CVR as the ratio of directly learned CTCVR and CTR."""
 
 import keras
+import tensorflow as tf
 
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CVRModel, ModelSpec, with_options
 
 
 @registry.register("division")
@@ -26,13 +27,15 @@ class Division(CVRModel):
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
         super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         ctcvr_direct = self.task_tower("ctcvr", task_representations["ctcvr_direct"], spec)
         cvr = keras.ops.clip(keras.ops.divide(ctcvr_direct, keras.ops.maximum(ctr, 1e-7)), 0.0, 1.0)
         return {"ctr": ctr, "cvr": cvr, "ctcvr": keras.ops.multiply(ctr, cvr), "ctcvr_direct": ctcvr_direct}
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr_direct"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}

@@ -1,9 +1,11 @@
 """DR-JL: doubly robust joint learning with alternating imputation and prediction updates."""
 
+import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
+from tfcvr.models.base import ModelSpec
 from tfcvr.models.counterfactual import CounterfactualModel
 
 IMPUTATION_LAYERS = ("imputation_tower", "imputation_head")
@@ -48,31 +50,33 @@ class DRJL(CounterfactualModel):
         self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
         self.imputation_loss = losses.ImputationLoss(**self.weighting)
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
         outputs["imputed_conversion"] = self.task_tower("imputation", task_representations["cvr"], spec)
         return outputs
 
     @property
-    def imputation_variables(self):
+    def imputation_variables(self) -> list[keras.Variable]:
         return [v for v in self.trainable_variables if v.path.split("/")[0] in IMPUTATION_LAYERS]
 
     @property
-    def prediction_variables(self):
+    def prediction_variables(self) -> list[keras.Variable]:
         return [v for v in self.trainable_variables if v.path.split("/")[0] not in IMPUTATION_LAYERS]
 
-    def build_optimizers(self):
+    def build_optimizers(self) -> None:
         self.imputation_optimizer = self.optimizer_copy()
         self.optimizer.build(self.prediction_variables)
         self.imputation_optimizer.build(self.imputation_variables)
 
-    def train_step(self, data):
+    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         features, labels = data
         imputation_loss = self.imputation_step(features, labels)
         terms = self.prediction_step(features, labels)
         return {**terms, "imputation_loss": imputation_loss}
 
-    def imputation_step(self, features, labels):
+    def imputation_step(self, features: dict[str, tf.Tensor], labels: dict[str, tf.Tensor]) -> tf.Tensor:
         """Step 1: fit ê = δ(r̃, r̂) to e = δ(r, r̂) (r̂ detached); updates imputation variables only."""
         with tf.GradientTape() as tape:
             predictions = self(features, training=True)
@@ -83,14 +87,14 @@ class DRJL(CounterfactualModel):
         self.minimize(tape, imputation_loss, self.imputation_variables, self.imputation_optimizer)
         return imputation_loss
 
-    def prediction_step(self, features, labels):
+    def prediction_step(self, features: dict[str, tf.Tensor], labels: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Step 2: minimise `objective` (r̃ detached); updates every non-imputation variable."""
         with tf.GradientTape() as tape:
             terms = self.objective(labels, self(features, training=True))
         self.minimize(tape, terms["loss"], self.prediction_variables)
         return terms
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """The prediction step's loss (step 2 of the class docstring)."""
         terms = self.click_losses(labels, predictions)
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])

@@ -1,5 +1,7 @@
 """ESMM: CTR and CTCVR = pCTR * pCVR over the entire impression space."""
 
+import tensorflow as tf
+
 from tfcvr.models import registry
 from tfcvr.models.base import CVRModel, with_options
 
@@ -22,7 +24,7 @@ class ESMM(CVRModel):
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
         super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
         return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}

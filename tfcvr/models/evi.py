@@ -6,7 +6,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, VariationalInformation, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import with_options
+from tfcvr.models.base import ModelSpec, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 TEACHER_POPULATIONS = ("clicked", "all")
@@ -129,7 +129,9 @@ class EVI(CounterfactualModel):
             ),
         )
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         options = spec.options
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         student_layers = _tower_layers("cvr", task_representations["cvr"], spec)
@@ -179,7 +181,7 @@ class EVI(CounterfactualModel):
             )
         return outputs
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)  # Eq. 12
         click = labels["click"]
         conversion = tf.cast(labels["conversion"], tf.float32)

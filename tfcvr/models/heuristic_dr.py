@@ -30,7 +30,7 @@ class HeuristicDR(CounterfactualModel):
         super().__init__(**with_options(kwargs, smoothing_rate=smoothing_rate))
         self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         cvr = predictions["cvr"]
         error = losses.binary_crossentropy(labels["conversion"], cvr)

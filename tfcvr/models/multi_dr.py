@@ -1,10 +1,11 @@
 """Multi-DR and ESCM²-DR: doubly robust CVR loss with a jointly trained error imputation."""
 
+import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import preset_arguments, with_options
+from tfcvr.models.base import ModelSpec, preset_arguments, with_options
 from tfcvr.models.counterfactual import CounterfactualModel
 
 
@@ -60,14 +61,16 @@ class MultiDR(CounterfactualModel):
         self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
         self.imputation_loss = losses.ImputationLoss(**self.weighting)
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
         outputs["imputed_error"] = self.task_tower(
             "imputation", task_representations["cvr"], spec, activation="softplus"
         )
         return outputs
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         click, propensity = labels["click"], predictions["propensity"]
         sample_mask = (

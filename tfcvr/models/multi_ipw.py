@@ -1,5 +1,7 @@
 """Multi-IPW, ESCM²-IPW and naive IPW: inverse-propensity-weighted CVR loss."""
 
+import tensorflow as tf
+
 from tfcvr import losses
 from tfcvr.models import registry
 from tfcvr.models.base import preset_arguments, with_options
@@ -26,7 +28,7 @@ class MultiIPW(CounterfactualModel):
     def __init__(self, cvr_loss_weight=1.0, ctcvr_loss_weight=0.0, **kwargs):
         super().__init__(**with_options(kwargs, cvr_loss_weight=cvr_loss_weight, ctcvr_loss_weight=ctcvr_loss_weight))
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
         terms["cvr_loss"] = self.ipw_loss(labels["click"], predictions["propensity"], error)

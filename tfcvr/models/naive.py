@@ -1,5 +1,7 @@
 """Naive: CTR on all impressions, CVR on clicked impressions only."""
 
+import tensorflow as tf
+
 from tfcvr import losses
 from tfcvr.models import registry
 from tfcvr.models.base import CVRModel, with_options
@@ -23,7 +25,7 @@ class Naive(CVRModel):
     def __init__(self, ctr_loss_weight=1.0, **kwargs):
         super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         cvr_loss = losses.masked_mean(
             losses.binary_crossentropy(labels["conversion"], predictions["cvr"]), labels["click"]
         )

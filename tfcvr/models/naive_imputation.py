@@ -33,7 +33,7 @@ class NaiveImputation(CVRModel):
             "CVR; compare with it, do not serve it as a pCVR."
         )
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         click_and_conversion = labels["click"] * labels["conversion"]
         cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))
         ctr_loss = self.ctr_log_loss(labels, predictions)

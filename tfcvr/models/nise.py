@@ -85,7 +85,7 @@ class NISE(CVRModel):
             )
         )
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         click = tf.cast(labels["click"], tf.float32)
         cvr = predictions["cvr"]
         click_loss = losses.binary_crossentropy(labels["conversion"], cvr)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CVRModel, ModelSpec, with_options
 
 
 @registry.register("oversampling")
@@ -47,7 +47,9 @@ class Oversampling(CVRModel):
             )
         )
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         logit = self.task_tower("cvr", task_representations["cvr"], spec, activation=None)
         options = spec.options
@@ -60,7 +62,7 @@ class Oversampling(CVRModel):
             "ctcvr": keras.ops.multiply(ctr, cvr),
         }
 
-    def objective(self, labels, predictions):
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         conversion = tf.cast(labels["conversion"], tf.float32)
         copies = tf.cast(labels["click"], tf.float32) * (1.0 + (self.oversampling_rate - 1.0) * conversion)
         # masked_mean with weights: Σ w·δ / Σ w over the clicked rows.

@@ -1,12 +1,17 @@
 """Methods registered by name: `--model=NAME` on the command line."""
 
+import difflib
+from collections.abc import Callable
+
+from tfcvr.models.base import CVRModel
+
 _MODELS = {}
 
 
-def register(name: str):
+def register(name: str) -> Callable[[type[CVRModel]], type[CVRModel]]:
     """Class decorator that registers a `CVRModel` subclass under `name`."""
 
-    def decorator(cls):
+    def decorator(cls: type[CVRModel]) -> type[CVRModel]:
         if name in _MODELS and _MODELS[name] is not cls:
             raise ValueError(f"Model name {name!r} is already registered to {_MODELS[name].__name__}.")
         _MODELS[name] = cls
@@ -28,8 +33,10 @@ def names() -> list:
     return sorted(_MODELS)
 
 
-def get(name: str):
-    """The class registered as `name`; a `ValueError` lists the registered names."""
+def get(name: str) -> type[CVRModel]:
+    """The class registered as `name`; a `ValueError` suggests the nearest names and lists them all."""
     if name not in _MODELS:
-        raise ValueError(f"Unknown model {name!r}. Registered models: {', '.join(names())}.")
+        nearest = difflib.get_close_matches(name, names(), n=3, cutoff=0.6)
+        suggestion = f" Did you mean {' or '.join(repr(n) for n in nearest)}?" if nearest else ""
+        raise ValueError(f"Unknown model {name!r}.{suggestion} Registered models: {', '.join(names())}.")
     return _MODELS[name]

@@ -1,6 +1,7 @@
 """UKD: a click-adaptive teacher labels unclicked impressions; an uncertainty-regularised student learns from them."""
 
 import dataclasses
+from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -8,7 +9,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, preset_arguments, with_options
+from tfcvr.models.base import CVRModel, ModelSpec, preset_arguments, with_options
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
@@ -139,7 +140,9 @@ class UKD(CVRModel):
         )
         self.teacher = self._build_teacher(self.architecture)
 
-    def build_outputs(self, inputs, task_representations, spec):
+    def build_outputs(
+        self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
+    ) -> dict[str, keras.KerasTensor]:
         outputs = {"ctr": self.task_tower("ctr", task_representations["ctr"], spec)}
         if spec.options["uncertainty"] == "two_predictors":
             # h_conv = S^v_f(x): the CVR tower's hidden layers (A.1: the dense block but its last layer).
@@ -185,26 +188,28 @@ class UKD(CVRModel):
 
     # -- stages ---------------------------------------------------------------
 
-    def training_stages(self, epochs):
+    def training_stages(self, epochs: int) -> tuple:
         return (("teacher", self.teacher_epochs), ("student", epochs))
 
-    def stage_step(self, stage):
+    def stage_step(
+        self, stage: str
+    ) -> Callable[[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]], dict[str, tf.Tensor]]:
         steps = {"teacher": self.teacher_step, "student": self.student_step}
         if stage not in steps:
             raise ValueError(f"UKD has no training stage {stage!r}; its stages are {sorted(steps)}.")
         return steps[stage]
 
     @property
-    def student_variables(self):
+    def student_variables(self) -> list[keras.Variable]:
         teacher = {id(v) for v in self.teacher.trainable_variables}
         return [v for v in self.trainable_variables if id(v) not in teacher]
 
-    def build_optimizers(self):
+    def build_optimizers(self) -> None:
         self.teacher_optimizer = self.optimizer_copy()
         self.optimizer.build(self.student_variables)
         self.teacher_optimizer.build(self.teacher.trainable_variables)
 
-    def teacher_step(self, data):
+    def teacher_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         """Stage 1: one adversarial update of the teacher (Eq. 6-7); the student is untouched."""
         features, labels = data
         with tf.GradientTape() as tape:
@@ -212,7 +217,12 @@ class UKD(CVRModel):
         self.minimize(tape, terms["loss"], self.teacher.trainable_variables, self.teacher_optimizer)
         return terms
 
-    def teacher_objective(self, labels, teacher_outputs, domain_sample=None) -> dict:
+    def teacher_objective(
+        self,
+        labels: dict[str, tf.Tensor],
+        teacher_outputs: dict[str, tf.Tensor],
+        domain_sample: tf.Tensor | None = None,
+    ) -> dict:
         """L_CVR^(T) (Eq. 6) + L_d (Eq. 7); `domain_sample` (0/1 rows for L_d) defaults to the 1:1 sample."""
         click = labels["click"]
         if domain_sample is None:
@@ -233,11 +243,11 @@ class UKD(CVRModel):
             "loss": cvr_loss + discriminator_loss,
         }
 
-    def train_step(self, data):
+    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         """The student's step: what a trained UKD runs (Keras `fit` after the teacher stage)."""
         return self.student_step(data)
 
-    def student_step(self, data):
+    def student_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         """Stage 2: pseudo-labels from the frozen teacher, then one update of the student's variables."""
         features, labels = data
         pseudo_labels = self.pseudo_labels(features)
@@ -246,7 +256,7 @@ class UKD(CVRModel):
         self.minimize(tape, terms["loss"], self.student_variables)
         return terms
 
-    def pseudo_labels(self, features) -> dict:
+    def pseudo_labels(self, features: dict[str, tf.Tensor]) -> dict:
         """{"pseudo_label": p_T} from the frozen teacher, no gradient (§3.1.2).
 
         With "mc_dropout" also "pseudo_label_variance" over the dropout passes.
@@ -261,7 +271,7 @@ class UKD(CVRModel):
             "pseudo_label_variance": tf.math.reduce_variance(samples, axis=0),
         }
 
-    def objective(self, labels, predictions) -> dict:
+    def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict:
         """The student's loss terms (class docstring, stage 2) for one batch.
 
         `predictions` holds the model's outputs and the teacher's

@@ -27,7 +27,9 @@ class LazyAdam(keras.optimizers.Adam):
         if self.amsgrad:
             raise ValueError("LazyAdam does not implement amsgrad.")
 
-    def update_step(self, gradient, variable, learning_rate):
+    def update_step(
+        self, gradient: tf.Tensor | tf.IndexedSlices, variable: keras.Variable, learning_rate: float | tf.Tensor
+    ) -> None:
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype

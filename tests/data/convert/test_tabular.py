@@ -123,8 +123,10 @@ def test_layout_errors_name_what_is_missing(tmp_path):
                 "--categorical=user_id",
             ]
         )
-    with pytest.raises(ValueError, match="No file matches the input pattern"):
+    # A usage error (one line, exit status 2), raised before any output is written.
+    with pytest.raises(SystemExit, match=r"--input=.*none\*\.csv: No file matches the input pattern") as exit_info:
         cli.main(["csv", "--input", str(tmp_path / "none*.csv"), "--out", str(tmp_path / "o"), *LOG_FLAGS])
+    assert exit_info.value.code == 2 and not (tmp_path / "o").exists()
 
 
 def _csv_labels(path, has_header=True):

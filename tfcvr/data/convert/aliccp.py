@@ -27,12 +27,15 @@ counted and not written.
 
 import functools
 import re
+from collections.abc import Iterable
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.convert import aliccp_fields, files, values
 from tfcvr.data.convert import labels as labels_lib
 from tfcvr.data.convert.line_index import LineIndex
+from tfcvr.data.convert.report import ConversionReport, Progress
+from tfcvr.data.convert.sink import ExampleSink
 
 SINGLE_VALUE_POLICIES = ("list", "last", "first")
 MISSING_ID = -1
@@ -84,7 +87,7 @@ class FieldEncoder:
             for field in aliccp_fields.FIELDS
         }
 
-    def record(self, ids_by_field: dict, values_by_field: dict, home_fields) -> dict:
+    def record(self, ids_by_field: dict, values_by_field: dict, home_fields: Iterable[str]) -> dict:
         """Values of `home_fields` (absent ones get their default).
 
         `ids_by_field`: {field: [int id, ...]}; `values_by_field`: {field:
@@ -117,7 +120,9 @@ class FieldEncoder:
         return record
 
 
-def parse_feature_list(text: str, expected_count: int, report):
+def parse_feature_list(
+    text: str, expected_count: int, report: ConversionReport
+) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
     """`field\\x02id\\x03value` entries joined by \\x01 -> ({field: [id]}, {dense field: [value text]}).
 
     Raises ValueError (naming the feature) if the list is malformed or an id is
@@ -267,7 +272,12 @@ class RawConverter:
 
 
 def convert_paddlerec_text(
-    path: str, encoder: FieldEncoder, sink, report, invalid_conversion="drop", progress=None
+    path: str,
+    encoder: FieldEncoder,
+    sink: ExampleSink,
+    report: ConversionReport,
+    invalid_conversion: str = "drop",
+    progress: Progress | None = None,
 ) -> None:
     """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
     labels_lib.check_policy(invalid_conversion)

@@ -9,9 +9,12 @@ their page's user row through a `LineIndex`; columns get the processed names
 so raw and processed conversions give the same schema.
 """
 
+from collections.abc import Callable, Iterator
+
 from tfcvr.data.convert import files
 from tfcvr.data.convert.line_index import LineIndex
 from tfcvr.data.convert.presets import PRESETS
+from tfcvr.data.convert.report import Progress
 from tfcvr.data.convert.tabular import Dropped, Invalid, TableLayout
 
 USER_COLUMNS = 33
@@ -40,7 +43,9 @@ RAW_LAYOUT = TableLayout(
 )
 
 
-def raw_rows(item_path: str, user_path: str, progress_factory=None):
+def raw_rows(
+    item_path: str, user_path: str, progress_factory: Callable[[int], Progress] | None = None
+) -> Iterator[tuple[str, dict[str, str] | Dropped]]:
     """(location, {processed column: text}) per item row joined with its search page's user row."""
     index = LineIndex(user_path, progress=progress_factory(files.size(user_path)) if progress_factory else None)
     progress = progress_factory(files.size(item_path)) if progress_factory else None

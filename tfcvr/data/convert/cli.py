@@ -23,7 +23,9 @@ Examples:
 import argparse
 import os
 import sys
+from collections.abc import Iterator, Sequence
 
+from tfcvr import cli
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.convert import aliccp, aliexpress, files, labels, presets, tabular
 from tfcvr.data.convert.report import ConversionError, ConversionReport, Progress
@@ -34,8 +36,15 @@ from tfcvr.data.pipeline import resolve_files
 SCHEMA_FILE = "schema.json"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the package's one-line usage errors (exit status 2), for its sub-commands too."""
+
+    def error(self, message: str) -> None:
+        cli.fail(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m tfcvr.data.convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     commands = parser.add_subparsers(dest="command", required=True)
@@ -110,23 +119,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv=None) -> dict:
+def main(argv: Sequence[str] | None = None) -> dict:
     """Runs a conversion; returns the report as a dict."""
     args = build_parser().parse_args(argv)
     try:
         return _convert(args)
-    except ConversionError as e:
-        raise SystemExit(f"Conversion failed: {e}") from None
+    except (ConversionError, FileNotFoundError, *cli.user_errors()) as e:
+        cli.fail(f"Conversion failed: {cli.one_line(e)}", usage=False)
+
+
+# The flags naming input files, checked before any output is written.
+INPUT_FLAGS = ("skeleton", "common", "paddlerec_text", "input", "item", "user")
 
 
 def _convert(args) -> dict:
     labels.check_policy(args.invalid_conversion)
+    num_buckets = _parse_buckets(args.num_buckets)
     report = ConversionReport(max_errors=args.max_errors)
 
-    def progress(total):
+    def progress(total: int) -> Progress:
         return Progress(total, report, verbose=not args.quiet)
 
-    features, group_key, run = _plan(args, report, progress)
+    features, group_key, run = _plan(args, report, progress)  # checks which flags go together
+    for flag in INPUT_FLAGS:  # before any output is written
+        pattern = getattr(args, flag, None)
+        if pattern:
+            try:
+                resolve_files(pattern)
+            except ValueError as e:
+                cli.fail(f"--{flag}={pattern}: {e}")
     given = _given_schema(args, features)
     vocabulary = VocabularyCounter(features)
     with ExampleSink(
@@ -141,7 +162,7 @@ def _convert(args) -> dict:
     schema = given or vocabulary.schema(
         {"click": tabular.CLICK, "conversion": tabular.CONVERSION},
         bucket_factor=args.bucket_factor,
-        num_buckets=_parse_buckets(args.num_buckets),
+        num_buckets=num_buckets,
         group_key=group_key,
     )
     schema_path = os.path.join(args.out, SCHEMA_FILE)
@@ -160,7 +181,7 @@ def _plan(args, report, progress):
         return _plan_aliccp(args, report, progress)
     layout, row_source = _plan_table(args, progress)
 
-    def run(sink, vocabulary):
+    def run(sink: ExampleSink, vocabulary: VocabularyCounter) -> None:
         tabular.convert_rows(
             row_source(), layout, sink, vocabulary, report, args.invalid_conversion, args.max_list_length
         )
@@ -171,10 +192,10 @@ def _plan(args, report, progress):
 def _plan_aliccp(args, report, progress):
     raw = args.skeleton is not None or args.common is not None
     if raw == (args.paddlerec_text is not None) or (raw and not (args.skeleton and args.common)):
-        raise SystemExit("aliccp: give --skeleton and --common (raw release) or --paddlerec_text.")
+        cli.fail("aliccp: give --skeleton and --common (raw release) or --paddlerec_text.")
     features = aliccp.features(args.single_value, dense=raw)
 
-    def run(sink, vocabulary):
+    def run(sink: ExampleSink, vocabulary: VocabularyCounter) -> None:
         encoder = aliccp.FieldEncoder(args.single_value, args.max_list_length, vocabulary, report, dense=raw)
         if raw:
             aliccp.RawConverter(
@@ -194,7 +215,7 @@ def _plan_table(args, progress):
     if args.command == "aliexpress":
         raw = args.item is not None or args.user is not None
         if raw == (args.input is not None) or (raw and not (args.item and args.user)):
-            raise SystemExit("aliexpress: give --input (processed CSV) or --item and --user (raw release).")
+            cli.fail("aliexpress: give --input (processed CSV) or --item and --user (raw release).")
         if raw:
             return aliexpress.RAW_LAYOUT, lambda: aliexpress.raw_rows(args.item, args.user, progress)
         processed = presets.PRESETS["mtreclib-aliexpress"]
@@ -204,7 +225,7 @@ def _plan_table(args, progress):
 
 
 def _files_rows(pattern, layout, progress):
-    def rows():
+    def rows() -> Iterator[tuple[str, dict]]:
         for path in resolve_files(pattern):
             yield from tabular.table_rows(path, layout, progress(tabular.progress_total(path)))
 
@@ -226,12 +247,12 @@ def _table_layout(args) -> tabular.TableLayout:
     given = {key: value for key, value in explicit.items() if value}
     if args.preset:
         if given:
-            raise SystemExit(f"csv: --preset={args.preset} sets the columns; do not also give {sorted(given)}.")
+            cli.fail(f"csv: --preset={args.preset} sets the columns; do not also give {sorted(given)}.")
         return presets.PRESETS[args.preset]
     try:
         return tabular.TableLayout(list_separator=args.list_separator, **given)
     except ValueError as e:
-        raise SystemExit(f"csv: {e}") from None
+        cli.fail(f"csv: {e}")
 
 
 def _given_schema(args, features):
@@ -251,6 +272,6 @@ def _parse_buckets(text: str) -> dict:
     for item in _names(text):
         name, separator, value = item.partition("=")
         if not separator or not value.strip().isdigit() or int(value) < 1:
-            raise SystemExit(f"--num_buckets: expected name=N with a positive N. Received: {item!r}")
+            cli.fail(f"--num_buckets: expected name=N with a positive N. Received: {item!r}")
         buckets[name.strip()] = int(value)
     return buckets

@@ -7,12 +7,14 @@ them and counts them (train on such data with the pipeline's
 `invalid_conversion="drop"` or its own handling).
 """
 
+from tfcvr.data.convert.report import ConversionReport
+
 INVALID_CONVERSION_POLICIES = ("drop", "keep")
 CONVERSION_WITHOUT_CLICK = "conversion_without_click"
 KEPT_CONVERSION_WITHOUT_CLICK = "kept_conversion_without_click"
 
 
-def admit(click: int, conversion: int, policy: str, report) -> bool:
+def admit(click: int, conversion: int, policy: str, report: ConversionReport) -> bool:
     """Whether a row with these labels is written; counts rows that break the rule."""
     if conversion <= click:
         return True
@@ -30,7 +32,7 @@ def check_policy(policy: str) -> None:
         )
 
 
-def funnel_labels(value, column: str):
+def funnel_labels(value: object, column: str) -> tuple[int, int]:
     """(click, conversion) from a one-column funnel label: 0 impression, 1 click, 2 click and purchase."""
     text = str(value).strip()
     if text not in ("0", "1", "2"):

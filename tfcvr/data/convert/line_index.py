@@ -46,7 +46,7 @@ class LineIndex:
     def __contains__(self, key: bytes) -> bool:
         return key in self._offsets
 
-    def get(self, key: bytes):
+    def get(self, key: bytes) -> tuple[int, bytes] | None:
         """(line number, line without its newline) of `key`, or None."""
         found = self._offsets.get(key)
         if found is None:

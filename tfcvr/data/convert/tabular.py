@@ -9,12 +9,15 @@ pyarrow (tensorflow-io's native ops do not load on TF 2.21).
 import csv
 import dataclasses
 import io
+from collections.abc import Iterable, Iterator
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.convert import files, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert.report import ConversionError
+from tfcvr.data.convert.report import ConversionError, ConversionReport, Progress
+from tfcvr.data.convert.sink import ExampleSink
+from tfcvr.data.convert.vocabulary import VocabularyCounter
 
 CLICK, CONVERSION = "click", "conversion"
 
@@ -85,14 +88,14 @@ class TableLayout:
         )
         return [schema_lib.Feature(name=n, type=t, dtype=d) for n, t, d in kinds]
 
-    def labels(self, row: dict):
+    def labels(self, row: dict) -> tuple[int, int]:
         if self.funnel_label:
             return labels_lib.funnel_labels(row[self.funnel_label], self.funnel_label)
         return values.parse_label(row[self.click], self.click), values.parse_label(
             row[self.conversion], self.conversion
         )
 
-    def encode(self, row: dict, vocabulary, max_list_length: int, report) -> dict:
+    def encode(self, row: dict, vocabulary: VocabularyCounter, max_list_length: int, report: ConversionReport) -> dict:
         """A row of raw cells -> the record's values; raises ValueError naming the column."""
         record = {}
         for column in self.categorical:
@@ -116,7 +119,13 @@ class TableLayout:
 
 
 def convert_rows(
-    rows, layout: TableLayout, sink, vocabulary, report, invalid_conversion: str = "drop", max_list_length: int = 64
+    rows: Iterable[tuple[str, "dict | Dropped"]],
+    layout: TableLayout,
+    sink: ExampleSink,
+    vocabulary: VocabularyCounter,
+    report: ConversionReport,
+    invalid_conversion: str = "drop",
+    max_list_length: int = 64,
 ) -> None:
     """Validates, labels and writes (location, {column: cell}) rows; counts every outcome.
 
@@ -153,7 +162,9 @@ def _split_ids(cell, column: str, separator: str) -> list:
     return [values.parse_id(v, column) for v in text.split(separator)] if text else []
 
 
-def csv_rows(path: str, layout: TableLayout, progress=None, delimiter: str = ","):
+def csv_rows(
+    path: str, layout: TableLayout, progress: Progress | None = None, delimiter: str = ","
+) -> Iterator[tuple[str, dict]]:
     """(location "file:line", {column: text}) per data line of a CSV file (local or gs://)."""
     reader = csv.reader((raw.decode("utf-8") for _, raw in files.lines(path, progress)), delimiter=delimiter)
     first = next(reader, None)
@@ -166,7 +177,7 @@ def csv_rows(path: str, layout: TableLayout, progress=None, delimiter: str = ","
     if missing:
         raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
 
-    def data():
+    def data() -> Iterator[tuple[int, list[str]]]:
         yield from pending
         for fields in reader:
             yield reader.line_num, fields
@@ -199,7 +210,9 @@ def _header(path: str, first: list, layout: TableLayout):
     return None
 
 
-def parquet_rows(path: str, layout: TableLayout, progress=None, batch_size: int = 65536):
+def parquet_rows(
+    path: str, layout: TableLayout, progress: Progress | None = None, batch_size: int = 65536
+) -> Iterator[tuple[str, dict]]:
     """(location "file: row n", {column: value}) per row of a Parquet file, read in batches with pyarrow."""
     import pyarrow.parquet as pq
 
@@ -227,7 +240,7 @@ def is_parquet(path: str) -> bool:
     return path.endswith(".parquet")
 
 
-def table_rows(path: str, layout: TableLayout, progress=None):
+def table_rows(path: str, layout: TableLayout, progress: Progress | None = None) -> Iterator[tuple[str, dict]]:
     """Rows of a .parquet file or of a CSV file (any other name)."""
     if is_parquet(path):
         return parquet_rows(path, layout, progress)

@@ -9,7 +9,7 @@ import math
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def parse_label(value, column: str) -> int:
+def parse_label(value: object, column: str) -> int:
     """0 or 1 (also given as "0"/"1", 0.0/1.0 or True/False)."""
     if isinstance(value, str):
         value = value.strip()
@@ -22,7 +22,7 @@ def parse_label(value, column: str) -> int:
     raise ValueError(f"label column {column!r} must be 0 or 1. Received: {value!r}")
 
 
-def parse_id(value, column: str) -> int:
+def parse_id(value: object, column: str) -> int:
     """An int64 id, from an int or its decimal text."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"column {column!r} must hold an integer id. Received: {value!r}")
@@ -39,13 +39,13 @@ def parse_id(value, column: str) -> int:
     return number
 
 
-def parse_string(value, column: str) -> str:
+def parse_string(value: object, column: str) -> str:
     if value is None:
         raise ValueError(f"column {column!r} must hold a value. Received: None")
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def parse_float(value, column: str) -> float:
+def parse_float(value: object, column: str) -> float:
     """A finite float, from a number or its text."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"column {column!r} must hold a finite number. Received: {value!r}")

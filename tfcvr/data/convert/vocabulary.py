@@ -8,6 +8,7 @@ them without a collision, into n buckets about 63%), unless given per feature.
 
 import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 
 from tfcvr.data import schema as schema_lib
 
@@ -25,7 +26,7 @@ class VocabularyCounter:
         self._values = {f.name: set() for f in self.features if f.is_categorical}
         self._longest = {f.name: 0 for f in self.features if f.is_list}
 
-    def observe(self, name: str, value) -> None:
+    def observe(self, name: str, value: int | str | list[int]) -> None:
         """One categorical value, or the list of one categorical_list."""
         if name in self._longest:
             if len(value) > self._longest[name]:
@@ -40,7 +41,13 @@ class VocabularyCounter:
     def longest(self) -> dict:
         return dict(self._longest)
 
-    def schema(self, labels: dict, bucket_factor: float = 2.0, num_buckets=None, group_key=None) -> schema_lib.Schema:
+    def schema(
+        self,
+        labels: dict,
+        bucket_factor: float = 2.0,
+        num_buckets: Mapping[str, int] | None = None,
+        group_key: str | None = None,
+    ) -> schema_lib.Schema:
         """The measured schema; `num_buckets` ({name: n}) overrides the measured size per feature."""
         if bucket_factor <= 0:
             raise ValueError(f"`bucket_factor` must be positive. Received: {bucket_factor}")
@@ -64,7 +71,7 @@ class VocabularyCounter:
         return schema_lib.Schema(features=tuple(features), labels=dict(labels), group_key=group_key)
 
 
-def check_same_features(given: schema_lib.Schema, features, source: str) -> None:
+def check_same_features(given: schema_lib.Schema, features: Iterable[schema_lib.Feature], source: str) -> None:
     """A schema given with --schema (e.g. train's, for the test file) must declare the converter's features."""
     expected = [(f.name, f.type, f.dtype) for f in features]
     actual = [(f.name, f.type, f.dtype) for f in given.features]

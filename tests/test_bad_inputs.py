@@ -1,0 +1,147 @@
+"""Every command line on bad input: exit status 2, one line naming what is wrong, nothing left half-written."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad_inputs")
+    schema = root / "schema.json"
+    schema.write_text(json.dumps(TINY_SCHEMA))
+    (root / "not_a_schema.json").write_text(json.dumps({"features": "price"}))
+    train = write_rows(root / "train.tfrecord", [tiny_row()] * 40)
+    bad_first = write_rows(root / "bad_first.tfrecord", [tiny_row(price=None)] + [tiny_row()] * 5)
+    (root / "garbage.tfrecord").write_bytes(b"not a TFRecord file " * 20)
+    (root / "a_file").write_text("")
+    (root / "bad_config.json").write_text(json.dumps({"optimization": {"epochs": "two"}}))
+    # A model_dir whose checkpoints belong to another model (recorded identity: naive).
+    reused = root / "reused" / "checkpoints"
+    reused.mkdir(parents=True)
+    (reused / "model_identity.json").write_text(
+        json.dumps(
+            {"model": "naive", "config": {"backbone": "shared_bottom"}, "schema_fingerprint": "0", "tfcvr_version": "0"}
+        )
+    )
+    (reused / "ckpt-7.index").write_text("checkpoint bytes")
+    # A leaderboard folder holding another leaderboard's results.
+    (root / "board").mkdir()
+    (root / "board" / "leaderboard.json").write_text(json.dumps({"setup": {"config": {"leaderboard": {"runs": 9}}}}))
+    return {"root": root, "schema": str(schema), "train": str(train), "bad_first": str(bad_first)}
+
+
+TASK_DATA = ["--train_files={train}", "--eval_files={train}", "--schema={schema}"]
+CASES = [
+    # (module, args, text the one error line must contain)
+    ("trainer.task", ["--batch_size=0"], "--batch_size=0"),
+    ("trainer.task", ["--epochs=-1"], "--epochs=-1"),
+    ("trainer.task", ["--nosuchflag"], "nosuchflag"),
+    ("trainer.task", ["--model=esmmm"], "Unknown model 'esmmm'. Did you mean 'esmm'?"),
+    ("trainer.task", ["--model=evi", "--model_params=use_vie=Flase"], "use_vie takes true or false"),
+    ("trainer.task", ["--model=esmm", "--model_params=ctr_loss_weight=abc"], "ctr_loss_weight takes a number"),
+    ("trainer.task", ["--model=evi", "--model_params=propensity=sharedx"], "propensity"),
+    ("trainer.task", ["--model=esmm", "--model_params=gamma=1"], "no argument 'gamma'"),
+    ("trainer.task", ["--model=ukd", "--model_params=uncertainty=ensemble"], "`uncertainty` must be one of"),
+    ("trainer.task", ["--backbone=resnet"], "--backbone"),
+    ("trainer.task", ["--hidden_units=32,x"], "--hidden_units"),
+    ("trainer.task", ["--eval_files={train}"], "--eval_files and --schema need --train_files"),
+    (
+        "trainer.task",
+        ["--train_files={root}/nothing*.tfrecord", "--eval_files={train}", "--schema={schema}"],
+        "--train_files={root}/nothing*.tfrecord",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={train}", "--eval_files={train}", "--schema={root}/missing.json"],
+        "--schema={root}/missing.json: no such file",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={train}", "--eval_files={train}", "--schema={root}/not_a_schema.json"],
+        "--schema={root}/not_a_schema.json",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={train}", "--eval_files={bad_first}", "--schema={schema}"],
+        "--eval_files: record 0 of {bad_first} does not fit the schema",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={root}/garbage.tfrecord", "--eval_files={train}", "--schema={schema}"],
+        "{root}/garbage.tfrecord is not a readable TFRecord file",
+    ),
+    ("trainer.task", [*TASK_DATA, "--model_dir={root}/a_file"], "--model_dir={root}/a_file is a file"),
+    ("trainer.task", ["--config={root}/missing.json"], "--config={root}/missing.json: no such file"),
+    ("trainer.task", ["--config={root}/bad_config.json"], "OptimizationConfig.epochs: expected int"),
+    ("trainer.task", [*TASK_DATA, "--model=esmm", "--model_dir={root}/reused"], "checkpoints of another model"),
+    ("trainer.benchmark", ["--models=naive,ukdd"], "'ukdd'"),
+    ("trainer.benchmark", ["--models=ukd[alpha=1]"], "--models entry 'ukd[alpha=1]': UKD has no argument 'alpha'"),
+    ("trainer.benchmark", ["--selection_metric=cvr_pcoc"], "--selection_metric"),
+    ("trainer.benchmark", ["--train_files={train}"], "missing ['--valid_files', '--eval_files', '--schema']"),
+    ("trainer.benchmark", ["--output_dir={root}/board"], "--output_dir={root}/board holds the results of another"),
+    ("trainer.benchmark", ["--runs=0"], "--runs=0"),
+    ("trainer.evaluate", ["--eval_files={train}", "--schema={schema}"], "--export_dir"),
+    (
+        "trainer.evaluate",
+        ["--export_dir={root}", "--eval_files={train}", "--schema={schema}"],
+        "is neither a SavedModel nor a folder of versions",
+    ),
+    ("trainer.evaluate", ["--export_dir={root}", "--eval_files={root}/none*", "--schema={schema}"], "--eval_files"),
+    ("trainer.vertex", ["--project=p", "--base_output_dir=gs://b/o", "--dry_run"], "--image_uri"),
+    ("trainer.vertex", ["--base_output_dir=gs://b/o"], "--project"),
+    ("tfcvr.data.simulate", ["--rows=abc"], "--rows=abc"),
+    ("tfcvr.data.convert", ["nosuch"], "invalid choice: 'nosuch'"),
+    ("tfcvr.data.convert", ["aliccp", "--out={root}/out"], "aliccp: give --skeleton and --common"),
+    (
+        "tfcvr.data.convert",
+        ["csv", "--input={root}/missing.csv", "--out={root}/out", "--label_funnel=y", "--categorical=a"],
+        "--input={root}/missing.csv",
+    ),
+    (
+        "tfcvr.data.convert",
+        ["csv", "--input={schema}", "--out={root}/out", "--label_funnel=y", "--categorical=a", "--num_buckets=a=0"],
+        "--num_buckets",
+    ),
+    ("serving.client", ["--nosuch"], "nosuch"),
+    ("serving.client", [], "--server"),
+    ("serving.local", ["--model=x"], "--model: expected"),
+]
+
+
+def _run(module, args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": os.getcwd(), **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("module, args, expected", CASES, ids=[f"{m}:{' '.join(a)}" for m, a, _ in CASES])
+def test_one_line_naming_what_is_wrong(module, args, expected, data):
+    fill = {k: str(v) for k, v in data.items()}
+    args = [a.format(**fill) for a in args]
+    before = sorted(os.listdir(data["root"]))
+    checkpoint = data["root"] / "reused" / "checkpoints" / "ckpt-7.index"
+    result = _run(module, args)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith(f"{module}: error: ")]
+    assert len(errors) == 1 and result.stderr.rstrip().endswith(errors[0]), result.stderr[-2000:]
+    assert expected.format(**fill) in errors[0]
+    assert "--helpfull" not in result.stderr and "--[no]" not in result.stderr  # no flag dump
+    # Nothing half-written: no new files or folders in the data folder, the reused checkpoint untouched.
+    assert sorted(os.listdir(data["root"])) == before
+    assert checkpoint.read_text() == "checkpoint bytes"
+
+
+def test_verbose_mode_keeps_the_traceback_for_bug_reports(data):
+    result = _run("trainer.task", ["--model=esmmm"], env={"TFCVR_VERBOSE": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr and "Unknown model 'esmmm'" in result.stderr

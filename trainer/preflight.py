@@ -1,0 +1,72 @@
+"""Checks a command runs before any work: the data flags match files that fit the schema, outputs are writable.
+
+Each check costs one record per file or one small write, whatever the data
+size, so a mistake in the evaluation files is reported before training, not
+after an epoch.
+"""
+
+import os
+import uuid
+
+import tensorflow as tf
+from absl import app
+
+from tfcvr import cli
+from tfcvr.data import errors
+from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import schema as schema_lib
+
+
+def load_schema(path: str, flag: str = "--schema") -> schema_lib.Schema:
+    """The schema at `path`; a missing or invalid file is a UsageError naming the flag."""
+    if not tf.io.gfile.exists(path):
+        raise app.UsageError(f"{flag}={path}: no such file.")
+    try:
+        return schema_lib.load_schema(path)
+    except ValueError as e:
+        raise app.UsageError(f"{flag}={path}: {cli.one_line(e)}") from None
+
+
+def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conversion: str = "error") -> list:
+    """The files `pattern` matches, after the first record of each parsed against `schema`.
+
+    Raises a UsageError naming the flag when a glob matches nothing, a
+    DataError naming the file when its first record does not fit the schema
+    or the file is not a TFRecord file.
+    """
+    try:
+        files = pipeline_lib.resolve_files(pattern)
+    except ValueError as e:
+        raise app.UsageError(f"{flag}={pattern}: {e}") from None
+    pipeline = pipeline_lib.TFRecordPipeline(files, schema, 1, invalid_conversion=invalid_conversion)
+    for path in files:
+        try:
+            first = [record for record in tf.data.TFRecordDataset(path).take(1)]
+        except tf.errors.DataLossError as e:
+            raise errors.DataError(
+                f"{flag}: {path} is not a readable TFRecord file: {errors.clean_op_message(e)}"
+            ) from None
+        if not first:
+            continue  # an empty shard holds nothing to check
+        try:
+            pipeline.parse_batch(tf.reshape(first[0], [1]), tf.constant([f"{path}:0"]))
+        except tf.errors.InvalidArgumentError as e:
+            raise errors.DataError(
+                f"{flag}: record 0 of {path} does not fit the schema: {errors.clean_op_message(e)}"
+            ) from None
+    return files
+
+
+def check_writable_dir(flag: str, path: str) -> None:
+    """Creates `path` if needed and writes and removes a probe file in it (local or gs://)."""
+    if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):
+        raise app.UsageError(f"{flag}={path} is a file; a folder is expected.")
+    probe = os.path.join(path, f".tfcvr-write-check-{uuid.uuid4().hex}")
+    try:
+        tf.io.gfile.makedirs(path)
+        with tf.io.gfile.GFile(probe, "w") as f:
+            f.write("")
+        tf.io.gfile.remove(probe)
+    except (tf.errors.OpError, OSError) as e:
+        message = e.message if isinstance(e, tf.errors.OpError) else str(e)
+        raise app.UsageError(f"{flag}={path} is not a writable folder: {message}") from None
