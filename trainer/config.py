@@ -17,6 +17,8 @@ import dataclasses
 import json
 import types
 import typing
+from collections.abc import Iterable
+from typing import Any, Self, TypeVar
 
 import tensorflow as tf
 from absl import app, flags
@@ -33,6 +35,9 @@ def _field(default, help_text: str, choices=None, lower_bound=None):
     if isinstance(default, list):
         return dataclasses.field(default_factory=lambda: list(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+_S = TypeVar("_S", bound="_Sections")
 
 
 class _Section:
@@ -207,7 +212,7 @@ class _Sections:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, config: dict, source: str = "the configuration"):
+    def from_dict(cls, config: dict, source: str = "the configuration") -> Self:
         """The inverse of `to_dict`; unknown sections or settings and wrong types are errors naming them."""
         sections = {f.name: f.type for f in dataclasses.fields(cls)}
         unknown = sorted(set(config) - set(sections))
@@ -296,7 +301,12 @@ def _kind(annotation):
     return annotation, False
 
 
-def define_flags(section_class, only=None, required=(), flag_values=flags.FLAGS) -> None:
+def define_flags(
+    section_class: type,
+    only: Iterable[str] | None = None,
+    required: Iterable[str] = (),
+    flag_values: flags.FlagValues = flags.FLAGS,
+) -> None:
     """Defines one absl flag per field of `section_class` (or of the fields in `only`) in `flag_values`."""
     for field in dataclasses.fields(section_class):
         if only is not None and field.name not in only:
@@ -322,7 +332,7 @@ def define_flags(section_class, only=None, required=(), flag_values=flags.FLAGS)
             flags.mark_flag_as_required(field.name, flag_values=flag_values)
 
 
-def section_from_flags(section_class, flag_values=flags.FLAGS, base=None):
+def section_from_flags(section_class: type, flag_values: flags.FlagValues = flags.FLAGS, base: Any = None) -> Any:
     """The section from parsed flags; with `base`, only flags given on the command line replace its values."""
     values = {}
     for field in dataclasses.fields(section_class):
@@ -345,7 +355,9 @@ def _int_list(name, items):
         raise app.UsageError(f"--{name} takes comma-separated integers. Received: {','.join(items)!r}") from None
 
 
-def config_from_flags(config_class, flag_values=flags.FLAGS, config_path: str | None = None):
+def config_from_flags(
+    config_class: type[_S], flag_values: flags.FlagValues = flags.FLAGS, config_path: str | None = None
+) -> _S:
     """`config_class` from the flags; with `config_path` (a saved configuration) only the flags given on the
     command line replace the file's settings."""
     base = load_config(config_class, config_path) if config_path else None
@@ -357,7 +369,7 @@ def config_from_flags(config_class, flag_values=flags.FLAGS, config_path: str | 
     )
 
 
-def load_config(config_class, path: str):
+def load_config(config_class: type[_S], path: str) -> _S:
     """A configuration written by `write_config`; a UsageError naming the file and the bad setting otherwise."""
     if not tf.io.gfile.exists(path):
         raise app.UsageError(f"--config={path}: no such file.")

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 
 import tensorflow as tf
 from absl import logging
@@ -27,7 +28,7 @@ STRATEGIES = ("auto", "default", "multi_worker_mirrored", "parameter_server")
 _VERTEX_POOLS = ("chief", "worker", "ps")
 
 
-def tf_config(environ=None) -> dict:
+def tf_config(environ: Mapping[str, str] | None = None) -> dict:
     """TF_CONFIG as a dict ({} when unset), or built from Vertex AI's CLUSTER_SPEC."""
     environ = os.environ if environ is None else environ
     if environ.get("TF_CONFIG"):

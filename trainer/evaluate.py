@@ -26,6 +26,7 @@ from absl import app, flags, logging
 
 from tfcvr import cli
 from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.data import schema as schema_lib
 from tfcvr.export import versions
 from tfcvr.export.signatures import SERVING_DEFAULT
 from tfcvr.metrics import calibration, compute_metrics, format_table, plots
@@ -66,10 +67,10 @@ def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tu
 
 def evaluate_export(
     export_dir: str,
-    eval_files,
-    schema,
-    output_dir=None,
-    reference_export_dir=None,
+    eval_files: str | list[str],
+    schema: schema_lib.Schema,
+    output_dir: str | None = None,
+    reference_export_dir: str | None = None,
     calibration_buckets: int = 10,
     batch_size: int = 1024,
     invalid_conversion: str = "error",
@@ -133,7 +134,7 @@ def _define_flags():
     config_lib.define_flags(config_lib.ReportConfig)
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
     schema = preflight.load_schema(run.data.schema)

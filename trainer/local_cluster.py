@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterable
 
 
 def free_ports(count: int) -> list:
@@ -24,7 +25,9 @@ def tf_config(cluster: dict, task_type: str, index: int) -> str:
     return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": index}})
 
 
-def launch_tasks(cluster: dict, tasks, args, log_dir: str, env=None) -> list:
+def launch_tasks(
+    cluster: dict, tasks: Iterable[tuple[str, int]], args: list[str], log_dir: str, env: dict | None = None
+) -> list:
     """Starts `python -m trainer.task ARGS` for each (task type, index) with its TF_CONFIG; returns the Popens.
 
     Each task's output goes to `<log_dir>/<type>-<index>.log`; `env` adds environment variables.

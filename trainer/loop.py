@@ -30,6 +30,7 @@ worker, which saves one coordinator round trip per step.
 """
 
 import time
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -131,12 +132,12 @@ class TrainingLoop:
 
     def train(
         self,
-        dataset_fn,
+        dataset_fn: Callable[[tf.distribute.InputContext, int], tf.data.Dataset],
         epochs: int,
         global_batch_size: int,
-        steps_per_epoch=None,
+        steps_per_epoch: int | None = None,
         expected_steps_per_epoch: int | None = None,
-        on_epoch_end=None,
+        on_epoch_end: Callable[[str, int, int], None] | None = None,
     ) -> dict:
         """Runs the epochs left; returns {"steps", "seconds", "examples_per_second", final loss terms}.
 
@@ -202,7 +203,7 @@ class TrainingLoop:
             **last_terms,
         }
 
-    def step_function(self, stage, from_iterator=False):
+    def step_function(self, stage: str, from_iterator: bool = False) -> Callable:
         """The distributed step of `stage`, traced once: on a batch, or on a worker's iterator.
 
         `from_iterator`: ParameterServerStrategy, where the coordinator
@@ -213,7 +214,7 @@ class TrainingLoop:
             self._stage_functions[key] = tf.function(self._distributed_step(stage, from_iterator))
         return self._stage_functions[key]
 
-    def execute(self, stage, iterator, steps: int):
+    def execute(self, stage: str, iterator: Iterator, steps: int) -> tuple[int, dict]:
         """Runs up to `steps` steps of `stage` on `iterator`, `steps_per_execution` per call.
 
         Returns (steps run, {loss term: sum over those steps}); fewer steps

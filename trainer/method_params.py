@@ -3,13 +3,14 @@
 import inspect
 import types
 import typing
+from collections.abc import Iterable
 
 from absl import app
 
 from tfcvr import models
 
 
-def model_class(name: str):
+def model_class(name: str) -> type[models.CVRModel]:
     """The registered method `name`; a UsageError listing the registered names otherwise."""
     try:
         return models.get(name)
@@ -17,7 +18,7 @@ def model_class(name: str):
         raise app.UsageError(str(e)) from e
 
 
-def parse_model_params(items, model_class, flag: str = "--model_params") -> dict:
+def parse_model_params(items: Iterable[str], model_class: type, flag: str = "--model_params") -> dict:
     """["name=value", ...] -> {name: typed value}; names must be constructor arguments of the method.
 
     Each value is parsed as its argument's type: the constructor's annotation, else its default's type
@@ -64,7 +65,7 @@ def _typed(text: str, kind, what: str):
     raise TypeError(f"{what}: no parser for the argument type {kind!r}.")
 
 
-def method_arguments(model_class) -> dict:
+def method_arguments(model_class: type) -> dict:
     """{argument: type} of the constructor arguments a method adds to `CVRModel`'s (those have their own flags).
 
     The type is the argument's annotation, else its default's type; the most derived class's signature wins

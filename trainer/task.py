@@ -52,7 +52,7 @@ flags.DEFINE_string(
 )
 
 
-def main(argv):
+def main(argv: list[str]) -> None:
     del argv
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
     model_class = method_params.model_class(run.method.model)

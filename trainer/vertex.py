@@ -55,14 +55,14 @@ def _define_flags():
 
 
 def worker_pool_specs(
-    trainer_args,
-    replicas=1,
-    num_ps=0,
-    machine_type="n1-standard-8",
-    ps_machine_type=None,
-    image_uri=None,
-    package_uri=None,
-    executor_image_uri=None,
+    trainer_args: list[str],
+    replicas: int = 1,
+    num_ps: int = 0,
+    machine_type: str = "n1-standard-8",
+    ps_machine_type: str | None = None,
+    image_uri: str | None = None,
+    package_uri: str | None = None,
+    executor_image_uri: str | None = None,
 ) -> list:
     """Vertex AI WorkerPoolSpecs: chief, workers, parameter servers; each runs trainer.task with `trainer_args`."""
     if replicas < 1:
@@ -99,7 +99,13 @@ def worker_pool_specs(
     return pools
 
 
-def custom_job(display_name, pools, base_output_dir, service_account=None, tensorboard=None):
+def custom_job(
+    display_name: str,
+    pools: list,
+    base_output_dir: str,
+    service_account: str | None = None,
+    tensorboard: str | None = None,
+) -> gca_custom_job.CustomJob:
     """The CustomJob resource."""
     if not base_output_dir.startswith("gs://"):
         raise ValueError(f"--base_output_dir must be a gs:// folder. Received: {base_output_dir!r}")
@@ -120,7 +126,7 @@ def _model_name(trainer_args):
     return "esmm"
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     trainer_args = argv[1:]
     display_name = FLAGS.display_name or f"tfcvr-{_model_name(trainer_args)}-{int(time.time())}"
     try:

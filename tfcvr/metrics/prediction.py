@@ -1,5 +1,7 @@
 """Running a model over a dataset and collecting predictions and labels."""
 
+import weakref
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -17,12 +19,7 @@ def collect_predictions(model: keras.Model, dataset: tf.data.Dataset) -> tuple:
     plus `propensity` when the model has one.
     """
     keys = SERVING_OUTPUTS + tuple(k for k in DIAGNOSTIC_OUTPUTS if k in model.output)
-
-    @tf.function
-    def predict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-        outputs = model(features, training=False)
-        return {k: outputs[k] for k in keys}
-
+    predict = _predict_function(model, keys, dataset.element_spec[0])
     predictions, labels = {k: [] for k in keys}, {}
     for features, batch_labels in dataset:
         for key, value in predict(features).items():
@@ -35,3 +32,25 @@ def collect_predictions(model: keras.Model, dataset: tf.data.Dataset) -> tuple:
         {k: np.concatenate(v) for k, v in predictions.items()},
         {k: np.concatenate(v) for k, v in labels.items()},
     )
+
+
+# One traced inference function per model (and feature spec): evaluating after every epoch or every run then traces
+# once, where a function created per call traced again each time (and its short last batch once more), which
+# TensorFlow reports as excessive retracing.
+_PREDICT_FUNCTIONS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+
+
+def _predict_function(model: keras.Model, keys: tuple, feature_spec: dict) -> tf.types.experimental.GenericFunction:
+    """`model`'s outputs `keys` in inference mode, traced once for any batch size."""
+    signature = {name: tf.TensorSpec([None, *spec.shape[1:]], spec.dtype) for name, spec in feature_spec.items()}
+    cache_key = (keys, tuple(sorted((name, str(spec)) for name, spec in signature.items())))
+    functions = _PREDICT_FUNCTIONS.setdefault(model, {})
+    if cache_key not in functions:
+
+        @tf.function(input_signature=[signature])
+        def predict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            outputs = model(features, training=False)
+            return {k: outputs[k] for k in keys}
+
+        functions[cache_key] = predict
+    return functions[cache_key]
