@@ -83,9 +83,9 @@ def main(argv: list[str]) -> None:
         )
     checkpoint_dir = os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints")
     schema = _schema(run.data)
-    # Built once before any data is read: every method argument is validated, and the full configuration says
-    # what this run's checkpoints are.
-    probe = _build(model_class, schema, run, model_params)
+    # Built once before any data is read, on the schema with one-bucket tables (the real vocabularies could take
+    # gigabytes): every method argument is validated, and the configuration says what the checkpoints are.
+    probe = _build(model_class, _one_bucket_tables(schema), run, model_params)
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
@@ -93,7 +93,7 @@ def main(argv: list[str]) -> None:
         preflight.check_writable_dir("--model_dir", model_dir)
     model_identity.check_or_record(
         checkpoint_dir,
-        model_identity.model_identity(run.method.model, probe.get_config()),
+        model_identity.model_identity(run.method.model, {**probe.get_config(), "schema": schema.to_dict()}),
         write=distribution.is_chief(strategy),
     )
     del probe
@@ -276,6 +276,13 @@ def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, 
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
         ) from None
+
+
+def _one_bucket_tables(schema: schema_lib.Schema) -> schema_lib.Schema:
+    """`schema` with every categorical feature hashed into one bucket: the same graph, tiny tables."""
+    config = schema.to_dict()
+    config["features"] = [{**f, "num_buckets": 1} if "num_buckets" in f else f for f in config["features"]]
+    return schema_lib.Schema.from_dict(config)
 
 
 def _schema(data: config_lib.DataConfig):
