@@ -30,6 +30,7 @@ def data(tmp_path_factory):
         )
     )
     (reused / "ckpt-7.index").write_text("checkpoint bytes")
+    (reused / "checkpoint").write_text('model_checkpoint_path: "ckpt-7"\nall_model_checkpoint_paths: "ckpt-7"\n')
     # A leaderboard folder holding another leaderboard's results.
     (root / "board").mkdir()
     (root / "board" / "leaderboard.json").write_text(json.dumps({"setup": {"config": {"leaderboard": {"runs": 9}}}}))

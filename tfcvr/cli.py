@@ -33,11 +33,14 @@ def quiet_tensorflow_import() -> None:
     """Imports TensorFlow with its C++ start-up output hidden (unless verbose, or already imported)."""
     if "tensorflow" in sys.modules or verbose():
         return
-    # Level 3 also hides the "failed call to cuInit" error of a machine without a GPU; real failures still
-    # reach Python as exceptions.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    # INFO and WARNING of the C++ runtime stay hidden for the whole run; its errors (gRPC, collectives,
+    # allocation) still show. Listing the devices here runs the GPU probe, whose "failed call to cuInit" error
+    # on a machine without a GPU is start-up noise, while stderr is silenced.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _stderr_to_devnull():
-        import tensorflow  # noqa: F401
+        import tensorflow
+
+        tensorflow.config.list_physical_devices()
 
 
 @contextlib.contextmanager

@@ -60,7 +60,9 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
     Raises a UsageError listing each differing field and the ways out.
     """
     path = os.path.join(checkpoint_dir, IDENTITY_FILE)
-    if tf.io.gfile.exists(path):
+    has_checkpoints = tf.io.gfile.isdir(checkpoint_dir) and tf.train.latest_checkpoint(checkpoint_dir) is not None
+    # Without a checkpoint there is nothing to protect: a run that failed before its first save may be corrected.
+    if has_checkpoints and tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             recorded = json.load(f)
         changed = differences(recorded, identity)
@@ -77,7 +79,7 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
                 identity["tfcvr_version"],
             )
         return
-    if tf.io.gfile.isdir(checkpoint_dir) and tf.train.latest_checkpoint(checkpoint_dir):
+    if has_checkpoints:
         raise app.UsageError(
             f"{checkpoint_dir} holds checkpoints without a recorded model identity ({IDENTITY_FILE}): "
             f"they cannot be checked against this run. Use a new {model_dir_flag}."

@@ -198,7 +198,9 @@ def main(argv: list[str]) -> None:
             run.optimization.epochs,
             run.optimization.batch_size,
             steps_per_epoch,
-            expected_steps_per_epoch=_expected_steps(train_pipeline.files, run.optimization.batch_size),
+            expected_steps_per_epoch=None
+            if steps_per_epoch
+            else _expected_steps(train_pipeline.files, run.optimization.batch_size),
             on_epoch_end=evaluate,
         )
     if train_pipeline.invalid_conversions_dropped:
@@ -238,9 +240,12 @@ COUNT_RECORDS_UP_TO_BYTES = 256 * 2**20
 
 def _expected_steps(files: list, batch_size: int) -> int | None:
     """Steps of one pass over `files` (local and small enough to count quickly), else None (no total shown)."""
-    if sum(tf.io.gfile.stat(f).length for f in files) > COUNT_RECORDS_UP_TO_BYTES:
-        return None
-    records = int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1))
+    try:
+        if sum(tf.io.gfile.stat(f).length for f in files) > COUNT_RECORDS_UP_TO_BYTES:
+            return None
+        records = int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1))
+    except tf.errors.OpError:
+        return None  # a damaged file: training reports it, naming the file and record
     return -(-records // batch_size)
 
 

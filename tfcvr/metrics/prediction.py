@@ -46,10 +46,12 @@ def _predict_function(model: keras.Model, keys: tuple, feature_spec: dict) -> tf
     cache_key = (keys, tuple(sorted((name, str(spec)) for name, spec in signature.items())))
     functions = _PREDICT_FUNCTIONS.setdefault(model, {})
     if cache_key not in functions:
+        # A weak reference: a function holding its model would keep the cache entry (and the model) alive forever.
+        model_ref = weakref.ref(model)
 
         @tf.function(input_signature=[signature])
         def predict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-            outputs = model(features, training=False)
+            outputs = model_ref()(features, training=False)
             return {k: outputs[k] for k in keys}
 
         functions[cache_key] = predict

@@ -258,8 +258,11 @@ def _table_layout(args) -> tabular.TableLayout:
 def _given_schema(args, features):
     if args.schema is None:
         return None
-    schema = schema_lib.load_schema(args.schema)
-    check_same_features(schema, features, args.schema)
+    try:
+        schema = schema_lib.load_schema(args.schema)
+        check_same_features(schema, features, args.schema)
+    except (ValueError, FileNotFoundError) as e:
+        cli.fail(f"--schema={args.schema}: {cli.one_line(e)}")
     return schema
 
 
