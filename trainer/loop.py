@@ -280,6 +280,7 @@ class TrainingLoop:
         structure the multi-step loop sums into).
         """
         pending, window_start, last_terms, done = [], time.perf_counter(), {}, 0
+        timed = 0  # steps the window's time measures: not the closure that traced the step
         while done < steps:
             chunk = min(self.steps_per_execution, steps - done, self._steps_to_boundary(done))
             if stage not in self._execution_functions:
@@ -288,6 +289,7 @@ class TrainingLoop:
                 self._execution_functions[stage] = self._multi_step_function(stage, terms)
                 pending.append((1, terms))
                 chunk = 1
+                window_start, timed = time.perf_counter(), timed - 1  # the +1 below does not count
             else:
                 pending.append(
                     (
@@ -297,7 +299,7 @@ class TrainingLoop:
                         ),
                     )
                 )
-            done += chunk
+            done, timed = done + chunk, timed + chunk
             log, save = done % self.log_every == 0 or done == steps, done % self.checkpoint_every == 0
             if log or save:
                 self._coordinator.join()
@@ -305,8 +307,10 @@ class TrainingLoop:
                 executions = [
                     (count, value) if isinstance(value, dict) else _fetched(value.fetch()) for count, value in pending
                 ]
-                last_terms = self._report(stage, executions, time.perf_counter() - window_start, global_batch_size)
-                pending, window_start = [], time.perf_counter()
+                last_terms = self._report(
+                    stage, executions, time.perf_counter() - window_start, global_batch_size, timed, done
+                )
+                pending, window_start, timed = [], time.perf_counter(), 0
             if save:
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
         return last_terms
