@@ -27,9 +27,11 @@ Per regime it prints:
 """
 
 import argparse
+import atexit
 import json
 import math
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -163,6 +165,7 @@ def main():
     seeds = [int(s) for s in args.seeds.split(",")]
     methods = [REFERENCE] + [m for m in args.methods.split(",") if m != REFERENCE]
     root = tempfile.mkdtemp(prefix="tfcvr-quality-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # the simulated logs; --runs_jsonl keeps the results
     for strength in (float(s) for s in args.selection_strengths.split(",")):
         results = {m: [] for m in methods}
         validation = {m: [] for m in methods}

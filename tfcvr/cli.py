@@ -109,13 +109,16 @@ def _wants_traceback() -> bool:
     return verbose() or (flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1)
 
 
-def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
-    """`absl.app.run(main)` with the package's error reporting (module docstring)."""
+def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, also: tuple[type, ...] = ()) -> None:
+    """`absl.app.run(main)` with the package's error reporting (module docstring).
+
+    `also`: further exception types this command reports as a user's problem (e.g. a diverged training run).
+    """
 
     def guarded(args: list[str]) -> int | None:
         try:
             return main(args)
-        except user_errors() as error:
+        except (*user_errors(), *also) as error:
             if _wants_traceback():
                 traceback.print_exc()
             fail(error)

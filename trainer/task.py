@@ -316,4 +316,4 @@ def _data(data: config_lib.DataConfig, seed: int):
 
 
 if __name__ == "__main__":
-    cli.run(main)
+    cli.run(main, also=(FloatingPointError,))  # a diverged run names its terms and what to change
