@@ -164,7 +164,8 @@ def test_test_split_uses_the_training_schema_and_validation_split(tmp_path):
     )
     assert test_report["written_by_split"] == {"test": 2}
     assert (out / "schema.json").read_text() == before
-    with pytest.raises(ValueError, match="does not describe the features this conversion writes"):
+    # A usage error now: one line naming --schema, exit status 2 (UserExit is a SystemExit whose str is the line).
+    with pytest.raises(SystemExit, match=r"--schema=.*does not describe the features this conversion writes"):
         cli.main(
             [
                 "aliccp",
