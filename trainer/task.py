@@ -102,7 +102,7 @@ def main(argv: list[str]) -> None:
         # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
         resolved = dataclasses.replace(run, output=dataclasses.replace(run.output, model_dir=model_dir))
         config_lib.write_config(resolved, os.path.join(model_dir, RUN_CONFIG))
-    train_files, eval_files, schema = _data(run.data, run.optimization.seed)
+    train_files, eval_files = _data(run.data, run.optimization.seed)  # `schema` from _schema: the same file
     keras.utils.set_random_seed(run.optimization.seed)
 
     # Under ParameterServerStrategy the coordinator hands steps to whichever worker is free, so data is not
@@ -304,15 +304,15 @@ def _schema(data: config_lib.DataConfig):
 
 
 def _data(data: config_lib.DataConfig, seed: int):
-    """(train glob, eval glob, Schema): the configured data (checked by `_schema`), or a fresh simulation."""
+    """(train glob, eval glob): the configured data (checked by `_schema`), or a fresh simulation."""
     if data.train_files is None:
         sim_dir = tempfile.mkdtemp(prefix="tfcvr-simulated-")
         # Removed at exit: run_config.json's seed and --sim_rows simulate the same log again.
         atexit.register(shutil.rmtree, sim_dir, ignore_errors=True)
         paths = simulate.write_simulation(sim_dir, data.sim_rows, seed=seed)
         logging.info("Simulated %d impressions into %s (removed at exit).", data.sim_rows, sim_dir)
-        return paths["train"], paths["eval"], schema_lib.load_schema(paths["schema"])
-    return data.train_files, data.eval_files, schema_lib.load_schema(data.schema)
+        return paths["train"], paths["eval"]
+    return data.train_files, data.eval_files
 
 
 if __name__ == "__main__":
