@@ -152,14 +152,41 @@ class OutputConfig(_Section):
 
     model_dir: str | None = _field(None, "Output folder; default AIP_MODEL_DIR, else a new temporary folder.")
     export: bool = _field(True, "Export a SavedModel for TF Serving.")
+    export_base: str | None = _field(
+        None,
+        "Folder of integer export versions TF Serving watches (a daily retrain exports every day's version "
+        "into the same one); default <model_dir>/export.",
+    )
     keep_versions: int | None = _field(
         None,
-        "After exporting, keep only the newest N complete versions under "
-        "<model_dir>/export (never the one just written). Default: keep all.",
+        "After exporting, keep only the newest N complete versions of the export base "
+        "(never the one just written). Default: keep all.",
         lower_bound=1,
     )
     hypertune_metric: str = _field(
         "cvr_auc", "Evaluation metric reported to Vertex AI's hyperparameter tuner when CLOUD_ML_TRIAL_ID is set."
+    )
+
+
+@dataclasses.dataclass
+class WarmStartConfig(_Section):
+    """Where a run's weights start (`trainer.warm_start`)."""
+
+    warm_start_from: str | None = _field(
+        None,
+        "A previous run's model_dir, checkpoint folder or prefix, export version or export base: start from "
+        "its weights (matched by path) instead of the initialisation. Not used when --model_dir already holds "
+        "this run's own checkpoints (a restarted job resumes from those).",
+    )
+    warm_start_partial: bool = _field(
+        False,
+        "Let weights the source lacks or holds with another shape (a new feature's embedding) keep their "
+        "initial values, each named in the log and metrics.json; default: any mismatch is an error.",
+    )
+    warm_start_optimizer: bool = _field(
+        False,
+        "Also restore the optimizers' moments and iteration count (from a checkpoint of the same method with "
+        "matching weights; the learning rate stays this run's). Default: fresh optimizer state.",
     )
 
 
@@ -233,6 +260,7 @@ class TaskConfig(_Sections):
     optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
     output: OutputConfig = dataclasses.field(default_factory=OutputConfig)
+    warm_start: WarmStartConfig = dataclasses.field(default_factory=WarmStartConfig)
 
 
 @dataclasses.dataclass

@@ -111,7 +111,9 @@ class TrainingLoop:
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if any; True when one was restored."""
-        latest = self.checkpoints.latest_checkpoint
+        # Every worker restores the chief's newest checkpoint (others only write to private folders): replicas
+        # of a MultiWorkerMirrored job must resume from the same values and the same step.
+        latest = tf.train.latest_checkpoint(self._real_checkpoint_dir)
         if latest is None:
             return False
         try:

@@ -69,7 +69,8 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
         if changed:
             raise app.UsageError(
                 f"{checkpoint_dir} holds checkpoints of another model ({'; '.join(changed)}). Train this one in a "
-                f"new {model_dir_flag}, or remove {checkpoint_dir} to start over."
+                f"new {model_dir_flag} (add --warm_start_from={checkpoint_dir} to start from these weights), or "
+                f"remove {checkpoint_dir} to start over."
             )
         if recorded.get("tfcvr_version") != identity["tfcvr_version"]:
             logging.warning(

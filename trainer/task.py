@@ -29,7 +29,7 @@ from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from trainer import config as config_lib
-from trainer import distribution, method_params, model_identity, preflight
+from trainer import distribution, method_params, model_identity, preflight, warm_start
 from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -41,6 +41,7 @@ SECTION_FLAGS = {  # the TaskConfig sections' settings that are flags of this co
     config_lib.OptimizationConfig: None,
     config_lib.RuntimeConfig: None,
     config_lib.OutputConfig: None,
+    config_lib.WarmStartConfig: None,
 }
 for _section, _only in SECTION_FLAGS.items():
     config_lib.define_flags(_section, only=_only)
@@ -91,6 +92,8 @@ def main(argv: list[str]) -> None:
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
     if distribution.is_chief(strategy):
         preflight.check_writable_dir("--model_dir", model_dir)
+    # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
+    warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
     model_identity.check_or_record(
         checkpoint_dir,
         model_identity.model_identity(run.method.model, {**probe.get_config(), "schema": schema.to_dict()}),
@@ -189,6 +192,18 @@ def main(argv: list[str]) -> None:
         checkpoint_every=run.runtime.checkpoint_every,
         steps_per_execution=run.runtime.steps_per_execution,
     )
+    warm_started = None
+    if warm_start_source is not None:
+        try:
+            warm_started = warm_start.warm_start(
+                model,
+                warm_start_source,
+                partial=run.warm_start.warm_start_partial,
+                optimizer_state=run.warm_start.warm_start_optimizer,
+                method=run.method.model,
+            )
+        except warm_start.WarmStartError as e:
+            raise app.UsageError(str(e)) from None
     logging.info(
         "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
     )
@@ -218,15 +233,18 @@ def main(argv: list[str]) -> None:
         "training": {**training, "dropped_invalid_conversions": train_pipeline.invalid_conversions_dropped},
         "eval_dropped_invalid_conversions": eval_pipeline.invalid_conversions_dropped,
     }
+    if warm_started is not None:
+        report["warm_start"] = warm_started
     if distribution.is_chief(strategy):
         with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
             f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
         if os.environ.get("CLOUD_ML_TRIAL_ID"):
             _report_to_tuner(run.output.hypertune_metric, results, int(loop.global_step.numpy()))
     if run.output.export:
-        export_base = distribution.writable_dir(os.path.join(model_dir, "export"), strategy)
+        shared_export_base = run.output.export_base or os.path.join(model_dir, "export")
+        export_base = distribution.writable_dir(shared_export_base, strategy)
         report["export"] = export.export_for_serving(model, schema, export_base, keep_versions=run.output.keep_versions)
-        distribution.cleanup_worker_dir(export_base, os.path.join(model_dir, "export"))
+        distribution.cleanup_worker_dir(export_base, shared_export_base)
     print(metrics.format_table(results, title=f"{run.method.model} ({report['backbone']}) on {eval_files}"))
     print(
         f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
@@ -281,6 +299,21 @@ def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, 
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
         ) from None
+
+
+def _warm_start_source(config: config_lib.WarmStartConfig, checkpoint_dir: str):
+    """The source to seed the weights from, or None (no --warm_start_from, or the run resumes its own checkpoints)."""
+    if not config.warm_start_from:
+        if config.warm_start_partial or config.warm_start_optimizer:
+            raise app.UsageError("--warm_start_partial and --warm_start_optimizer need --warm_start_from.")
+        return None
+    if tf.io.gfile.isdir(checkpoint_dir) and tf.train.latest_checkpoint(checkpoint_dir):
+        logging.info("Resuming from the checkpoints in %s; --warm_start_from is not used.", checkpoint_dir)
+        return None
+    try:
+        return warm_start.resolve(config.warm_start_from)
+    except warm_start.WarmStartError as e:
+        raise app.UsageError(str(e)) from None
 
 
 def _one_bucket_tables(schema: schema_lib.Schema) -> schema_lib.Schema:

@@ -21,7 +21,8 @@ The export goes through Keras' `ExportArchive`, whose SavedModels load in TF1
 sessions as TF Serving's C++ loader does (a plain `tf.saved_model.save` of a
 Keras 3 model does not: the session load fails with "Could not find
 variable"), gets warmup
-requests in `assets.extra/` (`tfcvr.export.warmup`), is written to a hidden
+requests in `assets.extra/` (`tfcvr.export.warmup`) and the paths of its
+weights (`tfcvr.export.weights_manifest`, for warm starts), is written to a hidden
 temporary folder, and is renamed into place, so a server polling the folder
 never sees a half-written version.
 """
@@ -34,7 +35,7 @@ import tensorflow as tf
 
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import transform
-from tfcvr.export import retention, warmup
+from tfcvr.export import retention, warmup, weights_manifest
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
 from tfcvr.export.versions import next_version
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
@@ -87,6 +88,7 @@ def export_for_serving(
     try:
         archive.write_out(temporary_path, verbose=False)
         warmup.write_warmup_requests(temporary_path, schema)
+        weights_manifest.write_manifest(model, temporary_path)
         tf.io.gfile.rename(temporary_path, final_path)
     finally:
         if tf.io.gfile.exists(temporary_path):

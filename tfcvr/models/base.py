@@ -291,6 +291,16 @@ class CVRModel(keras.Model):
         """A fresh optimizer configured as the compiled one, for a method's second set of variables."""
         return self.optimizer.__class__.from_config(self.optimizer.get_config())
 
+    def optimizers(self) -> list:
+        """Every optimizer the method trains with: the compiled one, then those kept as attributes (copies)."""
+        # Found among the attributes rather than kept in a list: a new tracked attribute would change the
+        # checkpoints' object graph, and with it every existing checkpoint's keys.
+        found = [self.optimizer]
+        for value in vars(self).values():
+            if isinstance(value, keras.optimizers.Optimizer) and not any(value is known for known in found):
+                found.append(value)
+        return found
+
     def training_stages(self, epochs: int) -> tuple:
         """((stage, epochs), ...) in training order, for `epochs` passes asked of the method.
 

@@ -1,0 +1,227 @@
+"""Warm start: a new run begins from a previous run's weights instead of its initialisation.
+
+    python -m trainer.task ... --model_dir=NEW_DIR --warm_start_from=PATH [--warm_start_partial]
+        [--warm_start_optimizer]
+
+PATH is a previous run's model_dir (its newest checkpoint, else its newest
+export), a checkpoint folder or prefix (`.../checkpoints/ckpt-1200`), an
+export version (`.../export/1700000000`) or an export base (its newest
+complete version). Every model weight is matched by its Keras path
+(`CVRModel.weights_by_path`: checkpoints store weights by path, exports carry
+`tfcvr.export.weights_manifest`), so the day-2 model of a daily retrain starts
+where day 1 ended although it is a new object in a new process.
+
+* Strict by default: a weight the source lacks, holds with another shape, or
+  holds but this model does not have (another method, architecture or schema)
+  is an error listing every mismatch. `partial=True` starts the unmatched
+  weights from their initial values (e.g. a new feature's embedding, and the
+  first bottom layer whose input width grew with it), names each in the log
+  and in the run's report, and ignores weights this model does not have.
+* Optimizer state (Adam's moments and iteration count) is fresh by default:
+  the data of a new day re-estimates it within a few hundred steps, and a
+  fresh count keeps Adam's bias correction right for the new run.
+  `optimizer_state=True` also restores it, only from a checkpoint of the same
+  method whose weights match exactly (the optimizers' slots are stored by
+  position, not path); the learning rate stays the new run's.
+* A warm start only seeds the weights of a run that has no checkpoint of its
+  own: a restarted warm-started job resumes from its own checkpoints.
+* Training starts at the first epoch of the first stage: a two-stage method
+  (UKD) trains its teacher stage again, from the source's teacher, and then its
+  student, from the source's student.
+* Under a distribution strategy every worker reads the source and assigns the
+  same values, so replicas start equal (ParameterServerStrategy: the chief
+  assigns the parameter servers' variables).
+"""
+
+import dataclasses
+import json
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from tfcvr.export import weights_manifest
+from tfcvr.export.versions import SAVED_MODEL_FILE, existing_versions
+from trainer import model_identity
+
+# How `tf.train.Checkpoint(weights={path: variable})` names a weight (TrainingLoop's checkpoints).
+_CHECKPOINT_PREFIX, _CHECKPOINT_SUFFIX = "weights/", "/.ATTRIBUTES/VARIABLE_VALUE"
+# Names listed per kind of mismatch in an error or log line before "and N more".
+_LISTED = 12
+
+
+class WarmStartError(ValueError):
+    """The source cannot seed this model; the message lists why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class WarmStartSource:
+    """A resolved --warm_start_from: a checkpoint prefix or an export version folder."""
+
+    given: str
+    kind: str  # "checkpoint" or "export"
+    path: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.path}" + ("" if self.path == self.given else f" (from {self.given})")
+
+
+def resolve(path: str) -> WarmStartSource:
+    """The checkpoint or export version `path` names; WarmStartError saying what was looked for otherwise."""
+    path = path.rstrip("/")
+    if tf.io.gfile.exists(os.path.join(path, SAVED_MODEL_FILE)):
+        return WarmStartSource(path, "export", path)
+    if tf.io.gfile.exists(path + ".index"):
+        return WarmStartSource(path, "checkpoint", path)
+    for folder in (path, os.path.join(path, "checkpoints")):
+        if tf.io.gfile.isdir(folder) and (latest := tf.train.latest_checkpoint(folder)):
+            return WarmStartSource(path, "checkpoint", latest)
+    for base in (path, os.path.join(path, "export")):
+        versions = existing_versions(base, complete_only=True)
+        if versions:
+            return WarmStartSource(path, "export", os.path.join(base, str(versions[-1])))
+    raise WarmStartError(
+        f"--warm_start_from={path}: found no checkpoint or export there (looked for an export version "
+        f"<path>/{SAVED_MODEL_FILE}, a checkpoint prefix <path>.index, a checkpoint folder <path> or "
+        "<path>/checkpoints, and export versions under <path> or <path>/export)."
+    )
+
+
+def read_weights(source: WarmStartSource) -> dict[str, np.ndarray]:
+    """{weight path: value} stored by the source."""
+    if source.kind == "export":
+        try:
+            return weights_manifest.read_exported_weights(source.path)
+        except ValueError as e:
+            raise WarmStartError(f"--warm_start_from={source.given}: {e}") from None
+    reader = tf.train.load_checkpoint(source.path)
+    values = {
+        _unescape(key[len(_CHECKPOINT_PREFIX) : -len(_CHECKPOINT_SUFFIX)]): reader.get_tensor(key)
+        for key in reader.get_variable_to_shape_map()
+        if key.startswith(_CHECKPOINT_PREFIX) and key.endswith(_CHECKPOINT_SUFFIX)
+    }
+    if not values:
+        raise WarmStartError(
+            f"--warm_start_from={source.given}: {source.path} holds no weights by path (it was not written by "
+            "tfcvr's training loop)."
+        )
+    return values
+
+
+def _unescape(name: str) -> str:
+    """A checkpoint's local name back to the Keras path (TensorFlow escapes '/' as '.S' and '.' as '..')."""
+    return re.sub(r"\.(.)", lambda match: "/" if match.group(1) == "S" else match.group(1), name)
+
+
+def warm_start(
+    model, source: WarmStartSource, partial: bool = False, optimizer_state: bool = False, method: str | None = None
+) -> dict:
+    """Assigns the source's weights to `model` (built, compiled); returns what was restored and what was not.
+
+    `method`: the registered name `model` was built as; with `optimizer_state`, the source's recorded method
+    (its checkpoint folder's model_identity.json) must be the same.
+
+    Returns {"source", "kind", "restored": count, "initialized": [path (reason)], "ignored": [path],
+    "optimizer_state": bool}. Raises WarmStartError listing the mismatches unless `partial`.
+    """
+    values = read_weights(source)
+    target = model.weights_by_path()
+    missing = sorted(path for path in target if path not in values)
+    ignored = sorted(path for path in values if path not in target)
+    reshaped = sorted(
+        f"{path} {list(values[path].shape)} -> {list(target[path].shape)}"
+        for path in target
+        if path in values and tuple(values[path].shape) != tuple(target[path].shape)
+    )
+    mismatched = bool(missing or ignored or reshaped)
+    if mismatched and not partial:
+        raise WarmStartError(
+            f"--warm_start_from={source.given}: the {source.kind}'s weights do not match this model: "
+            + _mismatches(missing, reshaped, ignored)
+            + ". It was written for another method, architecture or schema; --warm_start_partial starts the "
+            "unmatched weights from their initial values."
+        )
+    matched = [path for path in target if path in values and tuple(values[path].shape) == tuple(target[path].shape)]
+    if not matched:
+        raise WarmStartError(
+            f"--warm_start_from={source.given}: no weight of this model is in the {source.kind} with its shape; "
+            "there is nothing to start from."
+        )
+    for path in matched:
+        target[path].assign(values[path])
+    if optimizer_state:
+        _restore_optimizer_state(model, source, mismatched, method)
+    initialized = missing + [f"{line} (shape)" for line in reshaped]
+    if initialized or ignored:
+        logging.warning(
+            "Partial warm start from %s: %d weights restored; initial values kept for %s; not in this model: %s.",
+            source.describe(),
+            len(matched),
+            _listed(initialized) or "none",
+            _listed(ignored) or "none",
+        )
+    else:
+        logging.info("Warm start from %s: all %d weights restored.", source.describe(), len(matched))
+    return {
+        "source": source.path,
+        "kind": source.kind,
+        "restored": len(matched),
+        "initialized": initialized,
+        "ignored": ignored,
+        "optimizer_state": bool(optimizer_state),
+    }
+
+
+def _restore_optimizer_state(model, source: WarmStartSource, mismatched: bool, method: str | None) -> None:
+    """Restores every optimizer's slots and iteration count from a same-method checkpoint (learning rate kept)."""
+    if source.kind != "checkpoint":
+        raise WarmStartError(
+            f"--warm_start_optimizer: {source.given} is an export, which holds no optimizer state; give a "
+            "checkpoint (or the run's model_dir), or drop --warm_start_optimizer."
+        )
+    if mismatched:
+        raise WarmStartError(
+            "--warm_start_optimizer needs the weights to match exactly (optimizer slots are stored by position); "
+            "drop it for a partial warm start."
+        )
+    identity_path = os.path.join(os.path.dirname(source.path), model_identity.IDENTITY_FILE)
+    recorded = None
+    if tf.io.gfile.exists(identity_path):
+        with tf.io.gfile.GFile(identity_path) as f:
+            recorded = json.load(f).get("model")
+    if recorded is None or recorded != method:
+        raise WarmStartError(
+            f"--warm_start_optimizer: {source.path} was written by {recorded or 'an unrecorded method'}, this is "
+            f"{method}; optimizer state is only restored from a checkpoint of the same method."
+        )
+    optimizers = model.optimizers()
+    learning_rates = [float(np.asarray(optimizer.learning_rate)) for optimizer in optimizers]
+    try:
+        tf.train.Checkpoint(model=model).read(source.path).expect_partial()
+    except (ValueError, tf.errors.OpError) as e:
+        raise WarmStartError(f"--warm_start_optimizer: the optimizer state of {source.path} does not fit: {e}") from e
+    for optimizer, learning_rate in zip(optimizers, learning_rates, strict=True):
+        optimizer.learning_rate = learning_rate  # Keras assigns it to the optimizer's learning-rate variable
+    logging.info(
+        "Restored the state of %d optimizer(s) at iteration %s.",
+        len(optimizers),
+        [int(optimizer.iterations.numpy()) for optimizer in optimizers],
+    )
+
+
+def _mismatches(missing, reshaped, ignored) -> str:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing from the source ({_listed(missing)})")
+    if reshaped:
+        parts.append(f"{len(reshaped)} with another shape ({_listed(reshaped)})")
+    if ignored:
+        parts.append(f"{len(ignored)} not in this model ({_listed(ignored)})")
+    return "; ".join(parts)
+
+
+def _listed(names) -> str:
+    shown = ", ".join(names[:_LISTED])
+    return shown + (f" and {len(names) - _LISTED} more" if len(names) > _LISTED else "")
