@@ -52,26 +52,63 @@ def _assert_export_matches_checkpoint(name, simulated, model_dir, version):
     np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
 
 
-def _restored_predictions(name, simulated, model_dir, features):
-    """The final checkpoint restored into a fresh model, scored locally."""
+def _model(name, simulated):
+    """A fresh model configured as `_task_args` configures trainer.task's."""
     schema = simulated["schema_obj"]
     stats = statistics.numeric_statistics(TFRecordPipeline(simulated["train"], schema, 256).dataset(), schema)
-    model = models.build(name, schema, embedding_dim=4, hidden_units=[16], tower_units=[8, 4], numeric_statistics=stats)
+    return models.build(name, schema, embedding_dim=4, hidden_units=[16], tower_units=[8, 4], numeric_statistics=stats)
+
+
+def _restored_model(name, simulated, model_dir):
+    """The final checkpoint restored into a fresh model."""
+    model = _model(name, simulated)
     checkpoint = tf.train.Checkpoint(weights=model.weights_by_path())
     checkpoint.restore(
         tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
     ).expect_partial().assert_existing_objects_matched()
-    return model(features, training=False)
+    return model
+
+
+def _restored_predictions(name, simulated, model_dir, features):
+    """The final checkpoint restored into a fresh model, scored locally."""
+    return _restored_model(name, simulated, model_dir)(features, training=False)
+
+
+def _warm_start_source(name, simulated, tmp_path):
+    """(trainer.task arguments, weights) of a checkpoint of another initialisation to warm-start from.
+
+    The run trains at learning rate 0, so its final checkpoint must hold exactly the source's weights: every
+    replica started from them, and no worker kept its own initialisation.
+    """
+    tf.keras.utils.set_random_seed(11)
+    model = _model(name, simulated)
+    prefix = tf.train.Checkpoint(weights=model.weights_by_path()).write(str(tmp_path / "source" / "ckpt"))
+    weights = {path: variable.numpy() for path, variable in model.weights_by_path().items()}
+    return [f"--warm_start_from={prefix}", "--learning_rate=0"], weights
+
+
+def _assert_warm_started(name, simulated, model_dir, weights):
+    report = json.loads((model_dir / "metrics.json").read_text())
+    assert report["warm_start"]["restored"] == len(weights) and report["warm_start"]["initialized"] == []
+    for path, variable in _restored_model(name, simulated, model_dir).weights_by_path().items():
+        np.testing.assert_array_equal(variable.numpy(), weights[path], err_msg=path)
 
 
 @pytest.mark.parametrize(
-    "name,extra", [("esmm", []), ("ukd", []), ("esmm", ["--optimizer=lazy_adam"]), ("esmm", ["--cache_input"])]
+    "name,extra,warm",
+    [
+        ("esmm", [], True),
+        ("ukd", [], False),
+        ("esmm", ["--optimizer=lazy_adam"], False),
+        ("esmm", ["--cache_input"], False),
+    ],
 )
-def test_two_worker_multi_worker_mirrored(name, extra, simulated, tmp_path):
+def test_two_worker_multi_worker_mirrored(name, extra, warm, simulated, tmp_path):
     model_dir = tmp_path / "run"
     ports = local_cluster.free_ports(2)
     cluster = {"worker": [f"localhost:{p}" for p in ports]}
-    args = _task_args(name, simulated, model_dir, "--log_every=2", *extra)
+    warm_args, warm_weights = _warm_start_source(name, simulated, tmp_path) if warm else ([], None)
+    args = _task_args(name, simulated, model_dir, "--log_every=2", *extra, *warm_args)
     logs = _wait(_launch(cluster, [("worker", 0), ("worker", 1)], args, tmp_path), tmp_path)
     for log in logs.values():
         assert "Strategy multi_worker_mirrored" in log and "2 replicas" in log
@@ -83,12 +120,15 @@ def test_two_worker_multi_worker_mirrored(name, extra, simulated, tmp_path):
     stages = 2 if name == "ukd" else 1  # teacher and student epochs
     assert report["training"]["steps"] == 9 * stages  # 2,400 records // 256 per epoch (per stage)
     _assert_export_matches_checkpoint(name, simulated, model_dir, versions[0])
+    if warm:
+        _assert_warm_started(name, simulated, model_dir, warm_weights)
 
 
 @pytest.mark.parametrize(
-    "name,optimizer", [("esmm", "adam"), ("ukd", "adam"), ("dr_jl", "adam"), ("esmm", "lazy_adam")]
+    "name,optimizer,warm",
+    [("esmm", "adam", True), ("ukd", "adam", False), ("dr_jl", "adam", False), ("esmm", "lazy_adam", False)],
 )
-def test_parameter_server_strategy(name, optimizer, simulated, tmp_path):
+def test_parameter_server_strategy(name, optimizer, warm, simulated, tmp_path):
     model_dir = tmp_path / "run"
     chief, worker, ps0, ps1 = local_cluster.free_ports(4)
     cluster = {
@@ -96,7 +136,10 @@ def test_parameter_server_strategy(name, optimizer, simulated, tmp_path):
         "worker": [f"localhost:{worker}"],
         "ps": [f"localhost:{ps0}", f"localhost:{ps1}"],
     }
-    args = _task_args(name, simulated, model_dir, "--log_every=3", "--checkpoint_every=4", f"--optimizer={optimizer}")
+    warm_args, warm_weights = _warm_start_source(name, simulated, tmp_path) if warm else ([], None)
+    args = _task_args(
+        name, simulated, model_dir, "--log_every=3", "--checkpoint_every=4", f"--optimizer={optimizer}", *warm_args
+    )
     servers = _launch(cluster, [("worker", 0), ("ps", 0), ("ps", 1)], args, tmp_path)
     try:
         logs = _wait(_launch(cluster, [("chief", 0)], args, tmp_path), tmp_path)
@@ -111,3 +154,5 @@ def test_parameter_server_strategy(name, optimizer, simulated, tmp_path):
     assert "starting the ps 1 server" in logs["ps-1.log"].lower()
     versions = os.listdir(model_dir / "export")
     _assert_export_matches_checkpoint(name, simulated, model_dir, versions[0])
+    if warm:
+        _assert_warm_started(name, simulated, model_dir, warm_weights)
