@@ -160,8 +160,13 @@ class OutputConfig(_Section):
     keep_versions: int | None = _field(
         None,
         "After exporting, keep only the newest N complete versions of the export base "
-        "(never the one just written). Default: keep all.",
+        "(never the one just written, nor one labelled in --serving_config). Default: keep all.",
         lower_bound=1,
+    )
+    serving_config: str | None = _field(
+        None,
+        "TF Serving's model config file for the export base (local or gs://): --keep_versions never retires a "
+        "version one of its labels names (e.g. the 'stable' version clients fall back to).",
     )
     hypertune_metric: str = _field(
         "cvr_auc", "Evaluation metric reported to Vertex AI's hyperparameter tuner when CLOUD_ML_TRIAL_ID is set."

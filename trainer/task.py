@@ -28,6 +28,7 @@ from tfcvr import cli, export, metrics, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
+from tfcvr.export import model_config
 from trainer import config as config_lib
 from trainer import distribution, method_params, model_identity, preflight, warm_start
 from trainer.loop import TrainingLoop
@@ -92,6 +93,7 @@ def main(argv: list[str]) -> None:
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
     if distribution.is_chief(strategy):
         preflight.check_writable_dir("--model_dir", model_dir)
+    _labelled_versions(run.output.serving_config)  # read again at export time (a label may move meanwhile)
     # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
     model_identity.check_or_record(
@@ -243,7 +245,13 @@ def main(argv: list[str]) -> None:
     if run.output.export:
         shared_export_base = run.output.export_base or os.path.join(model_dir, "export")
         export_base = distribution.writable_dir(shared_export_base, strategy)
-        report["export"] = export.export_for_serving(model, schema, export_base, keep_versions=run.output.keep_versions)
+        report["export"] = export.export_for_serving(
+            model,
+            schema,
+            export_base,
+            keep_versions=run.output.keep_versions,
+            protect_versions=_labelled_versions(run.output.serving_config),
+        )
         distribution.cleanup_worker_dir(export_base, shared_export_base)
     print(metrics.format_table(results, title=f"{run.method.model} ({report['backbone']}) on {eval_files}"))
     print(
@@ -299,6 +307,17 @@ def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, 
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
         ) from None
+
+
+def _labelled_versions(serving_config: str | None) -> set:
+    """The versions the labels of TF Serving's model config name (kept by retention); none without one."""
+    if not serving_config:
+        return set()
+    try:
+        with tf.io.gfile.GFile(serving_config) as f:
+            return model_config.labelled_versions(f.read())
+    except (tf.errors.NotFoundError, ValueError) as e:
+        raise app.UsageError(f"--serving_config={serving_config}: {e}") from None
 
 
 def _warm_start_source(config: config_lib.WarmStartConfig, checkpoint_dir: str):

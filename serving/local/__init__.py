@@ -8,10 +8,13 @@ label resolution (NOT_FOUND otherwise), the signature's inputs checked by
 name, dtype and rank (INVALID_ARGUMENT), TensorFlow's own INVALID_ARGUMENT
 errors from the signature, and TF Serving's REST JSON (columnar "inputs" and
 row "instances", {"b64": ...} binaries, {"error": ...} bodies). It is not a
-production server: no request batching, no model-config polling, no
-Classify/Regress/MultiInference/GetModelMetadata.
+production server: no request batching, no
+Classify/Regress/MultiInference/GetModelMetadata. It follows TF Serving's
+version lifecycle (`serving.local.models`): version policies, background
+loading of new versions, labels only on loaded versions, and a polled model
+config file for label moves (rollback).
 """
 
 from serving.local.grpc_server import start_grpc_server
-from serving.local.models import ExportedModels
+from serving.local.models import ExportedModels, ServedModel, read_model_config, served_models
 from serving.local.rest_server import start_rest_server

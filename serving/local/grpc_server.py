@@ -8,7 +8,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from serving.errors import ServingError
 from serving.grpc_client import MAX_MESSAGE_BYTES
-from serving.local.models import ExportedModels
+from serving.local.models import ExportedModels, as_exported_models
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -48,9 +48,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def start_grpc_server(
-    models: dict, labels: dict[str, dict[str, int]] | None = None, port: int = 0, max_workers: int = 4
+    models: ExportedModels | dict,
+    labels: dict[str, dict[str, int]] | None = None,
+    port: int = 0,
+    max_workers: int = 4,
 ) -> tuple[grpc.Server, int]:
-    """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None)`."""
+    """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None)`.
+
+    `models`: the `ExportedModels` to serve (shared with a REST server), or {name: export base} with `labels`.
+    """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
         options=[
@@ -59,7 +65,7 @@ def start_grpc_server(
         ],
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(ExportedModels(models, labels)), server
+        PredictionServicer(as_exported_models(models, labels)), server
     )
     bound = server.add_insecure_port(f"localhost:{port}")
     if bound == 0:

@@ -1,67 +1,220 @@
-"""Loaded tfcvr exports answering predict calls, with TF Serving's version rules and errors."""
+"""Loaded tfcvr exports answering predict calls, with TF Serving's version lifecycle, rules and errors.
 
+What TF Serving (tensorflow_model_server) does and this stand-in mirrors:
+
+* A model is served from its base path under a version policy: the newest N
+  complete versions (`latest`, N = 1 by default), or `specific` versions.
+  Labels ("stable", "canary") name served versions.
+* The file system is polled (`file_system_poll_wait_seconds`, 1 s by
+  default): a new version is loaded in the background and only then served,
+  so a request never waits for a load and the newest *loaded* version
+  answers meanwhile; a version that leaves the policy is unloaded. A
+  half-written export is never seen (tfcvr renames a finished export into
+  place; `existing_versions(complete_only=True)`).
+* With a model config file polled (`model_config_file_poll_wait_seconds`),
+  an edited file is applied without a restart: that is how a label is moved
+  for a rollback. As TF Serving, a label may only name a version that is
+  loaded: a configuration labelling another one is rejected at start, and on
+  a reload it is logged and the previous configuration kept.
+"""
+
+import dataclasses
 import re
 import threading
 
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from serving.errors import ServingError
+from tfcvr.export import model_config as model_config_lib
 from tfcvr.export.versions import existing_versions
 
 
-class ExportedModels:
-    """{model name: export base} served like tensorflow_model_server with its default version policy.
+@dataclasses.dataclass(frozen=True)
+class ServedModel:
+    """One entry of TF Serving's model_config_list: where a model's versions are, which to serve, its labels."""
 
-    As TF Serving does, the newest version of each model and every labelled
-    version are loaded before serving starts, so no request waits for a
-    load; other versions load on their first request.
+    name: str
+    base_path: str
+    latest_versions: int | None = 1  # serve the newest N complete versions...
+    specific_versions: tuple[int, ...] = ()  # ...or exactly these (when given)
+    labels: tuple[tuple[str, int], ...] = ()
+
+    def aspired(self, complete: list[int]) -> list[int]:
+        """The versions the policy serves among the complete versions on disk, ascending."""
+        if self.specific_versions:
+            return sorted(set(self.specific_versions) & set(complete))
+        return complete[-self.latest_versions :] if self.latest_versions else list(complete)
+
+
+def served_models(models: dict, labels: dict | None = None, latest_versions: int | None = None) -> list[ServedModel]:
+    """ServedModels from command-line style arguments: {name: base}, {name: {label: version}}, newest N."""
+    return [
+        ServedModel(
+            name,
+            base,
+            latest_versions=latest_versions or 1,
+            labels=tuple(sorted((labels or {}).get(name, {}).items())),
+        )
+        for name, base in models.items()
+    ]
+
+
+def read_model_config(path: str) -> list[ServedModel]:
+    """The ServedModels of a text-format ModelServerConfig file (what `--model_config_file` reads)."""
+    try:
+        config = model_config_lib.parse_model_config(tf.io.gfile.GFile(path).read())
+    except (tf.errors.NotFoundError, ValueError) as e:
+        raise ValueError(f"--model_config_file={path}: {e}") from None
+    served = []
+    for entry in config.model_config_list.config:
+        policy = entry.model_version_policy
+        which = policy.WhichOneof("policy_choice")
+        served.append(
+            ServedModel(
+                entry.name,
+                entry.base_path,
+                latest_versions=None if which == "all" else (policy.latest.num_versions or 1),
+                specific_versions=tuple(policy.specific.versions) if which == "specific" else (),
+                labels=tuple(sorted(entry.version_labels.items())),
+            )
+        )
+    return served
+
+
+class ExportedModels:
+    """Serves tfcvr exports as tensorflow_model_server does (module docstring): load, poll, label, unload.
 
     Args:
-      models: {model name: export base (folder of integer versions)}.
-      labels: {model name: {label: version}} (TF Serving's version_labels).
+      models: the ServedModels (`served_models`, `read_model_config`); a
+        dict {name: export base} is read as `served_models(models, labels)`.
+      labels: {name: {label: version}} with a dict `models`.
+      file_system_poll_wait_seconds: seconds between polls of the export
+        bases; 0 loads once at start.
+      model_config_file: the file the models came from, re-read every
+        `model_config_file_poll_wait_seconds` (0: never) to apply edits.
+
+    Raises ValueError at start when a label names a version that is not served.
+    Call `close()` to stop polling.
     """
 
-    def __init__(self, models: dict, labels=None):
-        self.models = dict(models)
-        self.labels = {name: dict(mapping) for name, mapping in (labels or {}).items()}
-        self._loaded = {}
-        self._lock = threading.Lock()
-        for name in self.models:
-            versions = existing_versions(self.models[name], complete_only=True)
-            preload = set(versions[-1:]) | (set(self.labels.get(name, {}).values()) & set(versions))
-            for version in sorted(preload):
-                self._load(name, version)
+    def __init__(
+        self,
+        models: list[ServedModel] | dict,
+        labels: dict | None = None,
+        file_system_poll_wait_seconds: float = 1.0,
+        model_config_file: str | None = None,
+        model_config_file_poll_wait_seconds: float = 0.0,
+    ):
+        self._served = {m.name: m for m in (served_models(models, labels) if isinstance(models, dict) else models)}
+        self._available = {}  # {name: {version: loaded SavedModel}}, replaced whole by each refresh
+        self._refresh_lock = threading.Lock()  # one refresh at a time (poll thread or a caller)
+        self._stop = threading.Event()
+        self.refresh()  # the initial load, before serving starts (TF Serving waits for it too)
+        self._check_labels(self._served)
+        self._model_config_file = model_config_file
+        self._config_text = tf.io.gfile.GFile(model_config_file).read() if model_config_file else None
+        self._threads = []
+        for seconds, poll in (
+            (file_system_poll_wait_seconds, self.refresh),
+            (model_config_file_poll_wait_seconds if model_config_file else 0, self.reload_config),
+        ):
+            if seconds and seconds > 0:
+                thread = threading.Thread(target=self._poll, args=(poll, seconds), daemon=True, name="model-poll")
+                thread.start()
+                self._threads.append(thread)
 
-    def _load(self, model_name, version):
-        key = (model_name, version)
-        with self._lock:
-            if key not in self._loaded:
-                self._loaded[key] = tf.saved_model.load(f"{self.models[model_name].rstrip('/')}/{version}")
-        return self._loaded[key]
+    def _poll(self, poll, seconds):
+        while not self._stop.wait(seconds):
+            try:
+                poll()
+            except Exception:  # noqa: BLE001 (a failed poll is logged and retried, as TF Serving does)
+                logging.exception("serving.local: poll failed; retrying in %s s.", seconds)
+
+    def close(self) -> None:
+        """Stops polling (the loaded versions keep answering)."""
+        self._stop.set()
+
+    def refresh(self) -> None:
+        """One poll of the export bases: loads newly aspired versions, then serves them; unloads the others."""
+        with self._refresh_lock:
+            available = {}
+            for name, served in self._served.items():
+                aspired = served.aspired(existing_versions(served.base_path, complete_only=True))
+                current = self._available.get(name, {})
+                available[name] = {version: current[version] for version in aspired if version in current}
+                for version in aspired:
+                    if version not in available[name]:
+                        available[name][version] = tf.saved_model.load(f"{served.base_path.rstrip('/')}/{version}")
+                        logging.info("serving.local: loaded %s version %d.", name, version)
+                unloaded = sorted(set(current) - set(available[name]))
+                if unloaded:
+                    logging.info("serving.local: unloading %s versions %s.", name, unloaded)
+            self._available = available  # one assignment: a request sees the old or the new table, whole
+
+    def reload_config(self) -> bool:
+        """Applies the model config file if it changed; False (previous configuration kept) when it is invalid."""
+        text = tf.io.gfile.GFile(self._model_config_file).read()
+        if text == self._config_text:
+            return True
+        self._config_text = text  # an invalid file is not retried until it changes again
+        try:
+            served = {m.name: m for m in read_model_config(self._model_config_file)}
+        except ValueError as e:
+            logging.error("serving.local: %s; keeping the previous configuration.", e)
+            return False
+        previous, self._served = self._served, served
+        self.refresh()  # new models and policies load before their labels are checked, as in TF Serving
+        try:
+            self._check_labels(served)
+        except ValueError as e:
+            logging.error("serving.local: %s; keeping the previous configuration.", e)
+            self._served = previous
+            self.refresh()
+            return False
+        logging.info("serving.local: applied %s.", self._model_config_file)
+        return True
+
+    def _check_labels(self, served):
+        for name, model in served.items():
+            for label, version in model.labels:
+                if version not in self._available.get(name, {}):
+                    raise ValueError(
+                        f"Request to assign label {label!r} to version {version} of model {name}, which is not "
+                        f"currently available for inference (served: {sorted(self._available.get(name, {}))})"
+                    )
+
+    def versions(self, model_name: str) -> list[int]:
+        """The versions of a model loaded and answering, ascending."""
+        return sorted(self._available.get(model_name, {}))
 
     def resolve(self, model_name: str, version: int | str | None = None, version_label: str | None = None) -> int:
-        """The version a request addresses; NOT_FOUND when the model, version or label does not exist."""
-        if model_name not in self.models:
+        """The version a request addresses; NOT_FOUND when the model, version or label is not served."""
+        if model_name not in self._served:
             raise ServingError("NOT_FOUND", f"Servable not found for request: model {model_name!r}")
-        versions = existing_versions(self.models[model_name], complete_only=True)
+        available = self._available.get(model_name, {})
         if version_label:
-            if version_label not in self.labels.get(model_name, {}):
+            labels = dict(self._served[model_name].labels)
+            if version_label not in labels:
                 raise ServingError("NOT_FOUND", f"Unrecognized servable version label: {version_label}")
-            version = self.labels[model_name][version_label]
+            version = labels[version_label]
         if version is None:
-            if not versions:
+            if not available:
                 raise ServingError("NOT_FOUND", f"No versions of servable {model_name} found")
-            return versions[-1]
-        if int(version) not in versions:
+            return max(available)
+        if int(version) not in available:
             raise ServingError("NOT_FOUND", f"Servable not found for request: Specific({model_name}, {version})")
         return int(version)
 
     def signature(
         self, model_name: str, version: int, signature_name: str | None
     ) -> tf.types.experimental.ConcreteFunction:
-        """The concrete function of a signature of a resolved version (loaded once, then cached)."""
-        signatures = self._load(model_name, version).signatures
+        """The concrete function of a signature of a resolved version."""
+        loaded = self._available.get(model_name, {}).get(version)
+        if loaded is None:  # unloaded between resolve and here
+            raise ServingError("NOT_FOUND", f"Servable not found for request: Specific({model_name}, {version})")
+        signatures = loaded.signatures
         name = signature_name or "serving_default"
         if name not in signatures:
             raise ServingError(
@@ -103,6 +256,11 @@ class ExportedModels:
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise ServingError("INVALID_ARGUMENT", _op_error_message(error)) from error
         return version, {name: value.numpy() for name, value in outputs.items()}
+
+
+def as_exported_models(models: "ExportedModels | dict", labels: dict | None = None) -> ExportedModels:
+    """`models` itself, or the ExportedModels of {name: export base} and `labels` (newest version, polled)."""
+    return models if isinstance(models, ExportedModels) else ExportedModels(models, labels)
 
 
 def _op_error_message(error) -> str:

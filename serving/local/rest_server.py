@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from serving.errors import ServingError
-from serving.local.models import ExportedModels
+from serving.local.models import ExportedModels, as_exported_models
 
 _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?:predict$")
 _STATUS = {"INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "UNAVAILABLE": 503}
@@ -98,10 +98,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 def start_rest_server(
-    models: dict, labels: dict[str, dict[str, int]] | None = None, port: int = 0
+    models: ExportedModels | dict, labels: dict[str, dict[str, int]] | None = None, port: int = 0
 ) -> tuple[http.server.ThreadingHTTPServer, int]:
-    """Starts the REST API on localhost in a daemon thread; returns (server, port). Stop: `server.shutdown()`."""
-    handler = type("Handler", (_Handler,), {"models": ExportedModels(models, labels)})
+    """Starts the REST API on localhost in a daemon thread; returns (server, port). Stop: `server.shutdown()`.
+
+    `models`: the `ExportedModels` to serve (shared with a gRPC server), or {name: export base} with `labels`.
+    """
+    handler = type("Handler", (_Handler,), {"models": as_exported_models(models, labels)})
     server = http.server.ThreadingHTTPServer(("localhost", port), handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True, name="local-rest-server").start()

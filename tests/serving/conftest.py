@@ -3,7 +3,7 @@
 import keras
 import pytest
 
-from serving.local import start_grpc_server, start_rest_server
+from serving.local import ExportedModels, served_models, start_grpc_server, start_rest_server
 from tests.conftest import TINY_SCHEMA
 from tfcvr import export, models
 from tfcvr.data import schema as schema_lib
@@ -19,9 +19,10 @@ def served(tmp_path_factory):
         keras.utils.set_random_seed(seed)
         versions[version] = models.build("esmm", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
         export.export_for_serving(versions[version], schema, base, version=version)
-    labels = {"cvr": {"stable": 1}}
-    grpc_server, grpc_port = start_grpc_server({"cvr": base}, labels)
-    rest_server, rest_port = start_rest_server({"cvr": base}, labels)
+    # Both versions served (TF Serving's latest-2 policy), so the label may name version 1.
+    exported = ExportedModels(served_models({"cvr": base}, {"cvr": {"stable": 1}}, latest_versions=2))
+    grpc_server, grpc_port = start_grpc_server(exported)
+    rest_server, rest_port = start_rest_server(exported)
     yield {
         "schema": schema,
         "base": base,
@@ -31,3 +32,4 @@ def served(tmp_path_factory):
     }
     grpc_server.stop(None)
     rest_server.shutdown()
+    exported.close()

@@ -1,6 +1,5 @@
-"""SavedModel export for TF Serving: signatures, warmup requests, versions, model config."""
+"""SavedModel export for TF Serving: signatures, warmup requests, versions (`tfcvr.export.model_config`: its config)."""
 
-from tfcvr.export.model_config import model_config
 from tfcvr.export.retention import retain_versions
 from tfcvr.export.saved_model import export_for_serving
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT

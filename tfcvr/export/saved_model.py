@@ -29,6 +29,7 @@ never sees a half-written version.
 
 import os
 import uuid
+from collections.abc import Iterable
 
 import keras
 import tensorflow as tf
@@ -50,6 +51,7 @@ def export_for_serving(
     export_base: str,
     version: int | None = None,
     keep_versions: int | None = None,
+    protect_versions: Iterable[int] = (),
 ) -> str:
     """Writes `model` to `<export_base>/<version>/` and returns that path.
 
@@ -62,6 +64,8 @@ def export_for_serving(
         one more than the newest existing version if that is larger.
       keep_versions: after the export, keep only the newest N complete
         versions (`tfcvr.export.retain_versions`); None keeps all.
+      protect_versions: versions retention never deletes (those a serving
+        label names), besides the one just written.
     """
     tf.io.gfile.makedirs(export_base)
     version = next_version(export_base) if version is None else int(version)
@@ -94,7 +98,7 @@ def export_for_serving(
         if tf.io.gfile.exists(temporary_path):
             tf.io.gfile.rmtree(temporary_path)
     if keep_versions is not None:
-        retention.retain_versions(export_base, keep_versions, protect=(version,))
+        retention.retain_versions(export_base, keep_versions, protect=(version, *protect_versions))
     return final_path
 
 
