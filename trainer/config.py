@@ -237,6 +237,23 @@ class EvaluationConfig(_Section):
     reference_export_dir: str | None = _field(None, "Export of the CTR model whose pCTR weights D-AUC/D-NLL.")
 
 
+@dataclasses.dataclass
+class ComparisonConfig(_Section):
+    """`trainer.compare`: a candidate export against the baseline it would replace, on the same records."""
+
+    baseline: str | None = _field(None, "The served export: a version folder, or an export base (its newest version).")
+    candidate: str | None = _field(None, "The new export: a version folder, or an export base (its newest version).")
+    gate_metrics: list[str] = _field(
+        ["ctcvr_log_loss"],
+        "Per-record losses the candidate must not be significantly worse on: ctcvr_log_loss (every impression, "
+        "the served pCTR*pCVR against click and conversion), ctr_log_loss, cvr_log_loss_clicked (clicked rows).",
+    )
+    alpha: float = _field(0.05, "Level of the one-sided test, split over the gate metrics (Bonferroni).")
+    margin: float = _field(
+        0.0, "Relative loss increase tolerated: worse means significantly above baseline x (1 + margin).", lower_bound=0
+    )
+
+
 class _Sections:
     """A run's configuration: named sections, each a dataclass of settings."""
 
@@ -284,6 +301,16 @@ class EvaluateConfig(_Sections):
     """Everything `python -m trainer.evaluate` reads."""
 
     evaluation: EvaluationConfig = dataclasses.field(default_factory=EvaluationConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
+    report: ReportConfig = dataclasses.field(default_factory=ReportConfig)
+
+
+@dataclasses.dataclass
+class CompareConfig(_Sections):
+    """Everything `python -m trainer.compare` reads."""
+
+    comparison: ComparisonConfig = dataclasses.field(default_factory=ComparisonConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     optimization: OptimizationConfig = dataclasses.field(default_factory=OptimizationConfig)
     report: ReportConfig = dataclasses.field(default_factory=ReportConfig)

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfcvr.metrics.evaluation import METRIC_DESCRIPTIONS, compute_metrics, format_table
 from tfcvr.metrics.prediction import collect_predictions
-from tfcvr.metrics.significance import paired_p_value
+from tfcvr.metrics.significance import paired_difference, paired_p_value
 
 
 def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> dict:
