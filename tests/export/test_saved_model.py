@@ -10,6 +10,7 @@ from tests.conftest import TINY_SCHEMA, tiny_row
 from tfcvr import export, models
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
+from tfcvr.export import weights_manifest
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,19 @@ def test_versions_increase_and_never_overwrite(exported):
     assert int(os.path.basename(newer)) > 7
     with pytest.raises(ValueError, match="already exists"):
         export.export_for_serving(model, schema, base, version=7)
+
+
+def test_an_export_that_fails_midway_leaves_no_version_and_no_temporary_folder(exported, tmp_path, monkeypatch):
+    model, schema, _, _ = exported
+    base = str(tmp_path / "export")
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(weights_manifest, "write_manifest", crash)  # the last file written before the rename
+    with pytest.raises(OSError, match="disk full"):
+        export.export_for_serving(model, schema, base, version=3)
+    assert os.listdir(base) == [] and export.existing_versions(base) == []
 
 
 def test_bad_requests_fail_with_invalid_argument_and_empty_batches_score_nothing(exported):
