@@ -93,3 +93,26 @@ def small_model(name, hidden_units=(4,), tower_units=(2,), **kwargs):
     model = models.build(name, TINY_SCHEMA, hidden_units=hidden_units, tower_units=tower_units, **kwargs)
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     return model
+
+
+def exported_esmm(schema, base, version, seed, train_files=None):
+    """A tiny esmm, trained one epoch when `train_files` are given (untrained scores nearly tie)."""
+    import keras
+
+    from tfcvr import export, models
+    from tfcvr.data import TFRecordPipeline, statistics
+
+    keras.utils.set_random_seed(seed)
+    numeric = (
+        statistics.numeric_statistics(TFRecordPipeline(train_files, schema, 512).dataset(), schema)
+        if train_files
+        else None
+    )
+    model = models.build(
+        "esmm", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,), numeric_statistics=numeric
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    if train_files:
+        for batch in TFRecordPipeline(train_files, schema, 256, shuffle=True, seed=seed).dataset():
+            model.train_step(batch)
+    return model, export.export_for_serving(model, schema, base, version=version)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.trainer.test_evaluate import _exported
+from tests.conftest import exported_esmm
 from trainer import compare
 
 
@@ -48,8 +48,8 @@ def test_the_gate_on_hand_made_predictions():
 def test_command_exit_status_is_the_decision(simulated, tmp_path):
     schema = simulated["schema_obj"]
     base = str(tmp_path / "export")
-    _exported(schema, base, 1, seed=1)  # untrained
-    _exported(schema, base, 2, seed=1, train_files=simulated["train"])  # trained: better
+    exported_esmm(schema, base, 1, seed=1)  # untrained
+    exported_esmm(schema, base, 2, seed=1, train_files=simulated["train"])  # trained: better
 
     def run(baseline, candidate):
         return subprocess.run(

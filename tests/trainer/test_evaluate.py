@@ -5,37 +5,19 @@ import os
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
-from tfcvr import export, metrics, models
-from tfcvr.data import TFRecordPipeline, statistics
+from tests.conftest import exported_esmm
+from tfcvr import metrics
+from tfcvr.data import TFRecordPipeline
 from trainer import evaluate
-
-
-def _exported(schema, base, version, seed, train_files=None):
-    """A tiny esmm, trained one epoch when `train_files` are given (untrained scores nearly tie)."""
-    keras.utils.set_random_seed(seed)
-    numeric = (
-        statistics.numeric_statistics(TFRecordPipeline(train_files, schema, 512).dataset(), schema)
-        if train_files
-        else None
-    )
-    model = models.build(
-        "esmm", schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,), numeric_statistics=numeric
-    )
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    if train_files:
-        for batch in TFRecordPipeline(train_files, schema, 256, shuffle=True, seed=seed).dataset():
-            model.train_step(batch)
-    return model, export.export_for_serving(model, schema, base, version=version)
 
 
 def test_metrics_match_the_in_process_model(simulated, tmp_path):
     schema = simulated["schema_obj"]
     base = str(tmp_path / "export")
-    model, _ = _exported(schema, base, 5, seed=1, train_files=simulated["train"])
+    model, _ = exported_esmm(schema, base, 5, seed=1, train_files=simulated["train"])
     os.makedirs(os.path.join(base, "9"))  # an incomplete version (no saved_model.pb) is not chosen
     result = subprocess.run(
         [
@@ -78,8 +60,8 @@ def test_metrics_match_the_in_process_model(simulated, tmp_path):
 
 def test_reference_ctr_model_weights_debiased_metrics(simulated, tmp_path):
     schema = simulated["schema_obj"]
-    _, own = _exported(schema, str(tmp_path / "a"), 1, seed=1)
-    _, other = _exported(schema, str(tmp_path / "b"), 1, seed=2)
+    _, own = exported_esmm(schema, str(tmp_path / "a"), 1, seed=1)
+    _, other = exported_esmm(schema, str(tmp_path / "b"), 1, seed=2)
     alone = evaluate.evaluate_export(own, simulated["eval"], schema, output_dir=str(tmp_path / "e1"))
     weighted = evaluate.evaluate_export(
         own, simulated["eval"], schema, output_dir=str(tmp_path / "e2"), reference_export_dir=other
