@@ -22,8 +22,9 @@ INSTALL_REQUIRES = [
     "matplotlib>=3.8,<4",
     # Parquet input of tfcvr.data.convert (tensorflow-io's Parquet ops do not load on TF 2.21).
     "pyarrow>=15,<27",
-    # trainer.vertex builds and submits Vertex AI CustomJobs.
+    # trainer.vertex builds and submits Vertex AI CustomJobs (packaging: the TensorFlow requirement vs an image's).
     "google-cloud-aiplatform>=1.60,<3",
+    "packaging>=23",
 ]
 
 setuptools.setup(

@@ -10,13 +10,23 @@ follow Vertex AI's layout: pool 0 is the chief (1 replica), pool 1 the other
 sets TF_CONFIG for every replica, so `trainer.task` picks
 MultiWorkerMirroredStrategy (workers only) or ParameterServerStrategy (with
 parameter servers) by itself, and AIP_MODEL_DIR / AIP_CHECKPOINT_DIR /
-AIP_TENSORBOARD_LOG_DIR from `--base_output_dir`. The code runs either from a
-container with tfcvr installed (`--image_uri`) or as a Python package
-(`--package_uri=gs://.../tfcvr-0.1.0.tar.gz`, built with `python -m build
---sdist`, on `--executor_image_uri`). `--dry_run` prints the job as JSON
-(the REST body of projects.locations.customJobs.create) and submits nothing.
+AIP_TENSORBOARD_LOG_DIR from `--base_output_dir`.
+
+The code runs from the trainer container (the repository's Dockerfile,
+built and pushed as in README "Vertex AI"): `--image_uri`, by default
+`<region>-docker.pkg.dev/<project>/tfcvr/trainer:<tfcvr version>`, the
+image those commands push. The Python-package path (`--package_uri=gs://.../
+tfcvr-0.1.0.tar.gz` on a prebuilt `--executor_image_uri`) installs tfcvr's
+requirements over the image's own; a prebuilt TensorFlow image whose version
+tfcvr's TensorFlow requirement excludes is refused, naming both (Vertex AI's
+prebuilt training images stop at TensorFlow 2.17 on Python 3.10 in its
+"Prebuilt containers for custom training" list, while tfcvr needs 2.21).
+`--dry_run` prints the job as JSON (the REST body of
+projects.locations.customJobs.create) and submits nothing.
 """
 
+import importlib.metadata
+import re
 import time
 
 from absl import app, flags
@@ -41,17 +51,71 @@ def _define_flags():
     flags.DEFINE_integer("num_ps", 0, "Parameter servers (ParameterServerStrategy); 0 = none.")
     flags.DEFINE_string("machine_type", "n1-standard-8", "Machine type of the chief and workers.")
     flags.DEFINE_string("ps_machine_type", None, "Machine type of the parameter servers; default --machine_type.")
-    flags.DEFINE_string("image_uri", None, "Container image with tfcvr installed.")
+    flags.DEFINE_string(
+        "image_uri",
+        None,
+        "Trainer container (the repository's Dockerfile); default <region>-docker.pkg.dev/<project>/tfcvr/"
+        "trainer:<tfcvr version>, where README's build and push commands put it.",
+    )
     flags.DEFINE_string("package_uri", None, "gs:// URI of the tfcvr source distribution (instead of --image_uri).")
     flags.DEFINE_string(
         "executor_image_uri",
-        "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest",
-        "Prebuilt training image that installs --package_uri.",
+        None,
+        "With --package_uri: the image that installs it. A prebuilt Vertex AI TensorFlow image must have a "
+        "TensorFlow version tfcvr accepts.",
     )
     flags.DEFINE_string("service_account", None, "Service account the job runs as.")
     flags.DEFINE_string("tensorboard", None, "Vertex AI TensorBoard resource name to stream logs to.")
     flags.DEFINE_string("staging_bucket", None, "gs:// bucket for the SDK's staging; default the output bucket.")
     flags.DEFINE_bool("dry_run", False, "Print the job spec as JSON instead of submitting it.")
+
+
+def default_image_uri(project: str, region: str) -> str:
+    """Where README's `docker build` / `docker push` commands put the trainer image of this tfcvr version."""
+    return f"{region}-docker.pkg.dev/{project}/tfcvr/trainer:{_tfcvr_version()}"
+
+
+def _tfcvr_version() -> str:
+    import tfcvr
+
+    return tfcvr.__version__
+
+
+# Vertex AI's prebuilt TensorFlow training images: .../vertex-ai/training/tf-cpu.2-17.py310:latest.
+_PREBUILT_TENSORFLOW = re.compile(r"/vertex-ai/training/tf-(?:cpu|gpu|tpu)\.(\d+)-(\d+)\.")
+
+
+def check_executor_image(executor_image_uri: str) -> None:
+    """Refuses a prebuilt TensorFlow training image whose TensorFlow tfcvr's requirement excludes."""
+    match = _PREBUILT_TENSORFLOW.search(executor_image_uri)
+    requirement = _tensorflow_requirement()
+    if not match or requirement is None:
+        return  # not a prebuilt TensorFlow image (a custom one is the user's to vouch for)
+    from packaging.specifiers import SpecifierSet
+
+    version = f"{match[1]}.{match[2]}"
+    if f"{version}.0" not in SpecifierSet(requirement):
+        raise ValueError(
+            f"--executor_image_uri={executor_image_uri} has TensorFlow {version}, but tfcvr requires tensorflow"
+            f"{requirement}: the package would reinstall TensorFlow over the image's at every start, or fail. "
+            "No prebuilt Vertex AI training image has a TensorFlow tfcvr accepts; build the trainer image from the "
+            "repository's Dockerfile and pass --image_uri (README, 'Vertex AI')."
+        )
+
+
+def _tensorflow_requirement() -> str | None:
+    """The version specifier of tfcvr's tensorflow requirement (installed metadata), e.g. '<2.22,>=2.21'."""
+    try:
+        requirements = importlib.metadata.requires("tfcvr") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    from packaging.requirements import Requirement
+
+    for line in requirements:
+        requirement = Requirement(line)
+        if requirement.name == "tensorflow" and not requirement.marker:
+            return str(requirement.specifier)
+    return None
 
 
 def worker_pool_specs(
@@ -73,6 +137,10 @@ def worker_pool_specs(
         raise ValueError("ParameterServerStrategy needs at least one worker besides the chief: --replicas >= 2.")
     if bool(image_uri) == bool(package_uri):
         raise ValueError("Give exactly one of --image_uri (a container with tfcvr) or --package_uri (a tfcvr sdist).")
+    if package_uri:
+        if not executor_image_uri:
+            raise ValueError("--package_uri needs --executor_image_uri, the image that installs and runs it.")
+        check_executor_image(executor_image_uri)
 
     def pool(count, machine):
         spec = gca_custom_job.WorkerPoolSpec(
@@ -129,6 +197,9 @@ def _model_name(trainer_args):
 def main(argv: list[str]) -> int:
     trainer_args = argv[1:]
     display_name = FLAGS.display_name or f"tfcvr-{_model_name(trainer_args)}-{int(time.time())}"
+    image_uri = FLAGS.image_uri
+    if image_uri is None and FLAGS.package_uri is None:
+        image_uri = default_image_uri(FLAGS.project, FLAGS.region)
     try:
         pools = worker_pool_specs(
             trainer_args,
@@ -136,7 +207,7 @@ def main(argv: list[str]) -> int:
             FLAGS.num_ps,
             FLAGS.machine_type,
             FLAGS.ps_machine_type,
-            FLAGS.image_uri,
+            image_uri,
             FLAGS.package_uri,
             FLAGS.executor_image_uri,
         )

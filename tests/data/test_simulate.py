@@ -66,3 +66,14 @@ def test_invalid_arguments(tmp_path):
         simulate.simulate(0)
     with pytest.raises(ValueError, match="`eval_fraction` must be in"):
         simulate.write_simulation(str(tmp_path), 100, eval_fraction=1.0)
+
+
+def test_days_share_the_population_and_draw_fresh_impressions():
+    day1, day2 = simulate.simulate(3000, seed=4, day=1), simulate.simulate(3000, seed=4, day=2)
+    # The same users and items (their random 63-bit ids), seen in other impressions.
+    assert set(day1["user_id"]) & set(day2["user_id"]) and set(day1["item_id"]) & set(day2["item_id"])
+    assert not set(day1["user_id"]) & set(simulate.simulate(3000, seed=5, day=1)["user_id"])  # another world
+    assert not np.array_equal(day1["user_id"], day2["user_id"])
+    np.testing.assert_array_equal(day1["item_id"], simulate.simulate(3000, seed=4, day=1)["item_id"])
+    with pytest.raises(ValueError, match="`day` must be non-negative"):
+        simulate.simulate(10, day=-1)

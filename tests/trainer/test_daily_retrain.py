@@ -69,7 +69,8 @@ def _until(condition, seconds=30):
 
 
 def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
-    days = {d: simulate.write_simulation(str(tmp_path / f"data{d}"), 3000, seed=d, num_shards=2) for d in (1, 2, 3)}
+    # Three days of one world: the same users and items, fresh impressions each day.
+    days = {d: simulate.write_simulation(str(tmp_path / f"data{d}"), 3000, num_shards=2, day=d) for d in (1, 2, 3)}
     base = str(tmp_path / "export")
     records = list(tf.data.TFRecordDataset(tf.io.gfile.glob(days[1]["eval"])).take(32).as_numpy_iterator())
 

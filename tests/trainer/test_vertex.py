@@ -57,14 +57,30 @@ def test_dry_run_job_spec_for_multi_worker_with_parameter_servers():
         assert container["args"] == ["--model=chorus", "--train_files=gs://bucket/train-*", "--epochs=2"]
 
 
-def test_single_replica_python_package():
-    result = _dry_run("--package_uri=gs://bucket/tfcvr-0.1.0.tar.gz", "--", "--model=ukd")
+def test_the_default_is_the_trainer_container_the_readme_pushes():
+    result = _dry_run("--", "--model=esmm")
+    assert result.returncode == 0, result.stderr[-2000:]
+    (pool,) = json.loads(result.stdout)["jobSpec"]["workerPoolSpecs"]
+    assert pool["containerSpec"]["imageUri"] == "europe-west4-docker.pkg.dev/p/tfcvr/trainer:0.1.0"
+    readme = open("README.md").read()
+    assert "europe-west4-docker.pkg.dev/PROJECT/tfcvr/trainer:0.1.0" in readme  # the build/push commands' tag
+
+
+def test_python_package_needs_an_executor_image_with_tfcvrs_tensorflow():
+    package_uri = "--package_uri=gs://bucket/tfcvr-0.1.0.tar.gz"
+    prebuilt = "--executor_image_uri=us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+    refused = _dry_run(package_uri, prebuilt)
+    assert refused.returncode == 2
+    assert "has TensorFlow 2.17, but tfcvr requires tensorflow<2.22,>=2.21" in refused.stderr
+    assert "needs --executor_image_uri" in _dry_run(package_uri).stderr
+    custom = "--executor_image_uri=europe-west4-docker.pkg.dev/p/base/python-tf:2.21"  # not a prebuilt image
+    result = _dry_run(package_uri, custom, "--", "--model=ukd")
     assert result.returncode == 0, result.stderr[-2000:]
     pools = json.loads(result.stdout)["jobSpec"]["workerPoolSpecs"]
     assert len(pools) == 1 and int(pools[0]["replicaCount"]) == 1
     package = pools[0]["pythonPackageSpec"]
     assert package["pythonModule"] == "trainer.task" and package["packageUris"] == ["gs://bucket/tfcvr-0.1.0.tar.gz"]
-    assert package["args"] == ["--model=ukd"] and package["executorImageUri"]
+    assert package["args"] == ["--model=ukd"] and package["executorImageUri"] == custom.split("=", 1)[1]
 
 
 def test_invalid_job_shapes():
@@ -74,4 +90,5 @@ def test_invalid_job_shapes():
         vertex.worker_pool_specs([], replicas=1, num_ps=1, image_uri="a")
     with pytest.raises(ValueError, match="gs:// folder"):
         vertex.custom_job("x", vertex.worker_pool_specs([], image_uri="a"), "/local/dir")
-    assert _dry_run("--", "--model=esmm").returncode != 0  # neither image nor package
+    with pytest.raises(ValueError, match="exactly one of --image_uri"):
+        vertex.worker_pool_specs([])

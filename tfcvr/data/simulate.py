@@ -1,6 +1,6 @@
 r"""A missing-not-at-random impression log with ground truth.
 
-    python -m tfcvr.data.simulate --out DIR --rows N [--seed S] [--eval_fraction F]
+    python -m tfcvr.data.simulate --out DIR --rows N [--seed S] [--day D] [--eval_fraction F]
 
 writes `DIR/train-*.tfrecord`, `DIR/eval-*.tfrecord` and `DIR/schema.json`.
 
@@ -81,10 +81,20 @@ def simulation_schema(config: SimulationConfig) -> schema_lib.Schema:
     )
 
 
-def simulate(num_rows: int, seed: int = 0, config: SimulationConfig = SimulationConfig()) -> dict:
-    """Draws `num_rows` impressions; returns {column: numpy array} including ground truth."""
+def simulate(
+    num_rows: int, seed: int = 0, config: SimulationConfig = SimulationConfig(), day: int | None = None
+) -> dict:
+    """Draws `num_rows` impressions; returns {column: numpy array} including ground truth.
+
+    `day`: the impressions of one day of a log whose population (users,
+    items, ids: step 1) is `seed`'s on every day, drawn from their own
+    generator (seed, day), so days 1, 2, ... are fresh impressions of the
+    same world (a daily retrain's data). None: one generator for everything.
+    """
     if num_rows < 1:
         raise ValueError(f"`num_rows` must be positive. Received: {num_rows}")
+    if day is not None and day < 0:
+        raise ValueError(f"`day` must be non-negative. Received: {day}")
     rng = np.random.default_rng(seed)
     # Step 1: the population.
     user_taste = rng.normal(0.0, 1.0 / np.sqrt(config.latent_dim), (config.num_users, config.latent_dim))
@@ -95,6 +105,8 @@ def simulate(num_rows: int, seed: int = 0, config: SimulationConfig = Simulation
     item_price = rng.lognormal(3.0, 0.8, config.num_items)
     user_ids = rng.integers(-(2**62), 2**62, config.num_users, dtype=np.int64)
     item_ids = rng.integers(-(2**62), 2**62, config.num_items, dtype=np.int64)
+    if day is not None:
+        rng = np.random.default_rng((seed, day))
     # Step 2: who sees what, where.
     user = _zipf_draw(rng, config.num_users, num_rows)
     item = _zipf_draw(rng, config.num_items, num_rows)
@@ -145,8 +157,11 @@ def write_simulation(
     num_shards: int = 4,
     config: SimulationConfig = SimulationConfig(),
     valid_fraction: float = 0.0,
+    day: int | None = None,
 ) -> dict:
     """Simulates and writes train/eval (and valid) shards and schema.json into `out_dir`.
+
+    `day`: one day of the same world (`simulate`).
 
     The first `eval_fraction` of the rows is the eval split, the next
     `valid_fraction` the valid split (for model selection), the rest train.
@@ -157,7 +172,7 @@ def write_simulation(
         raise ValueError(f"`eval_fraction` must be in (0, 1). Received: {eval_fraction}")
     if not 0.0 <= valid_fraction < 1.0 - eval_fraction:
         raise ValueError(f"`valid_fraction` must be in [0, 1 - eval_fraction). Received: {valid_fraction}")
-    columns = simulate(num_rows, seed, config)
+    columns = simulate(num_rows, seed, config, day)
     num_eval = max(1, int(round(num_rows * eval_fraction)))
     num_valid = max(1, int(round(num_rows * valid_fraction))) if valid_fraction else 0
     if num_eval + num_valid >= num_rows:
@@ -197,6 +212,9 @@ def _define_flags():
     flags.DEFINE_string("out", None, "Output folder (local or gs://).", required=True)
     flags.DEFINE_integer("rows", 200_000, "Impressions to simulate (train + eval).")
     flags.DEFINE_integer("seed", 0, "Random seed; the same seed writes the same files.")
+    flags.DEFINE_integer(
+        "day", None, "Write day N of the seed's world: the same users and items, fresh impressions.", lower_bound=0
+    )
     flags.DEFINE_float("eval_fraction", 0.2, "Fraction of impressions in the eval split.")
     flags.DEFINE_integer("shards", 4, "Train shards (eval gets a quarter, at least one).")
     flags.DEFINE_float(
@@ -210,7 +228,9 @@ def main(argv: list[str]) -> None:
     del argv
     FLAGS = flags.FLAGS
     config = SimulationConfig(selection_strength=FLAGS.selection_strength)
-    paths = write_simulation(FLAGS.out, FLAGS.rows, FLAGS.seed, FLAGS.eval_fraction, FLAGS.shards, config)
+    paths = write_simulation(
+        FLAGS.out, FLAGS.rows, FLAGS.seed, FLAGS.eval_fraction, FLAGS.shards, config, day=FLAGS.day
+    )
     logging.info("Wrote %s", paths)
     print(f"train: {paths['train']}\neval: {paths['eval']}\nschema: {paths['schema']}")
 
