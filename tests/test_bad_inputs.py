@@ -81,6 +81,12 @@ CASES = [
     ("trainer.task", ["--config={root}/missing.json"], "--config={root}/missing.json: no such file"),
     ("trainer.task", ["--config={root}/bad_config.json"], "OptimizationConfig.epochs: expected int"),
     ("trainer.task", [*TASK_DATA, "--model=esmm", "--model_dir={root}/reused"], "checkpoints of another model"),
+    (
+        "trainer.task",
+        [*TASK_DATA, "--model_dir={root}/fresh", "--warm_start_from={root}/nowhere"],
+        "--warm_start_from={root}/nowhere: found no checkpoint or export there",
+    ),
+    ("trainer.compare", ["--candidate={root}", "--eval_files={train}", "--schema={schema}"], "--baseline"),
     ("trainer.benchmark", ["--models=naive,ukdd"], "'ukdd'"),
     ("trainer.benchmark", ["--models=ukd[alpha=1]"], "--models entry 'ukd[alpha=1]': UKD has no argument 'alpha'"),
     ("trainer.benchmark", ["--selection_metric=cvr_pcoc"], "--selection_metric"),
@@ -94,7 +100,11 @@ CASES = [
         "is neither a SavedModel nor a folder of versions",
     ),
     ("trainer.evaluate", ["--export_dir={root}", "--eval_files={root}/none*", "--schema={schema}"], "--eval_files"),
-    ("trainer.vertex", ["--project=p", "--base_output_dir=gs://b/o", "--dry_run"], "--image_uri"),
+    (
+        "trainer.vertex",
+        ["--project=p", "--base_output_dir=gs://b/o", "--package_uri=gs://b/t.tar.gz", "--dry_run"],
+        "--package_uri needs --executor_image_uri",
+    ),
     ("trainer.vertex", ["--base_output_dir=gs://b/o"], "--project"),
     ("tfcvr.data.simulate", ["--rows=abc"], "--rows=abc"),
     ("tfcvr.data.convert", ["nosuch"], "invalid choice: 'nosuch'"),
@@ -112,6 +122,7 @@ CASES = [
     ("serving.client", ["--nosuch"], "nosuch"),
     ("serving.client", [], "--server"),
     ("serving.local", ["--model=x"], "--model: expected"),
+    ("serving.local", [], "Give either --model"),
 ]
 
 

@@ -91,11 +91,11 @@ def main(argv: list[str]) -> None:
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
-    if distribution.is_chief(strategy):
-        preflight.check_writable_dir("--model_dir", model_dir)
     _labelled_versions(run.output.serving_config)  # read again at export time (a label may move meanwhile)
     # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
+    if distribution.is_chief(strategy):
+        preflight.check_writable_dir("--model_dir", model_dir)
     model_identity.check_or_record(
         checkpoint_dir,
         model_identity.model_identity(run.method.model, {**probe.get_config(), "schema": schema.to_dict()}),

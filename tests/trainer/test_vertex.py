@@ -63,7 +63,7 @@ def test_the_default_is_the_trainer_container_the_readme_pushes():
     (pool,) = json.loads(result.stdout)["jobSpec"]["workerPoolSpecs"]
     assert pool["containerSpec"]["imageUri"] == "europe-west4-docker.pkg.dev/p/tfcvr/trainer:0.1.0"
     readme = open("README.md").read()
-    assert "europe-west4-docker.pkg.dev/PROJECT/tfcvr/trainer:0.1.0" in readme  # the build/push commands' tag
+    assert f"docker push {vertex.default_image_uri('PROJECT', 'europe-west4')}" in readme  # README's build/push tag
 
 
 def test_python_package_needs_an_executor_image_with_tfcvrs_tensorflow():
