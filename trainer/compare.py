@@ -20,11 +20,13 @@ It prints the mean difference (candidate - baseline) with its 95%
 confidence interval and the one-sided p-value of "the candidate's loss is
 larger" (`tfcvr.metrics.paired_difference`; cluster-robust over the
 schema's group_key when it has one). The candidate is WORSE on a gate metric
-when that p-value is below alpha / (number of gate metrics) and its mean loss
-exceeds baseline x (1 + margin). Exit status: 0 when it is worse on none
-(promote), 1 when it is worse on any (keep the baseline), 2 on a usage error
-- a scheduler can gate the label move on it. `--output_dir` also receives
-comparison.json.
+when that p-value (of the test against baseline x (1 + margin)) is below
+alpha / (number of gate metrics) and its mean loss exceeds that bound; a gate
+metric that cannot be tested (a NaN score, fewer than two records or groups,
+e.g. no clicks) counts as worse. Exit status: 0 when it is worse on none
+(promote), 3 when it is worse on any (keep the baseline), 2 on a usage error,
+1 on an unexpected failure - a scheduler can gate the label move on it.
+`--output_dir` also receives comparison.json.
 """
 
 import json
@@ -41,7 +43,8 @@ from trainer import config as config_lib
 from trainer import evaluate, preflight
 
 FLAGS = flags.FLAGS
-PROMOTE, WORSE = 0, 1
+# Exit statuses: 2 is a usage error (tfcvr.cli) and 1 an unexpected failure (a traceback).
+PROMOTE, WORSE = 0, 3
 # Probabilities are clipped as the export clips them (the open interval).
 _EPSILON = 1e-7
 
@@ -85,7 +88,14 @@ def compare(
             # Worse: significantly above baseline x (1 + margin), tested on the differences against that bound.
             bound = paired_difference(cand[mask], base[mask] * (1 + margin), group)
             result["gate"] = {"p_worse": bound["p_greater"], "level": level}
-            if bound["p_greater"] < level and bound["mean_difference"] > 0:
+            if not (np.isfinite(bound["mean_difference"]) and np.isfinite(bound["p_greater"])):
+                # No evidence is no pass: a NaN score, or too few records or groups to test (e.g. no clicks).
+                result["gate"]["untestable"] = (
+                    f"{result['records']} records in {result['groups']} groups, mean difference "
+                    f"{result['mean_difference']}"
+                )
+                worse.append(metric)
+            elif bound["p_greater"] < level and bound["mean_difference"] > 0:
                 worse.append(metric)
         results[metric] = result
     return {
@@ -103,10 +113,15 @@ def format_comparison(report: dict) -> str:
         f"{'metric':<22}{'baseline':>10}{'candidate':>11}{'difference':>12}  {'95% CI':<22}{'p(worse)':>10}  gate",
     ]
     for metric, r in report["metrics"].items():
-        gate = ("WORSE" if metric in report["worse_on"] else "pass") if "gate" in r else ""
+        gate, p_worse = "", r["p_greater"]
+        if "gate" in r:  # the gate's own test (against baseline x (1 + margin))
+            p_worse = r["gate"]["p_worse"]
+            gate = "pass"
+            if metric in report["worse_on"]:
+                gate = f"UNTESTABLE ({r['gate']['untestable']})" if "untestable" in r["gate"] else "WORSE"
         lines.append(
             f"{metric:<22}{r['baseline_mean']:>10.5f}{r['candidate_mean']:>11.5f}{r['mean_difference']:>+12.5f}  "
-            f"[{r['ci_low']:+.5f}, {r['ci_high']:+.5f}]  {r['p_greater']:>9.3g}  {gate}"
+            f"[{r['ci_low']:+.5f}, {r['ci_high']:+.5f}]  {p_worse:>9.3g}  {gate}"
         )
     records = next(iter(report["metrics"].values()))
     level = report["alpha"] / len(report["gate_metrics"])
@@ -149,7 +164,10 @@ def main(argv: list[str]) -> int:
         invalid_conversion=run.data.invalid_conversion,
         group=schema.group_key is not None,
     )
-    (baseline, candidate), labels = evaluate.score([versions["--baseline"], versions["--candidate"]], pipeline)
+    try:
+        (baseline, candidate), labels = evaluate.score([versions["--baseline"], versions["--candidate"]], pipeline)
+    except ValueError as e:  # e.g. no records left to compare
+        raise app.UsageError(f"--eval_files={run.data.eval_files}: {e}") from None
     report = compare(
         baseline,
         candidate,

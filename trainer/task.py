@@ -28,7 +28,7 @@ from tfcvr import cli, export, metrics, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
-from tfcvr.export import model_config
+from tfcvr.export import model_config, retention
 from trainer import config as config_lib
 from trainer import distribution, method_params, model_identity, preflight, warm_start
 from trainer.loop import TrainingLoop
@@ -204,8 +204,11 @@ def main(argv: list[str]) -> None:
                 optimizer_state=run.warm_start.warm_start_optimizer,
                 method=run.method.model,
             )
+            warm_start.assert_replicas_agree(model, strategy)
         except warm_start.WarmStartError as e:
             raise app.UsageError(str(e)) from None
+        if distribution.is_chief(strategy):
+            warm_start.record(checkpoint_dir, run.warm_start.warm_start_from, warm_started)
     logging.info(
         "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
     )
@@ -245,13 +248,9 @@ def main(argv: list[str]) -> None:
     if run.output.export:
         shared_export_base = run.output.export_base or os.path.join(model_dir, "export")
         export_base = distribution.writable_dir(shared_export_base, strategy)
-        report["export"] = export.export_for_serving(
-            model,
-            schema,
-            export_base,
-            keep_versions=run.output.keep_versions,
-            protect_versions=_labelled_versions(run.output.serving_config),
-        )
+        report["export"] = export.export_for_serving(model, schema, export_base)
+        if run.output.keep_versions is not None:
+            _retire_versions(export_base, report["export"], run.output)
         distribution.cleanup_worker_dir(export_base, shared_export_base)
     print(metrics.format_table(results, title=f"{run.method.model} ({report['backbone']}) on {eval_files}"))
     print(
@@ -309,6 +308,16 @@ def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, 
         ) from None
 
 
+def _retire_versions(export_base: str, exported: str, output: config_lib.OutputConfig) -> None:
+    """--keep_versions after the export: never the new version nor one a serving label names (read now)."""
+    try:
+        labelled = _labelled_versions(output.serving_config)
+    except app.UsageError as e:  # the new version is out; keeping old ones is the safe side
+        logging.error("Not retiring export versions: %s", e)
+        return
+    retention.retain_versions(export_base, output.keep_versions, protect={int(os.path.basename(exported)), *labelled})
+
+
 def _labelled_versions(serving_config: str | None) -> set:
     """The versions the labels of TF Serving's model config name (kept by retention); none without one."""
     if not serving_config:
@@ -326,11 +335,8 @@ def _warm_start_source(config: config_lib.WarmStartConfig, checkpoint_dir: str):
         if config.warm_start_partial or config.warm_start_optimizer:
             raise app.UsageError("--warm_start_partial and --warm_start_optimizer need --warm_start_from.")
         return None
-    if tf.io.gfile.isdir(checkpoint_dir) and tf.train.latest_checkpoint(checkpoint_dir):
-        logging.info("Resuming from the checkpoints in %s; --warm_start_from is not used.", checkpoint_dir)
-        return None
     try:
-        return warm_start.resolve(config.warm_start_from)
+        return warm_start.source_for_run(config.warm_start_from, checkpoint_dir)
     except warm_start.WarmStartError as e:
         raise app.UsageError(str(e)) from None
 

@@ -137,6 +137,8 @@ def worker_pool_specs(
         raise ValueError("ParameterServerStrategy needs at least one worker besides the chief: --replicas >= 2.")
     if bool(image_uri) == bool(package_uri):
         raise ValueError("Give exactly one of --image_uri (a container with tfcvr) or --package_uri (a tfcvr sdist).")
+    if executor_image_uri and not package_uri:
+        raise ValueError("--executor_image_uri runs a --package_uri; with a container give only --image_uri.")
     if package_uri:
         if not executor_image_uri:
             raise ValueError("--package_uri needs --executor_image_uri, the image that installs and runs it.")

@@ -24,7 +24,9 @@ where day 1 ended although it is a new object in a new process.
   method whose weights match exactly (the optimizers' slots are stored by
   position, not path); the learning rate stays the new run's.
 * A warm start only seeds the weights of a run that has no checkpoint of its
-  own: a restarted warm-started job resumes from its own checkpoints.
+  own: a restarted warm-started job resumes from its own checkpoints
+  (`warm_start.json` beside them records the source), and a folder holding
+  another run's checkpoints is refused rather than silently resumed.
 * Training starts at the first epoch of the first stage: a two-stage method
   (UKD) trains its teacher stage again, from the source's teacher, and then its
   student, from the source's student.
@@ -46,6 +48,8 @@ from tfcvr.export import weights_manifest
 from tfcvr.export.versions import SAVED_MODEL_FILE, existing_versions
 from trainer import model_identity
 
+# Written beside the checkpoints of a warm-started run: a restart resumes them only for the same source.
+RECORD_FILE = "warm_start.json"
 # How `tf.train.Checkpoint(weights={path: variable})` names a weight (TrainingLoop's checkpoints).
 _CHECKPOINT_PREFIX, _CHECKPOINT_SUFFIX = "weights/", "/.ATTRIBUTES/VARIABLE_VALUE"
 # Names listed per kind of mismatch in an error or log line before "and N more".
@@ -87,6 +91,39 @@ def resolve(path: str) -> WarmStartSource:
         f"<path>/{SAVED_MODEL_FILE}, a checkpoint prefix <path>.index, a checkpoint folder <path> or "
         "<path>/checkpoints, and export versions under <path> or <path>/export)."
     )
+
+
+def source_for_run(warm_start_from: str, checkpoint_dir: str) -> WarmStartSource | None:
+    """What a run with `checkpoint_dir` starts from: the resolved source, or None when it resumes itself.
+
+    A run that already has checkpoints resumes them only when they are its
+    own (a restarted warm-started job: `record` wrote the same source beside
+    them); any other checkpoints there (yesterday's run in a reused folder)
+    would silently replace the warm start, so they are refused.
+    """
+    if tf.io.gfile.isdir(checkpoint_dir) and tf.train.latest_checkpoint(checkpoint_dir):
+        path = os.path.join(checkpoint_dir, RECORD_FILE)
+        recorded = None
+        if tf.io.gfile.exists(path):
+            with tf.io.gfile.GFile(path) as f:
+                recorded = json.load(f).get("warm_start_from")
+        if recorded != warm_start_from:
+            raise WarmStartError(
+                f"--warm_start_from={warm_start_from}: {checkpoint_dir} already holds checkpoints of a run "
+                f"{'warm-started from ' + recorded if recorded else 'not warm-started'}; resuming them would "
+                "ignore the warm start. Train in a new --model_dir (on Vertex AI a new --base_output_dir, whose "
+                "checkpoints folder is AIP_CHECKPOINT_DIR)."
+            )
+        logging.info("Resuming the warm-started run from its checkpoints in %s.", checkpoint_dir)
+        return None
+    return resolve(warm_start_from)
+
+
+def record(checkpoint_dir: str, warm_start_from: str, report: dict) -> None:
+    """Writes what a run was warm-started from beside its checkpoints (`source_for_run` reads it on a restart)."""
+    tf.io.gfile.makedirs(checkpoint_dir)
+    with tf.io.gfile.GFile(os.path.join(checkpoint_dir, RECORD_FILE), "w") as f:
+        f.write(json.dumps({"warm_start_from": warm_start_from, **report}, indent=2) + "\n")
 
 
 def read_weights(source: WarmStartSource) -> dict[str, np.ndarray]:
@@ -172,6 +209,38 @@ def warm_start(
         "ignored": ignored,
         "optimizer_state": bool(optimizer_state),
     }
+
+
+def assert_replicas_agree(model, strategy: tf.distribute.Strategy) -> None:
+    """Under MultiWorkerMirroredStrategy, fails when workers seeded different weights.
+
+    Each worker resolves and reads the source itself ("the newest
+    checkpoint" could change between two workers' reads), and mirrored
+    variables are not re-broadcast after an assignment, so the workers
+    compare a fingerprint of their weights (an all-reduced mean of a
+    position-weighted sum) before training.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return  # one process holds the variables (default strategy; the chief under ParameterServerStrategy)
+    weights = list(model.weights_by_path().values())
+
+    @tf.function
+    def fingerprints():
+        def replica_fingerprint():
+            sums = [tf.reduce_sum(tf.cast(w.value, tf.float64)) * (i + 1) for i, w in enumerate(weights)]
+            return tf.add_n(sums)
+
+        per_replica = strategy.run(replica_fingerprint)
+        return strategy.experimental_local_results(per_replica), strategy.reduce("MEAN", per_replica, axis=None)
+
+    local, mean = fingerprints()
+    for value in local:
+        if abs(float(value) - float(mean)) > 1e-9 * max(1.0, abs(float(mean))):
+            raise WarmStartError(
+                f"The workers started from different weights (fingerprint {float(value)!r}, mean over workers "
+                f"{float(mean)!r}): the warm-start source changed while they read it. Give a fixed checkpoint "
+                "prefix or export version to --warm_start_from."
+            )
 
 
 def _restore_optimizer_state(model, source: WarmStartSource, mismatched: bool, method: str | None) -> None:

@@ -16,5 +16,5 @@ config file for label moves (rollback).
 """
 
 from serving.local.grpc_server import start_grpc_server
-from serving.local.models import ExportedModels, ServedModel, read_model_config, served_models
+from serving.local.models import ExportedModels, ServedModel, parse_served_models, served_models
 from serving.local.rest_server import start_rest_server

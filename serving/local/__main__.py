@@ -14,10 +14,11 @@ new versions. Serves until interrupted. Production serving is TF Serving
 import contextlib
 import threading
 
+import tensorflow as tf
 from absl import app, flags, logging
 
 from serving.local.grpc_server import start_grpc_server
-from serving.local.models import ExportedModels, read_model_config, served_models
+from serving.local.models import ExportedModels, served_models
 from serving.local.rest_server import start_rest_server
 from tfcvr import cli
 from tfcvr.export.model_config import parse_model_flags
@@ -47,7 +48,9 @@ def main(argv: list[str]) -> None:
         if FLAGS.model_config_file:
             if FLAGS.label:
                 raise ValueError("--label goes into the --model_config_file (version_labels), not on the command line.")
-            served = read_model_config(FLAGS.model_config_file)
+            if not tf.io.gfile.exists(FLAGS.model_config_file):
+                raise ValueError(f"--model_config_file={FLAGS.model_config_file}: no such file")
+            served = None
         else:
             models, labels = parse_model_flags(FLAGS.model, FLAGS.label)
             served = served_models(models, labels, FLAGS.latest_versions)
@@ -61,7 +64,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(e)) from e
     grpc_server, grpc_port = start_grpc_server(exported, port=FLAGS.grpc_port)
     rest_server, rest_port = start_rest_server(exported, port=FLAGS.rest_port)
-    names = sorted(m.name for m in served)
+    names = exported.model_names()
     logging.info("Serving %s: gRPC localhost:%d, REST http://localhost:%d", names, grpc_port, rest_port)
     print(f"gRPC localhost:{grpc_port} REST localhost:{rest_port}", flush=True)
     try:

@@ -61,12 +61,12 @@ def served_models(models: dict, labels: dict | None = None, latest_versions: int
     ]
 
 
-def read_model_config(path: str) -> list[ServedModel]:
-    """The ServedModels of a text-format ModelServerConfig file (what `--model_config_file` reads)."""
+def parse_served_models(text: str, source: str = "the model config") -> list[ServedModel]:
+    """The ServedModels of a text-format ModelServerConfig."""
     try:
-        config = model_config_lib.parse_model_config(tf.io.gfile.GFile(path).read())
-    except (tf.errors.NotFoundError, ValueError) as e:
-        raise ValueError(f"--model_config_file={path}: {e}") from None
+        config = model_config_lib.parse_model_config(text)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
     served = []
     for entry in config.model_config_list.config:
         policy = entry.model_version_policy
@@ -87,43 +87,50 @@ class ExportedModels:
     """Serves tfcvr exports as tensorflow_model_server does (module docstring): load, poll, label, unload.
 
     Args:
-      models: the ServedModels (`served_models`, `read_model_config`); a
-        dict {name: export base} is read as `served_models(models, labels)`.
+      models: the ServedModels (`served_models`); a dict {name: export base}
+        is read as `served_models(models, labels)`. Or none, with:
+      model_config_file: a text-format ModelServerConfig to serve, re-read
+        every `model_config_file_poll_wait_seconds` (0: never) to apply edits.
       labels: {name: {label: version}} with a dict `models`.
       file_system_poll_wait_seconds: seconds between polls of the export
         bases; 0 loads once at start.
-      model_config_file: the file the models came from, re-read every
-        `model_config_file_poll_wait_seconds` (0: never) to apply edits.
 
     Raises ValueError at start when a label names a version that is not served.
-    Call `close()` to stop polling.
+    A version that fails to load is logged and retried at the next poll; the
+    other versions and models are not held up. Call `close()` to stop polling.
     """
 
     def __init__(
         self,
-        models: list[ServedModel] | dict,
+        models: list[ServedModel] | dict | None = None,
         labels: dict | None = None,
         file_system_poll_wait_seconds: float = 1.0,
         model_config_file: str | None = None,
         model_config_file_poll_wait_seconds: float = 0.0,
     ):
-        self._served = {m.name: m for m in (served_models(models, labels) if isinstance(models, dict) else models)}
-        self._available = {}  # {name: {version: loaded SavedModel}}, replaced whole by each refresh
-        self._refresh_lock = threading.Lock()  # one refresh at a time (poll thread or a caller)
-        self._stop = threading.Event()
-        self.refresh()  # the initial load, before serving starts (TF Serving waits for it too)
-        self._check_labels(self._served)
+        if (models is None) == (model_config_file is None):
+            raise ValueError("Give either `models` or `model_config_file`.")
         self._model_config_file = model_config_file
-        self._config_text = tf.io.gfile.GFile(model_config_file).read() if model_config_file else None
-        self._threads = []
+        self._config_text = None
+        if model_config_file:
+            self._config_text = tf.io.gfile.GFile(model_config_file).read()
+            models = parse_served_models(self._config_text, f"--model_config_file={model_config_file}")
+        elif isinstance(models, dict):
+            models = served_models(models, labels)
+        served = {m.name: m for m in models}
+        self._refresh_lock = threading.Lock()  # one refresh or reload at a time (poll threads or a caller)
+        # (served models, {name: {version: loaded SavedModel}}): replaced whole, so a request reads one
+        # consistent pair, and only after it was loaded and checked.
+        available = self._loaded(served, {})  # the initial load, before serving starts (as TF Serving)
+        _check_labels(served, available)
+        self._state = (served, available)
+        self._stop = threading.Event()
         for seconds, poll in (
             (file_system_poll_wait_seconds, self.refresh),
             (model_config_file_poll_wait_seconds if model_config_file else 0, self.reload_config),
         ):
             if seconds and seconds > 0:
-                thread = threading.Thread(target=self._poll, args=(poll, seconds), daemon=True, name="model-poll")
-                thread.start()
-                self._threads.append(thread)
+                threading.Thread(target=self._poll, args=(poll, seconds), daemon=True, name="model-poll").start()
 
     def _poll(self, poll, seconds):
         while not self._stop.wait(seconds):
@@ -136,66 +143,76 @@ class ExportedModels:
         """Stops polling (the loaded versions keep answering)."""
         self._stop.set()
 
+    def _loaded(self, served: dict, current: dict) -> dict:
+        """{name: {version: loaded}} of what `served` aspires to on disk now; loaded versions are reused."""
+        available = {}
+        for name, model in served.items():
+            previous = current.get(name, {})
+            table, failed = {}, False
+            for version in model.aspired(existing_versions(model.base_path, complete_only=True)):
+                if version in previous:
+                    table[version] = previous[version]
+                    continue
+                try:
+                    table[version] = tf.saved_model.load(f"{model.base_path.rstrip('/')}/{version}")
+                except Exception as e:  # noqa: BLE001 (one broken version must not hold up the others)
+                    logging.error("serving.local: %s version %d failed to load (%s); retrying.", name, version, e)
+                    failed = True
+                    continue
+                logging.info("serving.local: loaded %s version %d.", name, version)
+            if failed:  # availability first, as TF Serving: the versions it would replace keep serving
+                table = {**previous, **table}
+            unloaded = sorted(set(previous) - set(table))
+            if unloaded:
+                logging.info("serving.local: unloading %s versions %s.", name, unloaded)
+            available[name] = table
+        return available
+
     def refresh(self) -> None:
         """One poll of the export bases: loads newly aspired versions, then serves them; unloads the others."""
         with self._refresh_lock:
-            available = {}
-            for name, served in self._served.items():
-                aspired = served.aspired(existing_versions(served.base_path, complete_only=True))
-                current = self._available.get(name, {})
-                available[name] = {version: current[version] for version in aspired if version in current}
-                for version in aspired:
-                    if version not in available[name]:
-                        available[name][version] = tf.saved_model.load(f"{served.base_path.rstrip('/')}/{version}")
-                        logging.info("serving.local: loaded %s version %d.", name, version)
-                unloaded = sorted(set(current) - set(available[name]))
-                if unloaded:
-                    logging.info("serving.local: unloading %s versions %s.", name, unloaded)
-            self._available = available  # one assignment: a request sees the old or the new table, whole
+            served, current = self._state
+            self._state = (served, self._loaded(served, current))
 
     def reload_config(self) -> bool:
-        """Applies the model config file if it changed; False (previous configuration kept) when it is invalid."""
+        """Applies the model config file if it changed; False (previous configuration kept) when it is invalid.
+
+        The new configuration's versions are loaded and its labels checked
+        before it is published; an invalid file is not retried until it
+        changes again.
+        """
         text = tf.io.gfile.GFile(self._model_config_file).read()
         if text == self._config_text:
             return True
-        self._config_text = text  # an invalid file is not retried until it changes again
-        try:
-            served = {m.name: m for m in read_model_config(self._model_config_file)}
-        except ValueError as e:
-            logging.error("serving.local: %s; keeping the previous configuration.", e)
-            return False
-        previous, self._served = self._served, served
-        self.refresh()  # new models and policies load before their labels are checked, as in TF Serving
-        try:
-            self._check_labels(served)
-        except ValueError as e:
-            logging.error("serving.local: %s; keeping the previous configuration.", e)
-            self._served = previous
-            self.refresh()
-            return False
+        with self._refresh_lock:
+            self._config_text = text
+            try:
+                served = {m.name: m for m in parse_served_models(text, self._model_config_file)}
+                available = self._loaded(served, self._state[1])
+                _check_labels(served, available)
+            except ValueError as e:
+                logging.error("serving.local: %s; keeping the previous configuration.", e)
+                return False
+            self._state = (served, available)
         logging.info("serving.local: applied %s.", self._model_config_file)
         return True
 
-    def _check_labels(self, served):
-        for name, model in served.items():
-            for label, version in model.labels:
-                if version not in self._available.get(name, {}):
-                    raise ValueError(
-                        f"Request to assign label {label!r} to version {version} of model {name}, which is not "
-                        f"currently available for inference (served: {sorted(self._available.get(name, {}))})"
-                    )
+    def model_names(self) -> list[str]:
+        """The names of the served models."""
+        return sorted(self._state[0])
 
     def versions(self, model_name: str) -> list[int]:
         """The versions of a model loaded and answering, ascending."""
-        return sorted(self._available.get(model_name, {}))
+        return sorted(self._state[1].get(model_name, {}))
 
     def resolve(self, model_name: str, version: int | str | None = None, version_label: str | None = None) -> int:
         """The version a request addresses; NOT_FOUND when the model, version or label is not served."""
-        if model_name not in self._served:
+        served, available = self._state
+        if model_name not in served:
             raise ServingError("NOT_FOUND", f"Servable not found for request: model {model_name!r}")
-        available = self._available.get(model_name, {})
+        available = available.get(model_name, {})
         if version_label:
-            labels = dict(self._served[model_name].labels)
+            labels = dict(served[model_name].labels)
             if version_label not in labels:
                 raise ServingError("NOT_FOUND", f"Unrecognized servable version label: {version_label}")
             version = labels[version_label]
@@ -211,7 +228,7 @@ class ExportedModels:
         self, model_name: str, version: int, signature_name: str | None
     ) -> tf.types.experimental.ConcreteFunction:
         """The concrete function of a signature of a resolved version."""
-        loaded = self._available.get(model_name, {}).get(version)
+        loaded = self._state[1].get(model_name, {}).get(version)
         if loaded is None:  # unloaded between resolve and here
             raise ServingError("NOT_FOUND", f"Servable not found for request: Specific({model_name}, {version})")
         signatures = loaded.signatures
@@ -256,6 +273,17 @@ class ExportedModels:
         except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
             raise ServingError("INVALID_ARGUMENT", _op_error_message(error)) from error
         return version, {name: value.numpy() for name, value in outputs.items()}
+
+
+def _check_labels(served: dict, available: dict) -> None:
+    """TF Serving's rule: a label may only name a version that is loaded."""
+    for name, model in served.items():
+        for label, version in model.labels:
+            if version not in available.get(name, {}):
+                raise ValueError(
+                    f"Request to assign label {label!r} to version {version} of model {name}, which is not "
+                    f"currently available for inference (served: {sorted(available.get(name, {}))})"
+                )
 
 
 def as_exported_models(models: "ExportedModels | dict", labels: dict | None = None) -> ExportedModels:

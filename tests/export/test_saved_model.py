@@ -105,6 +105,17 @@ def test_an_export_that_fails_midway_leaves_no_version_and_no_temporary_folder(e
     assert os.listdir(base) == [] and export.existing_versions(base) == []
 
 
+def test_on_an_object_store_the_graph_file_is_copied_last(exported, tmp_path, monkeypatch):
+    model, schema, _, _ = exported
+    copied = []
+    original = tf.io.gfile.copy
+    monkeypatch.setattr(tf.io.gfile, "copy", lambda a, b, *args: (copied.append(b), original(a, b, *args)))
+    path = export.export_for_serving(model, schema, f"file://{tmp_path}", version=4)  # a URL: the copying path
+    assert copied[-1] == f"file://{tmp_path}/4/saved_model.pb" and len(copied) > 3
+    assert os.listdir(tmp_path) == ["4"] and export.existing_versions(str(tmp_path), complete_only=True) == [4]
+    assert "serving_default" in tf.saved_model.load(path).signatures
+
+
 def test_bad_requests_fail_with_invalid_argument_and_empty_batches_score_nothing(exported):
     _, _, _, path = exported
     loaded = tf.saved_model.load(path)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from serving import ServingError
-from serving.local import ExportedModels, read_model_config, served_models
+from serving.local import ExportedModels, served_models
 from tests.conftest import TINY_SCHEMA, tiny_row
 from tfcvr import export, models
 from tfcvr.data import schema as schema_lib
@@ -61,6 +61,12 @@ def test_latest_policy_moves_to_a_new_version_after_loading_it_and_unloads_the_o
         with pytest.raises(ServingError, match=r"Specific\(cvr, 1\)"):
             _cvr(exported, version=1)  # TF Serving's default policy serves only the newest version
         tf.io.gfile.rmtree(f"{local}/3")
+        tf.io.gfile.makedirs(f"{local}/4")
+        with open(f"{local}/4/saved_model.pb", "wb") as f:
+            f.write(b"not a SavedModel")  # complete-looking but broken: it fails to load...
+        exported.refresh()
+        assert exported.versions("cvr") == [2] and _cvr(exported)[0] == 2  # ...and version 2 keeps serving
+        tf.io.gfile.rmtree(f"{local}/4")
         tf.io.gfile.rename(f"{local}/2", f"{local}/5")  # a new version appears (renamed into place)
         exported.refresh()
         assert exported.versions("cvr") == [5] and _cvr(exported)[0] == 5
@@ -85,10 +91,7 @@ def test_an_edited_config_file_moves_labels_and_an_invalid_one_is_not_applied(ba
         path, model_config.model_config({"cvr": base}, labels={"cvr": {"stable": 2}}, all_versions=True)
     )
     exported = ExportedModels(
-        read_model_config(path),
-        file_system_poll_wait_seconds=0,
-        model_config_file=path,
-        model_config_file_poll_wait_seconds=0.1,
+        file_system_poll_wait_seconds=0, model_config_file=path, model_config_file_poll_wait_seconds=0.1
     )
     try:
         assert exported.versions("cvr") == [1, 2] and _cvr(exported, version_label="stable")[0] == 2

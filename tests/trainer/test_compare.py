@@ -41,6 +41,13 @@ def test_the_gate_on_hand_made_predictions():
     assert report["metrics"]["cvr_log_loss_clicked"]["mean_difference"] == pytest.approx(by_hand, rel=1e-9)
     # A margin large enough tolerates the difference.
     assert compare.compare(good, bad, labels, margin=1.0)["decision"] == "promote"
+    # No evidence is no pass: a NaN score, or a gate metric with nothing to test (no clicks).
+    nan = _predictions(np.full(20_000, 0.3), np.full(20_000, np.nan))
+    assert compare.compare(good, nan, labels)["worse_on"] == ["ctcvr_log_loss"]
+    no_clicks = {"click": np.zeros(100, np.int64), "conversion": np.zeros(100, np.int64)}
+    small = _predictions(np.full(100, 0.3), np.full(100, 0.4))
+    report = compare.compare(small, small, no_clicks, gate_metrics=["cvr_log_loss_clicked"])
+    assert report["worse_on"] == ["cvr_log_loss_clicked"] and "0 records" in compare.format_comparison(report)
     with pytest.raises(ValueError, match="choose among"):
         compare.compare(good, bad, labels, gate_metrics=["auc"])
 
@@ -75,6 +82,6 @@ def test_command_exit_status_is_the_decision(simulated, tmp_path):
     report = json.loads((tmp_path / "report" / "comparison.json").read_text())
     assert report["candidate"] == os.path.join(base, "2") and report["metrics"]["ctcvr_log_loss"]["records"] == 600
     kept = run(base, os.path.join(base, "1"))
-    assert kept.returncode == 1 and "WORSE" in kept.stdout, kept.stdout
+    assert kept.returncode == 3 and "WORSE" in kept.stdout, kept.stdout
     missing = run(str(tmp_path / "nowhere"), base)
     assert missing.returncode == 2 and "--baseline=" in missing.stderr

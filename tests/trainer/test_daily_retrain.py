@@ -13,7 +13,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import GrpcPredictionClient
-from serving.local import ExportedModels, read_model_config, start_grpc_server
+from serving.local import ExportedModels, start_grpc_server
 from tfcvr.data import simulate
 from tfcvr.export import model_config
 from tfcvr.export.versions import existing_versions
@@ -85,10 +85,7 @@ def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
         config_path, model_config.model_config({"cvr": base}, labels={"cvr": {"stable": v1}}, all_versions=True)
     )
     exported = ExportedModels(
-        read_model_config(config_path),
-        file_system_poll_wait_seconds=0.2,
-        model_config_file=config_path,
-        model_config_file_poll_wait_seconds=0.2,
+        file_system_poll_wait_seconds=0.2, model_config_file=config_path, model_config_file_poll_wait_seconds=0.2
     )
     server, port = start_grpc_server(exported)
     channel = grpc.insecure_channel(f"localhost:{port}")

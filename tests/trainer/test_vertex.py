@@ -92,3 +92,5 @@ def test_invalid_job_shapes():
         vertex.custom_job("x", vertex.worker_pool_specs([], image_uri="a"), "/local/dir")
     with pytest.raises(ValueError, match="exactly one of --image_uri"):
         vertex.worker_pool_specs([])
+    with pytest.raises(ValueError, match="with a container give only --image_uri"):
+        vertex.worker_pool_specs([], image_uri="a", executor_image_uri="b")

@@ -142,3 +142,18 @@ def test_unusable_sources_are_named(tmp_path):
     tf.saved_model.save(tf.Module(), str(version))  # a SavedModel without tfcvr's manifest
     with pytest.raises(warm_start.WarmStartError, match="tfcvr_weights.json"):
         warm_start.read_weights(warm_start.resolve(str(tmp_path / "export")))
+
+
+def test_a_run_resumes_only_its_own_warm_started_checkpoints(tmp_path):
+    day1 = _checkpoint(_seeded("esmm", 1), str(tmp_path / "day1"))
+    given = str(tmp_path / "day1")
+    assert warm_start.source_for_run(given, str(tmp_path / "day2" / "checkpoints")).kind == "checkpoint"
+    # Yesterday's checkpoints in the folder a warm-started run would use (a reused --model_dir): refused, since
+    # resuming them would silently skip the warm start.
+    with pytest.raises(warm_start.WarmStartError, match="holds checkpoints of a run not warm-started"):
+        warm_start.source_for_run(given, day1)
+    warm_start.record(day1, "elsewhere", {"restored": 3})
+    with pytest.raises(warm_start.WarmStartError, match="warm-started from elsewhere"):
+        warm_start.source_for_run(given, day1)
+    warm_start.record(day1, given, {"restored": 3})  # its own checkpoints: a restart resumes them
+    assert warm_start.source_for_run(given, day1) is None

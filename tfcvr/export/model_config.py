@@ -192,7 +192,8 @@ def main(argv: list[str]) -> None:
                 versions.setdefault(name, []).append(int(version))
             text = model_config(models, FLAGS.latest_versions, versions, labels, FLAGS.all_versions)
             if FLAGS.out:
-                tf.io.gfile.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)))
+                folder = os.path.dirname(FLAGS.out if "://" in FLAGS.out else os.path.abspath(FLAGS.out))
+                tf.io.gfile.makedirs(folder)
                 write_atomically(FLAGS.out, text)
             else:
                 print(text, end="")

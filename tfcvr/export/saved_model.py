@@ -23,13 +23,12 @@ Keras 3 model does not: the session load fails with "Could not find
 variable"), gets warmup
 requests in `assets.extra/` (`tfcvr.export.warmup`) and the paths of its
 weights (`tfcvr.export.weights_manifest`, for warm starts), is written to a hidden
-temporary folder, and is renamed into place, so a server polling the folder
-never sees a half-written version.
+temporary folder, and is renamed into place (on gs://, copied with its graph
+file last), so a server polling the folder never sees a half-written version.
 """
 
 import os
 import uuid
-from collections.abc import Iterable
 
 import keras
 import tensorflow as tf
@@ -38,7 +37,7 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import transform
 from tfcvr.export import retention, warmup, weights_manifest
 from tfcvr.export.signatures import PREDICT, SERVING_DEFAULT
-from tfcvr.export.versions import next_version
+from tfcvr.export.versions import SAVED_MODEL_FILE, next_version
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
 
 # sigmoid saturates to exactly 0 or 1 in float32; the contract is the open interval.
@@ -51,7 +50,6 @@ def export_for_serving(
     export_base: str,
     version: int | None = None,
     keep_versions: int | None = None,
-    protect_versions: Iterable[int] = (),
 ) -> str:
     """Writes `model` to `<export_base>/<version>/` and returns that path.
 
@@ -64,8 +62,6 @@ def export_for_serving(
         one more than the newest existing version if that is larger.
       keep_versions: after the export, keep only the newest N complete
         versions (`tfcvr.export.retain_versions`); None keeps all.
-      protect_versions: versions retention never deletes (those a serving
-        label names), besides the one just written.
     """
     tf.io.gfile.makedirs(export_base)
     version = next_version(export_base) if version is None else int(version)
@@ -93,13 +89,36 @@ def export_for_serving(
         archive.write_out(temporary_path, verbose=False)
         warmup.write_warmup_requests(temporary_path, schema)
         weights_manifest.write_manifest(model, temporary_path)
-        tf.io.gfile.rename(temporary_path, final_path)
+        _publish(temporary_path, final_path)
     finally:
         if tf.io.gfile.exists(temporary_path):
             tf.io.gfile.rmtree(temporary_path)
     if keep_versions is not None:
-        retention.retain_versions(export_base, keep_versions, protect=(version, *protect_versions))
+        retention.retain_versions(export_base, keep_versions, protect=(version,))
     return final_path
+
+
+def _publish(temporary_path: str, final_path: str) -> None:
+    """Makes the written version visible so that no reader sees it complete before it is.
+
+    A local rename is atomic. On object stores (gs://) a folder rename copies
+    object by object, so the files are copied with `saved_model.pb` last:
+    a version counts as complete (`existing_versions(complete_only=True)`, TF
+    Serving's loader) only once everything it needs is there, and a copy cut
+    short leaves an incomplete folder that readers skip.
+    """
+    if "://" not in temporary_path:
+        tf.io.gfile.rename(temporary_path, final_path)
+        return
+    files = []
+    for folder, _, names in tf.io.gfile.walk(temporary_path):
+        files += [os.path.join(folder, name) for name in names]
+    graph = os.path.join(temporary_path, SAVED_MODEL_FILE)
+    for source in sorted(files, key=lambda path: path == graph):  # the graph file last
+        target = os.path.join(final_path, os.path.relpath(source, temporary_path))
+        tf.io.gfile.makedirs(os.path.dirname(target))
+        tf.io.gfile.copy(source, target)
+    tf.io.gfile.rmtree(temporary_path)
 
 
 def _checked_model_inputs(raw_features, schema) -> dict:
