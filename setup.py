@@ -12,7 +12,6 @@ INSTALL_REQUIRES = [
     "tensorflow-serving-api>=2.21,<2.22",
     "tensorboard>=2.21,<2.22",
     "absl-py>=2.1,<3",
-    "keras-rs>=0.4,<0.5",
     "scikit-learn>=1.5,<2",
     "numpy>=2.0,<3",
     # Reports the tuning metric under Vertex AI hyperparameter tuning jobs (pure Python, tiny).
@@ -36,6 +35,8 @@ setuptools.setup(
     python_requires=">=3.10,<3.13",
     packages=setuptools.find_packages(include=["tfcvr", "tfcvr.*", "trainer", "trainer.*", "serving", "serving.*"]),
     install_requires=INSTALL_REQUIRES,
+    # PEP 561: the packages carry their own type hints.
+    package_data={"tfcvr": ["py.typed"], "trainer": ["py.typed"], "serving": ["py.typed"]},
     # ruff: lint and format check (ruff.toml), pinned to one minor version because its style changes between them.
     extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18"]},
     license="Apache-2.0",

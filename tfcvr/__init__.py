@@ -1,4 +1,23 @@
-"""tfcvr: debiased post-click conversion-rate (CVR) rankers in TensorFlow/Keras."""
+"""tfcvr: debiased post-click conversion-rate (CVR) rankers in TensorFlow/Keras.
+
+The public API is one module down:
+
+* `tfcvr.models`: `names()`, `build(name, schema, **kwargs)`, `get(name)`,
+  `CVRModel` (every method a Keras model: `fit`, `save`/`keras.models.load_model`,
+  `raw_feature_model()`).
+* `tfcvr.data`: `Schema`, `load_schema`, `TFRecordPipeline`,
+  `numeric_statistics`, `simulate` (the simulator with ground truth).
+* `tfcvr.metrics`: `evaluate(model, dataset)`, `compute_metrics`,
+  `format_table`, `paired_difference`.
+* `tfcvr.export`: `export_for_serving` (TF Serving's layout), versions and
+  retention; `tfcvr.export.model_config` for TF Serving's config files.
+* `tfcvr.layers`, `tfcvr.losses`, `tfcvr.optimizers`: the building blocks.
+
+`import tfcvr` imports them all, which registers every method and layer as a
+Keras serializable: `keras.models.load_model("m.keras")` then needs no
+`custom_objects`. README.md, section "Python API", has a notebook-sized
+example.
+"""
 
 import sys
 
@@ -11,3 +30,7 @@ if sys.argv[:1] == ["-m"]:
     from tfcvr import cli
 
     cli.quiet_tensorflow_import()
+
+from tfcvr import data, export, layers, losses, metrics, models, optimizers  # noqa: E402 (after the quiet import)
+
+__all__ = ["__version__", "data", "export", "layers", "losses", "metrics", "models", "optimizers"]

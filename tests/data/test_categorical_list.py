@@ -162,14 +162,15 @@ def test_candidate_lists_must_be_lists(list_schema):
 
 def test_clients_send_padded_lists_to_the_predict_signature(tmp_path, list_schema):
     from serving import GrpcPredictionClient, RestPredictionClient
-    from serving.local import start_grpc_server, start_rest_server
+    from serving.local import ExportedModels, start_grpc_server, start_rest_server
 
     model = models.build("esmm", list_schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
     base = str(tmp_path / "export")
     export.export_for_serving(model, list_schema, base, version=1)
     candidates = [tiny_row(history=[3, 1, 2, 7], tags=["t1"]), tiny_row(history=[], tags=["t0", "t2"])]
-    grpc_server, grpc_port = start_grpc_server({"cvr": base})
-    rest_server, rest_port = start_rest_server({"cvr": base})
+    served = ExportedModels({"cvr": base}, file_system_poll_wait_seconds=0)
+    grpc_server, grpc_port = start_grpc_server(served)
+    rest_server, rest_port = start_rest_server(served)
     try:
         expected = GrpcPredictionClient(f"localhost:{grpc_port}", "cvr").predict(candidates)
         for client in (

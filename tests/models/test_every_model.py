@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from serving import GrpcPredictionClient, RestPredictionClient
-from serving.local import start_grpc_server, start_rest_server
+from serving.local import ExportedModels, start_grpc_server, start_rest_server
 from tfcvr import export, metrics, models
 from tfcvr.data import TFRecordPipeline, transform
 from trainer.loop import TrainingLoop
@@ -44,8 +44,9 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
         np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-6)
 
     # The clients, through the in-process stand-ins for TF Serving's gRPC and REST APIs.
-    grpc_server, grpc_port = start_grpc_server({name: str(tmp_path / "export")})
-    rest_server, rest_port = start_rest_server({name: str(tmp_path / "export")})
+    served = ExportedModels({name: str(tmp_path / "export")}, file_system_poll_wait_seconds=0)  # one load, no poll
+    grpc_server, grpc_port = start_grpc_server(served)
+    rest_server, rest_port = start_rest_server(served)
     try:
         candidates = [record.numpy() for record in records]
         # Generous deadlines: the other test worker competes for the 2 cores.

@@ -83,5 +83,3 @@ def test_command_exit_status_is_the_decision(simulated, tmp_path):
     assert report["candidate"] == os.path.join(base, "2") and report["metrics"]["ctcvr_log_loss"]["records"] == 600
     kept = run(base, os.path.join(base, "1"))
     assert kept.returncode == 3 and "WORSE" in kept.stdout, kept.stdout
-    missing = run(str(tmp_path / "nowhere"), base)
-    assert missing.returncode == 2 and "--baseline=" in missing.stderr

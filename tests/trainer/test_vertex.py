@@ -68,11 +68,10 @@ def test_the_default_is_the_trainer_container_the_readme_pushes():
 
 def test_python_package_needs_an_executor_image_with_tfcvrs_tensorflow():
     package_uri = "--package_uri=gs://bucket/tfcvr-0.1.0.tar.gz"
-    prebuilt = "--executor_image_uri=us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
-    refused = _dry_run(package_uri, prebuilt)
-    assert refused.returncode == 2
-    assert "has TensorFlow 2.17, but tfcvr requires tensorflow<2.22,>=2.21" in refused.stderr
-    assert "needs --executor_image_uri" in _dry_run(package_uri).stderr
+    prebuilt = "us-docker.pkg.dev/vertex-ai/training/tf-cpu.2-17.py310:latest"
+    with pytest.raises(ValueError, match=r"has TensorFlow 2.17, but tfcvr requires tensorflow<2.22,>=2.21"):
+        vertex.worker_pool_specs([], package_uri="gs://b/t.tar.gz", executor_image_uri=prebuilt)
+    vertex.check_executor_image(prebuilt.replace("2-17.py310", "2-21.py311"))  # a TensorFlow tfcvr accepts
     custom = "--executor_image_uri=europe-west4-docker.pkg.dev/p/base/python-tf:2.21"  # not a prebuilt image
     result = _dry_run(package_uri, custom, "--", "--model=ukd")
     assert result.returncode == 0, result.stderr[-2000:]

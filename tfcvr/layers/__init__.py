@@ -1,4 +1,5 @@
-"""Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones, method-specific blocks."""
+"""Keras layers: feature embedding, MLP towers, shared-bottom and MMoE backbones, method-specific blocks,
+and the schema's transform of raw feature values."""
 
 from collections.abc import Sequence
 
@@ -7,6 +8,7 @@ from tfcvr.layers.feature_embedding import FeatureEmbedding
 from tfcvr.layers.gradient_reversal import GradientReversal
 from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import MMoE
+from tfcvr.layers.schema_transform import SchemaTransform
 from tfcvr.layers.shared_bottom import SharedBottom
 from tfcvr.layers.variational_information import VariationalInformation
 

@@ -36,7 +36,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.data import schema as schema_lib
-from tfcvr.layers import MLP, FeatureEmbedding, make_backbone
+from tfcvr.layers import MLP, FeatureEmbedding, SchemaTransform, make_backbone
 
 # Every method serves these three, whatever heads it trains (README.md, section "Serving").
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
@@ -258,9 +258,75 @@ class CVRModel(keras.Model):
         """Keras' `compile`, then every optimizer the method needs, created and built (`build_optimizers`).
 
         Call under the distribution strategy's scope, as for any Keras model.
+        The step is not XLA-compiled unless `jit_compile=True` is given: the
+        command line's training loop runs it without XLA, and `fit` trains
+        exactly as the loop does.
         """
+        kwargs.setdefault("jit_compile", False)
         super().compile(optimizer=optimizer, **kwargs)
         self.build_optimizers()
+
+    def compile_from_config(self, config: dict) -> None:
+        """Compiles a model loaded by `keras.models.load_model` as it was (every optimizer built)."""
+        self.compile(**keras.saving.deserialize_keras_object(config))
+
+    def fit(self, x: Any = None, y: Any = None, epochs: int = 1, **kwargs: Any) -> keras.callbacks.History:
+        """Keras' `fit`, running every training stage of the method in order.
+
+        A one-stage method trains as with any Keras model. A staged method
+        (`training_stages`, e.g. UKD: its teacher's epochs, then `epochs` of
+        the student) runs Keras' `fit` once per stage with that stage's step,
+        as the command line's loop does; the returned History holds every
+        epoch, the last stage's terms under their names and an earlier
+        stage's as "<stage>/<term>" (NaN in the other stages' epochs).
+        """
+        strategy = self.distribute_strategy
+        if isinstance(
+            strategy, (tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.ParameterServerStrategy)
+        ):
+            raise ValueError(
+                f"Keras `fit` does not train under {type(strategy).__name__} (keras-team/keras#20585, #20329); "
+                "train with trainer.loop.TrainingLoop, what `python -m trainer.task` runs on every worker."
+            )
+        stages = self.training_stages(epochs)
+        if len(stages) == 1:
+            return super().fit(x, y, epochs=epochs, **kwargs)
+        if kwargs.get("initial_epoch"):
+            raise ValueError(
+                f"{type(self).__name__} trains in stages {[s for s, _ in stages]}: `initial_epoch` cannot say which "
+                "stage to resume; train with the command line's loop (trainer.loop.TrainingLoop), which checkpoints "
+                "the stage."
+            )
+        histories = []
+        try:
+            for stage, stage_epochs in stages:
+                self._fit_stage = stage
+                self.train_function = None  # traced again, for this stage's step
+                histories.append((stage, super().fit(x, y, epochs=stage_epochs, **kwargs)))
+        finally:
+            self._fit_stage = None
+            self.train_function = None
+        return _staged_history(self, histories)
+
+    @property
+    def fit_stage(self) -> str:
+        """The stage `train_step` runs: the one `fit` is in, else the last (what a trained model continues)."""
+        return getattr(self, "_fit_stage", None) or self.training_stages(1)[-1][0]
+
+    def raw_feature_model(self) -> keras.Model:
+        """This model behind the schema's transform: a Keras model taking raw feature values.
+
+        Inputs, one per schema feature: string or int64 ids before hashing
+        (a categorical_list: [batch, any length], padded with "" or -1) and
+        float32 numerics, e.g. `tfcvr.data.feature_columns(rows, schema)` of
+        dict rows; `tfcvr.layers.SchemaTransform` hashes them as the
+        training pipeline and the exported signatures do, so `predict` in a
+        notebook and TF Serving give the same numbers. It shares this model's
+        weights (training this model trains it). Training keeps hashing in
+        tf.data, where it is cheapest.
+        """
+        inputs = {f.name: _raw_input(f) for f in self.schema.features}
+        return keras.Model(inputs, self(SchemaTransform(self.schema)(inputs)), name=f"{self.name}_raw_features")
 
     def build_optimizers(self) -> None:
         """Creates the state of every optimizer the method trains with (run by `compile`).
@@ -352,6 +418,29 @@ class CVRModel(keras.Model):
     @classmethod
     def from_config(cls, config: dict) -> Self:
         return cls(**config)
+
+
+def _raw_input(feature: schema_lib.Feature) -> keras.KerasTensor:
+    """The keras.Input of a raw feature: its schema dtype, [batch], or [batch, any length] for a padded list."""
+    return keras.Input(shape=(None,) if feature.is_list else (), dtype=feature.tf_dtype.name, name=feature.name)
+
+
+def _staged_history(model: keras.Model, histories: list) -> keras.callbacks.History:
+    """One History over the stages' epochs (module docstring of `CVRModel.fit`)."""
+    total = sum(len(history.epoch) for _, history in histories)
+    combined = keras.callbacks.History()
+    combined.set_model(model)
+    combined.epoch = list(range(total))
+    combined.params = histories[-1][1].params
+    offset = 0
+    for index, (stage, history) in enumerate(histories):
+        last = index == len(histories) - 1
+        for key, values in history.history.items():
+            name = key if last else f"{stage}/{key}"
+            column = combined.history.setdefault(name, [float("nan")] * total)
+            column[offset : offset + len(values)] = values
+        offset += len(history.epoch)
+    return combined
 
 
 def _scale(gradient, factor):

@@ -3,19 +3,27 @@
 import difflib
 from collections.abc import Callable
 
+import keras
+
 from tfcvr.models.base import CVRModel
 
 _MODELS = {}
 
 
 def register(name: str) -> Callable[[type[CVRModel]], type[CVRModel]]:
-    """Class decorator that registers a `CVRModel` subclass under `name`."""
+    """Class decorator that registers a `CVRModel` subclass under `name`.
+
+    The class is also a registered Keras serializable ("tfcvr>ClassName"),
+    so `keras.models.load_model` rebuilds a saved `.keras` model without
+    `custom_objects`.
+    """
 
     def decorator(cls: type[CVRModel]) -> type[CVRModel]:
         if name in _MODELS and _MODELS[name] is not cls:
             raise ValueError(f"Model name {name!r} is already registered to {_MODELS[name].__name__}.")
         _MODELS[name] = cls
         cls.registered_name = name
+        keras.saving.register_keras_serializable(package="tfcvr", name=cls.__name__)(cls)
         return cls
 
     return decorator

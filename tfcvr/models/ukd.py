@@ -244,8 +244,8 @@ class UKD(CVRModel):
         }
 
     def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
-        """The student's step: what a trained UKD runs (Keras `fit` after the teacher stage)."""
-        return self.student_step(data)
+        """The step of the stage `fit` runs (`CVRModel.fit`: teacher, then student); the student's otherwise."""
+        return self.stage_step(self.fit_stage)(data)
 
     def student_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         """Stage 2: pseudo-labels from the frozen teacher, then one update of the student's variables."""
