@@ -288,6 +288,8 @@ class CVRModel(keras.Model):
                 f"Keras `fit` does not train under {type(strategy).__name__} (keras-team/keras#20585, #20329); "
                 "train with trainer.loop.TrainingLoop, what `python -m trainer.task` runs on every worker."
             )
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras warns about its default
         stages = self.training_stages(epochs)
         if len(stages) == 1:
             return super().fit(x, y, epochs=epochs, **kwargs)
