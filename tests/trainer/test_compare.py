@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import exported_esmm
-from trainer import compare
+from tfcvr.data import TFRecordPipeline
+from trainer import compare, evaluate
 
 
 def _labels(n, rng):
@@ -76,10 +77,14 @@ def test_command_exit_status_is_the_decision(simulated, tmp_path):
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
 
-    promoted = run(os.path.join(base, "1"), base)  # the base: its newest version, 2
-    assert promoted.returncode == 0, promoted.stderr[-3000:]
-    assert "Decision: promote" in promoted.stdout
+    # The trained version against the untrained one, in process: promoted.
+    pipeline = TFRecordPipeline(simulated["eval"], schema, 512, group=True)
+    (baseline, candidate), labels = evaluate.score([os.path.join(base, "1"), os.path.join(base, "2")], pipeline)
+    promoted = compare.compare(baseline, candidate, labels)
+    assert promoted["decision"] == "promote" and promoted["metrics"]["ctcvr_log_loss"]["records"] == 600
+    assert promoted["metrics"]["ctcvr_log_loss"]["mean_difference"] < 0
+    # The other way round, as a scheduler runs it: worse, exit status 3, comparison.json written.
+    kept = run(base, os.path.join(base, "1"))  # the base: its newest version, 2, is the baseline
+    assert kept.returncode == 3 and "WORSE" in kept.stdout and "Decision: keep the baseline" in kept.stdout, kept.stdout
     report = json.loads((tmp_path / "report" / "comparison.json").read_text())
-    assert report["candidate"] == os.path.join(base, "2") and report["metrics"]["ctcvr_log_loss"]["records"] == 600
-    kept = run(base, os.path.join(base, "1"))
-    assert kept.returncode == 3 and "WORSE" in kept.stdout, kept.stdout
+    assert report["baseline"] == os.path.join(base, "2") and report["worse_on"] == ["ctcvr_log_loss"]
