@@ -31,6 +31,7 @@ e.g. no clicks) counts as worse. Exit status: 0 when it is worse on none
 
 import json
 import os
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -70,7 +71,12 @@ METRICS = ("ctcvr_log_loss", "ctr_log_loss", "cvr_log_loss_clicked")
 
 
 def compare(
-    baseline: dict, candidate: dict, labels: dict, gate_metrics=("ctcvr_log_loss",), alpha=0.05, margin=0.0
+    baseline: dict,
+    candidate: dict,
+    labels: dict,
+    gate_metrics: Sequence[str] = ("ctcvr_log_loss",),
+    alpha: float = 0.05,
+    margin: float = 0.0,
 ) -> dict:
     """The paired comparison of two models' predictions on the same records; see the module docstring."""
     unknown = sorted(set(gate_metrics) - set(METRICS))

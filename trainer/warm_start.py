@@ -40,6 +40,7 @@ import json
 import os
 import re
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import logging
@@ -153,7 +154,11 @@ def _unescape(name: str) -> str:
 
 
 def warm_start(
-    model, source: WarmStartSource, partial: bool = False, optimizer_state: bool = False, method: str | None = None
+    model: keras.Model,
+    source: WarmStartSource,
+    partial: bool = False,
+    optimizer_state: bool = False,
+    method: str | None = None,
 ) -> dict:
     """Assigns the source's weights to `model` (built, compiled); returns what was restored and what was not.
 
@@ -211,7 +216,7 @@ def warm_start(
     }
 
 
-def assert_replicas_agree(model, strategy: tf.distribute.Strategy) -> None:
+def assert_replicas_agree(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
     """Under MultiWorkerMirroredStrategy, fails when workers seeded different weights.
 
     Each worker resolves and reads the source itself ("the newest

@@ -11,6 +11,7 @@ path (`trainer.warm_start`). TF Serving ignores the file.
 import json
 import os
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -19,7 +20,7 @@ MANIFEST_FILE = os.path.join("assets.extra", "tfcvr_weights.json")
 _EXPORT_VARIABLE_KEY = "variables/{}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-def write_manifest(model, version_dir: str) -> None:
+def write_manifest(model: keras.Model, version_dir: str) -> None:
     """Writes the manifest of `model` (a `CVRModel`, as exported) into `version_dir`."""
     index = {id(variable): i for i, variable in enumerate(model.variables)}
     weights = {
