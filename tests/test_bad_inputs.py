@@ -87,6 +87,11 @@ CASES = [
         "--warm_start_from={root}/nowhere: found no checkpoint or export there",
     ),
     ("trainer.compare", ["--candidate={root}", "--eval_files={train}", "--schema={schema}"], "--baseline"),
+    (
+        "trainer.compare",
+        ["--baseline={root}/nowhere", "--candidate={root}", "--eval_files={train}", "--schema={schema}"],
+        "--baseline={root}/nowhere: {root}/nowhere is neither a SavedModel nor a folder of versions",
+    ),
     ("trainer.benchmark", ["--models=naive,ukdd"], "'ukdd'"),
     ("trainer.benchmark", ["--models=ukd[alpha=1]"], "--models entry 'ukd[alpha=1]': UKD has no argument 'alpha'"),
     ("trainer.benchmark", ["--selection_metric=cvr_pcoc"], "--selection_metric"),

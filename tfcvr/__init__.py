@@ -6,14 +6,16 @@ The public API is one module down:
   `CVRModel` (every method a Keras model: `fit`, `save`/`keras.models.load_model`,
   `raw_feature_model()`).
 * `tfcvr.data`: `Schema`, `load_schema`, `TFRecordPipeline`,
-  `numeric_statistics`, `simulate` (the simulator with ground truth).
+  `numeric_statistics`, `feature_columns`; `from tfcvr.data import simulate`
+  for the simulator with ground truth.
 * `tfcvr.metrics`: `evaluate(model, dataset)`, `compute_metrics`,
   `format_table`, `paired_difference`.
 * `tfcvr.export`: `export_for_serving` (TF Serving's layout), versions and
-  retention; `tfcvr.export.model_config` for TF Serving's config files.
+  retention; `from tfcvr.export import model_config` for TF Serving's
+  config files (a command line too, so not imported by the package).
 * `tfcvr.layers`, `tfcvr.losses`, `tfcvr.optimizers`: the building blocks.
 
-`import tfcvr` imports them all, which registers every method and layer as a
+`import tfcvr` imports these modules, which registers every method and layer as a
 Keras serializable: `keras.models.load_model("m.keras")` then needs no
 `custom_objects`. README.md, section "Python API", has a notebook-sized
 example.

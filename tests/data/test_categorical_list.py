@@ -182,3 +182,18 @@ def test_clients_send_padded_lists_to_the_predict_signature(tmp_path, list_schem
     finally:
         grpc_server.stop(None)
         rest_server.shutdown()
+
+
+def test_the_raw_feature_model_takes_padded_lists_of_any_width(tmp_path, list_schema):
+    model = models.build("esmm", list_schema, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
+    signature = tf.saved_model.load(export.export_for_serving(model, list_schema, str(tmp_path))).signatures["predict"]
+    raw = model.raw_feature_model()
+    for rows in (
+        [tiny_row(history=[3, 1, 2, 7, 9], tags=["t1", "t2", "t3", "t4"]), tiny_row(history=[], tags=["t0"])],
+        [tiny_row(history=[5], tags=[])],  # narrower than max_length
+    ):
+        columns = {name: tf.constant(v) for name, v in candidates_lib.feature_columns(rows, list_schema).items()}
+        served = signature(**columns)
+        scores = raw(columns)  # a string list as a tensor: Keras' predict refuses 2-D object arrays
+        for key in ("ctr", "cvr", "ctcvr"):
+            np.testing.assert_allclose(scores[key].numpy(), served[key].numpy(), rtol=1e-6)

@@ -106,14 +106,26 @@ def test_the_loop_runs_each_stages_step(name, tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
 
 
-def test_a_staged_method_refuses_to_resume_by_initial_epoch():
-    with pytest.raises(ValueError, match="initial_epoch"):
-        _model("ukd").fit(_dataset(), epochs=2, initial_epoch=1, verbose=0)
+def test_a_staged_fit_numbers_epochs_across_stages_and_refuses_what_it_cannot_do():
+    model = _model("ukd")
+    seen = []
+    callback = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: seen.append(epoch))
+    history = model.fit(_dataset(), epochs=2, callbacks=[callback], verbose=0)
+    assert seen == [0, 1, 2] and model.history is history  # teacher epoch 0, student epochs 1-2
+    assert np.isnan(history.history["loss"][0]) and np.isfinite(history.history["teacher/loss"][0])
+    for kwargs in ({"initial_epoch": 1}, {"callbacks": [keras.callbacks.BackupAndRestore("unused")]}):
+        with pytest.raises(ValueError, match="cannot say which stage to resume"):
+            model.fit(_dataset(), epochs=2, verbose=0, **kwargs)
+    with pytest.raises(ValueError, match="iterator would be used up"):
+        model.fit(iter(_dataset()), epochs=1, verbose=0)
 
 
-def test_fit_refuses_multi_worker_strategies():
+@pytest.mark.parametrize(
+    "strategy", [tf.distribute.MultiWorkerMirroredStrategy, tf.distribute.experimental.ParameterServerStrategy]
+)
+def test_fit_refuses_multi_worker_strategies(strategy):
     model = _model("esmm")
-    model._distribute_strategy = tf.distribute.MultiWorkerMirroredStrategy()  # as if built in its scope
+    model._distribute_strategy = object.__new__(strategy)  # as if built in its scope (only its type matters)
     with pytest.raises(ValueError, match="trainer.loop.TrainingLoop"):
         model.fit(_dataset(), epochs=1, verbose=0)
 

@@ -28,7 +28,7 @@ MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 
 import dataclasses
 import types
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import keras
@@ -270,15 +270,22 @@ class CVRModel(keras.Model):
         """Compiles a model loaded by `keras.models.load_model` as it was (every optimizer built)."""
         self.compile(**keras.saving.deserialize_keras_object(config))
 
-    def fit(self, x: Any = None, y: Any = None, epochs: int = 1, **kwargs: Any) -> keras.callbacks.History:
+    def fit(
+        self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1, **kwargs: Any
+    ) -> keras.callbacks.History:
         """Keras' `fit`, running every training stage of the method in order.
 
         A one-stage method trains as with any Keras model. A staged method
         (`training_stages`, e.g. UKD: its teacher's epochs, then `epochs` of
         the student) runs Keras' `fit` once per stage with that stage's step,
-        as the command line's loop does; the returned History holds every
-        epoch, the last stage's terms under their names and an earlier
-        stage's as "<stage>/<term>" (NaN in the other stages' epochs).
+        as the command line's loop does, numbering epochs across the stages
+        (callbacks see epochs 0..N-1 once); the returned History (also
+        `model.history`) holds every epoch, the last stage's terms under their
+        names and an earlier stage's as "<stage>/<term>" (NaN in the other
+        stages' epochs). `x` must be iterable again for every stage (a
+        dataset or arrays). Resuming a staged fit (`initial_epoch`,
+        `BackupAndRestore`) is refused: the command line's loop checkpoints
+        the stage.
         """
         strategy = self.distribute_strategy
         if isinstance(
@@ -292,23 +299,36 @@ class CVRModel(keras.Model):
             kwargs.setdefault("shuffle", False)  # a dataset shuffles itself; Keras warns about its default
         stages = self.training_stages(epochs)
         if len(stages) == 1:
-            return super().fit(x, y, epochs=epochs, **kwargs)
-        if kwargs.get("initial_epoch"):
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, **kwargs)
+        resuming = kwargs.get("initial_epoch") or any(
+            isinstance(c, keras.callbacks.BackupAndRestore) for c in kwargs.get("callbacks") or ()
+        )
+        if resuming or isinstance(x, Iterator):
             raise ValueError(
-                f"{type(self).__name__} trains in stages {[s for s, _ in stages]}: `initial_epoch` cannot say which "
-                "stage to resume; train with the command line's loop (trainer.loop.TrainingLoop), which checkpoints "
-                "the stage."
+                f"{type(self).__name__} trains in stages {[s for s, _ in stages]}: "
+                + (
+                    "an iterator would be used up by the first stage; give a dataset or arrays."
+                    if not resuming
+                    else "`initial_epoch` / BackupAndRestore cannot say which stage to resume; train with the "
+                    "command line's loop (trainer.loop.TrainingLoop), which checkpoints the stage."
+                )
             )
-        histories = []
+        histories, offset = [], 0
         try:
             for stage, stage_epochs in stages:
                 self._fit_stage = stage
                 self.train_function = None  # traced again, for this stage's step
-                histories.append((stage, super().fit(x, y, epochs=stage_epochs, **kwargs)))
+                self._initial_epoch = None
+                history = super().fit(
+                    x, y, batch_size=batch_size, initial_epoch=offset, epochs=offset + stage_epochs, **kwargs
+                )
+                histories.append((stage, history))
+                offset += stage_epochs
         finally:
             self._fit_stage = None
             self.train_function = None
-        return _staged_history(self, histories)
+        self.history = _staged_history(self, histories)
+        return self.history
 
     @property
     def fit_stage(self) -> str:
@@ -321,14 +341,19 @@ class CVRModel(keras.Model):
         Inputs, one per schema feature: string or int64 ids before hashing
         (a categorical_list: [batch, any length], padded with "" or -1) and
         float32 numerics, e.g. `tfcvr.data.feature_columns(rows, schema)` of
-        dict rows; `tfcvr.layers.SchemaTransform` hashes them as the
-        training pipeline and the exported signatures do, so `predict` in a
-        notebook and TF Serving give the same numbers. It shares this model's
+        dict rows (Keras' `predict` refuses a 2-D object array: pass a
+        string list feature as `tf.constant(column)`, or call the model);
+        `tfcvr.layers.SchemaTransform` hashes them as the training pipeline
+        and the exported signatures do; the outputs are the served ctr, cvr
+        and ctcvr, so `predict` in a notebook and TF Serving give the same
+        numbers. It shares this model's
         weights (training this model trains it). Training keeps hashing in
         tf.data, where it is cheapest.
         """
         inputs = {f.name: _raw_input(f) for f in self.schema.features}
-        return keras.Model(inputs, self(SchemaTransform(self.schema)(inputs)), name=f"{self.name}_raw_features")
+        outputs = self(SchemaTransform(self.schema)(inputs))
+        served = {key: outputs[key] for key in SERVING_OUTPUTS}  # what the export serves
+        return keras.Model(inputs, served, name=f"{self.name}_raw_features")
 
     def build_optimizers(self) -> None:
         """Creates the state of every optimizer the method trains with (run by `compile`).
@@ -438,6 +463,7 @@ def _staged_history(model: keras.Model, histories: list) -> keras.callbacks.Hist
     for index, (stage, history) in enumerate(histories):
         last = index == len(histories) - 1
         for key, values in history.history.items():
+            values = values[-len(history.epoch) :]  # a History of the caller's own also holds earlier stages
             name = key if last else f"{stage}/{key}"
             column = combined.history.setdefault(name, [float("nan")] * total)
             column[offset : offset + len(values)] = values

@@ -23,6 +23,9 @@ def register(name: str) -> Callable[[type[CVRModel]], type[CVRModel]]:
             raise ValueError(f"Model name {name!r} is already registered to {_MODELS[name].__name__}.")
         _MODELS[name] = cls
         cls.registered_name = name
+        registered = keras.saving.get_registered_object(f"tfcvr>{cls.__name__}")
+        if registered is not None and registered is not cls:
+            raise ValueError(f"Keras already has a serializable named tfcvr>{cls.__name__}; rename {cls}.")
         keras.saving.register_keras_serializable(package="tfcvr", name=cls.__name__)(cls)
         return cls
 
