@@ -70,6 +70,13 @@ def record_losses(predictions: dict, labels: dict) -> dict[str, tuple[np.ndarray
 METRICS = ("ctcvr_log_loss", "ctr_log_loss", "cvr_log_loss_clicked")
 
 
+def check_gate_metrics(gate_metrics: Sequence[str]) -> None:
+    """ValueError unless `gate_metrics` is a non-empty selection of METRICS."""
+    unknown = sorted(set(gate_metrics) - set(METRICS))
+    if unknown or not gate_metrics:
+        raise ValueError(f"--gate_metrics: {unknown or 'none given'}; choose among {list(METRICS)}.")
+
+
 def compare(
     baseline: dict,
     candidate: dict,
@@ -79,9 +86,7 @@ def compare(
     margin: float = 0.0,
 ) -> dict:
     """The paired comparison of two models' predictions on the same records; see the module docstring."""
-    unknown = sorted(set(gate_metrics) - set(METRICS))
-    if unknown or not gate_metrics:
-        raise ValueError(f"--gate_metrics: {unknown or 'none given'}; choose among {list(METRICS)}.")
+    check_gate_metrics(gate_metrics)
     groups = labels.get("group")
     base_losses, cand_losses = record_losses(baseline, labels), record_losses(candidate, labels)
     level = alpha / len(gate_metrics)
@@ -153,15 +158,14 @@ def main(argv: list[str]) -> int:
     run = config_lib.config_from_flags(config_lib.CompareConfig, FLAGS)
     schema = preflight.load_schema(run.data.schema)
     preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
-    versions = {}
-    for flag, path in (("--baseline", run.comparison.baseline), ("--candidate", run.comparison.candidate)):
-        try:
-            versions[flag] = evaluate.resolve_version(path)
-        except ValueError as e:
-            raise app.UsageError(f"{flag}={path}: {e}") from None
-    unknown = sorted(set(run.comparison.gate_metrics) - set(METRICS))
-    if unknown:
-        raise app.UsageError(f"--gate_metrics: unknown {unknown}; choose among {list(METRICS)}.")
+    versions = {
+        flag: evaluate.resolve_version_flag(flag, path)
+        for flag, path in (("--baseline", run.comparison.baseline), ("--candidate", run.comparison.candidate))
+    }
+    try:
+        check_gate_metrics(run.comparison.gate_metrics)  # before the scoring pass
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     files = pipeline_lib.resolve_files(run.data.eval_files)
     pipeline = pipeline_lib.TFRecordPipeline(
         files,

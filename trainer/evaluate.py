@@ -46,6 +46,14 @@ def resolve_version(export_dir: str) -> str:
     return os.path.join(export_dir, str(max(found)))
 
 
+def resolve_version_flag(flag: str, path: str) -> str:
+    """`resolve_version(path)` for a command line: a UsageError naming `flag` when there is none."""
+    try:
+        return resolve_version(path)
+    except ValueError as e:
+        raise app.UsageError(f"{flag}={path}: {e}") from None
+
+
 def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
     """([predictions of each model], labels) over one pass of the pipeline's records, from `serving_default`."""
     signatures = [tf.saved_model.load(d).signatures[SERVING_DEFAULT] for d in saved_model_dirs]
@@ -144,10 +152,7 @@ def main(argv: list[str]) -> None:
         ("--reference_export_dir", run.evaluation.reference_export_dir),
     ):
         if path is not None:
-            try:
-                resolve_version(path)
-            except ValueError as e:
-                raise app.UsageError(f"{flag}={path}: {e}") from None
+            resolve_version_flag(flag, path)
     report = evaluate_export(
         run.evaluation.export_dir,
         run.data.eval_files,

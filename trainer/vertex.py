@@ -34,6 +34,7 @@ from google.cloud.aiplatform_v1.types import custom_job as gca_custom_job
 from google.cloud.aiplatform_v1.types import io as gca_io
 from google.cloud.aiplatform_v1.types import machine_resources
 
+import tfcvr
 from tfcvr import cli
 
 FLAGS = flags.FLAGS
@@ -72,13 +73,7 @@ def _define_flags():
 
 def default_image_uri(project: str, region: str) -> str:
     """Where README's `docker build` / `docker push` commands put the trainer image of this tfcvr version."""
-    return f"{region}-docker.pkg.dev/{project}/tfcvr/trainer:{_tfcvr_version()}"
-
-
-def _tfcvr_version() -> str:
-    import tfcvr
-
-    return tfcvr.__version__
+    return f"{region}-docker.pkg.dev/{project}/tfcvr/trainer:{tfcvr.__version__}"
 
 
 # Vertex AI's prebuilt TensorFlow training images: .../vertex-ai/training/tf-cpu.2-17.py310:latest.

@@ -172,10 +172,10 @@ def warm_start(
     target = model.weights_by_path()
     missing = sorted(path for path in target if path not in values)
     ignored = sorted(path for path in values if path not in target)
+    matched = [path for path in target if path in values and tuple(values[path].shape) == tuple(target[path].shape)]
     reshaped = sorted(
         f"{path} {list(values[path].shape)} -> {list(target[path].shape)}"
-        for path in target
-        if path in values and tuple(values[path].shape) != tuple(target[path].shape)
+        for path in (set(target) & set(values)) - set(matched)
     )
     mismatched = bool(missing or ignored or reshaped)
     if mismatched and not partial:
@@ -185,7 +185,6 @@ def warm_start(
             + ". It was written for another method, architecture or schema; --warm_start_partial starts the "
             "unmatched weights from their initial values."
         )
-    matched = [path for path in target if path in values and tuple(values[path].shape) == tuple(target[path].shape)]
     if not matched:
         raise WarmStartError(
             f"--warm_start_from={source.given}: no weight of this model is in the {source.kind} with its shape; "
