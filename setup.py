@@ -26,6 +26,10 @@ INSTALL_REQUIRES = [
     "packaging>=23",
 ]
 
+# `tfcvr[beam]`: data preparation on Apache Beam (`python -m tfcvr.data.convert`, DirectRunner or Dataflow);
+# [gcp] brings the Dataflow runner and gs:// IO. 2.77 resolves beside TF 2.21 with protobuf 6.33.
+BEAM_REQUIRES = ["apache-beam[gcp]>=2.77,<3"]
+
 setuptools.setup(
     name="tfcvr",
     version="0.1.0",
@@ -38,6 +42,9 @@ setuptools.setup(
     # PEP 561: the packages carry their own type hints.
     package_data={"tfcvr": ["py.typed"], "trainer": ["py.typed"], "serving": ["py.typed"]},
     # ruff: lint and format check (ruff.toml), pinned to one minor version because its style changes between them.
-    extras_require={"test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18"]},
+    extras_require={
+        "beam": BEAM_REQUIRES,
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18", *BEAM_REQUIRES],
+    },
     license="Apache-2.0",
 )

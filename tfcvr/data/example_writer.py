@@ -29,6 +29,16 @@ def to_example(row: dict) -> tf.train.Example:
     return example
 
 
+def serialize(row: dict) -> bytes:
+    """`to_example(row)` serialized with its feature map in key order.
+
+    Protobuf's default map order is an implementation detail that differs
+    between processes; sorted keys make a record's bytes a function of its
+    values, so conversions split over processes write identical files.
+    """
+    return to_example(row).SerializeToString(deterministic=True)
+
+
 def write_sharded(columns: dict, path_prefix: str, num_shards: int) -> list:
     """Writes equally long columns row by row, row i to shard i % num_shards.
 

@@ -52,6 +52,7 @@ def _convert(tmp_path, *flags, skeleton=SKELETON, common=COMMON):
             "--num_shards",
             "1",
             "--quiet",
+            "--runner=InProcess",
             *flags,
         ]
     )
@@ -160,6 +161,7 @@ def test_test_split_uses_the_training_schema_and_validation_split(tmp_path):
             f"--schema={schema_path}",
             "--num_shards=1",
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     assert test_report["written_by_split"] == {"test": 2}
@@ -178,6 +180,7 @@ def test_test_split_uses_the_training_schema_and_validation_split(tmp_path):
                 "--single_value=last",
                 f"--schema={schema_path}",
                 "--quiet",
+                "--runner=InProcess",
             ]
         )
     with pytest.raises(ValueError, match="already exists; convert into an empty folder"):
@@ -193,6 +196,7 @@ def test_test_split_uses_the_training_schema_and_validation_split(tmp_path):
                 "--split=test",
                 "--num_shards=1",
                 "--quiet",
+                "--runner=InProcess",
             ]
         )
 
@@ -210,6 +214,7 @@ def test_paddlerec_text_keeps_multi_valued_fields(tmp_path, shared_data):
             "--num_shards=1",
             "--max_list_length=400",
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     assert report["rows_read"] == 10 and report["rows_written"] == 10

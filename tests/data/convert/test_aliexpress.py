@@ -14,7 +14,9 @@ SEARCH_ID = {"search_id": tf.io.FixedLenFeature([], tf.int64)}
 def test_processed_sample(tmp_path, shared_data):
     path = shared_data / "aliexpress" / "torch-rechub" / "aliexpress_train_sample.csv"
     out = tmp_path / "ae"
-    report = cli.main(["aliexpress", "--input", str(path), "--out", str(out), "--num_shards=2", "--quiet"])
+    report = cli.main(
+        ["aliexpress", "--input", str(path), "--out", str(out), "--num_shards=2", "--quiet", "--runner=InProcess"]
+    )
     assert report["rows_read"] == report["rows_written"] == 100
     schema, records = read_records(out, extra=SEARCH_ID)
     assert len(schema.categorical) == 16 and len(schema.numeric) == 63 and "search_id" not in schema.feature_names
@@ -66,6 +68,7 @@ def test_raw_user_item_join(tmp_path):
             "--num_shards=1",
             "--max_errors=2",
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     assert report["rows_read"] == 6 and report["rows_written"] == 3

@@ -44,6 +44,7 @@ def test_paddlerec_sample_converts_trains_and_serves_lists(tmp_path, shared_data
         "--split=test",
         f"--schema={data / 'schema.json'}",
         "--quiet",
+        "--runner=InProcess",
     )
     schema = schema_lib.load_schema(str(data / "schema.json"))
     assert {f.name for f in schema.lists} == {"109_14", "110_14", "127_14", "150_14", "210", "508", "509", "702", "853"}

@@ -19,6 +19,7 @@ LOG_FLAGS = [
     "--numeric=price",
     "--num_shards=1",
     "--quiet",
+    "--runner=InProcess",
 ]
 HEADER = "user_id,category,history,price,clicked,bought\n"
 
@@ -149,6 +150,7 @@ def test_torch_rechub_preset_on_the_real_sample(tmp_path, shared_data):
             str(out),
             "--valid_fraction=0.2",
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     assert report["rows_read"] == 100 and report["rows_written"] == 100
@@ -174,7 +176,16 @@ def test_paddlerec_aitm_preset_drops_and_counts_conversions_without_click(tmp_pa
     invalid = sum(1 for click, conversion in train_labels if click == 0 and conversion == 1)
     assert invalid == 2  # the sample's hand-edited rows (shared/data/README.md §3)
     report = cli.main(
-        ["csv", "--preset=paddlerec-aitm", "--input", str(folder / "train" / "train.csv"), "--out", str(out), "--quiet"]
+        [
+            "csv",
+            "--preset=paddlerec-aitm",
+            "--input",
+            str(folder / "train" / "train.csv"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--runner=InProcess",
+        ]
     )
     assert report["rows_read"] == 48 and report["rows_written"] == 46
     assert report["dropped_by_reason"] == {"conversion_without_click": 2}
@@ -196,6 +207,7 @@ def test_paddlerec_aitm_preset_drops_and_counts_conversions_without_click(tmp_pa
             f"--schema={out / 'schema.json'}",
             "--invalid_conversion=keep",
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     assert len(test_labels) == report["rows_read"] == report["rows_written"] == 50
@@ -218,6 +230,7 @@ def test_converted_shards_feed_the_pipeline(tmp_path, shared_data):
             "--out",
             str(out),
             "--quiet",
+            "--runner=InProcess",
         ]
     )
     schema = schema_lib.load_schema(str(out / "schema.json"))

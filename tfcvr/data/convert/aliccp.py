@@ -5,9 +5,11 @@ impression per line, `sample_id,click,conversion,common_feature_index,
 feature_num,feature_list`; `common_features_*.csv` has
 `common_feature_index,feature_num,feature_list` with the user fields shared by
 many impressions. A feature_list is `field\\x02id\\x03value` entries joined by
-`\\x01`. The skeleton is streamed; the common file is held as a `LineIndex` of
-byte offsets, and each common row is parsed and serialized once per run of
-impressions that share it (the skeleton is grouped by that key).
+`\\x01`. The skeleton is converted in chunks; each common row that an
+impression refers to is parsed and serialized once (`RawFormat.prepare`; its
+truncated lists and unknown fields are counted once, and its categorical
+values enter the vocabulary whether or not its impressions are written), and
+the runner hands each chunk the parts of the keys it needs.
 
 A record is the serialized common part followed by the serialized impression
 part: two concatenated `tf.train.Example` messages are one Example whose
@@ -25,21 +27,21 @@ of the field's values; 0 when absent. Values of fields outside the 23 are
 counted and not written.
 """
 
-import functools
+import dataclasses
 import re
 from collections.abc import Iterable
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import aliccp_fields, files, values
+from tfcvr.data.convert import aliccp_fields, formats, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert.line_index import LineIndex
-from tfcvr.data.convert.report import ConversionReport, Progress
-from tfcvr.data.convert.sink import ExampleSink
+from tfcvr.data.convert.report import ConversionReport
 
 SINGLE_VALUE_POLICIES = ("list", "last", "first")
 MISSING_ID = -1
 MISSING_COMMON_FEATURES = "missing_common_features"
+COMMON_FEATURE_ROWS = "common_feature_rows"
+GROUP_KEY = "101"  # the user id: GAUC groups by user
 
 
 def features(single_value: str = "list", dense: bool = True) -> list:
@@ -168,6 +170,7 @@ _DENSE = frozenset(aliccp_fields.DENSE)
 _USER = frozenset(aliccp_fields.USER_FIELDS)
 _IMPRESSION_FIELDS = tuple(f for f in aliccp_fields.FIELDS if f not in _USER)
 _IMPRESSION_FIELD_SET = frozenset(_IMPRESSION_FIELDS)
+_USER_DENSE_NAMES = tuple(aliccp_fields.dense_name(f) for f in aliccp_fields.USER_FIELDS if f in _DENSE)
 
 
 def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
@@ -176,135 +179,134 @@ def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
         raise ValueError(f"field(s) {wrong} in the {where}; expected only {sorted(allowed)} there")
 
 
-class RawConverter:
-    """Streams a skeleton file, joins its common features, writes records to `sink`.
+@dataclasses.dataclass(frozen=True)
+class CommonPart:
+    """A common row prepared once: its serialized user fields and its dense values (counted per impression)."""
+
+    serialized: bytes
+    numbers: dict
+
+
+class RawFormat(formats.JoinedFormat):
+    """The raw release: skeleton lines joined with their common features by common_feature_index.
 
     Args:
-      skeleton, common: the two files of one split (local or gs://).
-      encoder: a `FieldEncoder`.
-      sink: an `ExampleSink`.
-      report: the `ConversionReport`.
-      invalid_conversion: "drop" or "keep" rows with conversion=1, click=0.
-      progress_factory: called with a file size, returns a `report.Progress`.
+      skeleton, common: the two files of one split (local or gs://); the
+        skeleton may be several files (sorted list).
+      single_value, max_list_length, invalid_conversion: the policies (`FieldEncoder`, `labels`).
     """
 
-    def __init__(
-        self,
-        skeleton: str,
-        common: str,
-        encoder: FieldEncoder,
-        sink,
-        report,
-        invalid_conversion="drop",
-        progress_factory=None,
-    ):
+    joined_rows_note = COMMON_FEATURE_ROWS
+    group_key = GROUP_KEY
+
+    def __init__(self, skeleton, common: str, single_value="list", max_list_length=64, invalid_conversion="drop"):
         labels_lib.check_policy(invalid_conversion)
-        self.skeleton = skeleton
-        self.common = common
-        self.encoder = encoder
-        self.sink = sink
-        self.report = report
+        self.features = tuple(features(single_value, dense=True))
+        self.main_files = tuple(skeleton)
+        self.joined_file = common
+        self.single_value = single_value
+        self.max_list_length = max_list_length
         self.invalid_conversion = invalid_conversion
-        self._progress_factory = progress_factory
-        self._index = None
-        self.common_part = functools.lru_cache(maxsize=256)(self._common_part)
 
-    def run(self) -> None:
-        self._index = LineIndex(self.common, progress=self._progress(files.size(self.common)))
-        self.report.count("common_feature_rows", len(self._index))
+    def encoder(self, context: formats.ChunkContext) -> FieldEncoder:
+        return FieldEncoder(self.single_value, self.max_list_length, context.vocabulary, context.report, dense=True)
+
+    def needed_key(self, raw: bytes) -> bytes | None:
+        columns = raw.split(b",", 4)
+        return columns[3] if len(columns) == 5 else None
+
+    def prepare(self, raw: bytes, location: str, context: formats.ChunkContext):
+        """The user part of a common row; a malformed row becomes a `JoinError` naming `location`."""
         try:
-            self._convert_skeleton()
-        finally:
-            self._index.close()
-
-    def _progress(self, total):
-        return self._progress_factory(total) if self._progress_factory else None
-
-    def _convert_skeleton(self) -> None:
-        for line_number, raw in files.lines(self.skeleton, self._progress(files.size(self.skeleton))):
-            self.report.read()
-            self._convert_line(raw, f"{self.skeleton}:{line_number}")
-
-    def _convert_line(self, raw: bytes, location: str) -> None:
-        record = None
-        try:
-            columns = raw.decode("ascii").rstrip("\r\n").split(",")
-            if len(columns) != 6:
-                raise ValueError(f"expected 6 comma-separated fields, found {len(columns)}")
-            sample_id = values.parse_id(columns[0], "sample_id")
-            click = values.parse_label(columns[1], "click")
-            conversion = values.parse_label(columns[2], "conversion")
-            ids, dense_values = parse_feature_list(columns[5], values.parse_id(columns[4], "feature_num"), self.report)
-            _check_placement(ids, _IMPRESSION_FIELD_SET, "sample skeleton")
-            common = self.common_part(columns[3].encode())
-            if common is not None and labels_lib.admit(click, conversion, self.invalid_conversion, self.report):
-                record = self.encoder.record(ids, dense_values, _IMPRESSION_FIELDS)
-        except UnicodeDecodeError as e:
-            self.report.malformed(location, f"not ASCII text ({e})")
-            return
-        except ValueError as e:
-            self.report.malformed(location, str(e))
-            return
-        if common is None:
-            self.report.drop(MISSING_COMMON_FEATURES)
-            return
-        if record is None:  # dropped by the label rule
-            return
-        record.update(sample_id=sample_id, click=click, conversion=conversion)
-        self.sink.write(common + example_writer.to_example(record).SerializeToString())
-
-    def _common_part(self, key: bytes):
-        """The serialized user part of `key`'s impressions, None if the common file lacks it."""
-        found = self._index.get(key)
-        if found is None:
-            return None
-        line_number, line = found
-        try:
-            columns = line.decode("ascii").split(",")
+            columns = raw.decode("ascii").split(",")
             if len(columns) != 3:
                 raise ValueError(f"expected 3 comma-separated fields, found {len(columns)}")
-            ids, dense_values = parse_feature_list(columns[2], values.parse_id(columns[1], "feature_num"), self.report)
+            ids, dense_values = parse_feature_list(
+                columns[2], values.parse_id(columns[1], "feature_num"), context.report
+            )
             _check_placement(ids, _USER, "common features")
-            record = self.encoder.record(ids, dense_values, aliccp_fields.USER_FIELDS)
+            record = self.encoder(context).record(ids, dense_values, aliccp_fields.USER_FIELDS)
         except (UnicodeDecodeError, ValueError) as e:
-            raise ValueError(f"its common features ({self.common}:{line_number}) are malformed: {e}") from None
-        return example_writer.to_example(record).SerializeToString()
+            return formats.JoinError(f"its common features ({location}) are malformed: {e}")
+        numbers = {name: record[name] for name in _USER_DENSE_NAMES}
+        return CommonPart(example_writer.serialize(record), numbers)
 
-
-def convert_paddlerec_text(
-    path: str,
-    encoder: FieldEncoder,
-    sink: ExampleSink,
-    report: ConversionReport,
-    invalid_conversion: str = "drop",
-    progress: Progress | None = None,
-) -> None:
-    """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
-    labels_lib.check_policy(invalid_conversion)
-    for line_number, raw in files.lines(path, progress):
-        report.read()
-        location = f"{path}:{line_number}"
-        try:
-            columns = raw.decode("ascii").strip().split(",")
-            if len(columns) < 3:
-                raise ValueError(f"expected sample_idx,click,ctcvr,field:id,..., found {len(columns)} fields")
-            sample_id = values.parse_id(columns[0], "sample_idx")
-            click = values.parse_label(columns[1], "click")
-            conversion = values.parse_label(columns[2], "ctcvr")
-            ids = {}
-            for item in columns[3:]:
-                field, separator, feature_id = item.partition(":")
-                if not separator:
-                    raise ValueError(f"feature {item!r} is not field:id")
-                if field not in _KNOWN_FIELDS:
-                    report.count(f"unknown_field_values/{field}")
-                    continue
-                ids.setdefault(field, []).append(values.parse_id(feature_id, f"field {field} id"))
-            if not labels_lib.admit(click, conversion, invalid_conversion, report):
+    def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
+        encoder = self.encoder(context)
+        for line, raw in chunk.lines():
+            context.report.read()
+            record = None
+            try:
+                columns = raw.decode("ascii").rstrip("\r\n").split(",")
+                if len(columns) != 6:
+                    raise ValueError(f"expected 6 comma-separated fields, found {len(columns)}")
+                sample_id = values.parse_id(columns[0], "sample_id")
+                click = values.parse_label(columns[1], "click")
+                conversion = values.parse_label(columns[2], "conversion")
+                feature_num = values.parse_id(columns[4], "feature_num")
+                ids, dense_values = parse_feature_list(columns[5], feature_num, context.report)
+                _check_placement(ids, _IMPRESSION_FIELD_SET, "sample skeleton")
+                common = joined.get(columns[3].encode())
+                if isinstance(common, formats.JoinError):
+                    raise ValueError(common.message)
+                if common is not None and labels_lib.admit(click, conversion, self.invalid_conversion, context.report):
+                    record = encoder.record(ids, dense_values, _IMPRESSION_FIELDS)
+            except UnicodeDecodeError as e:
+                context.malformed(chunk, line, f"not ASCII text ({e})")
                 continue
-            record = encoder.record(ids, {}, aliccp_fields.FIELDS)
-        except (UnicodeDecodeError, ValueError) as e:
-            report.malformed(location, str(e))
-            continue
-        record.update(sample_id=sample_id, click=click, conversion=conversion)
-        sink.write(example_writer.to_example(record).SerializeToString())
+            except ValueError as e:
+                context.malformed(chunk, line, str(e))
+                continue
+            if common is None:
+                context.report.drop(MISSING_COMMON_FEATURES)
+                continue
+            if record is None:  # dropped by the label rule
+                continue
+            record.update(sample_id=sample_id, click=click, conversion=conversion)
+            context.vocabulary.observe_numbers(record)
+            context.vocabulary.observe_numbers(common.numbers)
+            serialized = common.serialized + example_writer.serialize(record)
+            context.router.write(serialized, chunk.file_index, line)
+
+
+class PaddleRecFormat(formats.ImpressionFormat):
+    """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
+
+    group_key = GROUP_KEY
+
+    def __init__(self, paths, single_value="list", max_list_length=64, invalid_conversion="drop"):
+        labels_lib.check_policy(invalid_conversion)
+        self.features = tuple(features(single_value, dense=False))
+        self.main_files = tuple(paths)
+        self.single_value = single_value
+        self.max_list_length = max_list_length
+        self.invalid_conversion = invalid_conversion
+
+    def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
+        encoder = FieldEncoder(self.single_value, self.max_list_length, context.vocabulary, context.report, dense=False)
+        for line, raw in chunk.lines():
+            context.report.read()
+            try:
+                columns = raw.decode("ascii").strip().split(",")
+                if len(columns) < 3:
+                    raise ValueError(f"expected sample_idx,click,ctcvr,field:id,..., found {len(columns)} fields")
+                sample_id = values.parse_id(columns[0], "sample_idx")
+                click = values.parse_label(columns[1], "click")
+                conversion = values.parse_label(columns[2], "ctcvr")
+                ids = {}
+                for item in columns[3:]:
+                    field, separator, feature_id = item.partition(":")
+                    if not separator:
+                        raise ValueError(f"feature {item!r} is not field:id")
+                    if field not in _KNOWN_FIELDS:
+                        context.report.count(f"unknown_field_values/{field}")
+                        continue
+                    ids.setdefault(field, []).append(values.parse_id(feature_id, f"field {field} id"))
+                if not labels_lib.admit(click, conversion, self.invalid_conversion, context.report):
+                    continue
+                record = encoder.record(ids, {}, aliccp_fields.FIELDS)
+            except (UnicodeDecodeError, ValueError) as e:
+                context.malformed(chunk, line, str(e))
+                continue
+            record.update(sample_id=sample_id, click=click, conversion=conversion)
+            context.router.write(example_writer.serialize(record), chunk.file_index, line)

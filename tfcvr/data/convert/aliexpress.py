@@ -3,19 +3,16 @@
 Per country, `{cc}_user_{split}.csv` has one row per search result page
 (33 columns, `user_1` = search id) and `{cc}_item_{split}.csv` one row per
 exposed item (49 columns, `item_1` = search id, `item_49` = 0 impression,
-1 click, 2 purchase); neither has a header. Items are streamed and joined to
-their page's user row through a `LineIndex`; columns get the processed names
+1 click, 2 purchase); neither has a header. Item rows are joined to their
+page's user row by search id (`RawFormat`); columns get the processed names
 (`categorical_1..16`, `numerical_1..63`, `search_id`) by MTReclib's mapping,
 so raw and processed conversions give the same schema.
 """
 
-from collections.abc import Callable, Iterator
-
-from tfcvr.data.convert import files
-from tfcvr.data.convert.line_index import LineIndex
+from tfcvr.data.convert import formats
+from tfcvr.data.convert import labels as labels_lib
 from tfcvr.data.convert.presets import PRESETS
-from tfcvr.data.convert.report import Progress
-from tfcvr.data.convert.tabular import Dropped, Invalid, TableLayout
+from tfcvr.data.convert.tabular import Dropped, Invalid, TableLayout, convert_row
 
 USER_COLUMNS = 33
 ITEM_COLUMNS = 49
@@ -43,30 +40,48 @@ RAW_LAYOUT = TableLayout(
 )
 
 
-def raw_rows(
-    item_path: str, user_path: str, progress_factory: Callable[[int], Progress] | None = None
-) -> Iterator[tuple[str, dict[str, str] | Dropped]]:
-    """(location, {processed column: text}) per item row joined with its search page's user row."""
-    index = LineIndex(user_path, progress=progress_factory(files.size(user_path)) if progress_factory else None)
-    progress = progress_factory(files.size(item_path)) if progress_factory else None
-    try:
-        for line_number, raw in files.lines(item_path, progress):
-            yield f"{item_path}:{line_number}", _joined(raw, index, user_path)
-    finally:
-        index.close()
+class RawFormat(formats.JoinedFormat):
+    """Item rows joined with their search page's user row, as rows of the processed layout.
+
+    Args:
+      item: the item file(s) (sorted list); user: the user file of the same split.
+      invalid_conversion, max_list_length: the policies.
+    """
+
+    joined_rows_note = "user_rows"
+    layout = RAW_LAYOUT
+
+    def __init__(self, item, user: str, invalid_conversion="drop", max_list_length=64):
+        labels_lib.check_policy(invalid_conversion)
+        self.main_files = tuple(item)
+        self.joined_file = user
+        self.features = tuple(RAW_LAYOUT.features())
+        self.invalid_conversion = invalid_conversion
+        self.max_list_length = max_list_length
+
+    def needed_key(self, raw: bytes) -> bytes | None:
+        return raw.split(b",", 1)[0]
+
+    def prepare(self, raw: bytes, location: str, context: formats.ChunkContext):
+        user = raw.split(b",")
+        if len(user) != USER_COLUMNS:
+            return formats.JoinError(f"its user row {location} has {len(user)} fields, expected {USER_COLUMNS}")
+        return user
+
+    def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
+        for line, raw in chunk.lines():
+            convert_row(_joined(raw, joined), chunk, line, self, context)
 
 
-def _joined(raw: bytes, index: LineIndex, user_path: str):
+def _joined(raw: bytes, joined: dict):
     item = raw.rstrip(b"\r\n").split(b",")
     if len(item) != ITEM_COLUMNS:
         return Invalid(f"expected {ITEM_COLUMNS} comma-separated fields in an item row, found {len(item)}")
-    found = index.get(item[0])
-    if found is None:
+    user = joined.get(item[0])
+    if user is None:
         return Dropped(MISSING_USER_FEATURES)
-    line_number, user_line = found
-    user = user_line.split(b",")
-    if len(user) != USER_COLUMNS:
-        return Invalid(f"its user row {user_path}:{line_number} has {len(user)} fields, expected {USER_COLUMNS}")
+    if isinstance(user, formats.JoinError):
+        return Invalid(user.message)
     parts = {"user": user, "item": item}
     row = {name: parts[part][column - 1].decode(errors="replace") for name, (part, column) in COLUMN_SOURCES.items()}
     row[LABEL] = item[ITEM_COLUMNS - 1].decode(errors="replace")

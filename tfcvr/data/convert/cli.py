@@ -23,17 +23,20 @@ Examples:
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Sequence
 
 from tfcvr import cli
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import aliccp, aliexpress, files, labels, presets, tabular
-from tfcvr.data.convert.report import ConversionError, ConversionReport, Progress
-from tfcvr.data.convert.sink import ExampleSink
-from tfcvr.data.convert.vocabulary import VocabularyCounter, check_same_features
+from tfcvr.data.convert import aliccp, aliexpress, formats, labels, local_runner, presets, tabular
+from tfcvr.data.convert.chunks import DEFAULT_CHUNK_BYTES
+from tfcvr.data.convert.report import ConversionError
+from tfcvr.data.convert.sink import OutputLayout
+from tfcvr.data.convert.vocabulary import check_same_features
 from tfcvr.data.pipeline import resolve_files
 
 SCHEMA_FILE = "schema.json"
+IN_PROCESS = "InProcess"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -116,120 +119,116 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--num_buckets", default="", help="Per-feature bucket sizes: name=N,name=N.")
         sub.add_argument("--schema", help="Use this schema.json (e.g. the training split's) instead of measuring.")
         sub.add_argument("--quiet", action="store_true", help="No progress bar.")
+        sub.add_argument(
+            "--runner",
+            default="DirectRunner",
+            help=f"Apache Beam runner: DirectRunner (all local cores) or DataflowRunner (with --project, "
+            f"--region, --temp_location and other Beam pipeline options); {IN_PROCESS} converts in this "
+            "process without Beam.",
+        )
+        sub.add_argument(
+            "--chunk_mb",
+            type=float,
+            default=DEFAULT_CHUNK_BYTES / 2**20,
+            help="Input is cut into chunks of about this many MiB that convert in parallel.",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs a conversion; returns the report as a dict."""
-    args = build_parser().parse_args(argv)
+    args, pipeline_args = build_parser().parse_known_args(argv)
+    if args.runner == IN_PROCESS and pipeline_args:
+        cli.fail(f"Unknown flag(s) {pipeline_args}; Apache Beam pipeline options need a Beam --runner.")
     try:
-        return _convert(args)
+        return _convert(args, pipeline_args)
     except (ConversionError, FileNotFoundError, *cli.user_errors()) as e:
         cli.fail(f"Conversion failed: {cli.one_line(e)}", usage=False)
 
 
-# The flags naming input files, checked before any output is written.
-INPUT_FLAGS = ("skeleton", "common", "paddlerec_text", "input", "item", "user")
-
-
-def _convert(args) -> dict:
+def _convert(args, pipeline_args: list) -> dict:
     labels.check_policy(args.invalid_conversion)
+    if args.chunk_mb <= 0:
+        cli.fail(f"--chunk_mb must be positive. Received: {args.chunk_mb}")
     num_buckets = _parse_buckets(args.num_buckets)
-    report = ConversionReport(max_errors=args.max_errors)
-
-    def progress(total: int) -> Progress:
-        return Progress(total, report, verbose=not args.quiet)
-
-    features, group_key, run = _plan(args, report, progress)  # checks which flags go together
-    for flag in INPUT_FLAGS:  # before any output is written
-        pattern = getattr(args, flag, None)
-        if pattern:
-            try:
-                resolve_files(pattern)
-            except ValueError as e:
-                cli.fail(f"--{flag}={pattern}: {e}")
-    given = _given_schema(args, features)
-    vocabulary = VocabularyCounter(features)
-    with ExampleSink(
+    fmt = _format(args)  # checks which flags go together and that the input files exist
+    given = _given_schema(args, fmt.features)
+    layout = OutputLayout(
         args.out,
-        report,
         split=args.split,
         num_shards=args.num_shards,
         valid_fraction=args.valid_fraction,
         seed=args.split_seed,
-    ) as sink:
-        run(sink, vocabulary)
+    )
+    fmt.check_inputs()
+    layout.check_empty()
+    chunk_bytes = max(1, int(args.chunk_mb * 2**20))
+    start = time.monotonic()
+    if args.runner == IN_PROCESS:
+        report, vocabulary = local_runner.run(fmt, layout, args.max_errors, chunk_bytes, verbose=not args.quiet)
+    else:
+        from tfcvr.data.convert import beam_runner  # Apache Beam is an extra: tfcvr[beam]
+
+        report, vocabulary = beam_runner.run(
+            fmt, layout, args.max_errors, chunk_bytes, [f"--runner={args.runner}", *pipeline_args]
+        )
+    report.seconds = time.monotonic() - start
     schema = given or vocabulary.schema(
         {"click": tabular.CLICK, "conversion": tabular.CONVERSION},
         bucket_factor=args.bucket_factor,
         num_buckets=num_buckets,
-        group_key=group_key,
+        group_key=fmt.group_key,
     )
     schema_path = os.path.join(args.out, SCHEMA_FILE)
     if args.schema is None or os.path.normpath(args.schema) != os.path.normpath(schema_path):
         schema_lib.save_schema(schema, schema_path)
-    report.vocabulary = {"distinct_values": vocabulary.distinct(), "longest_list": vocabulary.longest()}
+    report.vocabulary = {
+        "distinct_values": vocabulary.distinct(),
+        "longest_list": vocabulary.longest(),
+        "numeric": vocabulary.numeric(),
+    }
     report.save(os.path.join(args.out, f"{args.split}_report.json"))
     print(report.summary(), file=sys.stderr)
     print(f"Wrote {args.out} ({', '.join(sorted(report.written))} splits) and {schema_path}", file=sys.stderr)
     return report.to_dict()
 
 
-def _plan(args, report, progress):
-    """(features written, schema group_key, run(sink, vocabulary)) of the chosen command."""
+def _format(args) -> formats.ImpressionFormat:
+    """The `ImpressionFormat` of the chosen command and flags."""
+    policies = {"invalid_conversion": args.invalid_conversion, "max_list_length": args.max_list_length}
     if args.command == "aliccp":
-        return _plan_aliccp(args, report, progress)
-    layout, row_source = _plan_table(args, progress)
-
-    def run(sink: ExampleSink, vocabulary: VocabularyCounter) -> None:
-        tabular.convert_rows(
-            row_source(), layout, sink, vocabulary, report, args.invalid_conversion, args.max_list_length
-        )
-
-    return layout.features(), getattr(args, "group_key", None), run
-
-
-def _plan_aliccp(args, report, progress):
-    raw = args.skeleton is not None or args.common is not None
-    if raw == (args.paddlerec_text is not None) or (raw and not (args.skeleton and args.common)):
-        cli.fail("aliccp: give --skeleton and --common (raw release) or --paddlerec_text.")
-    features = aliccp.features(args.single_value, dense=raw)
-
-    def run(sink: ExampleSink, vocabulary: VocabularyCounter) -> None:
-        encoder = aliccp.FieldEncoder(args.single_value, args.max_list_length, vocabulary, report, dense=raw)
+        raw = args.skeleton is not None or args.common is not None
+        if raw == (args.paddlerec_text is not None) or (raw and not (args.skeleton and args.common)):
+            cli.fail("aliccp: give --skeleton and --common (raw release) or --paddlerec_text.")
         if raw:
-            aliccp.RawConverter(
-                args.skeleton, args.common, encoder, sink, report, args.invalid_conversion, progress_factory=progress
-            ).run()
-        else:
-            for path in resolve_files(args.paddlerec_text):
-                aliccp.convert_paddlerec_text(
-                    path, encoder, sink, report, args.invalid_conversion, progress(files.size(path))
-                )
-
-    return features, "101", run
-
-
-def _plan_table(args, progress):
-    """(layout, row generator factory) for `aliexpress` and `csv`."""
+            return aliccp.RawFormat(_files(args, "skeleton"), _one_file(args, "common"), args.single_value, **policies)
+        return aliccp.PaddleRecFormat(_files(args, "paddlerec_text"), args.single_value, **policies)
     if args.command == "aliexpress":
         raw = args.item is not None or args.user is not None
         if raw == (args.input is not None) or (raw and not (args.item and args.user)):
             cli.fail("aliexpress: give --input (processed CSV) or --item and --user (raw release).")
         if raw:
-            return aliexpress.RAW_LAYOUT, lambda: aliexpress.raw_rows(args.item, args.user, progress)
-        processed = presets.PRESETS["mtreclib-aliexpress"]
-        return processed, _files_rows(args.input, processed, progress)
+            return aliexpress.RawFormat(_files(args, "item"), _one_file(args, "user"), **policies)
+        return tabular.TableFormat(_files(args, "input"), presets.PRESETS["mtreclib-aliexpress"], **policies)
     layout = _table_layout(args)
-    return layout, _files_rows(args.input, layout, progress)
+    return tabular.TableFormat(_files(args, "input"), layout, group_key=args.group_key, **policies)
 
 
-def _files_rows(pattern, layout, progress):
-    def rows() -> Iterator[tuple[str, dict]]:
-        for path in resolve_files(pattern):
-            yield from tabular.table_rows(path, layout, progress(tabular.progress_total(path)))
+def _files(args, flag: str) -> list:
+    """The files a flag names (a glob or comma-separated list), checked before any output is written."""
+    pattern = getattr(args, flag)
+    try:
+        return resolve_files(pattern)
+    except ValueError as e:
+        cli.fail(f"--{flag}={pattern}: {e}")
 
-    return rows
+
+def _one_file(args, flag: str) -> str:
+    """The joined file (one file: its rows are looked up by key)."""
+    matched = _files(args, flag)
+    if len(matched) != 1:
+        cli.fail(f"--{flag} must name one file; it matches {len(matched)}: {matched[:3]}")
+    return matched[0]
 
 
 def _table_layout(args) -> tabular.TableLayout:

@@ -1,22 +1,22 @@
 """CSV and Parquet impression logs -> tf.Examples: one row per impression, one column per feature.
 
 A `TableLayout` names the label column(s) and the feature columns by kind. CSV
-is read row by row with the standard `csv` module, so a malformed line is
-reported with its file and line number; Parquet is read in record batches with
-pyarrow (tensorflow-io's native ops do not load on TF 2.21).
+lines are parsed one by one with the standard `csv` module, so a malformed line
+is reported with its file and line number; Parquet is read in record batches of
+its row groups with pyarrow (tensorflow-io's native ops do not load on TF 2.21).
 """
 
 import csv
 import dataclasses
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import files, values
+from tfcvr.data.convert import files, formats, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert.report import ConversionError, ConversionReport, Progress
-from tfcvr.data.convert.sink import ExampleSink
+from tfcvr.data.convert.chunks import PARQUET
+from tfcvr.data.convert.report import ConversionError, ConversionReport
 from tfcvr.data.convert.vocabulary import VocabularyCounter
 
 CLICK, CONVERSION = "click", "conversion"
@@ -118,34 +118,66 @@ class TableLayout:
         return record
 
 
-def convert_rows(
-    rows: Iterable[tuple[str, "dict | Dropped"]],
-    layout: TableLayout,
-    sink: ExampleSink,
-    vocabulary: VocabularyCounter,
-    report: ConversionReport,
-    invalid_conversion: str = "drop",
-    max_list_length: int = 64,
-) -> None:
-    """Validates, labels and writes (location, {column: cell}) rows; counts every outcome.
+class TableFormat(formats.ImpressionFormat):
+    """CSV or Parquet files of one layout (a file named *.parquet is Parquet, any other CSV).
 
-    A `Dropped` row (e.g. an item whose join found nothing) is counted under its reason.
+    CSV files are cut into line chunks, so a quoted field may not span lines
+    (such a line is reported as malformed); Parquet files into row groups.
+
+    Args:
+      paths: the files (sorted list).
+      layout: the `TableLayout`.
+      invalid_conversion, max_list_length: the policies.
+      group_key: schema group_key.
     """
-    for location, row in rows:
-        report.read()
-        if isinstance(row, Dropped):
-            report.drop(row.reason)
-            continue
-        try:
-            click, conversion = layout.labels(row)
-            record = layout.encode(row, vocabulary, max_list_length, report)
-        except ValueError as e:
-            report.malformed(location, str(e))
-            continue
-        if not labels_lib.admit(click, conversion, invalid_conversion, report):
-            continue
-        record[CLICK], record[CONVERSION] = click, conversion
-        sink.write(example_writer.to_example(record).SerializeToString())
+
+    def __init__(self, paths, layout: TableLayout, invalid_conversion="drop", max_list_length=64, group_key=None):
+        labels_lib.check_policy(invalid_conversion)
+        if max_list_length < 1:
+            raise ValueError(f"--max_list_length must be positive. Received: {max_list_length}")
+        self.main_files = tuple(paths)
+        self.layout = layout
+        self.features = tuple(layout.features())
+        self.invalid_conversion = invalid_conversion
+        self.max_list_length = max_list_length
+        self.group_key = group_key
+
+    def check_inputs(self) -> None:
+        for path in self.main_files:
+            names = _parquet_names(path) if is_parquet(path) else _csv_names(path, self.layout)
+            missing = [c for c in self.layout.required_columns if c not in names]
+            if missing:
+                raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
+
+    def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
+        rows = _parquet_rows(chunk, self.layout) if chunk.kind == PARQUET else _csv_rows(chunk, self.layout)
+        for line, row in rows:
+            convert_row(row, chunk, line, self, context)
+
+
+def convert_row(row, chunk, line: int, settings, context: formats.ChunkContext) -> None:
+    """Validates, labels and writes one {column: cell} row; counts every outcome.
+
+    `row` may be a `Dropped` (counted under its reason) or an `Invalid`
+    (reported as malformed). `settings` has `layout`, `invalid_conversion`
+    and `max_list_length`.
+    """
+    context.report.read()
+    if isinstance(row, Dropped):
+        context.report.drop(row.reason)
+        return
+    layout = settings.layout
+    try:
+        click, conversion = layout.labels(row)
+        record = layout.encode(row, context.vocabulary, settings.max_list_length, context.report)
+    except ValueError as e:
+        context.malformed(chunk, line, str(e))
+        return
+    if not labels_lib.admit(click, conversion, settings.invalid_conversion, context.report):
+        return
+    record[CLICK], record[CONVERSION] = click, conversion
+    context.vocabulary.observe_numbers(record)
+    context.router.write(example_writer.serialize(record), chunk.file_index, line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,32 +194,26 @@ def _split_ids(cell, column: str, separator: str) -> list:
     return [values.parse_id(v, column) for v in text.split(separator)] if text else []
 
 
-def csv_rows(
-    path: str, layout: TableLayout, progress: Progress | None = None, delimiter: str = ","
-) -> Iterator[tuple[str, dict]]:
-    """(location "file:line", {column: text}) per data line of a CSV file (local or gs://)."""
-    reader = csv.reader((raw.decode("utf-8") for _, raw in files.lines(path, progress)), delimiter=delimiter)
-    first = next(reader, None)
-    if first is None:
-        return
-    header = _header(path, first, layout)
-    pending = [] if header is not None else [(reader.line_num, first)]
-    names = header or list(layout.columns)
-    missing = [c for c in layout.required_columns if c not in names]
-    if missing:
-        raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
-
-    def data() -> Iterator[tuple[int, list[str]]]:
-        yield from pending
-        for fields in reader:
-            yield reader.line_num, fields
-
-    for line, fields in data():
-        location = f"{path}:{line}"
-        if len(fields) != len(names):
-            yield location, Invalid(f"expected {len(names)} comma-separated fields, found {len(fields)}")
+def _csv_rows(chunk, layout: TableLayout) -> Iterator[tuple[int, dict]]:
+    """(line, {column: text}) per data line of a CSV chunk (the header line, if any, is skipped)."""
+    names = _csv_names(chunk.path, layout)
+    has_header = _first_line_is_header(chunk.path, layout)
+    for line, raw in chunk.lines():
+        if line == 1 and has_header:
             continue
-        yield location, dict(zip(names, fields))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield line, Invalid(f"not UTF-8 text ({e})")
+            continue
+        if text.count('"') % 2:
+            yield line, Invalid("a quoted field spans lines (or its quotes are unbalanced); quote fields on one line")
+            continue
+        fields = next(csv.reader([text]), [])
+        if len(fields) != len(names):
+            yield line, Invalid(f"expected {len(names)} comma-separated fields, found {len(fields)}")
+            continue
+        yield line, dict(zip(names, fields))
 
 
 class Invalid(dict):
@@ -201,58 +227,46 @@ class Invalid(dict):
         raise ValueError(self.message)
 
 
-def _header(path: str, first: list, layout: TableLayout):
-    """The header names, or None when the file has none (layout.columns given and the first line is data)."""
-    if layout.columns is None:
-        return [name.strip() for name in first]
-    if [name.strip() for name in first] == list(layout.columns):
-        return list(layout.columns)
-    return None
+def _first_fields(path: str) -> list:
+    with files.open_binary(path) as f:
+        first = f.readline().decode("utf-8")
+    return [name.strip() for name in next(csv.reader([first]), [])]
 
 
-def parquet_rows(
-    path: str, layout: TableLayout, progress: Progress | None = None, batch_size: int = 65536
-) -> Iterator[tuple[str, dict]]:
-    """(location "file: row n", {column: value}) per row of a Parquet file, read in batches with pyarrow."""
+def _first_line_is_header(path: str, layout: TableLayout) -> bool:
+    return layout.columns is None or _first_fields(path) == list(layout.columns)
+
+
+def _csv_names(path: str, layout: TableLayout) -> list:
+    """The column names: the header line's, or the layout's for a file without one."""
+    return _first_fields(path) if layout.columns is None else list(layout.columns)
+
+
+def _parquet_file(path: str):
     import pyarrow.parquet as pq
 
     if files.is_local(path):
-        table = pq.ParquetFile(path)
-    else:
-        with files.open_binary(path) as f:
-            table = pq.ParquetFile(io.BytesIO(f.read()))
-    names = table.schema_arrow.names
-    missing = [c for c in layout.required_columns if c not in names]
-    if missing:
-        raise ConversionError(f"{path}: missing column(s) {missing}; the file has {names}.")
-    row = 0
-    for batch in table.iter_batches(batch_size=batch_size, columns=list(layout.required_columns)):
+        return pq.ParquetFile(path)
+    with files.open_binary(path) as f:
+        return pq.ParquetFile(io.BytesIO(f.read()))
+
+
+def _parquet_names(path: str) -> list:
+    return _parquet_file(path).schema_arrow.names
+
+
+def _parquet_rows(chunk, layout: TableLayout, batch_size: int = 65536) -> Iterator[tuple[int, dict]]:
+    """(row number, {column: value}) per row of a chunk's row groups, read in batches with pyarrow."""
+    table = _parquet_file(chunk.path)
+    row = chunk.first_line
+    groups = list(range(chunk.start, chunk.end))
+    if not groups:
+        return
+    for batch in table.iter_batches(batch_size=batch_size, row_groups=groups, columns=list(layout.required_columns)):
         for record in batch.to_pylist():
+            yield row, record
             row += 1
-            yield f"{path}: row {row}", record
-        if progress is not None:
-            progress.update(row)
-    if progress is not None:
-        progress.update(row, force=True)
 
 
 def is_parquet(path: str) -> bool:
     return path.endswith(".parquet")
-
-
-def table_rows(path: str, layout: TableLayout, progress: Progress | None = None) -> Iterator[tuple[str, dict]]:
-    """Rows of a .parquet file or of a CSV file (any other name)."""
-    if is_parquet(path):
-        return parquet_rows(path, layout, progress)
-    return csv_rows(path, layout, progress)
-
-
-def progress_total(path: str) -> int:
-    """What `table_rows` reports progress in: rows of a Parquet file, bytes of a CSV file."""
-    if is_parquet(path):
-        import pyarrow.parquet as pq
-
-        if files.is_local(path):
-            return pq.ParquetFile(path).metadata.num_rows
-        return 0
-    return files.size(path)

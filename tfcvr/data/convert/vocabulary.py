@@ -1,14 +1,25 @@
-"""Measures the categorical features a converter writes and turns that into schema.json.
+"""Measures the features a converter writes and turns that into schema.json.
 
 `num_buckets` of a categorical feature is its number of distinct values times
 `bucket_factor` (hashing n distinct values into 2n buckets leaves about 79% of
 them without a collision, into n buckets about 63%), unless given per feature.
-`max_length` of a categorical_list is the longest list written.
+`max_length` of a categorical_list is the longest list written. Numeric
+features get their mean and (population) variance over the written rows, for
+the report (the model standardises with `tfcvr.data.numeric_statistics`).
+
+Each chunk of the input is measured by its own counter and the counters are
+merged: distinct values by set union (exact; the union of a feature's values
+is held by one process), numeric moments per chunk combined in chunk order
+(Chan, Golub & LeVeque's pairwise update), so the result does not depend on
+which process measured which chunk.
 """
 
+import array
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping
+
+import numpy as np
 
 from tfcvr.data import schema as schema_lib
 
@@ -25,6 +36,8 @@ class VocabularyCounter:
         self.features = tuple(features)
         self._values = {f.name: set() for f in self.features if f.is_categorical}
         self._longest = {f.name: 0 for f in self.features if f.is_list}
+        self._numbers = {f.name: array.array("d") for f in self.features if f.type == schema_lib.NUMERIC}
+        self._moments = {name: {} for name in self._numbers}  # {name: {chunk index: (n, mean, m2)}}
 
     def observe(self, name: str, value: int | str | list[int]) -> None:
         """One categorical value, or the list of one categorical_list."""
@@ -34,6 +47,47 @@ class VocabularyCounter:
             self._values[name].update(value)
         else:
             self._values[name].add(value)
+
+    def observe_numbers(self, record: Mapping) -> None:
+        """The numeric features' values of one written row (those present in `record`)."""
+        for name, numbers in self._numbers.items():
+            value = record.get(name)
+            if value is not None:
+                numbers.append(value)
+
+    def finish_chunk(self, chunk_index: int) -> None:
+        """Turns the numbers observed since the last call into chunk `chunk_index`'s moments."""
+        for name, numbers in self._numbers.items():
+            if numbers:
+                column = np.frombuffer(numbers, dtype=np.float64)
+                mean = float(column.mean())
+                self._moments[name][chunk_index] = (len(column), mean, float(np.square(column - mean).sum()))
+            self._numbers[name] = array.array("d")
+
+    def merge(self, other: "VocabularyCounter") -> "VocabularyCounter":
+        """Adds `other`'s observations (of another chunk) into this counter (returns self)."""
+        for name, values in other._values.items():
+            self._values[name] |= values
+        for name, longest in other._longest.items():
+            self._longest[name] = max(self._longest[name], longest)
+        for name, moments in other._moments.items():
+            self._moments[name].update(moments)
+        return self
+
+    def numeric(self) -> dict:
+        """{numeric feature: {"mean", "variance"}} over every finished chunk, merged in chunk order."""
+        result = {}
+        for name, moments in self._moments.items():
+            n, mean, m2 = 0, 0.0, 0.0
+            for chunk_index in sorted(moments):
+                n_b, mean_b, m2_b = moments[chunk_index]
+                delta = mean_b - mean
+                total = n + n_b
+                mean += delta * n_b / total
+                m2 += m2_b + delta * delta * n * n_b / total
+                n = total
+            result[name] = {"mean": mean, "variance": m2 / n} if n else {"mean": None, "variance": None}
+        return result
 
     def distinct(self) -> dict:
         return {name: len(values) for name, values in self._values.items()}

@@ -1,0 +1,255 @@
+"""Runs a conversion as an Apache Beam pipeline: DirectRunner on all local cores, or Dataflow.
+
+The pipeline calls the same `ImpressionFormat` methods as `local_runner` and
+writes the same files:
+
+1. The input files are cut into chunks (`chunks.plan`); each chunk's lines are
+   counted in parallel and the counts' prefix sums number every line.
+2. A joined layout (Ali-CCP's common features, AliExpress's user rows) joins
+   by key with a CoGroupByKey of (key, chunk that needs it) and (key, joined
+   line): each joined line is parsed once (`prepare`) and its part is sent to
+   the chunks that need it, so no process holds the joined file.
+3. Each chunk converts with its own tallies and writes its records as piece
+   files of its local shards (`sink.PieceWriters`).
+4. Reports and vocabularies merge in combiners; rows written per chunk give
+   the split ordinals at which each chunk starts, and each final shard is the
+   concatenation of its pieces in chunk order (`sink.shard_pieces`), one
+   shard per worker.
+5. The merged report and vocabulary go to a pickle the launching process
+   reads to write schema.json and the report, as the local runner does.
+
+Counts also appear as Beam metrics (namespace "tfcvr.convert": rows_read,
+written/<split>, dropped/<reason>). A chunk stops with an error as soon as its
+own malformed rows exceed `--max_errors`; the total over all chunks is
+checked before the shards are assembled.
+"""
+
+import logging
+import os
+import pickle
+import uuid
+
+import apache_beam as beam
+import tensorflow as tf
+from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+from apache_beam.transforms import window
+
+from tfcvr.data.convert import chunks as chunks_lib
+from tfcvr.data.convert import formats, sink
+from tfcvr.data.convert.report import ConversionError, ConversionReport
+from tfcvr.data.convert.vocabulary import VocabularyCounter
+
+METRICS_NAMESPACE = "tfcvr.convert"
+_SUMMARY_FILE = "summary.pickle"
+
+
+def run(
+    fmt: formats.ImpressionFormat,
+    layout: sink.OutputLayout,
+    max_errors: int,
+    chunk_bytes: int,
+    pipeline_args: list,
+) -> tuple[ConversionReport, VocabularyCounter]:
+    """Runs the pipeline to completion; returns the merged report and vocabulary."""
+    options = pipeline_options(pipeline_args)
+    work_dir = os.path.join(layout.out_dir, f"_convert-{uuid.uuid4().hex[:12]}")
+    plan = chunks_lib.plan(fmt.main_files, chunk_bytes)
+    tf.io.gfile.makedirs(work_dir)
+    try:
+        with beam.Pipeline(options=options) as pipeline:
+            _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir)
+        with tf.io.gfile.GFile(os.path.join(work_dir, _SUMMARY_FILE), "rb") as f:
+            report, vocabulary = pickle.load(f)
+    except Exception as e:
+        raise _user_error(e) from None
+    finally:
+        if tf.io.gfile.exists(work_dir):
+            tf.io.gfile.rmtree(work_dir)
+    report.max_errors = max_errors
+    return report, vocabulary
+
+
+def pipeline_options(pipeline_args: list) -> PipelineOptions:
+    """Beam options from the flags; the DirectRunner defaults to one worker process per local core."""
+    options = PipelineOptions(pipeline_args)
+    if options.get_all_options().get("runner") in (None, "DirectRunner"):
+        direct = options.view_as(DirectOptions)
+        given = " ".join(pipeline_args)
+        if "--direct_running_mode" not in given:
+            direct.direct_running_mode = "multi_processing"
+        if "--direct_num_workers" not in given:
+            direct.direct_num_workers = 0  # 0: as many as the machine has cores
+        # The local job service logs every worker's start-up warnings at WARNING.
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+    return options
+
+
+def _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir) -> None:
+    numbered = _numbered(pipeline, "Input", plan)
+    if isinstance(fmt, formats.JoinedFormat):
+        joined_plan = chunks_lib.plan([fmt.joined_file], chunk_bytes)
+        joined_lines = _numbered(pipeline, "Joined", joined_plan) | "JoinedLines" >> beam.FlatMap(_keyed_lines, fmt)
+        needed = numbered | "NeededKeys" >> beam.FlatMap(_needed_keys, fmt)
+        prepared = (
+            {"needed": needed, "rows": joined_lines}
+            | "JoinByKey" >> beam.CoGroupByKey()
+            | "Prepare" >> beam.ParDo(_Prepare(fmt)).with_outputs("tallies", main="parts")
+        )
+        by_chunk = (
+            {"chunk": numbered | "ByIndex" >> beam.Map(lambda c: (c.index, c)), "parts": prepared.parts}
+            | "PartsToChunks" >> beam.CoGroupByKey()
+            | "Unpack" >> beam.Map(lambda kv: (kv[1]["chunk"][0], dict(kv[1]["parts"])))
+        )
+        prepare_tallies = [prepared.tallies]
+    else:
+        by_chunk = numbered | "NoJoin" >> beam.Map(lambda chunk: (chunk, {}))
+        prepare_tallies = []
+    converted = by_chunk | "Convert" >> beam.ParDo(_Convert(fmt, layout, max_errors, work_dir))
+    tallies = (
+        [converted | "ChunkTallies" >> beam.Map(lambda r: (r[1], r[2])), *prepare_tallies]
+        | "AllTallies" >> beam.Flatten()
+        | "MergeTallies" >> beam.CombineGlobally(_MergeTallies(fmt.features, max_errors))
+    )
+    written = converted | "Written" >> beam.Map(lambda r: r[0]) | "WrittenByChunk" >> beam.combiners.ToDict()
+    shards = (
+        pipeline
+        | "Start" >> beam.Create([None])
+        | "PlanShards"
+        >> beam.FlatMap(
+            _plan_shards, layout, work_dir, beam.pvalue.AsSingleton(written), beam.pvalue.AsSingleton(tallies)
+        )
+        | "SpreadShards" >> beam.Reshuffle()
+        | "Concatenate" >> beam.MapTuple(sink.concatenate)
+    )
+    (
+        pipeline
+        | "End" >> beam.Create([None])
+        | "WriteSummary"
+        >> beam.Map(_write_summary, work_dir, beam.pvalue.AsSingleton(tallies), beam.pvalue.AsList(shards))
+    )
+
+
+def _numbered(pipeline, name: str, plan: list):
+    """The plan's chunks, spread over workers, with their first line numbers filled in."""
+    chunks = pipeline | f"{name}Chunks" >> beam.Create(plan) | f"{name}Spread" >> beam.Reshuffle()
+    counts = (
+        chunks
+        | f"{name}CountLines" >> beam.Map(lambda c: (c.index, c.count_lines()))
+        | f"{name}Counts" >> beam.combiners.ToDict()
+    )
+    return chunks | f"{name}Number" >> beam.Map(_number, plan, beam.pvalue.AsSingleton(counts))
+
+
+def _number(chunk, plan, counts):
+    return chunks_lib.number_lines(plan, counts)[chunk.index - plan[0].index]
+
+
+def _keyed_lines(chunk, fmt):
+    for line, raw in chunk.lines():
+        raw = raw.rstrip(b"\r\n")
+        yield fmt.joined_key(raw), (line, raw)
+
+
+def _needed_keys(chunk, fmt):
+    keys = {key for _, raw in chunk.lines() if (key := fmt.needed_key(raw)) is not None}
+    return [(key, chunk.index) for key in sorted(keys)]
+
+
+class _Prepare(beam.DoFn):
+    """One joined key: checks it is unique, prepares its row once, sends the part to the chunks that need it."""
+
+    def __init__(self, fmt):
+        self.fmt = fmt
+
+    def start_bundle(self):
+        self.context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
+
+    def process(self, element):
+        key, grouped = element
+        rows = sorted(grouped["rows"])
+        if len(rows) > 1:
+            raise ConversionError(
+                f"{self.fmt.joined_file}:{rows[1][0]}: key {key.decode(errors='replace')!r} already appeared on "
+                f"line {rows[0][0]}; keys of a joined file must be unique."
+            )
+        self.context.report.count(self.fmt.joined_rows_note, len(rows))
+        if not rows or not grouped["needed"]:
+            return
+        line, raw = rows[0]
+        part = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", self.context)
+        for chunk_index in grouped["needed"]:
+            yield chunk_index, (key, part)
+
+    def finish_bundle(self):
+        tallies = (self.context.report, self.context.vocabulary)
+        yield beam.pvalue.TaggedOutput("tallies", window.GlobalWindows.windowed_value(tallies))
+
+
+class _Convert(beam.DoFn):
+    """One chunk -> piece files; emits (({index: written}), report, vocabulary) and Beam metrics."""
+
+    def __init__(self, fmt, layout, max_errors, work_dir):
+        self.fmt, self.layout, self.max_errors, self.work_dir = fmt, layout, max_errors, work_dir
+
+    def process(self, element):
+        chunk, joined = element
+        pieces = sink.PieceWriters(self.work_dir, chunk.index)
+        try:
+            written, report, vocabulary = formats.convert_chunk(
+                self.fmt, chunk, joined, self.layout, pieces.target, self.max_errors
+            )
+        finally:
+            pieces.close()
+        beam.metrics.Metrics.counter(METRICS_NAMESPACE, "rows_read").inc(report.rows_read)
+        for split, count in report.written.items():
+            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written/{split}").inc(count)
+        for reason, count in report.dropped.items():
+            beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"dropped/{reason}").inc(count)
+        yield (chunk.index, written), report, vocabulary
+
+
+class _MergeTallies(beam.CombineFn):
+    """(report, vocabulary) pairs -> one merged pair."""
+
+    def __init__(self, features, max_errors):
+        self.features, self.max_errors = features, max_errors
+
+    def create_accumulator(self):
+        return ConversionReport(-1), VocabularyCounter(self.features)
+
+    def add_input(self, accumulator, tallies):
+        return accumulator[0].merge(tallies[0]), accumulator[1].merge(tallies[1])
+
+    def merge_accumulators(self, accumulators):
+        accumulators = iter(accumulators)
+        merged = next(accumulators)
+        for accumulator in accumulators:
+            merged = self.add_input(merged, accumulator)
+        return merged
+
+    def extract_output(self, accumulator):
+        accumulator[0].max_errors = self.max_errors
+        return accumulator
+
+
+def _plan_shards(_, layout, work_dir, written, tallies):
+    """[(shard path, pieces)] once every chunk is converted; fails here if --max_errors was exceeded in total."""
+    tallies[0].check_max_errors()
+    return sink.shard_pieces(layout, work_dir, written)
+
+
+def _write_summary(_, work_dir, tallies, shards):
+    for piece in tf.io.gfile.glob(os.path.join(work_dir, "*.tfrecord")):
+        tf.io.gfile.remove(piece)
+    with tf.io.gfile.GFile(os.path.join(work_dir, _SUMMARY_FILE), "wb") as f:
+        pickle.dump(tallies, f)
+    return len(shards)
+
+
+def _user_error(error: Exception) -> Exception:
+    """The ConversionError inside a failed pipeline (runners wrap worker errors), else the error itself."""
+    text = str(error)
+    marker = "ConversionError: "
+    if isinstance(error, ConversionError) or marker not in text:
+        return error
+    return ConversionError(text[text.rindex(marker) + len(marker) :].strip().splitlines()[0])

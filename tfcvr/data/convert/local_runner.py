@@ -1,0 +1,90 @@
+"""Runs a conversion in this process: chunks one after the other, records straight into the final shards.
+
+The same `ImpressionFormat` methods as the Beam pipeline (`beam_runner`) do
+the work, so both give the same files; this runner needs no Apache Beam and
+stops at the exact row where `--max_errors` is exceeded. A joined file is
+held as a `LineIndex` of byte offsets (not parsed rows), and each joined row
+is prepared when the first chunk that needs it is converted.
+"""
+
+from tfcvr.data.convert import chunks as chunks_lib
+from tfcvr.data.convert import formats, sink
+from tfcvr.data.convert.line_index import LineIndex
+from tfcvr.data.convert.report import MALFORMED, ConversionReport, Progress
+from tfcvr.data.convert.vocabulary import VocabularyCounter
+
+
+def run(
+    fmt: formats.ImpressionFormat,
+    layout: sink.OutputLayout,
+    max_errors: int = 0,
+    chunk_bytes: int = chunks_lib.DEFAULT_CHUNK_BYTES,
+    verbose: bool = True,
+) -> tuple[ConversionReport, VocabularyCounter]:
+    """Converts every chunk of `fmt`'s files into `layout`; returns the merged report and vocabulary."""
+    plan = chunks_lib.plan(fmt.main_files, chunk_bytes)
+    plan = chunks_lib.number_lines(plan, {chunk.index: chunk.count_lines() for chunk in plan})
+    report = ConversionReport(max_errors)
+    vocabulary = VocabularyCounter(fmt.features)
+    join = _LocalJoin(fmt, formats.ChunkContext(report, vocabulary)) if isinstance(fmt, formats.JoinedFormat) else None
+    progress = Progress(sum(c.end - c.start for c in plan if c.kind == chunks_lib.LINES), verbose=verbose)
+    writers = sink.ShardWriters(layout)
+    offsets = {split: 0 for split in layout.splits}
+    done = 0
+    try:
+        for chunk in plan:
+            joined = join.parts_for(chunk) if join else {}
+            written, chunk_report, chunk_vocabulary = formats.convert_chunk(
+                fmt,
+                chunk,
+                joined,
+                layout,
+                writers.target(dict(offsets)),
+                max_errors,
+                malformed_before=report.dropped.get(MALFORMED, 0),
+            )
+            report.merge(chunk_report)
+            vocabulary.merge(chunk_vocabulary)
+            for split, count in written.items():
+                offsets[split] += count
+            done += chunk.end - chunk.start if chunk.kind == chunks_lib.LINES else 0
+            progress.update(done, report.rows_read, force=chunk is plan[-1])
+    finally:
+        writers.close()
+        if join:
+            join.close()
+    return report, vocabulary
+
+
+class _LocalJoin:
+    """The joined rows a chunk needs, read by offset; each prepared (and counted) once."""
+
+    def __init__(self, fmt: formats.JoinedFormat, context: formats.ChunkContext):
+        self.fmt = fmt
+        self.context = context
+        self.index = LineIndex(fmt.joined_file)
+        context.report.count(fmt.joined_rows_note, len(self.index))
+        self._previous = {}  # the last chunk's parts: consecutive chunks share the keys at their boundary
+        self._counted = set()  # keys prepared before, whose counts must not be taken twice
+
+    def parts_for(self, chunk: chunks_lib.Chunk) -> dict:
+        keys = {key for _, raw in chunk.lines() if (key := self.fmt.needed_key(raw)) is not None}
+        parts = {}
+        for key in keys:
+            if key in self._previous:
+                parts[key] = self._previous[key]
+                continue
+            found = self.index.get(key)
+            if found is None:
+                continue
+            line, raw = found
+            context = self.context
+            if key in self._counted:
+                context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
+            parts[key] = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", context)
+            self._counted.add(key)
+        self._previous = parts
+        return parts
+
+    def close(self) -> None:
+        self.index.close()
