@@ -19,11 +19,17 @@ def to_example(row: dict) -> tf.train.Example:
     example = tf.train.Example()
     feature_map = example.features.feature
     for key, value in row.items():
-        if isinstance(value, (list, tuple, np.ndarray)):
+        kind = type(value)
+        # The common cases first, by exact type (converters write millions of rows): ids, labels, floats, id lists.
+        if kind is int:
+            feature_map[key].int64_list.value.append(value)
+        elif kind is float:
+            feature_map[key].float_list.value.append(value)
+        elif kind is list and value and type(value[0]) is int:
+            _extend(feature_map, key, value, "int64")
+        elif isinstance(value, (list, tuple, np.ndarray)):
             if len(value):
                 _extend(feature_map, key, value)
-        elif type(value) is int:  # the common case first: ids and labels
-            feature_map[key].int64_list.value.append(value)
         else:
             _append(feature_map, key, _value_kind(key, value), value)
     return example
@@ -83,9 +89,9 @@ def _append(feature_map, key: str, kind: str, value) -> None:
         feature_map[key].float_list.value.append(float(value))
 
 
-def _extend(feature_map, key: str, values) -> None:
+def _extend(feature_map, key: str, values, kind: str | None = None) -> None:
     """A whole list at once (the list's kind is its first value's; protobuf rejects a mix)."""
-    kind = _value_kind(key, values[0])
+    kind = kind or _value_kind(key, values[0])
     try:
         if kind == "bytes":
             feature_map[key].bytes_list.value.extend(v.encode() if isinstance(v, str) else v for v in values)

@@ -149,7 +149,7 @@ def parse_feature_list(
         for field, feature_id in zip(fields, parts[1::3]):
             values.parse_id(feature_id, f"field {field} id")
         raise
-    if not all(_INT64_MIN <= i <= _INT64_MAX for i in ids):
+    if ids and not (_INT64_MIN <= min(ids) and max(ids) <= _INT64_MAX):
         for field, feature_id in zip(fields, ids):
             values.parse_id(feature_id, f"field {field} id")
     ids_by_field, values_by_field = {}, {}

@@ -32,7 +32,6 @@ import uuid
 import apache_beam as beam
 import tensorflow as tf
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-from apache_beam.transforms import window
 
 from tfcvr.data.convert import chunks as chunks_lib
 from tfcvr.data.convert import formats, sink
@@ -156,13 +155,15 @@ def _needed_keys(chunk, fmt):
 
 
 class _Prepare(beam.DoFn):
-    """One joined key: checks it is unique, prepares its row once, sends the part to the chunks that need it."""
+    """One joined key: checks it is unique, prepares its row once, sends the part to the chunks that need it.
+
+    Its tallies (joined rows, truncated lists, vocabulary) go out per key as a
+    tagged output: bundle-level state emitted from `finish_bundle` lost whole
+    bundles under the multi-processing DirectRunner (Beam 2.77).
+    """
 
     def __init__(self, fmt):
         self.fmt = fmt
-
-    def start_bundle(self):
-        self.context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
 
     def process(self, element):
         key, grouped = element
@@ -172,17 +173,15 @@ class _Prepare(beam.DoFn):
                 f"{self.fmt.joined_file}:{rows[1][0]}: key {key.decode(errors='replace')!r} already appeared on "
                 f"line {rows[0][0]}; keys of a joined file must be unique."
             )
-        self.context.report.count(self.fmt.joined_rows_note, len(rows))
-        if not rows or not grouped["needed"]:
-            return
-        line, raw = rows[0]
-        part = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", self.context)
-        for chunk_index in grouped["needed"]:
-            yield chunk_index, (key, part)
-
-    def finish_bundle(self):
-        tallies = (self.context.report, self.context.vocabulary)
-        yield beam.pvalue.TaggedOutput("tallies", window.GlobalWindows.windowed_value(tallies))
+        context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
+        context.report.count(self.fmt.joined_rows_note, len(rows))
+        needed = list(grouped["needed"])
+        if rows and needed:
+            line, raw = rows[0]
+            part = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", context)
+            for chunk_index in needed:
+                yield chunk_index, (key, part)
+        yield beam.pvalue.TaggedOutput("tallies", (context.report, context.vocabulary))
 
 
 class _Convert(beam.DoFn):
