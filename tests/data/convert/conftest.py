@@ -45,3 +45,17 @@ def read_records(out_dir, split="train", extra=None):
             )
         records.append(record)
     return schema, records
+
+
+def user_row(search_id):
+    """A raw AliExpress user row (33 columns) of one search page."""
+    # user_1 = search id, user_2..user_8 and user_32, user_33 categorical, user_9..user_31 numerical.
+    return [str(search_id)] + [str(100 + i) for i in range(2, 9)] + [f"0.{i}" for i in range(9, 32)] + ["32", "33"]
+
+
+def item_row(search_id, label):
+    """A raw AliExpress item row (49 columns) with its funnel label."""
+    row = [str(search_id)] + [f"0.5{i}" for i in range(2, 49)] + [str(label)]
+    for column in (19, 34, 35, 36, 40, 41, 42):  # categorical item columns hold ids
+        row[column - 1] = str(1000 + column)
+    return row

@@ -5,7 +5,7 @@ import csv
 import pytest
 import tensorflow as tf
 
-from tests.data.convert.conftest import read_records
+from tests.data.convert.conftest import item_row, read_records, user_row
 from tfcvr.data.convert import aliexpress, cli
 
 SEARCH_ID = {"search_id": tf.io.FixedLenFeature([], tf.int64)}
@@ -30,29 +30,17 @@ def test_processed_sample(tmp_path, shared_data):
     assert [a[2] for a in actual] == pytest.approx([e[2] for e in expected])
 
 
-def _user_row(search_id):
-    # user_1 = search id, user_2..user_8 and user_32, user_33 categorical, user_9..user_31 numerical.
-    return [str(search_id)] + [str(100 + i) for i in range(2, 9)] + [f"0.{i}" for i in range(9, 32)] + ["32", "33"]
-
-
-def _item_row(search_id, label):
-    row = [str(search_id)] + [f"0.5{i}" for i in range(2, 49)] + [str(label)]
-    for column in (19, 34, 35, 36, 40, 41, 42):  # categorical item columns hold ids
-        row[column - 1] = str(1000 + column)
-    return row
-
-
 def test_raw_user_item_join(tmp_path):
     user = tmp_path / "nl_user_train.csv"
     item = tmp_path / "nl_item_train.csv"
-    user.write_text("\n".join(",".join(_user_row(s)) for s in (11, 12)) + "\n")
+    user.write_text("\n".join(",".join(user_row(s)) for s in (11, 12)) + "\n")
     items = [
-        _item_row(11, 0),
-        _item_row(11, 2),
-        _item_row(12, 1),
-        _item_row(99, 1),
-        _item_row(12, 3),
-        _item_row(12, 1)[:-2],
+        item_row(11, 0),
+        item_row(11, 2),
+        item_row(12, 1),
+        item_row(99, 1),
+        item_row(12, 3),
+        item_row(12, 1)[:-2],
     ]
     item.write_text("\n".join(",".join(r) for r in items) + "\n")
     out = tmp_path / "raw"

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("apache_beam")
 
-from tests.data.convert.test_aliexpress import _item_row, _user_row  # noqa: E402
+from tests.data.convert.conftest import item_row, user_row  # noqa: E402
 from tfcvr.data.convert import cli  # noqa: E402
 
 F, V, E = "\x01", "\x02", "\x03"
@@ -54,9 +54,9 @@ def _raw_aliexpress(folder):
     folder.mkdir(parents=True, exist_ok=True)
     rng = random.Random(1)
     user, item = folder / "nl_user_train.csv", folder / "nl_item_train.csv"
-    user.write_text("\n".join(",".join(_user_row(s)) for s in range(43)) + "\n")
-    items = [_item_row(s // 4, rng.choice([0, 0, 1, 2])) for s in range(170)]
-    items.append(_item_row(999, 1))  # no user row
+    user.write_text("\n".join(",".join(user_row(s)) for s in range(43)) + "\n")
+    items = [item_row(s // 4, rng.choice([0, 0, 1, 2])) for s in range(170)]
+    items.append(item_row(999, 1))  # no user row
     item.write_text("\n".join(",".join(r) for r in items) + "\n")
     return ["aliexpress", f"--item={item}", f"--user={user}"]
 

@@ -1,6 +1,7 @@
 """Ali-CCP -> tf.Examples: the raw Tianchi release and PaddleRec's multi-hot text layout.
 
-Raw release (shared/data/FORMATS.md §1.3-1.5): `sample_skeleton_*.csv` has one
+Raw release (Ma et al., "Entire Space Multi-Task Model", SIGIR 2018, arXiv:1804.07931;
+https://tianchi.aliyun.com/dataset/408): `sample_skeleton_*.csv` has one
 impression per line, `sample_id,click,conversion,common_feature_index,
 feature_num,feature_list`; `common_features_*.csv` has
 `common_feature_index,feature_num,feature_list` with the user fields shared by

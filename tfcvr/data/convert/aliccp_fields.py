@@ -1,4 +1,4 @@
-"""The 23 feature fields of Ali-CCP (Tianchi dataset page, Table 2; shared/data/FORMATS.md §1.6)."""
+"""The 23 feature fields of Ali-CCP (Tianchi dataset page, Table 2)."""
 
 USER_FIELDS = ("101", "121", "122", "124", "125", "126", "127", "128", "129", "109_14", "110_14", "127_14", "150_14")
 ITEM_FIELDS = ("205", "206", "207", "210", "216")

@@ -1,4 +1,4 @@
-"""AliExpress raw release -> rows of the processed MTReclib layout (shared/data/FORMATS.md §2).
+"""AliExpress raw release -> rows of the processed MTReclib layout (https://tianchi.aliyun.com/dataset/74690).
 
 Per country, `{cc}_user_{split}.csv` has one row per search result page
 (33 columns, `user_1` = search id) and `{cc}_item_{split}.csv` one row per

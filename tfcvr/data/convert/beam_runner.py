@@ -6,9 +6,11 @@ writes the same files:
 1. The input files are cut into chunks (`chunks.plan`); each chunk's lines are
    counted in parallel and the counts' prefix sums number every line.
 2. A joined layout (Ali-CCP's common features, AliExpress's user rows) joins
-   by key with a CoGroupByKey of (key, chunk that needs it) and (key, joined
-   line): each joined line is parsed once (`prepare`) and its part is sent to
-   the chunks that need it, so no process holds the joined file.
+   by key with a CoGroupByKey of (key, chunk that needs it) and (key, where
+   the joined line is): only these references are shuffled. Each chunk of
+   the joined file is then read once, each wanted line is parsed once
+   (`prepare`) and its part is sent to the chunks that need it, so no process
+   holds the joined file.
 3. Each chunk converts with its own tallies and writes its records as piece
    files of its local shards (`sink.PieceWriters`).
 4. Reports and vocabularies merge in combiners; rows written per chunk give
@@ -87,11 +89,17 @@ def _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir) -> No
     numbered = _numbered(pipeline, "Input", plan)
     if isinstance(fmt, formats.JoinedFormat):
         joined_plan = chunks_lib.plan([fmt.joined_file], chunk_bytes)
-        joined_lines = _numbered(pipeline, "Joined", joined_plan) | "JoinedLines" >> beam.FlatMap(_keyed_lines, fmt)
+        joined = _numbered(pipeline, "Joined", joined_plan)
+        joined_keys = joined | "JoinedKeys" >> beam.FlatMap(_keyed_lines, fmt)
         needed = numbered | "NeededKeys" >> beam.FlatMap(_needed_keys, fmt)
-        prepared = (
-            {"needed": needed, "rows": joined_lines}
+        wanted = (
+            {"needed": needed, "rows": joined_keys}
             | "JoinByKey" >> beam.CoGroupByKey()
+            | "Locate" >> beam.FlatMap(_locate, fmt)
+        )
+        prepared = (
+            {"chunk": joined | "JoinedByIndex" >> beam.Map(lambda c: (c.index, c)), "wanted": wanted}
+            | "WantedByJoinedChunk" >> beam.CoGroupByKey()
             | "Prepare" >> beam.ParDo(_Prepare(fmt)).with_outputs("tallies", main="parts")
         )
         by_chunk = (
@@ -144,9 +152,9 @@ def _number(chunk, plan, counts):
 
 
 def _keyed_lines(chunk, fmt):
+    """(key, (joined chunk index, line)) per joined line: only references travel through the join."""
     for line, raw in chunk.lines():
-        raw = raw.rstrip(b"\r\n")
-        yield fmt.joined_key(raw), (line, raw)
+        yield fmt.joined_key(raw), (chunk.index, line)
 
 
 def _needed_keys(chunk, fmt):
@@ -154,33 +162,47 @@ def _needed_keys(chunk, fmt):
     return [(key, chunk.index) for key in sorted(keys)]
 
 
-class _Prepare(beam.DoFn):
-    """One joined key: checks it is unique, prepares its row once, sends the part to the chunks that need it.
+def _locate(element, fmt):
+    """One key: unique in the joined file? Then (joined chunk, (line, key, chunks that need it))."""
+    key, grouped = element
+    rows = sorted(grouped["rows"])
+    if len(rows) > 1:
+        raise ConversionError(
+            f"{fmt.joined_file}:{rows[1][1]}: key {key.decode(errors='replace')!r} already appeared on "
+            f"line {rows[0][1]}; keys of a joined file must be unique."
+        )
+    needed = sorted(grouped["needed"])
+    if rows and needed:
+        chunk_index, line = rows[0]
+        yield chunk_index, (line, key, needed)
 
-    Its tallies (joined rows, truncated lists, vocabulary) go out per key as a
-    tagged output: bundle-level state emitted from `finish_bundle` lost whole
-    bundles under the multi-processing DirectRunner (Beam 2.77).
+
+class _Prepare(beam.DoFn):
+    """One joined chunk: reads it once, prepares each wanted row once, sends parts to the chunks that need them.
+
+    Tallies (the chunk's joined rows, truncated lists, vocabulary) go out as a
+    tagged output per joined chunk, from `process`: outputs emitted from
+    `finish_bundle` lost whole bundles under the multi-processing DirectRunner
+    (Beam 2.77).
     """
 
     def __init__(self, fmt):
         self.fmt = fmt
 
     def process(self, element):
-        key, grouped = element
-        rows = sorted(grouped["rows"])
-        if len(rows) > 1:
-            raise ConversionError(
-                f"{self.fmt.joined_file}:{rows[1][0]}: key {key.decode(errors='replace')!r} already appeared on "
-                f"line {rows[0][0]}; keys of a joined file must be unique."
-            )
+        _, grouped = element
+        (chunk,) = grouped["chunk"]
+        wanted = {line: (key, needed) for line, key, needed in grouped["wanted"]}
         context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
-        context.report.count(self.fmt.joined_rows_note, len(rows))
-        needed = list(grouped["needed"])
-        if rows and needed:
-            line, raw = rows[0]
-            part = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", context)
-            for chunk_index in needed:
-                yield chunk_index, (key, part)
+        rows = 0
+        for line, raw in chunk.lines():
+            rows += 1
+            if line in wanted:
+                key, needed = wanted[line]
+                part = self.fmt.prepare(raw.rstrip(b"\r\n"), f"{self.fmt.joined_file}:{line}", context)
+                for chunk_index in needed:
+                    yield chunk_index, (key, part)
+        context.report.count(self.fmt.joined_rows_note, rows)
         yield beam.pvalue.TaggedOutput("tallies", (context.report, context.vocabulary))
 
 

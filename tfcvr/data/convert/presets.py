@@ -1,4 +1,4 @@
-"""Column layouts of the preprocessed public datasets (shared/data/FORMATS.md), for `convert csv --preset`."""
+"""Column layouts of preprocessed public datasets (torch-rechub, PaddleRec AITM, MTReclib): `convert csv --preset`."""
 
 from tfcvr.data.convert import aliccp_fields
 from tfcvr.data.convert.tabular import TableLayout
