@@ -37,7 +37,10 @@ def test_shard_pieces_reproduce_round_robin():
     written = {0: {"train": 4}, 1: {"train": 1}, 2: {"train": 0}, 3: {"train": 5}}
     jobs = dict(sink.shard_pieces(layout, "/w", written))
     # Rows 0-3 (chunk 0), 4 (chunk 1), 5-9 (chunk 3); row k in shard k % 3.
-    piece = lambda c, l: sink.piece_path("/w", "train", c, l)  # noqa: E731
+
+    def piece(chunk_index, local_shard):
+        return sink.piece_path("/w", "train", chunk_index, local_shard)
+
     assert jobs[layout.paths("train")[0]] == [piece(0, 0), piece(3, 1)]  # rows 0, 3 | 6, 9
     assert jobs[layout.paths("train")[1]] == [piece(0, 1), piece(1, 0), piece(3, 2)]  # rows 1 | 4 | 7
     assert jobs[layout.paths("train")[2]] == [piece(0, 2), piece(3, 0)]  # rows 2 | 5, 8
@@ -81,7 +84,8 @@ def test_merged_report_quotes_the_first_errors_in_input_order():
 def test_in_process_chunks_write_the_files_of_one_pass(tmp_path, shared_data):
     """Many small chunks (records straight into shards with per-chunk offsets) == one chunk, byte for byte."""
     sample = shared_data / "aliexpress" / "torch-rechub" / "aliexpress_train_sample.csv"
-    flags = ["aliexpress", f"--input={sample}", "--num_shards=3", "--valid_fraction=0.3", "--quiet", "--runner=InProcess"]
+    flags = ["aliexpress", f"--input={sample}", "--num_shards=3", "--valid_fraction=0.3", "--quiet"]
+    flags.append("--runner=InProcess")
     one = cli.main([*flags, f"--out={tmp_path / 'one'}"])
     many = cli.main([*flags, f"--out={tmp_path / 'many'}", "--chunk_mb=0.002"])
     for name in sorted(p.name for p in (tmp_path / "one").iterdir()):
