@@ -147,3 +147,48 @@ def test_pipeline_options_need_a_beam_runner(tmp_path):
     command = _raw_aliccp(tmp_path / "in")
     with pytest.raises(SystemExit, match=r"Unknown flag\(s\) \['--project=p'\].*need a Beam --runner"):
         cli.main([*command, f"--out={tmp_path / 'o'}", "--runner=InProcess", "--project=p"])
+
+
+def test_parquet_row_groups(tmp_path):
+    """Two Parquet files of many row groups: chunks by row groups, rows named by row number."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(3)
+    paths = []
+    for part in range(2):
+        n = 300
+        table = pa.table(
+            {
+                "user_id": [rng.randrange(50) for _ in range(n)],
+                "history": [[rng.randrange(9) for _ in range(rng.randrange(4))] for _ in range(n)],
+                "price": [rng.random() for _ in range(n)],
+                "clicked": [1] * n,
+                "bought": [int(rng.random() < 0.2) for _ in range(n)],
+            }
+        )
+        path = tmp_path / f"log-{part}.parquet"
+        pq.write_table(table, path, row_group_size=40)
+        paths.append(str(path))
+    bad = pa.table(
+        {"user_id": [1, None], "history": [[1], [2]], "price": [0.5, 0.5], "clicked": [1, 1], "bought": [0, 0]}
+    )
+    pq.write_table(bad, tmp_path / "log-2.parquet")
+    command = [
+        "csv",
+        f"--input={tmp_path / 'log-*.parquet'}",
+        "--label_click=clicked",
+        "--label_conversion=bought",
+        "--categorical=user_id",
+        "--categorical_list=history",
+        "--numeric=price",
+        "--max_errors=1",
+    ]
+    # Row groups are ~1-2 KB: --chunk_mb=0.004 packs a few groups per chunk.
+    report = _convert(command, tmp_path / "local", ["--runner=InProcess"])
+    beam_report = _convert(command, tmp_path / "beam", MULTI_PROCESS)
+    _assert_same_output(tmp_path / "local", tmp_path / "beam", report, beam_report)
+    assert report["rows_read"] == 602 and report["dropped_by_reason"] == {"malformed": 1}
+    assert report["malformed_examples"] == [
+        f"{tmp_path / 'log-2.parquet'}: row 2: column 'user_id' must hold an integer id. Received: None"
+    ]
