@@ -192,3 +192,17 @@ def test_parquet_row_groups(tmp_path):
     assert report["malformed_examples"] == [
         f"{tmp_path / 'log-2.parquet'}: row 2: column 'user_id' must hold an integer id. Received: None"
     ]
+
+
+def test_flags_are_checked_before_any_work(tmp_path):
+    command = [*_raw_aliccp(tmp_path / "in"), f"--out={tmp_path / 'o'}", "--quiet"]
+    # A misspelt converter flag is neither ours nor Beam's (Beam alone would only warn and drop it).
+    with pytest.raises(SystemExit, match=r"Unknown flag\(s\) \['--valid_fracton=0.1'\]: neither a converter flag"):
+        cli.main([*command, "--valid_fracton=0.1"])
+    with pytest.raises(SystemExit, match=r"--num_buckets names \['nosuch'\], which are not categorical features"):
+        cli.main([*command, "--num_buckets=nosuch=10", *IN_MEMORY])
+    with pytest.raises(SystemExit, match=r"remote Beam runner's workers cannot read or write this machine's files"):
+        cli.main([*command, "--runner=DataflowRunner", "--project=p", "--region=r", "--temp_location=gs://b/t"])
+    with pytest.raises(SystemExit, match=r"--max_errors must be -1 \(no limit\), 0 or positive"):
+        cli.main([*command, "--max_errors=-2", "--runner=inprocess"])
+    assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())

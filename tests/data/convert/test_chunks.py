@@ -102,3 +102,34 @@ def test_in_process_chunks_write_the_files_of_one_pass(tmp_path, shared_data):
         assert stats["variance"] == pytest.approx(numeric[1][name]["variance"], rel=1e-6, abs=1e-12)
     saved = json.loads((tmp_path / "one" / "train_report.json").read_text())["vocabulary"]["numeric"]
     assert saved == numeric[0]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 50])
+def test_crlf_lines_through_tf_gfile(chunk_bytes):
+    """tf.io.gfile (gs://, here ram://) drops "\\r" from lines: positions must come from tell(), not lengths."""
+    import tensorflow as tf
+
+    from tfcvr.data.convert.line_index import LineIndex
+
+    path = f"ram://crlf-{chunk_bytes}/f.csv"
+    expected = [f"k{i},{'v' * i}".encode() for i in range(1, 30)]
+    with tf.io.gfile.GFile(path, "wb") as f:
+        f.write(b"".join(line + b"\r\n" for line in expected))
+    plan = chunks.plan([path], chunk_bytes)
+    plan = chunks.number_lines(plan, {c.index: c.count_lines() for c in plan})
+    read = [(n, raw.rstrip(b"\r\n")) for c in plan for n, raw in c.lines()]
+    assert read == list(enumerate(expected, start=1))
+    index = LineIndex(path, lambda line: line.split(b",")[0])
+    assert index.get(b"k17") == (17, expected[16]) and index.get(b"k1") == (1, expected[0])
+    index.close()
+
+
+def test_parquet_file_given_as_a_text_layout_is_named(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "skeleton.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    (chunk,) = chunks.plan([str(path)], 1 << 20)
+    with pytest.raises(ValueError, match="skeleton.parquet is a Parquet file; this layout reads text lines"):
+        list(chunk.lines())

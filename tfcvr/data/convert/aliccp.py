@@ -193,7 +193,7 @@ class RawFormat(formats.JoinedFormat):
 
     Args:
       skeleton, common: the two files of one split (local or gs://); the
-        skeleton may be several files (sorted list).
+        skeleton may be several files (in order).
       single_value, max_list_length, invalid_conversion: the policies (`FieldEncoder`, `labels`).
     """
 

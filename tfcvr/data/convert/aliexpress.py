@@ -44,7 +44,7 @@ class RawFormat(formats.JoinedFormat):
     """Item rows joined with their search page's user row, as rows of the processed layout.
 
     Args:
-      item: the item file(s) (sorted list); user: the user file of the same split.
+      item: the item file(s) (in order); user: the user file of the same split.
       invalid_conversion, max_list_length: the policies.
     """
 

@@ -26,6 +26,7 @@ own malformed rows exceed `--max_errors`; the total over all chunks is
 checked before the shards are assembled.
 """
 
+import argparse
 import logging
 import os
 import pickle
@@ -53,36 +54,72 @@ def run(
 ) -> tuple[ConversionReport, VocabularyCounter]:
     """Runs the pipeline to completion; returns the merged report and vocabulary."""
     options = pipeline_options(pipeline_args)
+    local = is_direct(options)
+    if not local:
+        joined = [fmt.joined_file] if isinstance(fmt, formats.JoinedFormat) else []
+        on_this_machine = [path for path in (layout.out_dir, *fmt.main_files, *joined) if "://" not in path]
+        if on_this_machine:
+            raise ConversionError(
+                f"A remote Beam runner's workers cannot read or write this machine's files: {on_this_machine}; "
+                "give gs:// paths for the inputs and --out."
+            )
     work_dir = os.path.join(layout.out_dir, f"_convert-{uuid.uuid4().hex[:12]}")
     plan = chunks_lib.plan(fmt.main_files, chunk_bytes)
     tf.io.gfile.makedirs(work_dir)
+    beam_logger = logging.getLogger("apache_beam")
+    level = beam_logger.level
+    if local:
+        beam_logger.setLevel(logging.ERROR)  # the local job service logs every worker's start-up at WARNING
     try:
         with beam.Pipeline(options=options) as pipeline:
             _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir)
         with tf.io.gfile.GFile(os.path.join(work_dir, _SUMMARY_FILE), "rb") as f:
-            report, vocabulary = pickle.load(f)
+            return pickle.load(f)
     except Exception as e:
         raise _user_error(e) from None
     finally:
+        beam_logger.setLevel(level)
         if tf.io.gfile.exists(work_dir):
             tf.io.gfile.rmtree(work_dir)
-    report.max_errors = max_errors
-    return report, vocabulary
+
+
+_DIRECT_RUNNERS = ("directrunner", "direct")
+
+
+def is_direct(options: PipelineOptions) -> bool:
+    runner = options.get_all_options().get("runner")
+    return runner is None or str(runner).lower() in _DIRECT_RUNNERS
 
 
 def pipeline_options(pipeline_args: list) -> PipelineOptions:
     """Beam options from the flags; the DirectRunner defaults to one worker process per local core."""
     options = PipelineOptions(pipeline_args)
-    if options.get_all_options().get("runner") in (None, "DirectRunner"):
+    if is_direct(options):
         direct = options.view_as(DirectOptions)
         given = " ".join(pipeline_args)
         if "--direct_running_mode" not in given:
             direct.direct_running_mode = "multi_processing"
         if "--direct_num_workers" not in given:
             direct.direct_num_workers = 0  # 0: as many as the machine has cores
-        # The local job service logs every worker's start-up warnings at WARNING.
-        logging.getLogger("apache_beam").setLevel(logging.ERROR)
     return options
+
+
+def unknown_options(pipeline_args: list) -> list:
+    """The flags no Beam options class declares (Beam itself only warns and drops them)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    classes, pending = set(), list(PipelineOptions.__subclasses__())
+    while pending:
+        cls = pending.pop()
+        if cls not in classes:
+            classes.add(cls)
+            pending.extend(cls.__subclasses__())
+    for cls in classes:
+        try:
+            cls._add_argparse_args(parser)
+        except argparse.ArgumentError:  # two classes declaring one flag: the first declaration serves
+            continue
+    _, unknown = parser.parse_known_args(pipeline_args)
+    return unknown
 
 
 def _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir) -> None:
@@ -118,12 +155,13 @@ def _build(pipeline, fmt, layout, max_errors, chunk_bytes, plan, work_dir) -> No
         | "MergeTallies" >> beam.CombineGlobally(_MergeTallies(fmt.features, max_errors))
     )
     written = converted | "Written" >> beam.Map(lambda r: r[0]) | "WrittenByChunk" >> beam.combiners.ToDict()
+    report = tallies | "Report" >> beam.Map(lambda t: t[0])  # the vocabulary's value sets stay out of the plan step
     shards = (
         pipeline
         | "Start" >> beam.Create([None])
         | "PlanShards"
         >> beam.FlatMap(
-            _plan_shards, layout, work_dir, beam.pvalue.AsSingleton(written), beam.pvalue.AsSingleton(tallies)
+            _plan_shards, layout, work_dir, plan, beam.pvalue.AsSingleton(written), beam.pvalue.AsSingleton(report)
         )
         | "SpreadShards" >> beam.Reshuffle()
         | "Concatenate" >> beam.MapTuple(sink.concatenate)
@@ -148,7 +186,7 @@ def _numbered(pipeline, name: str, plan: list):
 
 
 def _number(chunk, plan, counts):
-    return chunks_lib.number_lines(plan, counts)[chunk.index - plan[0].index]
+    return chunks_lib.number_lines(plan, counts)[chunk.index]
 
 
 def _keyed_lines(chunk, fmt):
@@ -207,7 +245,7 @@ class _Prepare(beam.DoFn):
 
 
 class _Convert(beam.DoFn):
-    """One chunk -> piece files; emits (({index: written}), report, vocabulary) and Beam metrics."""
+    """One chunk -> piece files; emits ((index, {split: rows written}), report, vocabulary) and Beam metrics."""
 
     def __init__(self, fmt, layout, max_errors, work_dir):
         self.fmt, self.layout, self.max_errors, self.work_dir = fmt, layout, max_errors, work_dir
@@ -253,15 +291,18 @@ class _MergeTallies(beam.CombineFn):
         return accumulator
 
 
-def _plan_shards(_, layout, work_dir, written, tallies):
+def _plan_shards(_, layout, work_dir, plan, written, report):
     """[(shard path, pieces)] once every chunk is converted; fails here if --max_errors was exceeded in total."""
-    tallies[0].check_max_errors()
+    report.check_max_errors()
+    # A chunk missing here would silently shift every later row's shard: check before assembling anything.
+    missing = sorted({chunk.index for chunk in plan} - set(written))
+    totals = {split: sum(w.get(split, 0) for w in written.values()) for split in layout.splits}
+    if missing or any(totals[split] != report.written.get(split, 0) for split in layout.splits):
+        raise RuntimeError(f"Chunks {missing[:10]} reported nothing, or counts disagree: {totals} vs {report.written}")
     return sink.shard_pieces(layout, work_dir, written)
 
 
 def _write_summary(_, work_dir, tallies, shards):
-    for piece in tf.io.gfile.glob(os.path.join(work_dir, "*.tfrecord")):
-        tf.io.gfile.remove(piece)
     with tf.io.gfile.GFile(os.path.join(work_dir, _SUMMARY_FILE), "wb") as f:
         pickle.dump(tallies, f)
     return len(shards)

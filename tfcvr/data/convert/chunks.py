@@ -25,7 +25,8 @@ class Chunk:
     Attributes:
       index: position of the chunk in the plan (chunks of file 0 first, in
         byte order); records are written in this order.
-      file_index: position of the file in the sorted input list.
+      file_index: position of the file in the input list (the order of the flag's
+        comma-separated globs, each glob's matches sorted).
       path: the file.
       start, end: byte range (LINES) or row-group range (PARQUET).
       kind: LINES or PARQUET.
@@ -42,7 +43,13 @@ class Chunk:
     first_line: int | None = None
 
     def lines(self) -> Iterator[tuple[int, bytes]]:
-        """(line number, raw bytes with newline) of the lines that start in this chunk."""
+        """(line number, raw bytes with newline) of the lines that start in this chunk.
+
+        Positions come from `tell()`, not from line lengths: tf.io.gfile
+        (gs://) drops "\r" from the lines it returns.
+        """
+        if self.kind == PARQUET:
+            raise ValueError(f"{self.path} is a Parquet file; this layout reads text lines (give a CSV/text file).")
         line = self.first_line if self.first_line is not None else 1
         with files.open_binary(self.path) as f:
             if self.start > 0:
@@ -55,7 +62,7 @@ class Chunk:
                 if not raw:
                     break
                 yield line, raw
-                position += len(raw)
+                position = f.tell()
                 line += 1
 
     def count_lines(self) -> int:
@@ -64,14 +71,14 @@ class Chunk:
         return sum(1 for _ in self.lines())
 
 
-def plan(paths: Sequence[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES, first_index: int = 0) -> list[Chunk]:
+def plan(paths: Sequence[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:
     """Chunks of `paths` in file order (Parquet files by row groups of about `chunk_bytes`)."""
     if chunk_bytes < 1:
         raise ValueError(f"`chunk_bytes` must be positive. Received: {chunk_bytes}")
     chunks = []
     for file_index, path in enumerate(paths):
         for start, end, kind in _ranges(path, chunk_bytes):
-            chunks.append(Chunk(first_index + len(chunks), file_index, path, start, end, kind))
+            chunks.append(Chunk(len(chunks), file_index, path, start, end, kind))
     return chunks
 
 

@@ -32,7 +32,7 @@ from tfcvr.data.convert import aliccp, aliexpress, formats, labels, local_runner
 from tfcvr.data.convert.chunks import DEFAULT_CHUNK_BYTES
 from tfcvr.data.convert.report import ConversionError
 from tfcvr.data.convert.sink import OutputLayout
-from tfcvr.data.convert.vocabulary import check_same_features
+from tfcvr.data.convert.vocabulary import check_bucket_names, check_same_features
 from tfcvr.data.pipeline import resolve_files
 
 SCHEMA_FILE = "schema.json"
@@ -138,8 +138,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> dict:
     """Runs a conversion; returns the report as a dict."""
     args, pipeline_args = build_parser().parse_known_args(argv)
-    if args.runner == IN_PROCESS and pipeline_args:
-        cli.fail(f"Unknown flag(s) {pipeline_args}; Apache Beam pipeline options need a Beam --runner.")
+    if args.runner.lower() == IN_PROCESS.lower():
+        args.runner = IN_PROCESS
+        if pipeline_args:
+            cli.fail(f"Unknown flag(s) {pipeline_args}; Apache Beam pipeline options need a Beam --runner.")
+    else:
+        try:
+            from tfcvr.data.convert import beam_runner  # Apache Beam is an extra: tfcvr[beam]
+        except ImportError as e:
+            cli.fail(
+                f"--runner={args.runner} needs Apache Beam ({e}): pip install 'tfcvr[beam]', "
+                f"or convert in this process with --runner={IN_PROCESS}."
+            )
+        unknown = beam_runner.unknown_options(pipeline_args)
+        if unknown:
+            cli.fail(f"Unknown flag(s) {unknown}: neither a converter flag nor an Apache Beam pipeline option.")
     try:
         return _convert(args, pipeline_args)
     except (ConversionError, FileNotFoundError, *cli.user_errors()) as e:
@@ -150,8 +163,14 @@ def _convert(args, pipeline_args: list) -> dict:
     labels.check_policy(args.invalid_conversion)
     if args.chunk_mb <= 0:
         cli.fail(f"--chunk_mb must be positive. Received: {args.chunk_mb}")
+    if args.max_errors < -1:
+        cli.fail(f"--max_errors must be -1 (no limit), 0 or positive. Received: {args.max_errors}")
     num_buckets = _parse_buckets(args.num_buckets)
     fmt = _format(args)  # checks which flags go together and that the input files exist
+    try:
+        check_bucket_names(fmt.features, num_buckets)
+    except ValueError as e:
+        cli.fail(str(e))
     given = _given_schema(args, fmt.features)
     layout = OutputLayout(
         args.out,
@@ -167,7 +186,7 @@ def _convert(args, pipeline_args: list) -> dict:
     if args.runner == IN_PROCESS:
         report, vocabulary = local_runner.run(fmt, layout, args.max_errors, chunk_bytes, verbose=not args.quiet)
     else:
-        from tfcvr.data.convert import beam_runner  # Apache Beam is an extra: tfcvr[beam]
+        from tfcvr.data.convert import beam_runner
 
         report, vocabulary = beam_runner.run(
             fmt, layout, args.max_errors, chunk_bytes, [f"--runner={args.runner}", *pipeline_args]

@@ -45,7 +45,7 @@ class JoinError:
 
 
 class ImpressionFormat(abc.ABC):
-    """An input layout. Subclasses set `features`, `group_key` and `main_files` (the impression files, sorted)."""
+    """An input layout. Subclasses set `features`, `group_key` and `main_files` (the impression files, in order)."""
 
     features: tuple = ()
     group_key: str | None = None

@@ -7,38 +7,42 @@ takes about 150 bytes per line (≈110 MB for Ali-CCP's 730k common rows), and
 a line is re-read on demand.
 """
 
+from collections.abc import Callable
+
 from tfcvr.data.convert import files
 from tfcvr.data.convert.report import ConversionError
 
 
 class LineIndex:
-    """{first field: (offset, line number)} of a file, built by one sequential scan.
+    """{key: (offset, line number)} of a file, built by one sequential scan.
 
     Args:
       path: the file (local or gs://).
-      separator: the byte that ends the first field.
-      progress: optional `report.Progress` over the file's bytes.
+      key_of: a line (without newline) -> its key (the joined layout's
+        `joined_key`, so both runners key lines the same way).
 
     Raises:
       ConversionError: a key occurs on two lines (the join would be ambiguous).
     """
 
-    def __init__(self, path: str, separator: bytes = b",", progress=None):
+    def __init__(self, path: str, key_of: Callable[[bytes], bytes]):
         self.path = path
-        self.separator = separator
+        self.key_of = key_of
         self._offsets = {}
-        offset = 0
-        for line_number, line in files.lines(path, progress):
-            end = line.find(separator)
-            key = line[:end] if end >= 0 else line.rstrip(b"\r\n")
+        self._file = files.open_binary(path)
+        offset, line_number = 0, 0
+        # Offsets from tell(), not line lengths: tf.io.gfile (gs://) drops "\r" from the lines it returns.
+        while raw := self._file.readline():
+            line_number += 1
+            key = key_of(raw.rstrip(b"\r\n"))
             if key in self._offsets:
+                self._file.close()
                 raise ConversionError(
                     f"{path}:{line_number}: key {key.decode(errors='replace')!r} already appeared on line "
                     f"{self._offsets[key][1]}; keys of a joined file must be unique."
                 )
             self._offsets[key] = (offset, line_number)
-            offset += len(line)
-        self._file = files.open_binary(path)
+            offset = self._file.tell()
 
     def __len__(self) -> int:
         return len(self._offsets)
@@ -53,7 +57,12 @@ class LineIndex:
             return None
         offset, line_number = found
         self._file.seek(offset)
-        return line_number, self._file.readline().rstrip(b"\r\n")
+        line = self._file.readline().rstrip(b"\r\n")
+        if self.key_of(line) != key:  # the file changed under the index, or an offset is wrong: never join blindly
+            raise ConversionError(
+                f"{self.path}:{line_number}: expected key {key!r} at byte {offset}, read {line[:80]!r}"
+            )
+        return line_number, line
 
     def close(self) -> None:
         self._file.close()

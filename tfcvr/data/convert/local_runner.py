@@ -3,8 +3,9 @@
 The same `ImpressionFormat` methods as the Beam pipeline (`beam_runner`) do
 the work, so both give the same files; this runner needs no Apache Beam and
 stops at the exact row where `--max_errors` is exceeded. A joined file is
-held as a `LineIndex` of byte offsets (not parsed rows), and each joined row
-is prepared when the first chunk that needs it is converted.
+held as a `LineIndex` of byte offsets (not parsed rows); a joined row is
+prepared for each chunk that needs it (chunks next to each other share the
+parts at their boundary) and its counts are taken the first time only.
 """
 
 from tfcvr.data.convert import chunks as chunks_lib
@@ -62,7 +63,7 @@ class _LocalJoin:
     def __init__(self, fmt: formats.JoinedFormat, context: formats.ChunkContext):
         self.fmt = fmt
         self.context = context
-        self.index = LineIndex(fmt.joined_file)
+        self.index = LineIndex(fmt.joined_file, fmt.joined_key)
         context.report.count(fmt.joined_rows_note, len(self.index))
         self._previous = {}  # the last chunk's parts: consecutive chunks share the keys at their boundary
         self._counted = set()  # keys prepared before, whose counts must not be taken twice

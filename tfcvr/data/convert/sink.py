@@ -19,6 +19,7 @@ Two rules make the output independent of how many processes convert it:
 
 import dataclasses
 import os
+import shutil
 from collections.abc import Callable
 
 import tensorflow as tf
@@ -179,16 +180,25 @@ def shard_pieces(layout: OutputLayout, piece_dir: str, written: dict[int, dict[s
     return jobs
 
 
+def _copy_local(source, target) -> None:
+    """Appends a local file to another: in the kernel (sendfile) where it copies file to file (Linux)."""
+    size, offset = os.fstat(source.fileno()).st_size, 0
+    try:
+        while offset < size:
+            offset += os.sendfile(target.fileno(), source.fileno(), offset, size - offset)
+    except OSError:  # e.g. macOS, whose sendfile writes only to sockets
+        source.seek(offset)
+        target.seek(0, os.SEEK_END)
+        shutil.copyfileobj(source, target, 16 << 20)
+
+
 def concatenate(target: str, pieces: list, block_bytes: int = 16 << 20) -> str:
     """Writes the pieces one after the other into `target` (an empty list gives an empty shard)."""
     if "://" not in target and all("://" not in piece for piece in pieces):
-        # Local files: the kernel copies (sendfile), the bytes never pass through Python.
         with open(target, "wb") as out:
             for piece in pieces:
                 with open(piece, "rb") as f:
-                    size, offset = os.fstat(f.fileno()).st_size, 0
-                    while offset < size:
-                        offset += os.sendfile(out.fileno(), f.fileno(), offset, size - offset)
+                    _copy_local(f, out)
         return target
     with tf.io.gfile.GFile(target, "wb") as out:
         for piece in pieces:

@@ -8,7 +8,6 @@ its row groups with pyarrow (tensorflow-io's native ops do not load on TF 2.21).
 
 import csv
 import dataclasses
-import io
 from collections.abc import Iterator
 
 from tfcvr.data import example_writer
@@ -125,7 +124,7 @@ class TableFormat(formats.ImpressionFormat):
     (such a line is reported as malformed); Parquet files into row groups.
 
     Args:
-      paths: the files (sorted list).
+      paths: the files (in order).
       layout: the `TableLayout`.
       invalid_conversion, max_list_length: the policies.
       group_key: schema group_key.
@@ -144,6 +143,8 @@ class TableFormat(formats.ImpressionFormat):
 
     def check_inputs(self) -> None:
         for path in self.main_files:
+            if not is_parquet(path) and files.size(path) == 0:
+                continue  # an empty part file of a glob has no rows to check
             names = _parquet_names(path) if is_parquet(path) else _csv_names(path, self.layout)
             missing = [c for c in self.layout.required_columns if c not in names]
             if missing:
@@ -242,30 +243,28 @@ def _csv_names(path: str, layout: TableLayout) -> list:
     return _first_fields(path) if layout.columns is None else list(layout.columns)
 
 
-def _parquet_file(path: str):
+def _parquet_names(path: str) -> list:
     import pyarrow.parquet as pq
 
-    if files.is_local(path):
-        return pq.ParquetFile(path)
-    with files.open_binary(path) as f:
-        return pq.ParquetFile(io.BytesIO(f.read()))
-
-
-def _parquet_names(path: str) -> list:
-    return _parquet_file(path).schema_arrow.names
+    with files.open_binary(path) as f:  # pyarrow reads the footer only (ranged reads on gs://)
+        return pq.ParquetFile(f).schema_arrow.names
 
 
 def _parquet_rows(chunk, layout: TableLayout, batch_size: int = 65536) -> Iterator[tuple[int, dict]]:
     """(row number, {column: value}) per row of a chunk's row groups, read in batches with pyarrow."""
-    table = _parquet_file(chunk.path)
-    row = chunk.first_line
+    import pyarrow.parquet as pq
+
     groups = list(range(chunk.start, chunk.end))
     if not groups:
         return
-    for batch in table.iter_batches(batch_size=batch_size, row_groups=groups, columns=list(layout.required_columns)):
-        for record in batch.to_pylist():
-            yield row, record
-            row += 1
+    row = chunk.first_line
+    with files.open_binary(chunk.path) as f:  # only this chunk's row groups are read
+        table = pq.ParquetFile(f)
+        columns = list(layout.required_columns)
+        for batch in table.iter_batches(batch_size=batch_size, row_groups=groups, columns=columns):
+            for record in batch.to_pylist():
+                yield row, record
+                row += 1
 
 
 def is_parquet(path: str) -> bool:

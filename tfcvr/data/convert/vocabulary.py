@@ -106,12 +106,7 @@ class VocabularyCounter:
         if bucket_factor <= 0:
             raise ValueError(f"`bucket_factor` must be positive. Received: {bucket_factor}")
         overrides = dict(num_buckets or {})
-        unknown = sorted(set(overrides) - set(self._values))
-        if unknown:
-            raise ValueError(
-                f"--num_buckets names {unknown}, which are not categorical features of this "
-                f"conversion; expected some of {sorted(self._values)}."
-            )
+        check_bucket_names(self.features, overrides)
         features = []
         for feature in self.features:
             if feature.is_categorical:
@@ -123,6 +118,17 @@ class VocabularyCounter:
                 feature = dataclasses.replace(feature, max_length=max(1, self._longest[feature.name]))
             features.append(feature)
         return schema_lib.Schema(features=tuple(features), labels=dict(labels), group_key=group_key)
+
+
+def check_bucket_names(features: Iterable[schema_lib.Feature], num_buckets: Mapping[str, int]) -> None:
+    """`--num_buckets` may only name categorical features of the conversion (checked before converting)."""
+    categorical = sorted(f.name for f in features if f.is_categorical)
+    unknown = sorted(set(num_buckets) - set(categorical))
+    if unknown:
+        raise ValueError(
+            f"--num_buckets names {unknown}, which are not categorical features of this "
+            f"conversion; expected some of {categorical}."
+        )
 
 
 def check_same_features(given: schema_lib.Schema, features: Iterable[schema_lib.Feature], source: str) -> None:
