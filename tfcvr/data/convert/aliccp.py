@@ -188,7 +188,32 @@ class CommonPart:
     numbers: dict
 
 
-class RawFormat(formats.JoinedFormat):
+class _AliccpLayout:
+    """What both Ali-CCP layouts share: the policies, the features and the `FieldEncoder` they imply.
+
+    Args:
+      paths: the impression files (in order).
+      single_value, max_list_length, invalid_conversion: the policies (`FieldEncoder`, `labels`).
+    """
+
+    group_key = GROUP_KEY
+    dense = True  # whether the layout carries feature values (numeric `D<field>` features)
+
+    def __init__(self, paths, single_value="list", max_list_length=64, invalid_conversion="drop"):
+        labels_lib.check_policy(invalid_conversion)
+        self.features = tuple(features(single_value, dense=self.dense))
+        self.main_files = tuple(paths)
+        self.single_value = single_value
+        self.max_list_length = max_list_length
+        self.invalid_conversion = invalid_conversion
+
+    def encoder(self, context: formats.ChunkContext) -> FieldEncoder:
+        return FieldEncoder(
+            self.single_value, self.max_list_length, context.vocabulary, context.report, dense=self.dense
+        )
+
+
+class RawFormat(_AliccpLayout, formats.JoinedFormat):
     """The raw release: skeleton lines joined with their common features by common_feature_index.
 
     Args:
@@ -198,19 +223,10 @@ class RawFormat(formats.JoinedFormat):
     """
 
     joined_rows_note = COMMON_FEATURE_ROWS
-    group_key = GROUP_KEY
 
     def __init__(self, skeleton, common: str, single_value="list", max_list_length=64, invalid_conversion="drop"):
-        labels_lib.check_policy(invalid_conversion)
-        self.features = tuple(features(single_value, dense=True))
-        self.main_files = tuple(skeleton)
+        super().__init__(skeleton, single_value, max_list_length, invalid_conversion)
         self.joined_file = common
-        self.single_value = single_value
-        self.max_list_length = max_list_length
-        self.invalid_conversion = invalid_conversion
-
-    def encoder(self, context: formats.ChunkContext) -> FieldEncoder:
-        return FieldEncoder(self.single_value, self.max_list_length, context.vocabulary, context.report, dense=True)
 
     def needed_key(self, raw: bytes) -> bytes | None:
         columns = raw.split(b",", 4)
@@ -270,21 +286,13 @@ class RawFormat(formats.JoinedFormat):
             context.router.write(serialized, chunk.file_index, line)
 
 
-class PaddleRecFormat(formats.ImpressionFormat):
+class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
     """PaddleRec's ESMM layout `sample_idx,click,ctcvr,field:id,field:id,...` (ids only, fields repeat)."""
 
-    group_key = GROUP_KEY
-
-    def __init__(self, paths, single_value="list", max_list_length=64, invalid_conversion="drop"):
-        labels_lib.check_policy(invalid_conversion)
-        self.features = tuple(features(single_value, dense=False))
-        self.main_files = tuple(paths)
-        self.single_value = single_value
-        self.max_list_length = max_list_length
-        self.invalid_conversion = invalid_conversion
+    dense = False
 
     def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
-        encoder = FieldEncoder(self.single_value, self.max_list_length, context.vocabulary, context.report, dense=False)
+        encoder = self.encoder(context)
         for line, raw in chunk.lines():
             context.report.read()
             try:

@@ -254,7 +254,7 @@ class _Convert(beam.DoFn):
         chunk, joined = element
         pieces = sink.PieceWriters(self.work_dir, chunk.index)
         try:
-            written, report, vocabulary = formats.convert_chunk(
+            report, vocabulary = formats.convert_chunk(
                 self.fmt, chunk, joined, self.layout, pieces.target, self.max_errors
             )
         finally:
@@ -264,7 +264,7 @@ class _Convert(beam.DoFn):
             beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"written/{split}").inc(count)
         for reason, count in report.dropped.items():
             beam.metrics.Metrics.counter(METRICS_NAMESPACE, f"dropped/{reason}").inc(count)
-        yield (chunk.index, written), report, vocabulary
+        yield (chunk.index, dict(report.written)), report, vocabulary
 
 
 class _MergeTallies(beam.CombineFn):

@@ -65,6 +65,11 @@ class Chunk:
                 position = f.tell()
                 line += 1
 
+    @property
+    def text_bytes(self) -> int:
+        """Bytes of text the chunk covers (0 for Parquet row groups): what a progress bar counts."""
+        return self.end - self.start if self.kind == LINES else 0
+
     def count_lines(self) -> int:
         if self.kind == PARQUET:
             return _parquet_rows_in(self.path, self.start, self.end)
@@ -93,7 +98,7 @@ def number_lines(chunks: Iterable[Chunk], line_counts: dict[int, int]) -> list[C
 
 
 def _ranges(path: str, chunk_bytes: int) -> Iterator[tuple[int, int, str]]:
-    if path.endswith(".parquet"):
+    if is_parquet(path):
         # Row groups are the unit Parquet can read alone; consecutive groups are packed up to chunk_bytes.
         metadata = _parquet_metadata(path)
         start, size = 0, 0
@@ -108,6 +113,11 @@ def _ranges(path: str, chunk_bytes: int) -> Iterator[tuple[int, int, str]]:
     total = files.size(path)
     for start in range(0, max(total, 1), chunk_bytes):
         yield start, min(start + chunk_bytes, total), LINES
+
+
+def is_parquet(path: str) -> bool:
+    """Parquet files are told by their name (*.parquet); every other file is read as text lines."""
+    return path.endswith(".parquet")
 
 
 def _parquet_metadata(path: str):

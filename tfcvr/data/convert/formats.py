@@ -86,7 +86,7 @@ class JoinedFormat(ImpressionFormat):
 
 
 def convert_chunk(fmt: ImpressionFormat, chunk, joined: dict, layout, target, max_errors: int, malformed_before=0):
-    """Converts one chunk with its own tallies: returns ({split: rows written}, report, vocabulary).
+    """Converts one chunk with its own tallies: returns (report, vocabulary); `report.written` is by split.
 
     `target(split, local_shard)` gives the writer of a local shard
     (`sink.ShardWriters` or `sink.PieceWriters`); `malformed_before` is the
@@ -98,4 +98,4 @@ def convert_chunk(fmt: ImpressionFormat, chunk, joined: dict, layout, target, ma
     router = RecordRouter(layout, report, target)
     fmt.convert(chunk, joined, ChunkContext(report, vocabulary, router))
     vocabulary.finish_chunk(chunk.index)
-    return dict(router.written), report, vocabulary
+    return report, vocabulary

@@ -28,27 +28,26 @@ def run(
     report = ConversionReport(max_errors)
     vocabulary = VocabularyCounter(fmt.features)
     join = _LocalJoin(fmt, formats.ChunkContext(report, vocabulary)) if isinstance(fmt, formats.JoinedFormat) else None
-    progress = Progress(sum(c.end - c.start for c in plan if c.kind == chunks_lib.LINES), verbose=verbose)
+    progress = Progress(sum(c.text_bytes for c in plan), verbose=verbose)
     writers = sink.ShardWriters(layout)
-    offsets = {split: 0 for split in layout.splits}
     done = 0
     try:
         for chunk in plan:
             joined = join.parts_for(chunk) if join else {}
-            written, chunk_report, chunk_vocabulary = formats.convert_chunk(
+            # This chunk's rows of a split start at the rows the chunks before it wrote there.
+            offsets = {split: report.written.get(split, 0) for split in layout.splits}
+            chunk_report, chunk_vocabulary = formats.convert_chunk(
                 fmt,
                 chunk,
                 joined,
                 layout,
-                writers.target(dict(offsets)),
+                writers.target(offsets),
                 max_errors,
                 malformed_before=report.dropped.get(MALFORMED, 0),
             )
             report.merge(chunk_report)
             vocabulary.merge(chunk_vocabulary)
-            for split, count in written.items():
-                offsets[split] += count
-            done += chunk.end - chunk.start if chunk.kind == chunks_lib.LINES else 0
+            done += chunk.text_bytes
             progress.update(done, report.rows_read, force=chunk is plan[-1])
     finally:
         writers.close()

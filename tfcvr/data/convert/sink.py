@@ -91,22 +91,21 @@ class RecordRouter:
 
     Args:
       layout: the `OutputLayout`.
-      report: counts every row written, by split.
+      report: the chunk's own report; its rows written per split are the
+        ranks of the next rows inside the chunk.
       target: `target(split, local_shard)` -> a writer with `.write(bytes)`.
     """
 
     def __init__(self, layout: OutputLayout, report: ConversionReport, target: Callable):
         self.layout = layout
-        self.written = {split: 0 for split in layout.splits}
         self._report = report
         self._target = target
 
     def write(self, serialized: bytes, file_index: int, line: int) -> str:
         """Writes one record of the row at (file_index, line); returns its split."""
         split = self.layout.split_of(file_index, line)
-        rank = self.written[split]
+        rank = self._report.written.get(split, 0)
         self._target(split, rank % self.layout.num_shards).write(serialized)
-        self.written[split] = rank + 1
         self._report.wrote(split)
         return split
 

@@ -14,7 +14,7 @@ from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.convert import files, formats, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert.chunks import PARQUET
+from tfcvr.data.convert.chunks import PARQUET, is_parquet
 from tfcvr.data.convert.report import ConversionError, ConversionReport
 from tfcvr.data.convert.vocabulary import VocabularyCounter
 
@@ -265,7 +265,3 @@ def _parquet_rows(chunk, layout: TableLayout, batch_size: int = 65536) -> Iterat
             for record in batch.to_pylist():
                 yield row, record
                 row += 1
-
-
-def is_parquet(path: str) -> bool:
-    return path.endswith(".parquet")
