@@ -88,7 +88,7 @@ def main():
                         print(json.dumps(row), flush=True)
         finally:
             client.close()
-            server.stop(None)
+            server.stop(None).wait()
     if not args.json:
         print(f"{args.requests} sequential requests per row after {WARMUP_REQUESTS} warm-up; milliseconds")
         print(f"{'model':<10}{'params':>10}{'candidates':>12}  {'path':<28}{'p50':>8}{'p95':>8}{'p99':>8}")

@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
             threading.Event().wait()
     finally:
         exported.close()
-        grpc_server.stop(None)
+        grpc_server.stop(None).wait()
         rest_server.shutdown()
 
 

@@ -53,9 +53,10 @@ def start_grpc_server(
     port: int = 0,
     max_workers: int = 4,
 ) -> tuple[grpc.Server, int]:
-    """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None)`.
+    """Starts the service on localhost; returns (grpc.Server, port). Stop it with `server.stop(None).wait()`.
 
-    `models`: the `ExportedModels` to serve (shared with a REST server), or {name: export base} with `labels`.
+    `models`: the `ExportedModels` to serve (shared with a REST server), or {name: export base} with `labels`
+    (an ExportedModels polling each base until the process exits; pass your own to `close()` it sooner).
     """
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),

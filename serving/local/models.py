@@ -18,9 +18,11 @@ What TF Serving (tensorflow_model_server) does and this stand-in mirrors:
   a reload it is logged and the previous configuration kept.
 """
 
+import atexit
 import dataclasses
 import re
 import threading
+import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -83,6 +85,19 @@ def parse_served_models(text: str, source: str = "the model config") -> list[Ser
     return served
 
 
+# Every ExportedModels still polling. A daemon poller that the interpreter stops at exit in the middle of a
+# TensorFlow call (listing a base, loading a version) aborts the process ("FATAL: exception not rethrown":
+# the thread's forced unwind meets a C++ frame that may not throw), after the program itself succeeded.
+# atexit handlers run before daemon threads are stopped, so closing the pollers there lets a poll finish.
+_POLLING: "weakref.WeakSet[ExportedModels]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all_at_exit() -> None:
+    for exported in list(_POLLING):
+        exported.close()
+
+
 class ExportedModels:
     """Serves tfcvr exports as tensorflow_model_server does (module docstring): load, poll, label, unload.
 
@@ -97,7 +112,9 @@ class ExportedModels:
 
     Raises ValueError at start when a label names a version that is not served.
     A version that fails to load is logged and retried at the next poll; the
-    other versions and models are not held up. Call `close()` to stop polling.
+    other versions and models are not held up. `close()` (or leaving a `with`
+    block) stops polling and waits for a poll in progress; whatever is still
+    polling when the interpreter exits is closed then (`_close_all_at_exit`).
     """
 
     def __init__(
@@ -125,12 +142,18 @@ class ExportedModels:
         _check_labels(served, available)
         self._state = (served, available)
         self._stop = threading.Event()
-        for seconds, poll in (
-            (file_system_poll_wait_seconds, self.refresh),
-            (model_config_file_poll_wait_seconds if model_config_file else 0, self.reload_config),
-        ):
-            if seconds and seconds > 0:
-                threading.Thread(target=self._poll, args=(poll, seconds), daemon=True, name="model-poll").start()
+        self._pollers = [
+            threading.Thread(target=self._poll, args=(poll, seconds), daemon=True, name="model-poll")
+            for seconds, poll in (
+                (file_system_poll_wait_seconds, self.refresh),
+                (model_config_file_poll_wait_seconds if model_config_file else 0, self.reload_config),
+            )
+            if seconds and seconds > 0
+        ]
+        if self._pollers:
+            _POLLING.add(self)
+        for poller in self._pollers:
+            poller.start()
 
     def _poll(self, poll, seconds):
         while not self._stop.wait(seconds):
@@ -140,8 +163,18 @@ class ExportedModels:
                 logging.exception("serving.local: poll failed; retrying in %s s.", seconds)
 
     def close(self) -> None:
-        """Stops polling (the loaded versions keep answering)."""
+        """Stops polling and waits for a poll in progress to end (the loaded versions keep answering)."""
         self._stop.set()
+        for poller in self._pollers:
+            if poller is not threading.current_thread():
+                poller.join()
+        _POLLING.discard(self)
+
+    def __enter__(self) -> "ExportedModels":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
 
     def _loaded(self, served: dict, current: dict) -> dict:
         """{name: {version: loaded}} of what `served` aspires to on disk now; loaded versions are reused."""

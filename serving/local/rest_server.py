@@ -102,7 +102,8 @@ def start_rest_server(
 ) -> tuple[http.server.ThreadingHTTPServer, int]:
     """Starts the REST API on localhost in a daemon thread; returns (server, port). Stop: `server.shutdown()`.
 
-    `models`: the `ExportedModels` to serve (shared with a gRPC server), or {name: export base} with `labels`.
+    `models`: the `ExportedModels` to serve (shared with a gRPC server), or {name: export base} with `labels`
+    (an ExportedModels polling each base until the process exits; pass your own to `close()` it sooner).
     """
     handler = type("Handler", (_Handler,), {"models": as_exported_models(models, labels)})
     server = http.server.ThreadingHTTPServer(("localhost", port), handler)

@@ -180,8 +180,9 @@ def test_clients_send_padded_lists_to_the_predict_signature(tmp_path, list_schem
             scores = client.predict(candidates)
             np.testing.assert_allclose(scores["ctcvr"], expected["ctcvr"], rtol=1e-5)
     finally:
-        grpc_server.stop(None)
+        grpc_server.stop(None).wait()
         rest_server.shutdown()
+        served.close()
 
 
 def test_the_raw_feature_model_takes_padded_lists_of_any_width(tmp_path, list_schema):

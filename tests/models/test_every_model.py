@@ -58,8 +58,9 @@ def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_pat
             for key in ("ctr", "cvr", "ctcvr"):
                 np.testing.assert_allclose(scores[key], expected[key].numpy(), rtol=1e-5, atol=1e-6)
     finally:
-        grpc_server.stop(None)
+        grpc_server.stop(None).wait()
         rest_server.shutdown()
+        served.close()
 
 
 def _dicts(records, schema):

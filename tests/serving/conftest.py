@@ -11,7 +11,7 @@ from tfcvr.data import schema as schema_lib
 
 @pytest.fixture(scope="package")
 def served(tmp_path_factory):
-    """{"schema", "base", "models" {version: model}, "grpc" host:port, "rest" host:port}; label stable -> 1."""
+    """{"schema", "base", "models" {version: model}, "exported", "grpc" host:port, "rest" host:port}; stable -> 1."""
     schema = schema_lib.Schema.from_dict(TINY_SCHEMA)
     base = str(tmp_path_factory.mktemp("served"))
     versions = {}
@@ -27,9 +27,10 @@ def served(tmp_path_factory):
         "schema": schema,
         "base": base,
         "models": versions,
+        "exported": exported,
         "grpc": f"localhost:{grpc_port}",
         "rest": f"localhost:{rest_port}",
     }
-    grpc_server.stop(None)
+    grpc_server.stop(None).wait()
     rest_server.shutdown()
     exported.close()

@@ -115,7 +115,7 @@ def test_grpc_retries_unavailable_with_backoff_then_succeeds():
             GrpcPredictionClient(target, "cvr", retry=RetryPolicy(max_attempts=3, sleep=lambda s: None)).predict(ROWS)
         assert error.value.code == "UNAVAILABLE" and error.value.attempts == 3 and service.calls == 3
     finally:
-        server.stop(None)
+        server.stop(None).wait()
 
 
 def test_grpc_deadline_is_not_retried():
@@ -129,7 +129,7 @@ def test_grpc_deadline_is_not_retried():
         assert error.value.code == "DEADLINE_EXCEEDED" and error.value.attempts == 1
         assert time.perf_counter() - started < 0.45
     finally:
-        server.stop(None)
+        server.stop(None).wait()
 
 
 def test_unreachable_server_is_unavailable_after_every_attempt():
@@ -144,7 +144,7 @@ def test_unreachable_server_is_unavailable_after_every_attempt():
 
 
 def test_rest_retries_503(served):
-    server, port = start_rest_server({"cvr": served["base"]})
+    server, port = start_rest_server(served["exported"])
     real_handler = server.RequestHandlerClass.do_POST
     calls = []
 

@@ -1,5 +1,6 @@
 """The stand-in server's version lifecycle: policies, background loading, labels on loaded versions, config reload."""
 
+import threading
 import time
 
 import keras
@@ -9,6 +10,7 @@ import tensorflow as tf
 
 from serving import ServingError
 from serving.local import ExportedModels, served_models
+from serving.local import models as local_models
 from tests.conftest import TINY_SCHEMA, tiny_row
 from tfcvr import export, models
 from tfcvr.data import schema as schema_lib
@@ -107,3 +109,23 @@ def test_an_edited_config_file_moves_labels_and_an_invalid_one_is_not_applied(ba
         assert exported.reload_config() is True  # not retried until the file changes again
     finally:
         exported.close()
+
+
+def _pollers():
+    return {thread for thread in threading.enumerate() if thread.name == "model-poll"}
+
+
+def test_close_waits_for_the_pollers_and_exit_closes_what_is_still_polling(base):
+    before = _pollers()
+    with ExportedModels({"cvr": base}, file_system_poll_wait_seconds=0.01) as exported:
+        started = _pollers() - before
+        assert len(started) == 1
+    assert not any(thread.is_alive() for thread in started)  # joined, not just told to stop
+    assert _cvr(exported)[0] == 2  # the loaded versions keep answering
+    # Left polling (the {name: base} form of start_grpc_server): the atexit hook closes it while the
+    # interpreter can still let a poll in a TensorFlow call finish (a daemon thread killed there aborts).
+    forgotten = ExportedModels({"cvr": base}, file_system_poll_wait_seconds=0.01)
+    started = _pollers() - before
+    assert len(started) == 1 and forgotten in local_models._POLLING
+    local_models._close_all_at_exit()
+    assert not any(thread.is_alive() for thread in started) and forgotten not in local_models._POLLING

@@ -164,5 +164,5 @@ def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
             _until(lambda target=target: _served(channel, stable, records)[0] == target)
     finally:
         channel.close()
-        server.stop(None)
+        server.stop(None).wait()
         exported.close()
