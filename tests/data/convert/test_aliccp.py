@@ -114,6 +114,9 @@ def test_keep_invalid_conversions_and_truncate_lists(tmp_path):
         ("6,1,0,u1,1,205" + V + "x" + E + "1.0", "field 205 id"),
         ("6,1,0,u1,1,205" + V + "7", "is not field\\\\x02id\\\\x03value"),
         ("6,1,0,u1,1," + _features(("101", 5, 1.0)), r"field\(s\) \['101'\] in the sample skeleton"),
+        # A list field's values are summed for their mean: a non-number among them is still named.
+        ("6,1,0,u1,2," + _features(("508", 1, 0.5), ("508", 2, "nan")), "field 508 value.*Received: 'nan'"),
+        ("6,1,0,u1,2," + _features(("853", 1, "x"), ("853", 2, 0.5)), "field 853 value.*Received: 'x'"),
     ],
 )
 def test_malformed_skeleton_line_names_file_and_line(tmp_path, bad_line, message):
@@ -132,9 +135,12 @@ def test_malformed_common_line_is_named_and_unknown_fields_counted(tmp_path):
         r"\(.*common_features_train.csv:2\) are malformed: feature_num is 2",
     ):
         _convert(tmp_path, common=common)
-    skeleton = SKELETON[:1] + ["7,0,0,u1,2," + _features(("205", 1, 1.0), ("999", 5, 1.0))]
+    skeleton = SKELETON[:1] + [
+        "7,0,0,u1,4," + _features(("999", 4, 1.0), ("205", 1, 1.0), ("999", 5, 1.0), ("8", 1, 1))
+    ]
     _, report = _convert(tmp_path / "unknown", skeleton=skeleton)
-    assert report["counts"]["unknown_field_values/999"] == 1 and report["rows_written"] == 2
+    assert report["counts"]["unknown_field_values/999"] == 2 and report["counts"]["unknown_field_values/8"] == 1
+    assert report["rows_written"] == 2
 
 
 def test_duplicate_common_key_is_an_error(tmp_path):

@@ -68,6 +68,25 @@ def test_numeric_moments_merge_in_chunk_order():
     assert stats["variance"] == pytest.approx(values.var(), rel=1e-12)
 
 
+def test_bound_observers_count_like_observe_across_chunks():
+    features = [
+        schema_lib.Feature(name="x", type=schema_lib.NUMERIC, dtype="float32"),
+        schema_lib.Feature(name="c", type=schema_lib.CATEGORICAL, dtype="int64"),
+        schema_lib.Feature(name="l", type=schema_lib.CATEGORICAL_LIST, dtype="int64"),
+    ]
+    counter = VocabularyCounter(features)
+    append, add = counter.number_appender("x"), counter.value_adder("c")
+    for chunk_index, values in enumerate(([1.0, 3.0], [5.0, 7.0, 9.0])):
+        for value in values:
+            append(value)  # the same appender after finish_chunk: the column is emptied in place
+            add(int(value) % 4)
+        counter.finish_chunk(chunk_index)
+    assert counter.numeric()["x"] == {"mean": 5.0, "variance": 8.0}
+    assert counter.distinct()["c"] == 2  # 1 and 3
+    with pytest.raises(ValueError, match="'l' is a categorical_list"):
+        counter.value_adder("l")
+
+
 def test_merged_report_quotes_the_first_errors_in_input_order():
     late, early = ConversionReport(-1), ConversionReport(-1)
     for line in range(30, 55):

@@ -29,6 +29,7 @@ counted and not written.
 """
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterable
 
@@ -47,8 +48,7 @@ GROUP_KEY = "101"  # the user id: GAUC groups by user
 
 def features(single_value: str = "list", dense: bool = True) -> list:
     """Schema features of a conversion (bucket sizes and list lengths still to be measured)."""
-    if single_value not in SINGLE_VALUE_POLICIES:
-        raise ValueError(f"--single_value must be one of {list(SINGLE_VALUE_POLICIES)}. Received: {single_value!r}")
+    _check_single_value(single_value)
     result = []
     for field in aliccp_fields.FIELDS:
         is_list = single_value == "list" and field in aliccp_fields.MULTI_VALUED
@@ -75,7 +75,7 @@ class FieldEncoder:
     """
 
     def __init__(self, single_value: str, max_list_length: int, vocabulary, report, dense: bool = True):
-        features(single_value)  # validates the policy
+        _check_single_value(single_value)
         if max_list_length < 1:
             raise ValueError(f"--max_list_length must be positive. Received: {max_list_length}")
         self.max_list_length = max_list_length
@@ -89,6 +89,18 @@ class FieldEncoder:
             )
             for field in aliccp_fields.FIELDS
         }
+        self._steps = {}
+
+    def _steps_of(self, home_fields: tuple) -> tuple:
+        """(field, dense name or None, the vocabulary's value adder or None for a list) per home field."""
+        steps = self._steps.get(home_fields)
+        if steps is None:
+            steps = self._steps[home_fields] = tuple(
+                (field, dense_name, None if is_list else self.vocabulary.value_adder(field))
+                for field in home_fields
+                for is_list, dense_name in (self._plan[field],)
+            )
+        return steps
 
     def record(self, ids_by_field: dict, values_by_field: dict, home_fields: Iterable[str]) -> dict:
         """Values of `home_fields` (absent ones get their default).
@@ -98,29 +110,47 @@ class FieldEncoder:
         that are written are read).
         """
         record = {}
-        limit = self.max_list_length
-        for field in home_fields:
-            is_list, dense_name = self._plan[field]
+        limit, pick = self.max_list_length, self._pick
+        # Runs once per impression: the per-field plan and the vocabulary's set methods are looked up once.
+        for field, dense_name, add_value in self._steps_of(tuple(home_fields)):
             ids = ids_by_field.get(field)
-            if is_list:
+            if add_value is None:  # a categorical_list
                 if ids is None:
                     ids = []
                 elif len(ids) > limit:
                     self.report.count(f"list_values_truncated/{field}", len(ids) - limit)
                     ids = ids[:limit]
                 record[field] = ids
+                self.vocabulary.observe(field, ids)
             else:
-                record[field] = ids[self._pick] if ids else MISSING_ID
-            self.vocabulary.observe(field, record[field])
+                record[field] = value = ids[pick] if ids else MISSING_ID
+                add_value(value)
             if dense_name is not None:
                 texts = values_by_field.get(field)
                 if not texts:
                     record[dense_name] = 0.0
-                elif is_list:
-                    record[dense_name] = sum(values.parse_float(t, f"field {field} value") for t in texts) / len(texts)
+                elif add_value is None:
+                    record[dense_name] = _mean(texts, field)
                 else:
-                    record[dense_name] = values.parse_float(texts[self._pick], f"field {field} value")
+                    record[dense_name] = values.parse_float(texts[pick], f"field {field} value")
         return record
+
+
+def _mean(texts: list, field: str) -> float:
+    """The mean of a list field's value texts, each a finite number (`values.parse_float`'s rule)."""
+    try:
+        total = sum(map(float, texts))
+    except ValueError:
+        total = math.nan
+    if not math.isfinite(total):  # one text is not a finite number (or the sum overflowed): name it
+        for text in texts:
+            values.parse_float(text, f"field {field} value")
+    return total / len(texts)
+
+
+def _check_single_value(single_value: str) -> None:
+    if single_value not in SINGLE_VALUE_POLICIES:
+        raise ValueError(f"--single_value must be one of {list(SINGLE_VALUE_POLICIES)}. Received: {single_value!r}")
 
 
 def parse_feature_list(
@@ -145,22 +175,33 @@ def parse_feature_list(
     parts = _SEPARATORS.split(text)
     fields = parts[0::3]
     try:
-        ids = [int(i) for i in parts[1::3]]
+        ids = list(map(int, parts[1::3]))
     except ValueError:
         for field, feature_id in zip(fields, parts[1::3]):
             values.parse_id(feature_id, f"field {field} id")
         raise
-    if ids and not (_INT64_MIN <= min(ids) and max(ids) <= _INT64_MAX):
+    if not (_INT64_MIN <= min(ids) and max(ids) <= _INT64_MAX):
         for field, feature_id in zip(fields, ids):
             values.parse_id(feature_id, f"field {field} id")
-    ids_by_field, values_by_field = {}, {}
-    for field, feature_id, value in zip(fields, ids, parts[2::3]):
-        if field not in _KNOWN_FIELDS:
-            report.count(f"unknown_field_values/{field}")
-            continue
-        ids_by_field.setdefault(field, []).append(feature_id)
-        if field in _DENSE:
-            values_by_field.setdefault(field, []).append(value)
+    ids_by_field = {}
+    for field, feature_id in zip(fields, ids):
+        bucket = ids_by_field.get(field)
+        if bucket is None:
+            ids_by_field[field] = [feature_id]
+        else:
+            bucket.append(feature_id)
+    if not _KNOWN_FIELDS.issuperset(ids_by_field):
+        for field in [f for f in ids_by_field if f not in _KNOWN_FIELDS]:  # first-seen order
+            report.count(f"unknown_field_values/{field}", len(ids_by_field.pop(field)))
+    values_by_field = {}
+    if not _DENSE.isdisjoint(ids_by_field):  # the value texts only of the fields that carry numbers
+        for field, value in zip(fields, parts[2::3]):
+            if field in _DENSE:
+                bucket = values_by_field.get(field)
+                if bucket is None:
+                    values_by_field[field] = [value]
+                else:
+                    bucket.append(value)
     return ids_by_field, values_by_field
 
 
@@ -172,20 +213,25 @@ _USER = frozenset(aliccp_fields.USER_FIELDS)
 _IMPRESSION_FIELDS = tuple(f for f in aliccp_fields.FIELDS if f not in _USER)
 _IMPRESSION_FIELD_SET = frozenset(_IMPRESSION_FIELDS)
 _USER_DENSE_NAMES = tuple(aliccp_fields.dense_name(f) for f in aliccp_fields.USER_FIELDS if f in _DENSE)
+_IMPRESSION_DENSE_NAMES = tuple(aliccp_fields.dense_name(f) for f in _IMPRESSION_FIELDS if f in _DENSE)
+_LABELS = {"0": 0, "1": 1}  # the labels as written; anything else goes through `values.parse_label`
 
 
 def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
-    wrong = sorted(set(entries) - allowed)
-    if wrong:
+    if not allowed.issuperset(entries):
+        wrong = sorted(set(entries) - allowed)
         raise ValueError(f"field(s) {wrong} in the {where}; expected only {sorted(allowed)} there")
 
 
 @dataclasses.dataclass(frozen=True)
 class CommonPart:
-    """A common row prepared once: its serialized user fields and its dense values (counted per impression)."""
+    """A common row prepared once: its serialized user fields and its dense values (counted per impression).
+
+    `numbers` are the values of `_USER_DENSE_NAMES`, in that order.
+    """
 
     serialized: bytes
-    numbers: dict
+    numbers: tuple
 
 
 class _AliccpLayout:
@@ -245,28 +291,34 @@ class RawFormat(_AliccpLayout, formats.JoinedFormat):
             record = self.encoder(context).record(ids, dense_values, aliccp_fields.USER_FIELDS)
         except (UnicodeDecodeError, ValueError) as e:
             return formats.JoinError(f"its common features ({location}) are malformed: {e}")
-        numbers = {name: record[name] for name in _USER_DENSE_NAMES}
-        return CommonPart(example_writer.serialize(record), numbers)
+        return CommonPart(example_writer.serialize(record), tuple(record[name] for name in _USER_DENSE_NAMES))
 
     def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
         encoder = self.encoder(context)
+        report, vocabulary, write = context.report, context.vocabulary, context.router.write
+        impression_numbers = [(name, vocabulary.number_appender(name)) for name in _IMPRESSION_DENSE_NAMES]
+        user_numbers = [vocabulary.number_appender(name) for name in _USER_DENSE_NAMES]
         for line, raw in chunk.lines():
-            context.report.read()
+            report.read()
             record = None
             try:
                 columns = raw.decode("ascii").rstrip("\r\n").split(",")
                 if len(columns) != 6:
                     raise ValueError(f"expected 6 comma-separated fields, found {len(columns)}")
                 sample_id = values.parse_id(columns[0], "sample_id")
-                click = values.parse_label(columns[1], "click")
-                conversion = values.parse_label(columns[2], "conversion")
+                click = _LABELS.get(columns[1])
+                if click is None:
+                    click = values.parse_label(columns[1], "click")
+                conversion = _LABELS.get(columns[2])
+                if conversion is None:
+                    conversion = values.parse_label(columns[2], "conversion")
                 feature_num = values.parse_id(columns[4], "feature_num")
-                ids, dense_values = parse_feature_list(columns[5], feature_num, context.report)
+                ids, dense_values = parse_feature_list(columns[5], feature_num, report)
                 _check_placement(ids, _IMPRESSION_FIELD_SET, "sample skeleton")
                 common = joined.get(columns[3].encode())
                 if isinstance(common, formats.JoinError):
                     raise ValueError(common.message)
-                if common is not None and labels_lib.admit(click, conversion, self.invalid_conversion, context.report):
+                if common is not None and labels_lib.admit(click, conversion, self.invalid_conversion, report):
                     record = encoder.record(ids, dense_values, _IMPRESSION_FIELDS)
             except UnicodeDecodeError as e:
                 context.malformed(chunk, line, f"not ASCII text ({e})")
@@ -275,15 +327,16 @@ class RawFormat(_AliccpLayout, formats.JoinedFormat):
                 context.malformed(chunk, line, str(e))
                 continue
             if common is None:
-                context.report.drop(MISSING_COMMON_FEATURES)
+                report.drop(MISSING_COMMON_FEATURES)
                 continue
             if record is None:  # dropped by the label rule
                 continue
             record.update(sample_id=sample_id, click=click, conversion=conversion)
-            context.vocabulary.observe_numbers(record)
-            context.vocabulary.observe_numbers(common.numbers)
-            serialized = common.serialized + example_writer.serialize(record)
-            context.router.write(serialized, chunk.file_index, line)
+            for name, append in impression_numbers:
+                append(record[name])
+            for append, value in zip(user_numbers, common.numbers):
+                append(value)
+            write(common.serialized + example_writer.serialize(record), chunk.file_index, line)
 
 
 class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
