@@ -183,26 +183,26 @@ def parse_feature_list(
     if not (_INT64_MIN <= min(ids) and max(ids) <= _INT64_MAX):
         for field, feature_id in zip(fields, ids):
             values.parse_id(feature_id, f"field {field} id")
-    ids_by_field = {}
-    for field, feature_id in zip(fields, ids):
-        bucket = ids_by_field.get(field)
-        if bucket is None:
-            ids_by_field[field] = [feature_id]
-        else:
-            bucket.append(feature_id)
+    ids_by_field = _grouped(fields, ids)
     if not _KNOWN_FIELDS.issuperset(ids_by_field):
         for field in [f for f in ids_by_field if f not in _KNOWN_FIELDS]:  # first-seen order
             report.count(f"unknown_field_values/{field}", len(ids_by_field.pop(field)))
     values_by_field = {}
     if not _DENSE.isdisjoint(ids_by_field):  # the value texts only of the fields that carry numbers
-        for field, value in zip(fields, parts[2::3]):
-            if field in _DENSE:
-                bucket = values_by_field.get(field)
-                if bucket is None:
-                    values_by_field[field] = [value]
-                else:
-                    bucket.append(value)
+        values_by_field = {f: texts for f, texts in _grouped(fields, parts[2::3]).items() if f in _DENSE}
     return ids_by_field, values_by_field
+
+
+def _grouped(fields: list, items: list) -> dict:
+    """{field: [its items, in list order]} of parallel lists, fields in first-seen order."""
+    grouped = {}
+    for field, item in zip(fields, items):
+        bucket = grouped.get(field)
+        if bucket is None:
+            grouped[field] = [item]
+        else:
+            bucket.append(item)
+    return grouped
 
 
 _SEPARATORS = re.compile("[\x01\x02\x03]")
