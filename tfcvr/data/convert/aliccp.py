@@ -214,7 +214,6 @@ _IMPRESSION_FIELDS = tuple(f for f in aliccp_fields.FIELDS if f not in _USER)
 _IMPRESSION_FIELD_SET = frozenset(_IMPRESSION_FIELDS)
 _USER_DENSE_NAMES = tuple(aliccp_fields.dense_name(f) for f in aliccp_fields.USER_FIELDS if f in _DENSE)
 _IMPRESSION_DENSE_NAMES = tuple(aliccp_fields.dense_name(f) for f in _IMPRESSION_FIELDS if f in _DENSE)
-_LABELS = {"0": 0, "1": 1}  # the labels as written; anything else goes through `values.parse_label`
 
 
 def _check_placement(entries: dict, allowed: frozenset, where: str) -> None:
@@ -306,12 +305,8 @@ class RawFormat(_AliccpLayout, formats.JoinedFormat):
                 if len(columns) != 6:
                     raise ValueError(f"expected 6 comma-separated fields, found {len(columns)}")
                 sample_id = values.parse_id(columns[0], "sample_id")
-                click = _LABELS.get(columns[1])
-                if click is None:
-                    click = values.parse_label(columns[1], "click")
-                conversion = _LABELS.get(columns[2])
-                if conversion is None:
-                    conversion = values.parse_label(columns[2], "conversion")
+                click = values.parse_label(columns[1], "click")
+                conversion = values.parse_label(columns[2], "conversion")
                 feature_num = values.parse_id(columns[4], "feature_num")
                 ids, dense_values = parse_feature_list(columns[5], feature_num, report)
                 _check_placement(ids, _IMPRESSION_FIELD_SET, "sample skeleton")

@@ -7,10 +7,15 @@ the converters turn into a malformed-line record with file and line number.
 import math
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_LABEL_TEXTS = {"0": 0, "1": 1}
 
 
 def parse_label(value: object, column: str) -> int:
     """0 or 1 (also given as "0"/"1", 0.0/1.0 or True/False)."""
+    if type(value) is str:  # the text as converters read it: one lookup per label of millions of rows
+        label = _LABEL_TEXTS.get(value)
+        if label is not None:
+            return label
     if isinstance(value, str):
         value = value.strip()
         if value in ("0", "1"):
