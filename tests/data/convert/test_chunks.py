@@ -68,23 +68,27 @@ def test_numeric_moments_merge_in_chunk_order():
     assert stats["variance"] == pytest.approx(values.var(), rel=1e-12)
 
 
-def test_bound_observers_count_like_observe_across_chunks():
+def test_column_observers_count_like_observe_across_chunks():
     features = [
         schema_lib.Feature(name="x", type=schema_lib.NUMERIC, dtype="float32"),
         schema_lib.Feature(name="c", type=schema_lib.CATEGORICAL, dtype="int64"),
         schema_lib.Feature(name="l", type=schema_lib.CATEGORICAL_LIST, dtype="int64"),
     ]
-    counter = VocabularyCounter(features)
-    append, add = counter.number_appender("x"), counter.value_adder("c")
+    by_column, by_row = VocabularyCounter(features), VocabularyCounter(features)
     for chunk_index, values in enumerate(([1.0, 3.0], [5.0, 7.0, 9.0])):
+        by_column.observe_numbers_column("x", np.array(values))
+        by_column.observe_column("c", np.array([int(v) % 4 for v in values]))
+        by_column.observe_column("l", np.array([7, 8, 9, 7]), np.array([3, 0, 1]))
         for value in values:
-            append(value)  # the same appender after finish_chunk: the column is emptied in place
-            add(int(value) % 4)
-        counter.finish_chunk(chunk_index)
-    assert counter.numeric()["x"] == {"mean": 5.0, "variance": 8.0}
-    assert counter.distinct()["c"] == 2  # 1 and 3
-    with pytest.raises(ValueError, match="'l' is a categorical_list"):
-        counter.value_adder("l")
+            by_row.observe_numbers({"x": value})
+            by_row.observe("c", int(value) % 4)
+        for ids in ([7, 8, 9], [], [7]):
+            by_row.observe("l", ids)
+        by_column.finish_chunk(chunk_index)
+        by_row.finish_chunk(chunk_index)
+    assert by_column.numeric()["x"] == by_row.numeric()["x"] == {"mean": 5.0, "variance": 8.0}
+    assert by_column.distinct() == by_row.distinct() == {"c": 2, "l": 3}  # c: 1 and 3
+    assert by_column.longest() == by_row.longest() == {"l": 3}
 
 
 def test_merged_report_quotes_the_first_errors_in_input_order():

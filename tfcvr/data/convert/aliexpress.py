@@ -62,15 +62,19 @@ class RawFormat(formats.JoinedFormat):
     def needed_key(self, raw: bytes) -> bytes | None:
         return raw.split(b",", 1)[0]
 
-    def prepare(self, raw: bytes, location: str, context: formats.ChunkContext):
-        user = raw.split(b",")
-        if len(user) != USER_COLUMNS:
-            return formats.JoinError(f"its user row {location} has {len(user)} fields, expected {USER_COLUMNS}")
-        return user
+    def prepare(self, rows: list, context: formats.ChunkContext) -> list:
+        return [_user_part(location, raw) for location, raw in rows]
 
     def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
         for line, raw in chunk.lines():
             convert_row(_joined(raw, joined), chunk, line, self, context)
+
+
+def _user_part(location: str, raw: bytes):
+    user = raw.split(b",")
+    if len(user) != USER_COLUMNS:
+        return formats.JoinError(f"its user row {location} has {len(user)} fields, expected {USER_COLUMNS}")
+    return user
 
 
 def _joined(raw: bytes, joined: dict):

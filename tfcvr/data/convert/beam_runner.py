@@ -232,16 +232,26 @@ class _Prepare(beam.DoFn):
         (chunk,) = grouped["chunk"]
         wanted = {line: (key, needed) for line, key, needed in grouped["wanted"]}
         context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
-        rows = 0
+        rows, batch = 0, []
         for line, raw in chunk.lines():
             rows += 1
             if line in wanted:
-                key, needed = wanted[line]
-                part = self.fmt.prepare(raw.rstrip(b"\r\n"), f"{self.fmt.joined_file}:{line}", context)
-                for chunk_index in needed:
-                    yield chunk_index, (key, part)
+                batch.append((line, raw.rstrip(b"\r\n")))
+            if len(batch) == formats.PREPARE_ROWS:
+                yield from self._prepare(batch, wanted, context)
+                batch = []
+        yield from self._prepare(batch, wanted, context)
         context.report.count(self.fmt.joined_rows_note, rows)
         yield beam.pvalue.TaggedOutput("tallies", (context.report, context.vocabulary))
+
+    def _prepare(self, batch: list, wanted: dict, context: formats.ChunkContext):
+        if not batch:
+            return
+        parts = self.fmt.prepare([(f"{self.fmt.joined_file}:{line}", raw) for line, raw in batch], context)
+        for (line, _), part in zip(batch, parts):
+            key, needed = wanted[line]
+            for chunk_index in needed:
+                yield chunk_index, (key, part)
 
 
 class _Convert(beam.DoFn):

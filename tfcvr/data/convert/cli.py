@@ -28,7 +28,7 @@ from collections.abc import Sequence
 
 from tfcvr import cli
 from tfcvr.data import schema as schema_lib
-from tfcvr.data.convert import aliccp, aliexpress, formats, labels, local_runner, presets, tabular
+from tfcvr.data.convert import aliccp, aliexpress, field_encoder, formats, labels, local_runner, presets, tabular
 from tfcvr.data.convert.chunks import DEFAULT_CHUNK_BYTES
 from tfcvr.data.convert.report import ConversionError
 from tfcvr.data.convert.sink import OutputLayout
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     raw.add_argument(
         "--single_value",
         default="list",
-        choices=aliccp.SINGLE_VALUE_POLICIES,
+        choices=field_encoder.SINGLE_VALUE_POLICIES,
         help="Multi-valued fields: 'list' keeps them as categorical_list features; 'last'/'first' "
         "keep one id (published converters keep the last).",
     )

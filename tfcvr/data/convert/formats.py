@@ -10,7 +10,7 @@ implementation of each layout's parsing.
 
 For a joined layout a runner finds the keys a chunk needs (`needed_key` per
 row), reads those rows of the joined file, turns each into a picklable part
-once (`prepare`, which counts what it sees into the context) and hands the
+once (`prepare`, many rows a call, which counts what it sees into the context) and hands the
 chunk `{key: part}`.
 """
 
@@ -21,6 +21,8 @@ from tfcvr.data.convert.chunks import PARQUET
 from tfcvr.data.convert.report import ConversionReport
 from tfcvr.data.convert.sink import RecordRouter
 from tfcvr.data.convert.vocabulary import VocabularyCounter
+
+PREPARE_ROWS = 1024  # joined rows a runner hands to `JoinedFormat.prepare` at once (bounds its memory)
 
 
 @dataclasses.dataclass
@@ -75,8 +77,11 @@ class JoinedFormat(ImpressionFormat):
         """The joined key an impression line needs (None if the line is too malformed to say)."""
 
     @abc.abstractmethod
-    def prepare(self, raw: bytes, location: str, context: ChunkContext):
-        """A joined line (without newline) -> its part (or a `JoinError`), counting into `context`."""
+    def prepare(self, rows: list, context: ChunkContext) -> list:
+        """Joined lines [(location, line without newline)] -> their parts (or `JoinError`s), counting into `context`.
+
+        Runners hand over many lines at once, so a layout can parse them together.
+        """
 
     @staticmethod
     def joined_key(raw: bytes) -> bytes:

@@ -69,20 +69,20 @@ class _LocalJoin:
 
     def parts_for(self, chunk: chunks_lib.Chunk) -> dict:
         keys = {key for _, raw in chunk.lines() if (key := self.fmt.needed_key(raw)) is not None}
-        parts = {}
-        for key in keys:
-            if key in self._previous:
-                parts[key] = self._previous[key]
-                continue
+        parts = {key: self._previous[key] for key in keys if key in self._previous}
+        first_time, again = [], []  # (key, (location, line)) to prepare, by whether their counts are taken
+        for key in keys - parts.keys():
             found = self.index.get(key)
             if found is None:
                 continue
             line, raw = found
-            context = self.context
-            if key in self._counted:
-                context = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
-            parts[key] = self.fmt.prepare(raw, f"{self.fmt.joined_file}:{line}", context)
+            (again if key in self._counted else first_time).append((key, (f"{self.fmt.joined_file}:{line}", raw)))
             self._counted.add(key)
+        uncounted = formats.ChunkContext(ConversionReport(-1), VocabularyCounter(self.fmt.features))
+        for rows, context in ((first_time, self.context), (again, uncounted)):
+            for start in range(0, len(rows), formats.PREPARE_ROWS):
+                batch = rows[start : start + formats.PREPARE_ROWS]
+                parts.update(zip((key for key, _ in batch), self.fmt.prepare([row for _, row in batch], context)))
         self._previous = parts
         return parts
 

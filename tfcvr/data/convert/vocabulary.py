@@ -48,6 +48,16 @@ class VocabularyCounter:
         else:
             self._values[name].add(value)
 
+    def observe_column(self, name: str, values: np.ndarray, lengths: np.ndarray | None = None) -> None:
+        """The values of many rows at once: one per row, or a categorical_list's with `lengths` (values per row)."""
+        self._values[name].update(np.unique(values).tolist())
+        if name in self._longest and lengths is not None and len(lengths):
+            self._longest[name] = max(self._longest[name], int(lengths.max()))
+
+    def observe_numbers_column(self, name: str, values: np.ndarray) -> None:
+        """Numeric feature `name`'s values of many written rows, in row order."""
+        self._numbers[name].frombytes(np.ascontiguousarray(values, np.float64).tobytes())
+
     def observe_numbers(self, record: Mapping) -> None:
         """The numeric features' values of one written row (those present in `record`)."""
         for name, numbers in self._numbers.items():
@@ -55,27 +65,14 @@ class VocabularyCounter:
             if value is not None:
                 numbers.append(value)
 
-    def value_adder(self, name: str) -> Callable[[int | str], None]:
-        """`observe` for one value of categorical feature `name`, as the value set's own `add`.
-
-        For a converter's per-row loop: a C method call instead of a Python one.
-        """
-        if name in self._longest:
-            raise ValueError(f"{name!r} is a categorical_list: observe its lists with `observe`.")
-        return self._values[name].add
-
-    def number_appender(self, name: str) -> Callable[[float], None]:
-        """`observe_numbers` for the one numeric feature `name`: the append of its column of values."""
-        return self._numbers[name].append
-
     def finish_chunk(self, chunk_index: int) -> None:
         """Turns the numbers observed since the last call into chunk `chunk_index`'s moments."""
         for name, numbers in self._numbers.items():
             if numbers:
-                column = np.array(numbers, dtype=np.float64)  # a copy: the column is emptied in place below
+                column = np.array(numbers, dtype=np.float64)
                 mean = float(column.mean())
                 self._moments[name][chunk_index] = (len(column), mean, float(np.square(column - mean).sum()))
-            del numbers[:]  # in place, so `number_appender`s stay valid
+            del numbers[:]
 
     def merge(self, other: "VocabularyCounter") -> "VocabularyCounter":
         """Adds `other`'s observations (of another chunk) into this counter (returns self)."""
