@@ -113,6 +113,10 @@ def test_keep_invalid_conversions_and_truncate_lists(tmp_path):
         ("6,2,0,u1,1," + _features(("205", 1, 1.0)), "label column 'click' must be 0 or 1"),
         ("6,1,0,u1,1,205" + V + "x" + E + "1.0", "field 205 id"),
         ("6,1,0,u1,1,205" + V + "7", "is not field\\\\x02id\\\\x03value"),
+        ("6,1,0,u1,1,205" + E + "7" + V + "1.0", "is not field\\\\x02id\\\\x03value"),  # separators swapped
+        ("6,1,0,u1,1,205" + V + "+7" + E + "1.0", r"field 205 id' must hold an integer id. Received: '\+7'"),
+        # A malformed row is malformed whether or not its common row exists (u9 has none).
+        ("6,1,0,u9,1," + _features(("508", 1, "x")), "field 508 value.*Received: 'x'"),
         ("6,1,0,u1,1," + _features(("101", 5, 1.0)), r"field\(s\) \['101'\] in the sample skeleton"),
         # A list field's values are summed for their mean: a non-number among them is still named.
         ("6,1,0,u1,2," + _features(("508", 1, 0.5), ("508", 2, "nan")), "field 508 value.*Received: 'nan'"),

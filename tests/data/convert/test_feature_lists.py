@@ -96,3 +96,19 @@ def test_parse_marks_exactly_the_rows_explain_refuses_on_random_corruptions():
 def test_an_empty_batch():
     entries = _parse([])
     assert len(entries.row) == 0 and len(entries.bad_row) == 0
+
+
+def test_values_are_what_float_reads():
+    texts = ["5.", ".5", "-0.0", "0007.25", "0.1", "123456789012345", "1234567890123456", "0.000000000000001"]
+    texts += ["1e3", "nan", "inf", "", "-", "+1", " 1", "1.2.3", "1_0", "-.5", "x", "99999999999999.9"]
+    rng = random.Random(1)
+    texts += [f"{rng.uniform(-1e6, 1e6):.{rng.randrange(0, 9)}f}" for _ in range(500)]
+    entries = _parse(["\x01".join(_entry("205", 1, t) for t in texts)])
+    expected = []
+    for text in texts:
+        try:
+            expected.append(float(text))
+        except ValueError:
+            expected.append(float("nan"))
+    np.testing.assert_array_equal(entries.values(np.arange(len(texts))), np.array(expected))
+    assert [np.signbit(v) for v in entries.values(np.array([2]))] == [True]  # -0.0 keeps its sign

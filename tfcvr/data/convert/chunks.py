@@ -10,6 +10,7 @@ that does not depend on the order chunks are processed in.
 """
 
 import dataclasses
+import io
 from collections.abc import Iterable, Iterator, Sequence
 
 from tfcvr.data.convert import files
@@ -57,6 +58,14 @@ class Chunk:
                 f.seek(self.start - 1)
                 f.readline()
             position = f.tell()
+            if files.is_local(self.path):  # "\r" kept: the range read at once, with the rest of its last line
+                data = f.read(max(self.end - position, 0))
+                if data and not data.endswith(b"\n"):
+                    data += f.readline()
+                for raw in io.BytesIO(data):
+                    yield line, raw
+                    line += 1
+                return
             while position < self.end:
                 raw = f.readline()
                 if not raw:

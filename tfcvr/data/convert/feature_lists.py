@@ -23,6 +23,8 @@ _ENTRY, _ID, _VALUE, _ROW = 1, 2, 3, 10  # \x01 between entries, \x02 before the
 _MAX_DIGITS = 19  # an int64 has at most 19 decimal digits
 _INT64_MAX = 2**63 - 1
 _ID_TEXT = re.compile(r"-?[0-9]+")
+_MAX_DECIMAL_DIGITS = 15  # 10**15 < 2**53: such an integer is exact in a double
+_POWERS_OF_TEN = np.array([float(f"1e{k}") for k in range(_MAX_DECIMAL_DIGITS + 1)])  # exact doubles
 
 
 @dataclasses.dataclass
@@ -53,6 +55,41 @@ class Entries:
         blob = self.blob
         return [blob[a:b] for a, b in zip(self.value_start[selection].tolist(), self.value_end[selection].tolist())]
 
+    def values(self, selection: np.ndarray) -> np.ndarray:
+        """The value texts of the entries at `selection` as Python's `float` reads them (NaN where it cannot).
+
+        Plain decimals (`-?[0-9]*.?[0-9]*`, at most 15 digits) are read with
+        array operations: all digits as one integer N < 2**53 and k digits
+        after the point give N / 10**k, one correctly rounded division of
+        exact numbers, which is the float `float` returns. Other texts
+        (exponents, "nan", signs, spaces) go through `float` itself.
+        """
+        buf = np.frombuffer(self.blob, np.uint8)
+        start, end = self.value_start[selection], self.value_end[selection]
+        negative = (end > start) & (buf[np.minimum(start, len(buf) - 1)] == ord("-"))
+        first = start + negative
+        length = end - first
+        ok = (length >= 1) & (length <= _MAX_DECIMAL_DIGITS + 1)
+        number = np.zeros(len(start), np.int64)
+        digits, after_point, points = (np.zeros(len(start), np.int64) for _ in range(3))
+        for j in range(int(length[ok].max()) if ok.any() else 0):
+            inside = ok & (j < length)
+            char = buf[np.minimum(first + j, len(buf) - 1)]
+            is_digit = inside & (char >= ord("0")) & (char <= ord("9"))
+            is_point = inside & (char == ord("."))
+            ok &= ~inside | is_digit | (is_point & (points == 0))
+            number = np.where(is_digit, number * 10 + (char.astype(np.int64) - ord("0")), number)
+            digits += is_digit
+            after_point += is_digit & (points > 0)
+            points += is_point
+        ok &= (digits >= 1) & (digits <= _MAX_DECIMAL_DIGITS)
+        parsed = number / _POWERS_OF_TEN[np.minimum(after_point, _MAX_DECIMAL_DIGITS)]
+        parsed = np.where(negative, -parsed, parsed)
+        others = np.flatnonzero(~ok)
+        if len(others):
+            parsed[others] = [_float_or_nan(text) for text in self.value_texts(selection[others])]
+        return parsed
+
 
 def parse(texts: list, expected_counts: np.ndarray, fields: tuple) -> Entries:
     """Parses the feature lists `texts` (bytes without newline), each expected to hold `expected_counts[i]` entries."""
@@ -67,8 +104,7 @@ def parse(texts: list, expected_counts: np.ndarray, fields: tuple) -> Entries:
     bounds = np.flatnonzero((buf == _ENTRY) | (buf == _ROW))  # every entry ends at one of these
     starts = np.concatenate([[0], bounds[:-1] + 1]).astype(np.int64)
     ends = bounds
-    rows_before = np.concatenate([[0], np.cumsum(buf == _ROW)])  # rows ended before each position
-    row = rows_before[starts]
+    row = np.searchsorted(row_end, starts)  # the rows that ended before an entry's start
     empty_row = row_end == row_start
     keep = ~empty_row[row]  # an empty row's one empty span is no entry
     starts, ends, row = starts[keep], ends[keep], row[keep]
@@ -160,3 +196,10 @@ def _field_indices(buf: np.ndarray, blob: bytes, starts: np.ndarray, ends: np.nd
     field = np.where((codes[found] == code) & (length <= 7), indices[found], -1)
     unknown = [blob[a:b].decode() for a, b in zip(starts[field < 0].tolist(), ends[field < 0].tolist())]
     return field, unknown
+
+
+def _float_or_nan(text: bytes) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return np.nan

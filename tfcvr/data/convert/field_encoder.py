@@ -69,17 +69,12 @@ class FieldEncoder:
             used = self._selection(entries, field)
             if not is_list:
                 used = used[self._kept(entries.row[used])]
-            texts = entries.value_texts(used)
-            try:
-                parsed = np.array(list(map(float, texts)), np.float64)
-                bad = ~np.isfinite(parsed)
-            except ValueError:
-                parsed, bad = _parse_each(texts)
+            parsed = entries.values(used)
             numbers[used] = parsed
-            for index in np.flatnonzero(bad).tolist():
-                row = int(entries.row[used[index]])
+            bad = used[~np.isfinite(parsed)]
+            for row, text in zip(entries.row[bad].tolist(), entries.value_texts(bad)):
                 if row not in errors:
-                    errors[row] = _value_error(texts[index], field)
+                    errors[row] = _value_error(text, field)
         return numbers, errors
 
     def columns(self, entries: Entries, rows: np.ndarray, home_fields: tuple, numbers: np.ndarray) -> list[Column]:
@@ -129,19 +124,6 @@ class FieldEncoder:
     @staticmethod
     def _selection(entries: Entries, field: str) -> np.ndarray:
         return np.flatnonzero(entries.field == aliccp_fields.FIELDS.index(field))
-
-
-def _parse_each(texts: list) -> tuple[np.ndarray, np.ndarray]:
-    """Each text's float, NaN where it is none; and which are not finite numbers."""
-    parsed = np.array([_float_or_nan(text) for text in texts], np.float64)
-    return parsed, ~np.isfinite(parsed)
-
-
-def _float_or_nan(text: bytes) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        return np.nan
 
 
 def _value_error(text: bytes, field: str) -> str:

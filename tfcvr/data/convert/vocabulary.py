@@ -17,7 +17,7 @@ which process measured which chunk.
 import array
 import dataclasses
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
