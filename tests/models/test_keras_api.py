@@ -94,11 +94,16 @@ def test_fit_trains_as_the_loop_and_the_model_round_trips_through_a_keras_file(n
 
 
 def _step_through(model, epochs=1):
-    """Each training stage's step on every batch of `_dataset()`, stage after stage; the last step's terms."""
+    """Each training stage's step on every batch of `_dataset()`, stage after stage; the last step's terms.
+
+    Each stage's step is traced once as a `tf.function`, as `fit` and the loop run it: an eager step rounds
+    differently from a graph (graph rewrites fuse a layer's matmul, bias and activation).
+    """
     for stage, stage_epochs in model.training_stages(epochs):
+        step = tf.function(model.stage_step(stage))
         for _ in range(stage_epochs):
             for batch in _dataset():
-                terms = model.stage_step(stage)(batch)
+                terms = step(batch)
     return terms
 
 
