@@ -4,10 +4,6 @@ import math
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN's graph rewrites depend on the CPU (seen: AMD EPYC with AVX512_BF16) and on how a graph was traced,
-# so two tracings of one training step round differently, and Adam turns a rounding-sized gradient into a
-# learning-rate-sized step; tests that compare `fit` with the loop's steps (test_keras_api) need one rounding.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
