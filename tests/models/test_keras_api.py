@@ -47,7 +47,6 @@ DETERMINISTIC_STEP = {
 }
 
 
-
 # One case per class ("joint" is another name of naive).
 METHODS = [n for n in models.names() if all(models.get(n) is not models.get(m) for m in models.names() if m < n)]
 
