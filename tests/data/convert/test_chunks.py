@@ -24,6 +24,19 @@ def test_every_line_in_exactly_one_chunk_with_its_number(tmp_path, chunk_bytes):
     assert [c.index for c in plan] == list(range(len(plan)))
 
 
+@pytest.mark.parametrize("block_bytes", [1, 2, 3, 5, 13, 1 << 20])
+def test_lines_read_by_blocks_of_any_size(tmp_path, block_bytes, monkeypatch):
+    lines = [b"a,1\n", b"\n", b"bbbbbbbbbb,2\n", b"c\r\n", b"dd,4\r\n", b"last-without-newline"]
+    path = tmp_path / "f.csv"
+    path.write_bytes(b"".join(lines))
+    defaults = chunks._lines_of_range.__defaults__
+    monkeypatch.setattr(chunks._lines_of_range, "__defaults__", (block_bytes,) + defaults[1:])
+    for chunk_bytes in (1, 4, 9, 100):
+        plan = chunks.plan([str(path)], chunk_bytes)
+        plan = chunks.number_lines(plan, {c.index: c.count_lines() for c in plan})
+        assert [(line, raw) for c in plan for line, raw in c.lines()] == list(enumerate(lines, start=1))
+
+
 def test_empty_file_is_one_empty_chunk(tmp_path):
     path = tmp_path / "empty.csv"
     path.write_bytes(b"")

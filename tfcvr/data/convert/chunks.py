@@ -58,11 +58,8 @@ class Chunk:
                 f.seek(self.start - 1)
                 f.readline()
             position = f.tell()
-            if files.is_local(self.path):  # "\r" kept: the range read at once, with the rest of its last line
-                data = f.read(max(self.end - position, 0))
-                if data and not data.endswith(b"\n"):
-                    data += f.readline()
-                for raw in io.BytesIO(data):
+            if files.is_local(self.path):  # "\r" kept: lengths are positions, so read blocks, not lines
+                for raw in _lines_of_range(f, self.end - position):
                     yield line, raw
                     line += 1
                 return
@@ -83,6 +80,24 @@ class Chunk:
         if self.kind == PARQUET:
             return _parquet_rows_in(self.path, self.start, self.end)
         return sum(1 for _ in self.lines())
+
+
+def _lines_of_range(f, size: int, block_bytes: int = 8 << 20) -> Iterator[bytes]:
+    """The lines of a file that start in its next `size` bytes (the last one read to its end), block by block."""
+    pending = b""
+    while size > 0:
+        block = f.read(min(size, block_bytes))
+        if not block:
+            break
+        size -= len(block)
+        data = pending + block
+        if size <= 0 and not data.endswith(b"\n"):
+            data += f.readline()  # the line that starts in the range ends after it
+        cut = len(data) if size <= 0 else data.rfind(b"\n") + 1
+        yield from io.BytesIO(data[:cut])
+        pending = data[cut:]
+    if pending:
+        yield pending  # the file ended inside the range without a final newline
 
 
 def plan(paths: Sequence[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[Chunk]:
