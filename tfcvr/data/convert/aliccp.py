@@ -43,7 +43,8 @@ from tfcvr.data.convert import labels as labels_lib
 MISSING_COMMON_FEATURES = "missing_common_features"
 COMMON_FEATURE_ROWS = "common_feature_rows"
 GROUP_KEY = "101"  # the user id: GAUC groups by user
-BATCH_ROWS = 8192  # skeleton rows parsed and encoded together
+BATCH_ROWS = 8192  # impression rows parsed and encoded together
+LABEL_COLUMNS = ("sample_id", "click", "conversion")
 
 
 def features(single_value: str = "list", dense: bool = True) -> list:
@@ -86,8 +87,10 @@ def parse_batch(texts: list, feature_nums: list, allowed: tuple, where: str, enc
     allowed_index[[aliccp_fields.FIELDS.index(f) for f in allowed]] = True
     allowed_index[-1] = True
     misplaced = ~allowed_index[entries.field]
-    for row in np.unique(entries.row[misplaced]).tolist():
-        fields = {aliccp_fields.FIELDS[f] for f in entries.field[(entries.row == row) & misplaced].tolist()}
+    fields_of = {}
+    for row, field in zip(entries.row[misplaced].tolist(), entries.field[misplaced].tolist()):
+        fields_of.setdefault(row, set()).add(aliccp_fields.FIELDS[field])
+    for row, fields in fields_of.items():
         errors[row] = f"field(s) {sorted(fields)} in the {where}; expected only {sorted(allowed)} there"
     numbers, value_errors = encoder.numbers(entries, allowed)
     for row, message in value_errors.items():
@@ -191,13 +194,8 @@ class RawFormat(_AliccpLayout, formats.JoinedFormat):
         ]
 
     def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
-        batch = []
-        for line, raw in chunk.lines():
-            batch.append((line, raw))
-            if len(batch) == BATCH_ROWS:
-                self._convert_batch(chunk, batch, joined, context)
-                batch = []
-        self._convert_batch(chunk, batch, joined, context)
+        for batch in _batches(chunk):
+            self._convert_batch(chunk, batch, joined, context)
 
     def _convert_batch(self, chunk, batch: list, joined: dict, context: formats.ChunkContext) -> None:
         """Converts the rows `batch` [(line, raw)]: malformed and dropped rows counted in line order, then the rest."""
@@ -249,21 +247,12 @@ class RawFormat(_AliccpLayout, formats.JoinedFormat):
             context.malformed(chunk, line, message)
         if not written:
             return
-        rows = np.array(written, np.int64)
-        columns = encoder.columns(entries, rows, _IMPRESSION_FIELDS, numbers)
-        for name, index in (("sample_id", 1), ("click", 2), ("conversion", 3)):
-            columns.append(
-                example_columns.Column(
-                    name, np.array([heads[r][index] for r in written], np.int64), np.ones(len(rows), np.int64)
-                )
-            )
+        columns = encoder.columns(entries, np.array(written, np.int64), _IMPRESSION_FIELDS, numbers)
+        columns += _label_columns([heads[row][1:4] for row in written])
         for k, name in enumerate(_USER_DENSE_NAMES):
             context.vocabulary.observe_numbers_column(name, np.array([c.numbers[k] for c in commons]))
-        buffer, offsets = example_columns.encode(columns, len(rows))
-        write, file_index = context.router.write, chunk.file_index
-        ends = offsets.tolist()
-        for k, (row, common) in enumerate(zip(written, commons)):
-            write(common.serialized + buffer[ends[k] : ends[k + 1]], file_index, batch[heads[row][0]][0])
+        lines = [batch[heads[row][0]][0] for row in written]
+        _write(context, chunk, columns, lines, [common.serialized for common in commons])
 
 
 class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
@@ -272,13 +261,8 @@ class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
     dense = False
 
     def convert(self, chunk, joined: dict, context: formats.ChunkContext) -> None:
-        batch = []
-        for line, raw in chunk.lines():
-            batch.append((line, raw))
-            if len(batch) == BATCH_ROWS:
-                self._convert_batch(chunk, batch, context)
-                batch = []
-        self._convert_batch(chunk, batch, context)
+        for batch in _batches(chunk):
+            self._convert_batch(chunk, batch, context)
 
     def _convert_batch(self, chunk, batch: list, context: formats.ChunkContext) -> None:
         report, encoder = context.report, self.encoder(context)
@@ -325,18 +309,36 @@ class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
             np.zeros(len(lines), bool),
             [],
         )
-        rows = np.arange(len(lines))
-        columns = encoder.columns(entries, rows, aliccp_fields.FIELDS, np.zeros(len(entry_ids)))
-        for index, name in enumerate(("sample_id", "click", "conversion")):
-            columns.append(
-                example_columns.Column(
-                    name, np.array([label[index] for label in labels], np.int64), np.ones(len(lines), np.int64)
-                )
-            )
-        buffer, offsets = example_columns.encode(columns, len(lines))
-        ends = offsets.tolist()
-        for k, line in enumerate(lines):
-            context.router.write(buffer[ends[k] : ends[k + 1]], chunk.file_index, line)
+        columns = encoder.columns(entries, np.arange(len(lines)), aliccp_fields.FIELDS, np.zeros(len(entry_ids)))
+        _write(context, chunk, columns + _label_columns(labels), lines)
 
 
 _FIELD_INDEX = {field: index for index, field in enumerate(aliccp_fields.FIELDS)}
+
+
+def _batches(chunk):
+    """The chunk's (line, raw) rows in lists of `BATCH_ROWS`."""
+    batch = []
+    for row in chunk.lines():
+        batch.append(row)
+        if len(batch) == BATCH_ROWS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _label_columns(labels: list) -> list:
+    """Columns sample_id, click and conversion of the written rows' (sample_id, click, conversion)."""
+    table = np.array(labels, np.int64).reshape(len(labels), 3)
+    ones = np.ones(len(labels), np.int64)
+    return [example_columns.Column(name, table[:, k], ones) for k, name in enumerate(LABEL_COLUMNS)]
+
+
+def _write(context: formats.ChunkContext, chunk, columns: list, lines: list, prefixes: list | None = None) -> None:
+    """Encodes the written rows' columns and writes each row's record (after its prefix: the common part)."""
+    buffer, offsets = example_columns.encode(columns, len(lines))
+    ends, write, file_index = offsets.tolist(), context.router.write, chunk.file_index
+    for k, line in enumerate(lines):
+        record = buffer[ends[k] : ends[k + 1]]
+        write(prefixes[k] + record if prefixes else record, file_index, line)
