@@ -158,7 +158,8 @@ def measure_model(
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
-    model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3))
+    # At the default schedule, with one pass as its period (its cost per step does not depend on the period).
+    model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3, steps_per_epoch=warmup + steps))
     loop = TrainingLoop(
         model,
         tf.distribute.get_strategy(),

@@ -2,7 +2,7 @@ r"""Leaderboard: which debiasing method to ship, on your data.
 
     python -m trainer.benchmark --models=naive,esmm,multi_dr,ddpo,chorus --runs=3
         [--train_files=GLOB --valid_files=GLOB --eval_files=GLOB --schema=schema.json]
-        [--epochs=3] [--selection_metric=ctcvr_auc] [--output_dir=leaderboard]
+        [--epochs=3] [--selection_metric=ctcvr_nll] [--output_dir=leaderboard]
 
 Every method trains --runs times; run r uses seed --seed+r for every method
 (data order and initialisation), so runs are paired across methods. After
@@ -49,7 +49,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tfcvr import cli, models, optimizers
+from tfcvr import cli, models
 from tfcvr import metrics as metrics_lib
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
@@ -154,6 +154,12 @@ class Leaderboard:
         with self._train.named_errors():
             return statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
 
+    @functools.cached_property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one pass over the training files (the learning-rate schedule's period): read once."""
+        with self._train.named_errors():
+            return max(1, -(-pipeline_lib.count_records(self._train.files) // self.batch_size))
+
     def train_and_select(self, name: str, run: int) -> tuple[models.CVRModel, dict, tuple[dict, dict]]:
         """Trains `name` with seed+run, keeping the weights of the best validation epoch.
 
@@ -170,8 +176,7 @@ class Leaderboard:
             numeric_statistics=self.numeric_statistics,
             **{**self.config.architecture.model_kwargs(), **params},
         )
-        optimization = self.config.optimization
-        model.compile(optimizer=optimizers.make_optimizer(optimization.optimizer, optimization.learning_rate))
+        model.compile(optimizer=self.config.optimization.make_optimizer(self.steps_per_epoch))
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(
             model,

@@ -20,6 +20,7 @@ import typing
 from collections.abc import Iterable
 from typing import Any, Self, TypeVar
 
+import keras
 import tensorflow as tf
 from absl import app, flags
 
@@ -121,9 +122,21 @@ class OptimizationConfig(_Section):
         "Adam, or lazy_adam: Adam that updates only the embedding rows a batch looks up.",
         choices=sorted(optimizers.OPTIMIZERS),
     )
+    learning_rate_schedule: str = _field(
+        optimizers.DEFAULT_SCHEDULE,
+        "cosine_per_epoch: the learning rate decays to 0 over every epoch and restarts at the next, so every "
+        "epoch ends on settled (calibrated) weights; constant: the papers' fixed rate.",
+        choices=list(optimizers.SCHEDULES),
+    )
     seed: int = _field(
         0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses seed + r - 1)."
     )
+
+    def make_optimizer(self, steps_per_epoch: int | None) -> keras.optimizers.Optimizer:
+        """A fresh optimizer as configured; `steps_per_epoch` (steps of one pass) is the schedule's period."""
+        return optimizers.make_optimizer(
+            self.optimizer, self.learning_rate, self.learning_rate_schedule, steps_per_epoch
+        )
 
 
 @dataclasses.dataclass
@@ -205,7 +218,11 @@ class LeaderboardConfig(_Section):
         "e.g. 'ukd[detach_uncertainty_weight=False]'.",
     )
     runs: int = _field(3, "Runs per method, paired by seed.", lower_bound=1)
-    selection_metric: str = _field("ctcvr_auc", "Validation metric of epoch selection (an AUC or NLL).")
+    selection_metric: str = _field(
+        "ctcvr_nll",
+        "Validation metric of epoch selection (an AUC or NLL); the default, CTCVR log loss over all "
+        "impressions, is a proper scoring rule of what a log observes, so it sees calibration (an AUC does not).",
+    )
     positive_selection: bool = _field(
         True,
         "The recommendation assumes clicks select for conversion intent and "

@@ -20,11 +20,10 @@ import shutil
 import tempfile
 
 import keras
-import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import cli, export, metrics, optimizers
+from tfcvr import cli, export, metrics
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -127,21 +126,25 @@ def main(argv: list[str]) -> None:
     )
     with statistics_pipeline.named_errors():
         numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
-    with strategy.scope():
-        model = _build(model_class, schema, run, model_params, numeric_statistics)
-        model.compile(optimizer=optimizers.make_optimizer(run.optimization.optimizer, run.optimization.learning_rate))
 
     steps_per_epoch = run.runtime.steps_per_epoch
     if strategy_name == "multi_worker_mirrored":
         readers = strategy.num_replicas_in_sync
         logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
-    if strategy_name != "default" and steps_per_epoch is None:
-        # Workers must take the same number of steps; their shards need not hold the same records.
-        records = sum(1 for _ in tf.data.TFRecordDataset(train_pipeline.files))
-        steps_per_epoch = max(1, records // run.optimization.batch_size)
-        logging.info(
-            "%d training records: %d steps per epoch of %d.", records, steps_per_epoch, run.optimization.batch_size
-        )
+    records = None
+    if steps_per_epoch is None and (
+        strategy_name != "default" or run.optimization.learning_rate_schedule != "constant"
+    ):
+        # The learning-rate schedule's period is one epoch; workers must take the same number of steps.
+        with train_pipeline.named_errors():
+            records = pipeline_lib.count_records(train_pipeline.files)
+        logging.info("%d training records, batches of %d.", records, run.optimization.batch_size)
+        if strategy_name != "default":  # their shards need not hold the same records: a common count
+            steps_per_epoch = max(1, records // run.optimization.batch_size)
+    epoch_steps = steps_per_epoch or (None if records is None else max(1, -(-records // run.optimization.batch_size)))
+    with strategy.scope():
+        model = _build(model_class, schema, run, model_params, numeric_statistics)
+        model.compile(optimizer=run.optimization.make_optimizer(epoch_steps))
 
     def dataset_fn(input_context, epoch):
         return train_pipeline.dataset(
@@ -220,7 +223,7 @@ def main(argv: list[str]) -> None:
             steps_per_epoch,
             expected_steps_per_epoch=None
             if steps_per_epoch
-            else _expected_steps(train_pipeline.files, run.optimization.batch_size),
+            else epoch_steps or _expected_steps(train_pipeline.files, run.optimization.batch_size),
             on_epoch_end=evaluate,
         )
     if train_pipeline.invalid_conversions_dropped:
@@ -268,7 +271,7 @@ def _expected_steps(files: list, batch_size: int) -> int | None:
     try:
         if sum(tf.io.gfile.stat(f).length for f in files) > COUNT_RECORDS_UP_TO_BYTES:
             return None
-        records = int(tf.data.TFRecordDataset(files).reduce(np.int64(0), lambda count, _: count + 1))
+        records = pipeline_lib.count_records(files)
     except tf.errors.OpError:
         return None  # a damaged file: training reports it, naming the file and record
     return -(-records // batch_size)

@@ -270,12 +270,17 @@ def _restore_optimizer_state(model, source: WarmStartSource, mismatched: bool, m
             f"{method}; optimizer state is only restored from a checkpoint of the same method."
         )
     optimizers = model.optimizers()
-    learning_rates = [float(np.asarray(optimizer.learning_rate)) for optimizer in optimizers]
+    # A constant rate is a variable the checkpoint would overwrite; a schedule has none (a function of the step).
+    learning_rates = [
+        (optimizer, float(np.asarray(optimizer.learning_rate)))
+        for optimizer in optimizers
+        if isinstance(optimizer.learning_rate, keras.Variable)
+    ]
     try:
         tf.train.Checkpoint(model=model).read(source.path).expect_partial()
     except (ValueError, tf.errors.OpError) as e:
         raise WarmStartError(f"--warm_start_optimizer: the optimizer state of {source.path} does not fit: {e}") from e
-    for optimizer, learning_rate in zip(optimizers, learning_rates, strict=True):
+    for optimizer, learning_rate in learning_rates:
         optimizer.learning_rate = learning_rate  # Keras assigns it to the optimizer's learning-rate variable
     logging.info(
         "Restored the state of %d optimizer(s) at iteration %s.",

@@ -54,6 +54,11 @@ def resolve_files(file_pattern: str | Iterable[str]) -> list:
     return files
 
 
+def count_records(files: Sequence[str]) -> int:
+    """Records in the TFRecord `files` (one read pass: about a second per 256 MiB on local disk)."""
+    return int(tf.data.TFRecordDataset(list(files)).reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+
+
 def has_ground_truth(files: Sequence[str]) -> bool:
     """Whether the first record carries the simulator's ground-truth keys."""
     for record in tf.data.TFRecordDataset(files[:1]).take(1):
