@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import TINY_SCHEMA
 from tfcvr import models
 from tfcvr.optimizers import learning_rate_schedule, make_optimizer
-from tests.conftest import TINY_SCHEMA
 
 
 def test_cosine_per_epoch_decays_to_zero_within_every_epoch_and_restarts():
@@ -16,7 +16,7 @@ def test_cosine_per_epoch_decays_to_zero_within_every_epoch_and_restarts():
     # 0.2 · (1 + cos(π · (t mod 8) / 8)) / 2
     expected = [0.2 * (1 + math.cos(math.pi * (t % 8) / 8)) / 2 for t in range(20)]
     np.testing.assert_allclose([float(schedule(t)) for t in range(20)], expected, rtol=1e-5, atol=1e-8)  # float32
-    assert float(schedule(7)) < 0.01 * 0.2 and float(schedule(8)) == pytest.approx(0.2)
+    assert float(schedule(7)) < 0.04 * 0.2 and float(schedule(8)) == pytest.approx(0.2)
 
 
 def test_constant_is_the_rate_itself():
