@@ -1,6 +1,7 @@
 r"""Is every method sound at its defaults, and does the leaderboard's rule pick well? Over seeds and regimes.
 
     python benchmarks/debiasing_quality.py [--seeds 0,1,2,3,4] [--selection_strengths 1,0] [--rows 200000]
+        [--world '{"ctr_bias": -3.2, "cvr_bias": -3.9}'] [--epochs 1] [--learning_rate_schedule constant]
         [--methods naive,esmm,"ukd[detach_uncertainty_weight=False]",...] [--runs_jsonl runs.jsonl]
     python benchmarks/debiasing_quality.py --report runs.jsonl
 
@@ -49,6 +50,8 @@ COLUMNS = (
     ("oracle_cvr_nll", "oracle CVR NLL"),
     ("cvr_pcoc", "PCOC (clicked)"),
     ("cvr_bias_unclicked", "bias unclicked"),
+    ("ctr_pcoc", "Σ pCTR / clicks"),
+    ("ctcvr_pcoc", "Σ pCTCVR / conversions"),
 )
 REFERENCE = "naive"
 
@@ -142,6 +145,17 @@ def main():
         help="Regimes: weight of the simulator's hidden intent (0 = selection on features only).",
     )
     parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument(
+        "--world",
+        default="{}",
+        help="Simulator settings beside the regime, as JSON of SimulationConfig fields, e.g. a low-CTR world: "
+        '\'{"ctr_bias": -3.2, "cvr_bias": -3.9}\'.',
+    )
+    parser.add_argument(
+        "--learning_rate_schedule",
+        default=config_lib.OptimizationConfig.learning_rate_schedule,
+        help="The optimisation flag of trainer.task, to measure a schedule against the default.",
+    )
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch_size", type=int, default=1024)
     parser.add_argument(
@@ -163,6 +177,10 @@ def main():
         report_from_jsonl(args.report)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
+    world = json.loads(args.world)
+    if "selection_strength" in world:
+        parser.error("--world: give the selection strength by --selection_strengths")
+    simulate.SimulationConfig(**world)  # an unknown field fails before any work
     methods = [REFERENCE] + [m for m in args.methods.split(",") if m != REFERENCE]
     root = tempfile.mkdtemp(prefix="tfcvr-quality-")
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # the simulated logs; --runs_jsonl keeps the results
@@ -177,10 +195,15 @@ def main():
                 seed=seed,
                 eval_fraction=0.2,
                 valid_fraction=0.1,
-                config=simulate.SimulationConfig(selection_strength=strength),
+                config=simulate.SimulationConfig(**{**world, "selection_strength": strength}),
             )
             config = config_lib.BenchmarkConfig(
-                optimization=config_lib.OptimizationConfig(epochs=args.epochs, batch_size=args.batch_size, seed=seed),
+                optimization=config_lib.OptimizationConfig(
+                    epochs=args.epochs,
+                    batch_size=args.batch_size,
+                    seed=seed,
+                    learning_rate_schedule=args.learning_rate_schedule,
+                ),
                 leaderboard=config_lib.LeaderboardConfig(models=methods, runs=1),
                 report=config_lib.ReportConfig(output_dir=folder),
             )
@@ -204,6 +227,9 @@ def main():
                                     "selection_strength": strength,
                                     "rows": args.rows,
                                     "epochs": args.epochs,
+                                    "world": world,
+                                    "learning_rate_schedule": args.learning_rate_schedule,
+                                    "selected_epoch": run["selected_epoch"],
                                     "test": run["metrics"],
                                     "validation": run["validation_metrics"],
                                 }
@@ -215,7 +241,8 @@ def main():
             seeds,
             results,
             validation,
-            f"{args.rows} simulated rows (train/valid/test 70/10/20), {args.epochs} epoch(s), batch {args.batch_size}",
+            f"{args.rows} simulated rows (train/valid/test 70/10/20) of world {world or 'default'}, {args.epochs} "
+            f"epoch(s), batch {args.batch_size}, learning-rate schedule {args.learning_rate_schedule}",
         )
 
 

@@ -28,7 +28,7 @@ def test_constant_is_the_rate_itself():
 @pytest.mark.parametrize("steps", [None, 0])
 def test_cosine_needs_the_steps_of_an_epoch(steps):
     with pytest.raises(ValueError, match="needs the steps of one epoch"):
-        make_optimizer("adam", 1e-3, steps_per_epoch=steps)
+        make_optimizer("adam", 1e-3, schedule="cosine_per_epoch", steps_per_epoch=steps)
 
 
 def test_unknown_schedule_is_named():
@@ -39,7 +39,7 @@ def test_unknown_schedule_is_named():
 @pytest.mark.parametrize("name", ["adam", "lazy_adam"])
 def test_a_second_optimizer_and_a_saved_model_keep_the_schedule(name, tmp_path):
     model = models.build("dr_jl", TINY_SCHEMA, embedding_dim=4, hidden_units=(8,), tower_units=(4,))
-    model.compile(optimizer=make_optimizer(name, 1e-3, steps_per_epoch=5))
+    model.compile(optimizer=make_optimizer(name, 1e-3, schedule="cosine_per_epoch", steps_per_epoch=5))
     copy = model.imputation_optimizer  # DR-JL's second optimizer, made from the compiled one's config
     for optimizer in (model.optimizer, copy):
         assert isinstance(optimizer.get_config()["learning_rate"], dict)  # a serialized schedule, not a number
