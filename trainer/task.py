@@ -138,10 +138,13 @@ def main(argv: list[str]) -> None:
         # The learning-rate schedule's period is one epoch; workers must take the same number of steps.
         with train_pipeline.named_errors():
             records = pipeline_lib.count_records(train_pipeline.files)
-        logging.info("%d training records, batches of %d.", records, run.optimization.batch_size)
         if strategy_name != "default":  # their shards need not hold the same records: a common count
             steps_per_epoch = max(1, records // run.optimization.batch_size)
     epoch_steps = steps_per_epoch or (None if records is None else max(1, -(-records // run.optimization.batch_size)))
+    if records is not None:
+        logging.info(
+            "%d training records: %d steps per epoch of %d.", records, epoch_steps, run.optimization.batch_size
+        )
     with strategy.scope():
         model = _build(model_class, schema, run, model_params, numeric_statistics)
         model.compile(optimizer=run.optimization.make_optimizer(epoch_steps))
