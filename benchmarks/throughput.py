@@ -158,7 +158,7 @@ def measure_model(
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
-    # At the default schedule, with one pass as its period (its cost per step does not depend on the period).
+    # The default schedule; the timed steps as its period should it be cosine_per_epoch (same cost per step).
     model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3, steps_per_epoch=warmup + steps))
     loop = TrainingLoop(
         model,

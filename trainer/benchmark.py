@@ -155,8 +155,10 @@ class Leaderboard:
             return statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
 
     @functools.cached_property
-    def steps_per_epoch(self) -> int:
-        """Optimizer steps of one pass over the training files (the learning-rate schedule's period): read once."""
+    def steps_per_epoch(self) -> int | None:
+        """Optimizer steps of one pass over the training files, read once when the learning-rate schedule needs them."""
+        if not self.config.optimization.needs_steps_per_epoch:
+            return None
         with self._train.named_errors():
             return max(1, -(-pipeline_lib.count_records(self._train.files) // self.batch_size))
 

@@ -132,6 +132,11 @@ class OptimizationConfig(_Section):
         0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses seed + r - 1)."
     )
 
+    @property
+    def needs_steps_per_epoch(self) -> bool:
+        """Whether `make_optimizer` needs the steps of one epoch (the schedule's period)."""
+        return optimizers.needs_steps_per_epoch(self.learning_rate_schedule)
+
     def make_optimizer(self, steps_per_epoch: int | None) -> keras.optimizers.Optimizer:
         """A fresh optimizer as configured; `steps_per_epoch` (steps of one pass) is the schedule's period."""
         return optimizers.make_optimizer(

@@ -132,9 +132,7 @@ def main(argv: list[str]) -> None:
         readers = strategy.num_replicas_in_sync
         logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
     records = None
-    if steps_per_epoch is None and (
-        strategy_name != "default" or run.optimization.learning_rate_schedule != "constant"
-    ):
+    if steps_per_epoch is None and (strategy_name != "default" or run.optimization.needs_steps_per_epoch):
         # The learning-rate schedule's period is one epoch; workers must take the same number of steps.
         with train_pipeline.named_errors():
             records = pipeline_lib.count_records(train_pipeline.files)

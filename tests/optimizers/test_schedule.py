@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import TINY_SCHEMA
 from tfcvr import models
-from tfcvr.optimizers import learning_rate_schedule, make_optimizer
+from tfcvr.optimizers import learning_rate_schedule, make_optimizer, needs_steps_per_epoch
 
 
 def test_cosine_per_epoch_decays_to_zero_within_every_epoch_and_restarts():
@@ -48,3 +48,8 @@ def test_a_second_optimizer_and_a_saved_model_keep_the_schedule(name, tmp_path):
     loaded = keras.models.load_model(path)
     config = loaded.optimizer.get_config()["learning_rate"]
     assert config["class_name"] == "CosineDecayRestarts" and config["config"]["first_decay_steps"] == 5
+
+
+def test_only_a_decaying_schedule_needs_the_epoch_length():
+    # The command lines count the training records only for these (an extra read pass otherwise saved).
+    assert [s for s in ("constant", "cosine_per_epoch") if needs_steps_per_epoch(s)] == ["cosine_per_epoch"]

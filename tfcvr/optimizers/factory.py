@@ -1,6 +1,6 @@
 """Optimizers and learning-rate schedules by name, for the command lines (`--optimizer`, `--learning_rate_schedule`).
 
-Why the default schedule decays within every epoch: with a constant learning
+Why `cosine_per_epoch` decays within every epoch: with a constant learning
 rate, Adam keeps moving every weight by about the learning rate per step, and
 with rare labels (CTR of a few percent, CTCVR of a few per mille) the batch
 to batch noise of the label counts moves the output's log-odds with it. The
@@ -28,6 +28,11 @@ SCHEDULES = ("cosine_per_epoch", "constant")
 DEFAULT_SCHEDULE = "constant"
 
 
+def needs_steps_per_epoch(schedule: str) -> bool:
+    """Whether `schedule`'s learning rate depends on the steps of one epoch (its period)."""
+    return schedule != "constant"
+
+
 def learning_rate_schedule(
     schedule: str, learning_rate: float, steps_per_epoch: int | None = None
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
@@ -41,7 +46,7 @@ def learning_rate_schedule(
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"Unknown learning-rate schedule {schedule!r}; expected one of {list(SCHEDULES)}.")
-    if schedule == "constant":
+    if not needs_steps_per_epoch(schedule):
         return learning_rate
     if steps_per_epoch is None or steps_per_epoch < 1:
         raise ValueError(
