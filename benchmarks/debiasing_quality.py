@@ -52,6 +52,8 @@ COLUMNS = (
     ("cvr_bias_unclicked", "bias unclicked"),
     ("ctr_pcoc", "Σ pCTR / clicks"),
     ("ctcvr_pcoc", "Σ pCTCVR / conversions"),
+    ("oracle_ctr_pcoc", "Σ pCTR / Σ true_ctr"),
+    ("oracle_ctcvr_pcoc", "Σ pCTCVR / Σ true_ctr·true_cvr"),
 )
 REFERENCE = "naive"
 

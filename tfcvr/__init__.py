@@ -6,7 +6,7 @@ The public API is one module down:
   `CVRModel` (every method a Keras model: `fit`, `save`/`keras.models.load_model`,
   `raw_feature_model()`).
 * `tfcvr.data`: `Schema`, `load_schema`, `TFRecordPipeline`,
-  `numeric_statistics`, `feature_columns`; `from tfcvr.data import simulate`
+  `training_statistics` (`numeric_statistics`, `label_rates`), `feature_columns`; `from tfcvr.data import simulate`
   for the simulator with ground truth.
 * `tfcvr.metrics`: `evaluate(model, dataset)`, `compute_metrics`,
   `format_table`, `paired_difference`.

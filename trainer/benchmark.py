@@ -149,10 +149,10 @@ class Leaderboard:
         )
 
     @functools.cached_property
-    def numeric_statistics(self) -> dict:
-        """Of the unshuffled training files, so the same for every method and run: read once."""
+    def data_statistics(self) -> dict:
+        """`numeric_statistics` and `label_rates` of the unshuffled training files: one read for every run."""
         with self._train.named_errors():
-            return statistics.numeric_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
+            return statistics.training_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
 
     @functools.cached_property
     def steps_per_epoch(self) -> int | None:
@@ -162,9 +162,15 @@ class Leaderboard:
         with self._train.named_errors():
             return max(1, -(-pipeline_lib.count_records(self._train.files) // self.batch_size))
 
-    def train_and_select(self, name: str, run: int) -> tuple[models.CVRModel, dict, tuple[dict, dict]]:
+    def train_and_select(
+        self, name: str, run: int, initial_weights: dict | None = None, on_epoch=None
+    ) -> tuple[models.CVRModel, dict, tuple[dict, dict]]:
         """Trains `name` with seed+run, keeping the weights of the best validation epoch.
 
+        `initial_weights`: {variable path: value} to start from instead of the
+        initialisation (a warm start from an earlier day's `weights_by_path`,
+        weights only, as `--warm_start_from` does). `on_epoch(epoch, model)`:
+        called after each epoch's validation (a benchmark scoring every epoch).
         Returns (model, history, (predictions, labels) of the validation files at the selected epoch).
         """
         seed = self.seed + run
@@ -175,7 +181,7 @@ class Leaderboard:
         model = models.build(
             method,
             self.schema,
-            numeric_statistics=self.numeric_statistics,
+            **self.data_statistics,
             **{**self.config.architecture.model_kwargs(), **params},
         )
         model.compile(optimizer=self.config.optimization.make_optimizer(self.steps_per_epoch))
@@ -189,6 +195,8 @@ class Leaderboard:
             steps_per_execution=STEPS_PER_EXECUTION,
         )
         weights = model.weights_by_path()
+        for path, value in (initial_weights or {}).items():
+            weights[path].assign(value)
         history, best_value, best_weights, best_epoch, best_validation = [], float("nan"), None, None, None
         try:
             for epoch in range(1, self.epochs + 1):
@@ -208,6 +216,8 @@ class Leaderboard:
                     f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
                     f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else "")
                 )
+                if on_epoch is not None:
+                    on_epoch(epoch, model)
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         for path, value in best_weights.items():

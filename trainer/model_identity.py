@@ -20,13 +20,17 @@ from absl import app, logging
 import tfcvr
 
 IDENTITY_FILE = "model_identity.json"
+# Measured on each run's training data, not chosen: a new day's data changes them, the checkpoint still fits.
+DATA_STATISTICS = ("numeric_statistics", "label_rates")
 # Not part of what the checkpoint is: recorded, a change only logged.
 INFORMATIONAL = ("tfcvr_version",)
 
 
 def model_identity(model_name: str, model_config: dict) -> dict:
     """The identity of a model built as `model_name` with `model_config` (its `get_config()`)."""
-    config = {k: v for k, v in model_config.items() if k not in ("schema", "numeric_statistics")}
+    config = {
+        k: v for k, v in model_config.items() if k != "schema" and k not in DATA_STATISTICS
+    }  # the schema: by fingerprint
     schema = json.dumps(model_config["schema"], sort_keys=True).encode()
     return {
         "model": model_name,

@@ -125,7 +125,11 @@ def main(argv: list[str]) -> None:
         train_files, schema, run.optimization.batch_size, invalid_conversion=run.data.invalid_conversion
     )
     with statistics_pipeline.named_errors():
-        numeric_statistics = statistics.numeric_statistics(statistics_pipeline.dataset(), schema)
+        data_statistics = statistics.training_statistics(statistics_pipeline.dataset(), schema)
+    logging.info(
+        "Task heads start at the training data's base rates: %s.",
+        ", ".join(f"{k} {v:.4g}" for k, v in data_statistics["label_rates"].items()),
+    )
 
     steps_per_epoch = run.runtime.steps_per_epoch
     if strategy_name == "multi_worker_mirrored":
@@ -144,7 +148,7 @@ def main(argv: list[str]) -> None:
             "%d training records: %d steps per epoch of %d.", records, epoch_steps, run.optimization.batch_size
         )
     with strategy.scope():
-        model = _build(model_class, schema, run, model_params, numeric_statistics)
+        model = _build(model_class, schema, run, model_params, data_statistics)
         model.compile(optimizer=run.optimization.make_optimizer(epoch_steps))
 
     def dataset_fn(input_context, epoch):
@@ -298,14 +302,16 @@ def _report_to_tuner(metric, results, global_step):
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", metric, results[metric])
 
 
-def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, numeric_statistics=None):
-    """The configured method on `schema`; an invalid method argument is a UsageError naming --model_params."""
+def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, data_statistics=None):
+    """The configured method on `schema`; an invalid method argument is a UsageError naming --model_params.
+
+    `data_statistics`: the training data's `numeric_statistics` and `label_rates`
+    (None for the probe that checks the arguments before any data is read).
+    """
     try:
-        return model_class(
-            schema=schema, numeric_statistics=numeric_statistics, **run.architecture.model_kwargs(), **model_params
-        )
+        return model_class(schema=schema, **(data_statistics or {}), **run.architecture.model_kwargs(), **model_params)
     except (ValueError, TypeError) as e:
-        if numeric_statistics is not None:
+        if data_statistics is not None:
             raise
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"

@@ -60,3 +60,14 @@ def test_propensity_and_oracle_log_loss():
     expected = -np.mean(potential * np.log(cvr) + (1 - potential) * np.log(1 - cvr))
     assert m["oracle_cvr_nll"] == pytest.approx(expected)
     assert "propensity_auc" not in compute_metrics(PREDICTIONS, LABELS)
+
+
+def test_oracle_calibration_of_ctr_and_ctcvr_against_the_expected_counts():
+    true_ctr = np.array([0.8, 0.5, 0.6, 0.1, 0.4, 0.2])
+    m = compute_metrics(PREDICTIONS, {**LABELS, "true_ctr": true_ctr})
+    # Σ pCTR = 3.3 against Σ true_ctr = 2.6 (the 3 clicks drawn do not enter).
+    assert m["oracle_ctr_pcoc"] == pytest.approx(3.3 / 2.6)
+    expected_conversions = float(np.sum(true_ctr * LABELS["true_cvr"]))  # .4+.1+.36+.01+.12+.04 = 1.03
+    assert m["oracle_ctcvr_pcoc"] == pytest.approx(float(np.sum(PREDICTIONS["ctcvr"])) / expected_conversions)
+    assert expected_conversions == pytest.approx(1.03)
+    assert "oracle_ctr_pcoc" not in compute_metrics(PREDICTIONS, LABELS)  # needs true_ctr

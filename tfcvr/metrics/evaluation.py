@@ -44,6 +44,8 @@ METRIC_DESCRIPTIONS = {
     "cvr_bias_clicked": "mean pCVR - mean true_cvr, clicked impressions (ground truth)",
     "cvr_bias_unclicked": "mean pCVR - mean true_cvr, unclicked impressions (ground truth)",
     "oracle_cvr_pcoc": "Σ pCVR / Σ true_cvr, all impressions (ground truth)",
+    "oracle_ctr_pcoc": "Σ pCTR / Σ true_ctr, all impressions (ground truth: ctr_pcoc without the clicks' draw)",
+    "oracle_ctcvr_pcoc": "Σ pCTCVR / Σ true_ctr·true_cvr, all impressions (ground truth)",
     "propensity_auc": "AUC of the click propensity against click (IPW/DR methods)",
     "propensity_nll": "log loss of the click propensity against click",
     "propensity_calibration": "mean click propensity / observed CTR (1 = calibrated)",
@@ -63,7 +65,7 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr: npt.ArrayLik
       labels: {"click", "conversion"} arrays; with `group` (raw group ids of
         the schema's group_key) the GAUC metrics are added; with `true_cvr`
         and `potential_conversion` (the simulator's ground truth) the oracle
-        metrics.
+        metrics, with `true_ctr` too the oracle calibration of pCTR and pCTCVR.
       reference_ctr: the pCTR that weights D-AUC/D-NLL. UKD's paper (Xu et al.,
         WWW 2022, §4.1.3) takes it from one independently trained CTR model, so that every method is weighted
         alike; default: the model's own pCTR.
@@ -109,6 +111,12 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr: npt.ArrayLik
         results["cvr_bias_clicked"] = _mean_difference(cvr[click], true_cvr[click])
         results["cvr_bias_unclicked"] = _mean_difference(cvr[~click], true_cvr[~click])
         results["oracle_cvr_pcoc"] = calibration.pcoc(cvr, true_cvr)
+    if "true_ctr" in labels and "true_cvr" in labels:
+        # The expected label counts of these rows: calibration without the Bernoulli draw of the labels, whose
+        # noise (±2/√positives) dominates Σ prediction / Σ label on a small test split.
+        true_ctr = np.asarray(labels["true_ctr"], np.float64)
+        results["oracle_ctr_pcoc"] = calibration.pcoc(ctr, true_ctr)
+        results["oracle_ctcvr_pcoc"] = calibration.pcoc(ctcvr, true_ctr * np.asarray(labels["true_cvr"], np.float64))
     if "propensity" in predictions:
         propensity = np.asarray(predictions["propensity"], np.float64)
         results["propensity_auc"] = _auc(click, propensity)

@@ -27,6 +27,7 @@ MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 """
 
 import dataclasses
+import math
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
@@ -36,6 +37,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.data import schema as schema_lib
+from tfcvr.data.statistics import LABEL_RATES
 from tfcvr.layers import MLP, FeatureEmbedding, SchemaTransform, make_backbone
 
 # Every method serves these three, whatever heads it trains (README.md, section "Serving").
@@ -60,7 +62,41 @@ class ModelSpec:
     dropout: float
     numeric_statistics: dict
     options: types.MappingProxyType
+    label_rates: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     embedded: Any = None
+
+    def log_odds(self, rate: str) -> float:
+        """log(p / (1 - p)) of a label rate ("ctr", "cvr", "ctcvr"); 0 (p = 1/2) when the model was given none.
+
+        A head's starting bias: at it, the head predicts the base rate of its
+        label before any step (`CVRModel`'s `label_rates`).
+        """
+        if rate not in self.label_rates:
+            return 0.0
+        p = self.label_rates[rate]
+        return math.log(p / (1.0 - p))
+
+
+def head(
+    task: str, hidden: keras.KerasTensor, initial_logit: float, activation: str | None = "sigmoid"
+) -> keras.KerasTensor:
+    """A task's one-unit output layer, shape [batch], its bias starting at `initial_logit` (`ModelSpec.log_odds`)."""
+    dense = keras.layers.Dense(
+        1, activation=activation, bias_initializer=keras.initializers.Constant(initial_logit), name=f"{task}_head"
+    )
+    return keras.ops.squeeze(dense(hidden), axis=-1)
+
+
+def _checked_label_rates(label_rates: Mapping[str, float] | None) -> dict:
+    """`label_rates` as {rate: float}, or a ValueError naming the rate and what was expected."""
+    rates = {}
+    for name, value in dict(label_rates or {}).items():
+        if name not in LABEL_RATES:
+            raise ValueError(f"`label_rates` names unknown rate {name!r}; expected some of {list(LABEL_RATES)}.")
+        if not 0.0 < float(value) < 1.0:
+            raise ValueError(f"`label_rates[{name!r}]` must be a rate strictly between 0 and 1. Received: {value!r}")
+        rates[name] = float(value)
+    return rates
 
 
 def with_options(kwargs: dict, **options) -> dict:
@@ -121,6 +157,15 @@ class CVRModel(keras.Model):
       dropout: dropout in the backbone and towers.
       numeric_statistics: {numeric feature: [mean, variance]} used to
         standardise numeric inputs (`tfcvr.data.numeric_statistics`).
+      label_rates: {"ctr", "cvr", "ctcvr": base rate in (0, 1)} of the
+        training data (`tfcvr.data.label_rates`; cvr is the rate on clicks).
+        Each task head's bias starts at its label's log-odds, so the first
+        predictions are the base rates instead of 1/2: with rare labels the
+        output otherwise spends its first steps (and, under a decaying
+        learning rate, the whole of a short run) walking down from 1/2,
+        and ends above the observed rate. The initial bias of Karpathy's "A
+        Recipe for Training Neural Networks" (2019, "init well") and of
+        TensorFlow's imbalanced-data tutorial. None: biases start at 0.
       options: the method's own arguments, passed up by its constructor
         (`with_options`); not for users.
     """
@@ -140,6 +185,7 @@ class CVRModel(keras.Model):
         num_experts=4,
         dropout=0.0,
         numeric_statistics=None,
+        label_rates=None,
         name=None,
         options: dict | None = None,
         **kwargs,
@@ -149,6 +195,7 @@ class CVRModel(keras.Model):
         unknown = sorted(set(numeric_statistics) - {f.name for f in schema_obj.numeric})
         if unknown:
             raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
+        label_rates = _checked_label_rates(label_rates)
         options = dict(options or {})
         inputs = self.feature_inputs(schema_obj)
         spec = ModelSpec(
@@ -161,6 +208,7 @@ class CVRModel(keras.Model):
             dropout=dropout,
             numeric_statistics=numeric_statistics,
             options=types.MappingProxyType(options),
+            label_rates=types.MappingProxyType(label_rates),
         )
         spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
         representations = make_backbone(
@@ -182,6 +230,7 @@ class CVRModel(keras.Model):
             "num_experts": num_experts,
             "dropout": dropout,
             "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
+            "label_rates": label_rates,
             **options,
         }
 
@@ -229,12 +278,21 @@ class CVRModel(keras.Model):
 
     @staticmethod
     def task_tower(
-        task: str, representation: keras.KerasTensor, spec: ModelSpec, activation: str | None = "sigmoid"
+        task: str,
+        representation: keras.KerasTensor,
+        spec: ModelSpec,
+        activation: str | None = "sigmoid",
+        initial_logit: float | None = None,
     ) -> keras.KerasTensor:
-        """MLP tower and one-unit head of a task (a probability by default), shape [batch]."""
+        """MLP tower and one-unit head of a task (a probability by default), shape [batch].
+
+        The head's bias starts at `initial_logit`; by default at the log-odds of
+        the task's own label rate (`spec.log_odds(task)`: ctr, cvr, ctcvr), 0
+        for a head that predicts something else. A head predicting another
+        label passes its rate's log-odds (a click propensity: `spec.log_odds("ctr")`).
+        """
         hidden = MLP(spec.tower_units, dropout=spec.dropout, name=f"{task}_tower")(representation)
-        output = keras.layers.Dense(1, activation=activation, name=f"{task}_head")(hidden)
-        return keras.ops.squeeze(output, axis=-1)
+        return head(task, hidden, spec.log_odds(task) if initial_logit is None else initial_logit, activation)
 
     @staticmethod
     def ctr_log_loss(labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> tf.Tensor:

@@ -64,7 +64,7 @@ class CounterfactualModel(CVRModel):
         else:
             embedded = self.feature_embedding(spec, name="propensity_embedding")(inputs)
             hidden = MLP(spec.hidden_units, dropout=spec.dropout, name="propensity_bottom")(embedded)
-            outputs["propensity"] = self.task_tower("propensity", hidden, spec)
+            outputs["propensity"] = self.task_tower("propensity", hidden, spec, initial_logit=spec.log_odds("ctr"))
         return outputs
 
     def click_losses(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict:

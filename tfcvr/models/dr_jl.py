@@ -54,7 +54,9 @@ class DRJL(CounterfactualModel):
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
-        outputs["imputed_conversion"] = self.task_tower("imputation", task_representations["cvr"], spec)
+        outputs["imputed_conversion"] = self.task_tower(
+            "imputation", task_representations["cvr"], spec, initial_logit=spec.log_odds("cvr")
+        )
         return outputs
 
     @property

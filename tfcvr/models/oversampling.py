@@ -51,8 +51,12 @@ class Oversampling(CVRModel):
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
-        logit = self.task_tower("cvr", task_representations["cvr"], spec, activation=None)
         options = spec.options
+        # r̂_k estimates the odds of conversion times k: it starts at the base rate's log-odds + log k.
+        oversampled_log_odds = spec.log_odds("cvr") + math.log(options["oversampling_rate"])
+        logit = self.task_tower(
+            "cvr", task_representations["cvr"], spec, activation=None, initial_logit=oversampled_log_odds
+        )
         shift = math.log(options["oversampling_rate"]) if options["correct_prediction"] else 0.0
         cvr = keras.ops.sigmoid(logit - shift)
         return {

@@ -9,7 +9,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, ModelSpec, preset_arguments, with_options
+from tfcvr.models.base import CVRModel, ModelSpec, head, preset_arguments, with_options
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
@@ -154,8 +154,7 @@ class UKD(CVRModel):
                 dropped = keras.layers.Dropout(spec.options["student_dropout"], name=f"{predictor}_dropout")(
                     conversion_representation
                 )
-                head = keras.layers.Dense(1, activation="sigmoid", name=f"{predictor}_head")(dropped)
-                outputs[predictor] = keras.ops.squeeze(head, axis=-1)
+                outputs[predictor] = head(predictor, dropped, spec.log_odds("cvr"))
             outputs["cvr"] = keras.ops.multiply(0.5, outputs["cvr_first"] + outputs["cvr_second"])  # A.1
         else:
             outputs["cvr"] = self.task_tower("cvr", task_representations["cvr"], spec)
@@ -181,8 +180,12 @@ class UKD(CVRModel):
         reversed_representation = GradientReversal(self.reversal_scale, name="gradient_reversal")(representation)
         outputs = {
             "teacher_representation": representation,  # h^(T)
-            "teacher_cvr": self.task_tower("teacher_cvr", representation, teacher_spec),  # p_T
-            "click_discriminator": self.task_tower("click_discriminator", reversed_representation, teacher_spec),
+            "teacher_cvr": self.task_tower(
+                "teacher_cvr", representation, teacher_spec, initial_logit=spec.log_odds("cvr")
+            ),  # p_T
+            "click_discriminator": self.task_tower(
+                "click_discriminator", reversed_representation, teacher_spec, initial_logit=spec.log_odds("ctr")
+            ),
         }
         return keras.Model(inputs=inputs, outputs=outputs, name="teacher")
 
