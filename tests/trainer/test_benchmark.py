@@ -155,3 +155,23 @@ def test_a_diverged_run_is_reported_counted_and_set_aside(tiny_data, tmp_path, m
     assert advice["recommended"] == "naive" and "diverged" in advice["excluded"]["esmm"]
     with open(tmp_path / "runs.csv") as f:
         assert [r["valid_ctcvr_auc"] for r in csv.DictReader(f) if r["method"] == "esmm"] == ["diverged"] * 2
+
+
+def test_train_and_select_starts_from_initial_weights_and_calls_on_epoch(tiny_data, tmp_path):
+    board = benchmark.Leaderboard(tiny_data, _config(tmp_path, epochs=2), log=lambda line: None)
+    trained, _, _ = board.train_and_select("esmm", 0)
+    start = {path: variable.numpy() for path, variable in trained.weights_by_path().items()}
+    bias = next(path for path in start if path.endswith("cvr_head/bias"))
+    start[bias] = start[bias] + 5.0  # far from anywhere an initialisation or training puts it
+    seen = []
+    board.train_and_select(
+        "esmm",
+        0,
+        initial_weights=start,
+        on_epoch=lambda epoch, model: seen.append((epoch, model.weights_by_path()[bias].numpy()[0])),
+    )
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    # Adam moves a weight by at most about the learning rate (1e-3) per step: 8 steps per epoch.
+    assert abs(seen[0][1] - start[bias][0]) < 0.05
+    with pytest.raises(KeyError):
+        board.train_and_select("esmm", 0, initial_weights={"no/such/weight": 0.0})

@@ -1,0 +1,293 @@
+r"""Does every method hold in every world, epoch and day? A sweep of simulated worlds with ground truth.
+
+    python benchmarks/debiasing_sweep.py [--mode full|quick] [--worlds default,low_ctr,...]
+        [--methods naive,esmm,...] [--runs_jsonl sweep.jsonl]
+    python benchmarks/debiasing_sweep.py --report sweep.jsonl
+
+Worlds (`WORLDS`) span production regimes of the built-in simulator: CTR
+1-10%, true CVR on clicks 2-28%, selection on the features only up to
+strong hidden intent, users and items from hundreds to hundreds of
+thousands. In each world and seed one log (train/valid/test 70/10/20) is
+shared by every method; `trainer.benchmark.Leaderboard` trains each at the
+library's defaults for `epochs` epochs (paired: same data, order and
+initialisation), and both the first epoch and the validation-selected epoch
+(by the leaderboard's selection metric) are scored on the test split. In
+the `day_worlds`, three days of the same world follow (`simulate --day`):
+day 1 from scratch, days 2 and 3 warm-started from the previous day's
+selected weights (weights only, as `--warm_start_from`), each scored on its
+own day's test split.
+
+Per world (and per day) it prints the metric table, the soundness table of
+benchmarks/debiasing_quality.py for the first and the selected epoch,
+the calibration table (Σ pCTR / clicks and Σ pCTCVR / conversions over all
+test impressions within ±5%, or 2/√positives where that is wider, in every
+run) and the recommendation (validation metrics only) against the ground
+truth. `--mode quick` runs every world with fewer rows, one seed, two
+epochs and a few methods (about 15 minutes on 2 cores); `full` is the sweep
+(about 90 minutes for the methods it lists; README, section "Debiasing
+quality", has its record).
+"""
+
+import argparse
+import atexit
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import debiasing_quality  # noqa: E402 (the sibling benchmark: its soundness table and recommendation check)
+
+from tfcvr import metrics  # noqa: E402
+from tfcvr.data import simulate  # noqa: E402
+from trainer import config as config_lib  # noqa: E402
+from trainer.benchmark import Leaderboard  # noqa: E402
+
+# name -> (SimulationConfig fields, impressions in full mode); rates measured on 200k rows of seed 0.
+WORLDS = {
+    # CTR 7.9%, true CVR 24.7% clicked / 7.8% unclicked, hidden intent 1 (the simulator's defaults).
+    "default": ({}, 200_000),
+    # CTR 3.8%, CVR 9.7% / 3.3%, CTCVR 0.37%, weaker intent.
+    "low_ctr": ({"ctr_bias": -3.2, "cvr_bias": -3.9, "selection_strength": 0.5}, 300_000),
+    # CTR 9.9%, CVR 23.6% / 12.8%: selection on the features only; 300 users, 200 items.
+    "features_only": (
+        {"ctr_bias": -2.0, "cvr_bias": -2.2, "selection_strength": 0.0, "num_users": 300, "num_items": 200},
+        100_000,
+    ),
+    # CTR 7.1%, CVR 28.2% / 3.7%: strong hidden intent (the unclicked space's CVR is 1/8 of the clicked one's).
+    "strong_intent": ({"ctr_bias": -3.6, "cvr_bias": -4.6, "selection_strength": 2.0}, 300_000),
+    # CTR 5.6%, CVR 2.0% / 0.4%, CTCVR 0.12%; 20k users, 5k items.
+    "rare_conversion": (
+        {"ctr_bias": -3.0, "cvr_bias": -6.3, "num_users": 20_000, "num_items": 5_000},
+        600_000,
+    ),
+    # CTR 1.1%, CVR 22.3% / 5.7%; 50k users, 20k items.
+    "very_low_ctr": (
+        {"ctr_bias": -4.8, "cvr_bias": -3.6, "num_users": 50_000, "num_items": 20_000},
+        600_000,
+    ),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Mode:
+    seeds: tuple
+    epochs: int
+    row_fraction: float
+    methods: tuple
+    day_worlds: tuple
+    days: int = 3
+
+
+MODES = {
+    "full": Mode(
+        seeds=(0, 1, 2),
+        epochs=3,
+        row_fraction=0.25,
+        methods=tuple(debiasing_quality._distinct_methods()),
+        day_worlds=("low_ctr", "strong_intent"),
+    ),
+    "quick": Mode(
+        seeds=(0,),
+        epochs=2,
+        row_fraction=0.25,
+        methods=("naive", "esmm", "escm2_ipw", "dr_jl", "nise", "ddpo"),
+        day_worlds=("low_ctr",),
+    ),
+}
+# Σ prediction / Σ label over all test impressions: within this, or two standard errors of the label count.
+CALIBRATION_TOLERANCE = 0.05
+
+
+def calibration_bound(positives: float) -> float:
+    """The allowed |Σ prediction / Σ label − 1|: 5%, or 2/√positives where the label count's noise is wider."""
+    return max(CALIBRATION_TOLERANCE, 2.0 / math.sqrt(positives)) if positives > 0 else math.inf
+
+
+def calibration_table(results: dict) -> str:
+    """Per method: the range over runs of Σ pCTR / clicks and Σ pCTCVR / conversions; ✓ when all are within bound."""
+    lines = [
+        "Calibration over all test impressions (every run within ±5% or 2/√positives): ✓ meets, ✗ fails",
+        "",
+        "| method | Σ pCTR / clicks | Σ pCTCVR / conversions | oracle pCTR | oracle pCTCVR | calibrated |",
+        "|---|---|---|---|---|---|",
+    ]
+    for method, runs in results.items():
+        cells, ok = [], True
+        for metric, count in (("ctr_pcoc", "clicks"), ("ctcvr_pcoc", "conversions")):
+            values = [r.get(metric, math.nan) for r in runs]
+            within = all(abs(v - 1) <= calibration_bound(r.get(count, 0)) for v, r in zip(values, runs))
+            ok &= within
+            cells.append(f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f} {'✓' if within else '✗'}")
+        for metric in ("oracle_ctr_pcoc", "oracle_ctcvr_pcoc"):
+            values = [r.get(metric, math.nan) for r in runs]
+            cells.append(f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
+    return "\n".join(lines)
+
+
+def _config(methods, seed: int, folder: str, epochs: int) -> config_lib.BenchmarkConfig:
+    return config_lib.BenchmarkConfig(
+        optimization=config_lib.OptimizationConfig(epochs=epochs, seed=seed),
+        leaderboard=config_lib.LeaderboardConfig(models=list(methods), runs=1),
+        report=config_lib.ReportConfig(output_dir=folder),
+    )
+
+
+def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
+    """Every seed (and day) of `world`: trains, scores and writes one JSON line per method, seed, day and epoch kind."""
+    settings, rows = WORLDS[world]
+    rows = int(rows * mode.row_fraction)
+    days = range(1, mode.days + 1) if world in mode.day_worlds else (None,)
+    for seed in mode.seeds:
+        previous = {}
+        for day in days:
+            folder = os.path.join(root, f"{world}-seed{seed}-day{day}")
+            data = simulate.write_simulation(
+                folder,
+                rows,
+                seed=seed,
+                eval_fraction=0.2,
+                valid_fraction=0.1,
+                config=simulate.SimulationConfig(**settings),
+                day=day,
+            )
+            # A warm-started day trains one epoch, as a daily retrain does; day 1 and single-day worlds all epochs.
+            epochs = 1 if previous else mode.epochs
+            board = Leaderboard(data, _config(methods, seed, folder, epochs), log=lambda line: None)
+            # naive comes first: its pCTR weighs every method's D-AUC/D-NLL, as on the leaderboard.
+            reference = {}
+            for method in board.model_names:
+                first = {}
+
+                def score_first_epoch(epoch, model, first=first, reference=reference, board=board):
+                    if epoch == 1:
+                        first.update(_metrics(board.score_test(model), reference.get("test")))
+
+                model, selection, validation = board.train_and_select(
+                    method, 0, initial_weights=previous.get(method), on_epoch=score_first_epoch
+                )
+                test = board.score_test(model)
+                if method == debiasing_quality.REFERENCE:
+                    reference.update(test=test[0]["ctr"], validation=validation[0]["ctr"])
+                selected = _metrics(test, reference["test"])
+                previous[method] = {path: v.numpy() for path, v in model.weights_by_path().items()}
+                for kind, test in (("first", first), ("selected", selected)):
+                    write(
+                        {
+                            "world": world,
+                            "seed": seed,
+                            "day": day,
+                            "warm_started": day is not None and day > 1,
+                            "method": method,
+                            "epoch_kind": kind,
+                            "epochs": epochs,
+                            "rows": rows,
+                            "selected_epoch": selection["selected_epoch"],
+                            "settings": settings,
+                            "test": test,
+                            "validation": _metrics(validation, reference["validation"]),
+                        }
+                    )
+
+
+def _metrics(scored: tuple, reference_ctr) -> dict:
+    """Metrics of (predictions, labels), D-AUC/D-NLL weighted by naive's pCTR (`reference_ctr`)."""
+    predictions, labels = scored
+    return metrics.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
+
+
+def report(lines: list) -> None:
+    """The tables of every world (and day), from the JSON lines (a later line for the same run wins)."""
+    latest = {}
+    for run in lines:
+        latest[(run["world"], run["day"], run["epoch_kind"], run["seed"], run["method"])] = run
+    groups = sorted({key[:2] for key in latest}, key=lambda k: (k[0], k[1] or 0))
+    for world, day in groups:
+        keys = [k for k in latest if k[:2] == (world, day)]
+        methods = [debiasing_quality.REFERENCE] + sorted({k[4] for k in keys} - {debiasing_quality.REFERENCE})
+        seeds = sorted({k[3] for k in keys})
+        sample = latest[keys[0]]
+        title = f"## {world}" + (f", day {day}" + (" (warm-started)" if sample["warm_started"] else "") if day else "")
+        print(
+            f"\n{title}: {len(seeds)} seed(s), {sample['rows']} rows, {sample['epochs']} epoch(s), {sample['settings']}"
+        )
+        for kind in ("first", "selected"):
+            complete = [s for s in seeds if all((world, day, kind, s, m) in latest for m in methods)]
+            if not complete:
+                continue
+            results = {m: [latest[(world, day, kind, s, m)]["test"] for s in complete] for m in methods}
+            validation = {m: [latest[(world, day, kind, s, m)]["validation"] for s in complete] for m in methods}
+            print(f"\n### {'first epoch' if kind == 'first' else 'validation-selected epoch'}\n")
+            print("| method | " + " | ".join(t for _, t in debiasing_quality.COLUMNS) + " |")
+            print("|---|" + "---|" * len(debiasing_quality.COLUMNS))
+            for m in methods:
+                cells = [
+                    "{:.4f} ± {:.4f}".format(*debiasing_quality._mean_sd([r.get(k, math.nan) for r in results[m]]))
+                    for k, _ in debiasing_quality.COLUMNS
+                ]
+                print(f"| {m} | " + " | ".join(cells) + " |")
+            print()
+            print(debiasing_quality.soundness_table(results))
+            print()
+            print(calibration_table(results))
+            if kind == "selected":
+                print()
+                print(debiasing_quality.recommendation_check(results, validation), flush=True)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", default="full", choices=sorted(MODES))
+    parser.add_argument("--worlds", default=",".join(WORLDS), help=f"Comma-separated, of {list(WORLDS)}.")
+    parser.add_argument("--methods", default=None, help="Comma-separated; default: the mode's list.")
+    parser.add_argument("--seeds", default=None, help="Comma-separated; default: the mode's.")
+    parser.add_argument(
+        "--row_fraction", type=float, default=None, help="Of each world's impressions (WORLDS); default: the mode's."
+    )
+    parser.add_argument("--runs_jsonl", default=None, help="Append every run's metrics here (one JSON per line).")
+    parser.add_argument("--report", default=None, help="Only print the tables of a --runs_jsonl file.")
+    args = parser.parse_args()
+    if args.report:
+        with open(args.report) as f:
+            report([json.loads(line) for line in f])
+        return
+    mode = MODES[args.mode]
+    if args.seeds:
+        mode = dataclasses.replace(mode, seeds=tuple(int(s) for s in args.seeds.split(",")))
+    if args.row_fraction:
+        mode = dataclasses.replace(mode, row_fraction=args.row_fraction)
+    worlds = args.worlds.split(",")
+    unknown = sorted(set(worlds) - set(WORLDS))
+    if unknown:
+        parser.error(f"--worlds: unknown {unknown}; expected some of {list(WORLDS)}")
+    methods = args.methods.split(",") if args.methods else list(mode.methods)
+    root = tempfile.mkdtemp(prefix="tfcvr-sweep-")
+    atexit.register(shutil.rmtree, root, ignore_errors=True)  # the simulated logs; --runs_jsonl keeps the results
+    lines = []
+
+    def write(run):
+        lines.append(run)
+        test = run["test"]
+        print(
+            f"{run['world']} seed {run['seed']} day {run['day']} {run['method']} {run['epoch_kind']} "
+            f"(epoch {run['selected_epoch'] if run['epoch_kind'] == 'selected' else 1}): "
+            + ", ".join(f"{k}={test.get(k, math.nan):.4f}" for k, _ in debiasing_quality.COLUMNS),
+            flush=True,
+        )
+        if args.runs_jsonl:
+            with open(args.runs_jsonl, "a") as f:
+                f.write(json.dumps(run) + "\n")
+
+    for world in worlds:
+        run_world(world, mode, methods, root, write)
+    report(lines)
+
+
+if __name__ == "__main__":
+    main()
