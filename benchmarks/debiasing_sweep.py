@@ -22,10 +22,10 @@ benchmarks/debiasing_quality.py for the first and the selected epoch,
 the calibration table (Σ pCTR / clicks and Σ pCTCVR / conversions over all
 test impressions within ±5%, or 2/√positives where that is wider, in every
 run) and the recommendation (validation metrics only) against the ground
-truth. `--mode quick` runs every world with fewer rows, one seed, two
-epochs and a few methods (about 15 minutes on 2 cores); `full` is the sweep
-(about 90 minutes for the methods it lists; README, section "Debiasing
-quality", has its record).
+truth. `full` runs every method, three seeds and three epochs at a quarter
+of each world's rows (sized for about 90 minutes on 2 cores; `--row_fraction`
+and `--seeds` change it); `--mode quick` one seed, two epochs and six
+methods. README, section "Sweep of worlds, epochs and days", has the record.
 """
 
 import argparse
