@@ -163,37 +163,69 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
             # naive comes first: its pCTR weighs every method's D-AUC/D-NLL, as on the leaderboard.
             reference = {}
             for method in board.model_names:
-                first = {}
+                first_epoch = []
 
-                def score_first_epoch(epoch, model, first=first, reference=reference, board=board):
+                def keep_first_epoch(epoch, model, first_epoch=first_epoch, board=board):
                     if epoch == 1:
-                        first.update(_metrics(board.score_test(model), reference.get("test")))
+                        first_epoch.append(board.score_test(model))  # scored once naive's reference is known
 
-                model, selection, validation = board.train_and_select(
-                    method, 0, initial_weights=previous.get(method), on_epoch=score_first_epoch
-                )
+                try:
+                    model, selection, validation = board.train_and_select(
+                        method, 0, initial_weights=previous.get(method), on_epoch=keep_first_epoch
+                    )
+                except FloatingPointError as e:
+                    if method == debiasing_quality.REFERENCE:
+                        raise
+                    # Counted, not hidden: NaN metrics fail the soundness table; its next day starts afresh.
+                    previous.pop(method, None)
+                    diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
+                    for kind in ("first", "selected"):
+                        valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
+                        record = _record(world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid)
+                        write({**record, "diverged": str(e)})
+                    continue
                 test = board.score_test(model)
                 if method == debiasing_quality.REFERENCE:
                     reference.update(test=test[0]["ctr"], validation=validation[0]["ctr"])
-                selected = _metrics(test, reference["test"])
                 previous[method] = {path: v.numpy() for path, v in model.weights_by_path().items()}
-                for kind, test in (("first", first), ("selected", selected)):
-                    write(
-                        {
-                            "world": world,
-                            "seed": seed,
-                            "day": day,
-                            "warm_started": day is not None and day > 1,
-                            "method": method,
-                            "epoch_kind": kind,
-                            "epochs": epochs,
-                            "rows": rows,
-                            "selected_epoch": selection["selected_epoch"],
-                            "settings": settings,
-                            "test": test,
-                            "validation": _metrics(validation, reference["validation"]),
-                        }
+                epoch = selection["selected_epoch"]
+                first = _metrics(first_epoch[0], reference["test"])
+                write(_record(world, seed, day, method, "first", epochs, rows, settings, 1, first, None))
+                selected = _metrics(test, reference["test"])
+                validation_metrics = _metrics(validation, reference["validation"])
+                write(
+                    _record(
+                        world,
+                        seed,
+                        day,
+                        method,
+                        "selected",
+                        epochs,
+                        rows,
+                        settings,
+                        epoch,
+                        selected,
+                        validation_metrics,
                     )
+                )
+
+
+def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation) -> dict:
+    """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's)."""
+    return {
+        "world": world,
+        "seed": seed,
+        "day": day,
+        "warm_started": day is not None and day > 1,
+        "method": method,
+        "epoch_kind": kind,
+        "epochs": epochs,
+        "rows": rows,
+        "epoch": epoch,
+        "settings": settings,
+        "test": test,
+        "validation": validation,
+    }
 
 
 def _metrics(scored: tuple, reference_ctr) -> dict:
@@ -206,23 +238,24 @@ def report(lines: list) -> None:
     """The tables of every world (and day), from the JSON lines (a later line for the same run wins)."""
     latest = {}
     for run in lines:
-        latest[(run["world"], run["day"], run["epoch_kind"], run["seed"], run["method"])] = run
-    groups = sorted({key[:2] for key in latest}, key=lambda k: (k[0], k[1] or 0))
-    for world, day in groups:
-        keys = [k for k in latest if k[:2] == (world, day)]
-        methods = [debiasing_quality.REFERENCE] + sorted({k[4] for k in keys} - {debiasing_quality.REFERENCE})
-        seeds = sorted({k[3] for k in keys})
+        latest[(run["world"], run["day"], run["rows"], run["epoch_kind"], run["seed"], run["method"])] = run
+    # One group per world, day and size (a quick and a full run appended to one file stay apart).
+    groups = sorted({key[:3] for key in latest}, key=lambda k: (k[0], k[1] or 0, k[2]))
+    for world, day, rows in groups:
+        keys = [k for k in latest if k[:3] == (world, day, rows)]
+        methods = [debiasing_quality.REFERENCE] + sorted({k[5] for k in keys} - {debiasing_quality.REFERENCE})
+        seeds = sorted({k[4] for k in keys})
         sample = latest[keys[0]]
         title = f"## {world}" + (f", day {day}" + (" (warm-started)" if sample["warm_started"] else "") if day else "")
         print(
             f"\n{title}: {len(seeds)} seed(s), {sample['rows']} rows, {sample['epochs']} epoch(s), {sample['settings']}"
         )
         for kind in ("first", "selected"):
-            complete = [s for s in seeds if all((world, day, kind, s, m) in latest for m in methods)]
+            complete = [s for s in seeds if all((world, day, rows, kind, s, m) in latest for m in methods)]
             if not complete:
                 continue
-            results = {m: [latest[(world, day, kind, s, m)]["test"] for s in complete] for m in methods}
-            validation = {m: [latest[(world, day, kind, s, m)]["validation"] for s in complete] for m in methods}
+            results = {m: [latest[(world, day, rows, kind, s, m)]["test"] for s in complete] for m in methods}
+            validation = {m: [latest[(world, day, rows, kind, s, m)]["validation"] for s in complete] for m in methods}
             print(f"\n### {'first epoch' if kind == 'first' else 'validation-selected epoch'}\n")
             print("| method | " + " | ".join(t for _, t in debiasing_quality.COLUMNS) + " |")
             print("|---|" + "---|" * len(debiasing_quality.COLUMNS))
@@ -276,7 +309,7 @@ def main():
         test = run["test"]
         print(
             f"{run['world']} seed {run['seed']} day {run['day']} {run['method']} {run['epoch_kind']} "
-            f"(epoch {run['selected_epoch'] if run['epoch_kind'] == 'selected' else 1}): "
+            f"(epoch {run['epoch']}): "
             + ", ".join(f"{k}={test.get(k, math.nan):.4f}" for k, _ in debiasing_quality.COLUMNS),
             flush=True,
         )

@@ -287,6 +287,14 @@ def _restore_optimizer_state(model, source: WarmStartSource, mismatched: bool, m
         len(optimizers),
         [int(optimizer.iterations.numpy()) for optimizer in optimizers],
     )
+    if any(isinstance(o.learning_rate, keras.optimizers.schedules.LearningRateSchedule) for o in optimizers):
+        # The schedule is a function of the restored step: a per-epoch cosine resumes mid-period unless the
+        # source's step count is a multiple of this run's epoch length, so the run's last step may not reach 0.
+        logging.warning(
+            "--warm_start_optimizer: the learning-rate schedule continues from the restored iteration count; "
+            "with --learning_rate_schedule=cosine_per_epoch the first epoch starts mid-period. Leave the "
+            "optimizer fresh (the default) or use --learning_rate_schedule=constant for a full period per epoch."
+        )
 
 
 def _mismatches(missing, reshaped, ignored) -> str:

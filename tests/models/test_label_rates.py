@@ -14,49 +14,69 @@ from trainer import model_identity
 
 SMALL = {"embedding_dim": 4, "hidden_units": (8,), "tower_units": (4, 4)}
 RATES = {"ctr": 0.04, "cvr": 0.1, "ctcvr": 0.004}
-# What a head predicts, so the rate it starts at (heads not listed predict no label rate).
-HEAD_RATES = {
-    "ctr": RATES["ctr"],
-    "cvr": RATES["cvr"],
-    "ctcvr": RATES["ctcvr"],
-    "propensity": RATES["ctr"],
-    "click_discriminator": RATES["ctr"],
-    "teacher_cvr": RATES["cvr"],
-    "conversion_propensity": RATES["cvr"],
-    "imputed_conversion": RATES["cvr"],
+
+
+def _logit(p):
+    return math.log(p / (1 - p))
+
+
+# The starting bias of every head layer, by layer name: the log-odds of the rate of what it learns.
+HEAD_LOGITS = {
+    "ctr_head": _logit(RATES["ctr"]),
+    "cvr_head": _logit(RATES["cvr"]),
+    "ctcvr_head": _logit(RATES["ctcvr"]),  # division's direct pCTCVR
+    "propensity_head": _logit(RATES["ctr"]),
+    "teacher_cvr_head": _logit(RATES["cvr"]),
+    "cvr_first_head": _logit(RATES["cvr"]),  # UKD's two CVR predictors
+    "cvr_second_head": _logit(RATES["cvr"]),
+    "conversion_propensity_head": _logit(RATES["cvr"]),  # DDPO's r^c, fitted on clicks
+    "imputation_head": _logit(RATES["cvr"]),  # DR-JL's imputed conversion
+    "uncvr_head": -_logit(RATES["cvr"]),  # 1 − CVR
+    "counterfactual_cvr_head": -_logit(RATES["cvr"]),  # 1 − CVR
+    "click_discriminator_head": 0.0,  # L_d's 1:1 sample of clicks and non-clicks: 1/2
+}
+# Per method, where it differs (each method's build_outputs says why).
+METHOD_HEAD_LOGITS = {
+    "naive_imputation": {"cvr_head": _logit(RATES["ctcvr"])},  # learns click·conversion
+    "oversampling": {"cvr_head": _logit(RATES["cvr"]) + math.log(5)},  # r̂_k: k times the odds
+    "multi_dr": {"imputation_head": 0.0},  # a softplus imputed error, not a rate
+    "escm2_dr": {"imputation_head": 0.0},
+    "evi": {"cvr_head": 0.0, "teacher_cvr_head": 0.0},  # students of pseudo-labels: 1/2 (measured)
+    "ddpo": {"cvr_head": 0.0},
+    "mmoe_ddpo": {"cvr_head": 0.0},
 }
 
 
-# Students fitted mostly to pseudo-labels start at 1/2 (measured; each method's build_outputs says why).
-AT_ONE_HALF = {"evi": ("cvr", "teacher_cvr"), "ddpo": ("cvr",), "mmoe_ddpo": ("cvr",)}
+def _heads(model):
+    return [
+        layer
+        for layer in [*model.layers, *getattr(getattr(model, "teacher", None), "layers", [])]
+        if layer.name.endswith("_head")
+    ]
 
 
 def _with_zero_head_kernels(model):
     """The model with every head's kernel at 0: each head outputs its bias alone."""
-    for layer in [*model.layers, *getattr(getattr(model, "teacher", None), "layers", [])]:
-        if layer.name.endswith("_head"):
-            layer.kernel.assign(tf.zeros_like(layer.kernel))
+    for layer in _heads(model):
+        layer.kernel.assign(tf.zeros_like(layer.kernel))
     return model
 
 
 @pytest.mark.parametrize("name", models.names())
-def test_every_head_starts_at_its_label_rate(name):
+def test_every_head_starts_at_the_rate_of_what_it_learns(name):
     keras.utils.set_random_seed(0)
     model = _with_zero_head_kernels(models.build(name, TINY_SCHEMA, label_rates=RATES, **SMALL))
+    expected = {**HEAD_LOGITS, **METHOD_HEAD_LOGITS.get(name, {})}
+    heads = _heads(model)
+    assert heads and all(layer.name in expected for layer in heads), [layer.name for layer in heads]
+    for layer in heads:  # a new head must be listed above, with the rate of what it learns
+        np.testing.assert_allclose(layer.bias.numpy(), [expected[layer.name]], rtol=1e-5, err_msg=f"{name}")
+    # What is served, from the biases alone: pCTR at the click rate, pCTCVR = pCTR · pCVR.
     outputs = model(tiny_features(), training=False)
-    if hasattr(model, "teacher"):
-        outputs = {**model.teacher(tiny_features(), training=False), **outputs}
-    checked = {key: rate for key, rate in HEAD_RATES.items() if key in outputs}
-    for key in AT_ONE_HALF.get(name, ()):
-        checked[key] = 0.5
-    if name in AT_ONE_HALF:  # ctcvr = ctr * cvr
-        checked["ctcvr"] = checked["ctr"] * checked["cvr"]
-    assert {"ctr", "cvr", "ctcvr"} <= set(checked)
-    for key, rate in checked.items():
-        np.testing.assert_allclose(outputs[key].numpy(), rate, rtol=1e-5, err_msg=f"{name}: {key}")
-    if "oversampled_cvr" in outputs:  # trained on k copies of each conversion: starts at k times the odds
-        odds = model.oversampling_rate * RATES["cvr"] / (1 - RATES["cvr"])
-        np.testing.assert_allclose(outputs["oversampled_cvr"].numpy(), odds / (1 + odds), rtol=1e-5)
+    served_cvr = {"evi": 0.5, "ddpo": 0.5, "mmoe_ddpo": 0.5, "naive_imputation": RATES["ctcvr"]}.get(name, RATES["cvr"])
+    np.testing.assert_allclose(outputs["ctr"].numpy(), RATES["ctr"], rtol=1e-5)
+    np.testing.assert_allclose(outputs["cvr"].numpy(), served_cvr, rtol=1e-5)
+    np.testing.assert_allclose(outputs["ctcvr"].numpy(), RATES["ctr"] * served_cvr, rtol=1e-5)
 
 
 def test_without_label_rates_heads_start_at_one_half():

@@ -12,15 +12,14 @@ clicked impressions (at most 0.08 below) and Σ pCVR / Σ conversions on
 clicked impressions (within [0.5, 2]); and keep what a log observes
 calibrated: Σ pCTR and Σ pCTCVR over all test impressions against the
 simulator's expected counts (Σ true_ctr, Σ true_ctr·true_cvr: no label
-draw noise) within [0.8, 1.25] and [0.6, 1.5]. Measured at these defaults
-(sound methods): pCTR 0.94-1.04, pCTCVR 0.85-1.14 (oversampling 0.65 in the
-low-CTR world). The bounds catch a run-level over-prediction by half and
+draw noise) within [0.8, 1.25] and [0.6, 1.5].
+The bounds catch a run-level over-prediction by half and
 the collapses once seen: NISE's entropy term weighted as its code does
 and oversampling served without its prior correction. KNOWN_FAILURES lists
 what still fails at the defaults (strict: a fix must remove its line).
 naive_imputation is a baseline that estimates P(click and conversion), not
-a CVR: it is held to the log-loss, AUC and pCTR bounds only. The sweep over worlds, seeds, epochs and days is
-benchmarks/debiasing_quality.py.
+a CVR: it is held to the log-loss, AUC and pCTR bounds only. The sweep
+over worlds, seeds, epochs and days is benchmarks/debiasing_sweep.py.
 """
 
 import os
@@ -31,7 +30,7 @@ import pytest
 import tensorflow as tf
 
 from tfcvr import metrics, models, optimizers
-from tfcvr.data import TFRecordPipeline, label_rates, simulate
+from tfcvr.data import TFRecordPipeline, simulate, training_statistics
 from tfcvr.data import schema as schema_lib
 from trainer.loop import TrainingLoop
 from trainer.recommendation import CALIBRATION_BAND
@@ -60,12 +59,8 @@ COLLAPSING = {
 CTCVR_BASELINES = ("naive_imputation",)
 # Open defects (issue 29), measured at these defaults: strict, so a fix fails the test until its line goes.
 KNOWN_FAILURES = {
-    ("evi", "default"): "pCTCVR 1.78x the expected conversions, pCVR 1.73x on clicks, oracle CVR log loss "
-    "0.621 vs naive 0.367: VIE (~40x the other terms) holds the CVR heads away from the base rate",
-    ("division", "default"): "CVR AUC on clicks 0.516 vs naive 0.603: the ratio of two entire-space heads ranks "
-    "clicked rows near chance on 45k rows (0.635 vs naive's 0.641 on 105k rows, 2 epochs, batch 512)",
-    ("nise", "low_ctr"): "pCVR collapses to 0.004x the conversions on clicks (oracle CVR log loss 0.372 vs "
-    "naive 0.157)",
+    ("nise", "low_ctr"): "its entropy term pulls pCVR far below the conversions on clicks where they are rare "
+    "(measured here 0.004x; benchmarks/debiasing_sweep.py: 0.04x at a CTCVR of 0.12%)",
 }
 
 
@@ -85,14 +80,16 @@ def log(request, tmp_path_factory):
         "schema_obj": schema,
         "world": request.param,
         "steps_per_epoch": -(-(rows - rows // 4) // BATCH_SIZE),
-        "label_rates": label_rates(TFRecordPipeline(paths["train"], schema, BATCH_SIZE).dataset()),
+        "training_statistics": training_statistics(
+            TFRecordPipeline(paths["train"], schema, BATCH_SIZE).dataset(), schema
+        ),
     }
 
 
 def _train_and_score(log, name, **params):
     schema = log["schema_obj"]
     keras.utils.set_random_seed(0)
-    model = models.build(name, schema, label_rates=log["label_rates"], **ARCHITECTURE, **params)
+    model = models.build(name, schema, **log["training_statistics"], **ARCHITECTURE, **params)
     # The library's default optimizer and learning-rate schedule, one epoch its period.
     model.compile(optimizer=optimizers.make_optimizer("adam", 1e-3, steps_per_epoch=log["steps_per_epoch"]))
     train = TFRecordPipeline(log["train"], schema, BATCH_SIZE, shuffle=True, seed=0)
@@ -114,14 +111,16 @@ def naive(log):
     return _train_and_score(log, "naive")
 
 
-def _findings(result, naive, cvr_estimator=True) -> list:
-    """The guard's findings: empty when `result` is sound next to naive's and calibrated."""
+def _findings(result, naive, cvr_estimator=True, calibration=True) -> list:
+    """The guard's findings: empty when `result` is sound next to naive's (and, with `calibration`, calibrated)."""
     findings = []
     if not result["oracle_cvr_nll"] <= naive["oracle_cvr_nll"] + MAX_EXTRA_ORACLE_NLL:
         findings.append(f"oracle CVR log loss {result['oracle_cvr_nll']:.4f} vs naive {naive['oracle_cvr_nll']:.4f}")
     if not result["cvr_auc"] >= naive["cvr_auc"] - MAX_AUC_LOSS:
         findings.append(f"CVR AUC on clicks {result['cvr_auc']:.4f} vs naive {naive['cvr_auc']:.4f}")
-    bands = {"cvr_pcoc": CALIBRATION_BAND, "oracle_ctr_pcoc": CTR_BAND, "oracle_ctcvr_pcoc": CTCVR_BAND}
+    bands = {"cvr_pcoc": CALIBRATION_BAND}
+    if calibration:
+        bands.update(oracle_ctr_pcoc=CTR_BAND, oracle_ctcvr_pcoc=CTCVR_BAND)
     for metric, (low, high) in bands.items():
         if metric != "oracle_ctr_pcoc" and not cvr_estimator:
             continue
@@ -142,4 +141,5 @@ def test_method_is_sound_and_calibrated_at_its_defaults(name, log, naive, reques
 
 @pytest.mark.parametrize("name", sorted(COLLAPSING))
 def test_guard_catches_the_literal_recipes_that_collapse(name, log, naive):
-    assert _findings(_train_and_score(log, name, **COLLAPSING[name]), naive)
+    # The collapse itself (log loss, AUC, clicked-row calibration), not the observed rates' calibration.
+    assert _findings(_train_and_score(log, name, **COLLAPSING[name]), naive, calibration=False)

@@ -243,9 +243,21 @@ class CVRModel(keras.Model):
         after. The default gives each task an MLP tower and a sigmoid head,
         and adds ctcvr = ctr * cvr.
         """
-        outputs = {task: self.task_tower(task, rep, spec) for task, rep in task_representations.items()}
+        outputs = {
+            task: self.task_tower(task, rep, spec, initial_logit=self.head_initial_logit(task, spec))
+            for task, rep in task_representations.items()
+        }
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
         return outputs
+
+    @staticmethod
+    def head_initial_logit(task: str, spec: ModelSpec) -> float | None:
+        """Where the default towers' head of `task` starts (a logit); None: at the task's own label rate.
+
+        A method whose head learns another target says so (ChorusCVR's unCVR
+        learns 1 − CVR on clicks: `-spec.log_odds("cvr")`).
+        """
+        return None
 
     @staticmethod
     def feature_inputs(schema: schema_lib.Schema) -> dict:

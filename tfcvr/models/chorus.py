@@ -54,6 +54,11 @@ class ChorusCVR(CounterfactualModel):
 
     task_names = ("ctr", "cvr", "uncvr")
 
+    @staticmethod
+    def head_initial_logit(task, spec):
+        # unCVR learns 1 − r on clicks (Eq. 8): it starts at 1 − CVR, where SAM's r̂ + ũ = 1 holds.
+        return -spec.log_odds("cvr") if task == "uncvr" else None
+
     def __init__(
         self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="none", ctr_loss_weight=1.0, **kwargs
     ):

@@ -33,6 +33,11 @@ class DCMT(CounterfactualModel):
 
     task_names = ("ctr", "cvr", "counterfactual_cvr")
 
+    @staticmethod
+    def head_initial_logit(task, spec):
+        # r̂* learns 1 − r: it starts at 1 − CVR, where the constraint r̂ + r̂* = 1 holds.
+        return -spec.log_odds("cvr") if task == "counterfactual_cvr" else None
+
     def __init__(self, constraint_loss_weight=1e-3, **kwargs):
         super().__init__(**with_options(kwargs, constraint_loss_weight=constraint_loss_weight))
 

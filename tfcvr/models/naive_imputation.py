@@ -33,6 +33,11 @@ class NaiveImputation(CVRModel):
             "CVR; compare with it, do not serve it as a pCVR."
         )
 
+    @staticmethod
+    def head_initial_logit(task, spec):
+        # Its pCVR head learns click·conversion over every impression: it starts at the CTCVR.
+        return spec.log_odds("ctcvr") if task == "cvr" else None
+
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         click_and_conversion = labels["click"] * labels["conversion"]
         cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))

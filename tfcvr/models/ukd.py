@@ -1,6 +1,7 @@
 """UKD: a click-adaptive teacher labels unclicked impressions; an uncertainty-regularised student learns from them."""
 
 import dataclasses
+import math
 from collections.abc import Callable
 
 import keras
@@ -184,10 +185,20 @@ class UKD(CVRModel):
                 "teacher_cvr", representation, teacher_spec, initial_logit=spec.log_odds("cvr")
             ),  # p_T
             "click_discriminator": self.task_tower(
-                "click_discriminator", reversed_representation, teacher_spec, initial_logit=spec.log_odds("ctr")
+                "click_discriminator",
+                reversed_representation,
+                teacher_spec,
+                initial_logit=self._discriminator_log_odds(spec),
             ),
         }
         return keras.Model(inputs=inputs, outputs=outputs, name="teacher")
+
+    def _discriminator_log_odds(self, spec):
+        """L_d's base rate: clicks are 1 in 1 + k of its sample (k unclicked rows per click), or the CTR (k None)."""
+        ratio = self.discriminator_unclicked_ratio
+        if ratio is None:
+            return spec.log_odds("ctr")
+        return -math.log(ratio) if ratio > 0 else 0.0  # k = 0: clicks only, one class; start at 1/2
 
     # -- stages ---------------------------------------------------------------
 
