@@ -6,8 +6,8 @@ import tensorflow as tf
 
 from tests.conftest import HAND_CTR_LOSS, HAND_CVR, HAND_CVR_ERRORS, HAND_LABELS, hand_predictions, small_model
 
-# The official code's recipe: entropy weight 1, both terms divided by the batch size.
-CODE = {"entropy_loss_weight": 1.0, "reduction": "batch"}
+# The official code's recipe: entropy weight 1, both terms divided by the batch size, λ from the batch's losses.
+CODE = {"entropy_loss_weight": 1.0, "reduction": "batch", "loss_ratio_momentum": 0.0}
 
 
 def entropy(p):
@@ -55,3 +55,31 @@ def test_default_reduction_means_each_population_with_a_small_entropy_loss_weigh
         small_model("nise", reduction="mean")
     with pytest.raises(ValueError, match="`entropy_loss_weight`"):
         small_model("nise", entropy_loss_weight=-1.0)
+
+
+def test_dynamic_weight_divides_running_means_of_the_losses():
+    model = small_model("nise", loss_ratio_momentum=0.5)
+    no_conversion = {**HAND_LABELS, "conversion": tf.zeros_like(HAND_LABELS["conversion"])}
+    batches = [(HAND_LABELS, hand_predictions()), (no_conversion, hand_predictions())]
+    averages = np.zeros(2)
+    for labels, predictions in batches:
+        terms = model.objective(labels, predictions)
+        batch = np.array([float(terms["ctr_loss"]), float(terms["cvr_loss"])])
+        averages = 0.5 * averages + 0.5 * batch
+        # λ is the ratio of the running means, not of this batch's losses (the second batch's L_CVR is smaller).
+        assert float(terms["cvr_loss_weight"]) == pytest.approx(averages[0] / averages[1], rel=1e-5)
+    assert averages[0] / averages[1] != pytest.approx(batch[0] / batch[1], rel=1e-3)
+    np.testing.assert_allclose(model.loss_averages.numpy(), averages, rtol=1e-5)
+    with pytest.raises(ValueError, match="`loss_ratio_momentum`"):
+        small_model("nise", loss_ratio_momentum=1.0)
+
+
+def test_running_means_survive_a_save_and_reload(tmp_path):
+    import keras
+
+    model = small_model("nise")
+    model.objective(HAND_LABELS, hand_predictions())
+    path = str(tmp_path / "nise.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.loss_averages.numpy(), model.loss_averages.numpy())

@@ -101,6 +101,7 @@ def _assert_warm_started(name, simulated, model_dir, weights):
         ("ukd", [], False),
         ("esmm", ["--optimizer=lazy_adam"], False),
         ("esmm", ["--cache_input"], False),
+        ("nise", [], False),  # a non-trainable model weight (its running loss means) assigned in the step
     ],
 )
 def test_two_worker_multi_worker_mirrored(name, extra, warm, simulated, tmp_path):
@@ -126,7 +127,13 @@ def test_two_worker_multi_worker_mirrored(name, extra, warm, simulated, tmp_path
 
 @pytest.mark.parametrize(
     "name,optimizer,warm",
-    [("esmm", "adam", True), ("ukd", "adam", False), ("dr_jl", "adam", False), ("esmm", "lazy_adam", False)],
+    [
+        ("esmm", "adam", True),
+        ("ukd", "adam", False),
+        ("dr_jl", "adam", False),
+        ("esmm", "lazy_adam", False),
+        ("nise", "adam", False),
+    ],
 )
 def test_parameter_server_strategy(name, optimizer, warm, simulated, tmp_path):
     model_dir = tmp_path / "run"
