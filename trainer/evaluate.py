@@ -11,7 +11,8 @@ population, and the per-pCTR-bucket calibration table) and
 `calibration.png` into --output_dir (default:
 `<export base>/../evaluation/<version>`).
 
-D-AUC/D-NLL weight clicked impressions by 1/pCTR; UKD (Xu et al., WWW 2022) takes pCTR from one
+D-AUC/D-NLL weight clicked impressions by 1/pCTR; UKD (Xu et al., WWW 2022,
+https://doi.org/10.1145/3485447.3512081) takes pCTR from one
 independently trained CTR model so that every method is weighted alike:
 --reference_export_dir names that model's export (default: the evaluated
 model's own pCTR).

@@ -8,7 +8,8 @@ import tensorflow as tf
 class CausalTransfer(keras.layers.Layer):
     """f_out = Σ_j softmax_j(⟨θ_q(f_r), θ_k(t_j)⟩ / √d) θ_v(t_j) over the tokens t = [f_p, f_r].
 
-    Su et al., SIGIR 2024, Eq. 12-14: T(f_p, f_r) fuses a propensity network's task feature
+    Su et al., SIGIR 2024,
+    https://doi.org/10.1145/3626772.3657817, Eq. 12-14: T(f_p, f_r) fuses a propensity network's task feature
     f_p (click or conversion propensity) with the CVR feature f_r. θ_q, θ_k and
     θ_v are fully connected layers of width d (the inputs' width). The paper
     leaves open which token asks; here the CVR feature is the query and both

@@ -1,4 +1,7 @@
-"""Gradient reversal (Ganin & Lempitsky, 2015): identity forward, −λ·gradient backward."""
+"""Gradient reversal: identity forward, −λ·gradient backward.
+
+Ganin & Lempitsky, "Unsupervised Domain Adaptation by Backpropagation", ICML 2015, https://arxiv.org/abs/1409.7495.
+"""
 
 import keras
 import tensorflow as tf
@@ -17,7 +20,8 @@ class GradientReversal(keras.layers.Layer):
     """Passes its input through and multiplies the gradient by −`scale` on the way back.
 
     Placed between a representation and a discriminator (UKD's click-adaptive
-    teacher, Xu et al., WWW 2022, Eq. 5-7), the discriminator learns to tell clicked from
+    teacher, Xu et al., WWW 2022,
+    https://doi.org/10.1145/3485447.3512081, Eq. 5-7), the discriminator learns to tell clicked from
     unclicked impressions while the representation learns to fool it.
 
     Args:

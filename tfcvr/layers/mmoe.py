@@ -1,4 +1,4 @@
-"""Multi-gate mixture-of-experts backbone (Ma et al., KDD 2018)."""
+"""Multi-gate mixture-of-experts backbone (Ma et al., KDD 2018, https://doi.org/10.1145/3219819.3220007)."""
 
 import keras
 import tensorflow as tf

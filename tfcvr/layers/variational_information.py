@@ -1,4 +1,4 @@
-"""Variational information between a teacher layer and a student layer (Ahn et al., CVPR 2019)."""
+"""Variational information between a teacher layer and a student layer (Ahn et al., CVPR 2019, https://arxiv.org/abs/1904.05835)."""
 
 import keras
 import tensorflow as tf
@@ -8,7 +8,8 @@ REDUCTIONS = ("sum", "mean")
 
 @keras.saving.register_keras_serializable(package="tfcvr")
 class VariationalInformation(keras.layers.Layer):
-    """−log q(t | s) up to a constant, per example: the VIE loss of Fei et al., AAAI 2025, Eq. 10-11.
+    """−log q(t | s) up to a constant, per example: the VIE loss of Fei et al., AAAI 2025,
+    https://arxiv.org/abs/2502.15687, Eq. 10-11.
 
     q is a Gaussian with mean μ(s) = W s + b (a linear layer of the student
     activations) and per-entry variance σ² = softplus(ρ) + `min_variance`,

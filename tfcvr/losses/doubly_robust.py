@@ -6,7 +6,8 @@ from tfcvr.losses.propensity_weighting import PropensityWeightedLoss, sample_mea
 
 
 class DoublyRobustLoss(PropensityWeightedLoss):
-    """E_DR = (1/|D|) Σ_D [ ê + o·(e − ê) / ô ]  (Zhang et al., WWW 2020, Eq. 8-9; Fei et al., AAAI 2025, Eq. 7).
+    """E_DR = (1/|D|) Σ_D [ ê + o·(e − ê) / ô ]  (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, Eq. 8-9; Fei et al., AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 7).
 
     `error` e = δ(r, r̂) per row (only clicked rows' values matter), and
     `imputed_error` ê its imputation for every row. Unbiased when either ô is

@@ -6,7 +6,8 @@ from tfcvr.losses.propensity_weighting import PropensityWeightedLoss
 
 
 class InversePropensityLoss(PropensityWeightedLoss):
-    """E_IPW = (1/|D|) Σ_D o·e / ô  (Zhang et al., WWW 2020, Eq. 4-5; Fei et al., AAAI 2025, Eq. 6).
+    """E_IPW = (1/|D|) Σ_D o·e / ô  (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, Eq. 4-5; Fei et al., AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 6).
 
     `error` is the per-row CVR loss e = δ(r, r̂) over every impression; only
     clicked rows carry weight. Unbiased for the ideal loss (1/|D|) Σ_D e when ô
@@ -22,7 +23,7 @@ class InversePropensityLoss(PropensityWeightedLoss):
         """The same estimator over the unclicked space: weights (1 − o)/(1 − ô).
 
         The inverse non-click propensity of DCMT's counterfactual tower, DDPO's
-        Eq. 10 and ChorusCVR's un-click-space IPW (Cheng et al., WSDM 2026, Eq. 10).
+        Eq. 10 and ChorusCVR's un-click-space IPW (Cheng et al., WSDM 2026, https://arxiv.org/abs/2502.08277, Eq. 10).
         """
         unclick = 1 - tf.cast(click, tf.int64)
         return self(unclick, 1.0 - tf.cast(propensity, tf.float32), error)

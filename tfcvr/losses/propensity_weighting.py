@@ -8,11 +8,13 @@ with w_i built from the click o_i and the click propensity ô_i:
 and normalised one of three ways (docs/methods.md, section "Propensity weighting",
 lists who uses which):
 
-* "none" (default; Zhang et al., WWW 2020, Eq. 4-5; Fei et al., AAAI 2025, Eq. 6):
+* "none" (default; Zhang et al., WWW 2020,
+https://doi.org/10.1145/3366423.3380037, Eq. 4-5; Fei et al., AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 6):
   w_i = raw_i / Σ_j m_j, the 1/|D| of the papers — unbiased when ô is the true
   propensity.
 * "click_count" (ESCM² PaddleRec static code): w_i = raw_i / Σ_j m_j o_j.
-* "clicked_rows" (self-normalised, Su et al., SIGIR 2024, Eq. 15): w_i = raw_i / Σ_j raw_j.
+* "clicked_rows" (self-normalised, Su et al., SIGIR 2024,
+https://doi.org/10.1145/3626772.3657817, Eq. 15): w_i = raw_i / Σ_j raw_j.
 
 m_i is an optional sample mask (1 = row in the sample, e.g. after Multi-DR's
 under-sampling of unclicked rows); without it every row counts. The weights are

@@ -1,4 +1,5 @@
-"""Multi-DR's under-sampling of unclicked impressions (Zhang et al., WWW 2020, §5.3)."""
+"""Multi-DR's under-sampling of unclicked impressions (Zhang et al., WWW 2020,
+https://doi.org/10.1145/3366423.3380037, §5.3)."""
 
 import tensorflow as tf
 
@@ -24,7 +25,8 @@ def keep_lowest(values: tf.Tensor, mask: tf.Tensor, fraction: float) -> tf.Tenso
     """A 0/1 mask keeping the ⌈fraction·n⌉ rows of `mask` with the lowest `values` (n = rows in `mask`).
 
     UKD's Monte-Carlo-dropout baseline ranks unclicked rows by the variance of
-    their pseudo-labels and keeps the lowest 80% (Xu et al., WWW 2022, §4.4); within a
+    their pseudo-labels and keeps the lowest 80% (Xu et al., WWW 2022,
+    https://doi.org/10.1145/3485447.3512081, §4.4); within a
     batch this is that ranking. Ties are broken by row order.
     """
     if not 0.0 < fraction <= 1.0:

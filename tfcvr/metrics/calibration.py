@@ -1,7 +1,7 @@
 """Calibration: PCOC (predicted over observed) overall and per pCTR bucket.
 
 PCOC = Σ predictions / Σ labels; 1 is calibrated, above 1 over-predicts.
-ChorusCVR's analysis (Cheng et al., WSDM 2026, Fig. 3) compares pCVR with the actual
+ChorusCVR's analysis (Cheng et al., WSDM 2026, https://arxiv.org/abs/2502.08277, Fig. 3) compares pCVR with the actual
 CVR across pCTR levels: low-pCTR impressions stand in for the unclicked space,
 where debiasing matters, since unclicked conversions are never observed.
 Buckets are equal-frequency (quantiles of pCTR over all impressions), so each

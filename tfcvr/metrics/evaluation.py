@@ -6,6 +6,9 @@ PaddleRec code and NISE score pCVR on all impressions against click-and-buy.
 Both are reported, each under its own name. With the simulator's ground truth
 the oracle metrics score pCVR over the entire impression space, the quantity
 selection-bias correction is about.
+
+References: Xu et al., WWW 2022, https://doi.org/10.1145/3485447.3512081 (D-AUC, D-NLL);
+Zhang et al., WWW 2020, https://doi.org/10.1145/3366423.3380037 (GAUC).
 """
 
 import math

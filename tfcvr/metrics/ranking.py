@@ -25,7 +25,8 @@ def nll(labels: npt.ArrayLike, probabilities: npt.ArrayLike, sample_weight: npt.
 
 
 def group_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike) -> dict:
-    """GAUC = Σ_i w_i AUC_i / Σ_i w_i over groups i, w_i = the group's impressions (Zhang et al., WWW 2020, Eq. 12).
+    """GAUC = Σ_i w_i AUC_i / Σ_i w_i over groups i, w_i = the group's impressions (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, Eq. 12).
 
     A group whose labels are all one class has no AUC: it is skipped and
     counted. Returns {"gauc", "groups_scored", "groups_skipped"}.

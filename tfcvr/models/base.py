@@ -315,7 +315,8 @@ class CVRModel(keras.Model):
     def ctcvr_log_loss(labels: dict[str, tf.Tensor], ctcvr: tf.Tensor) -> tf.Tensor:
         """(1/|D|) Σ_D δ(o·r, pCTCVR): ESMM's entire-space risk.
 
-        As Xu et al. (WWW 2022, Eq. 3) and Fei et al. (AAAI 2025, Eq. 5) state it.
+        As Xu et al. (WWW 2022, https://doi.org/10.1145/3485447.3512081, Eq. 3) and Fei et al.
+        (AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 5) state it.
         """
         click_and_conversion = labels["click"] * labels["conversion"]
         return tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, ctcvr))

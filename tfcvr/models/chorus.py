@@ -11,7 +11,7 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("chorus")
 class ChorusCVR(CounterfactualModel):
-    """ChorusCVR (Cheng et al., Kuaishou, WSDM 2026), §2 of the paper.
+    """ChorusCVR (Cheng et al., Kuaishou, WSDM 2026, https://arxiv.org/abs/2502.08277), §2 of the paper.
 
     Negative-sample discrimination module (NDM): an unCVR tower; CTunCVR =
     pCTR·pUnCVR trained on every impression against o·(1 − r) (Eq. 5, 7;
@@ -28,12 +28,9 @@ class ChorusCVR(CounterfactualModel):
     Normalisation. Eq. 4, 9 and 10 divide the 1/ô-weighted sums over the
     clicked rows by |O| ("click_count"): (1/|O|) Σ_O δ/ô is 1/CTR times the
     unbiased IPW estimate (1/|D|) Σ_O δ/ô of the entire-space loss
-    (Zhang et al., WWW 2020, Eq. 5), so those terms outweigh the CTR and CTCVR
-    losses by about 1/CTR and train the shared embeddings for them. Measured
-    on the built-in simulator (seed 0, 1 epoch), as printed: CVR loss 9.9
-    against a CTR loss of 0.29, CTR AUC of the propensity 0.578 (naive's CTR
-    head: 0.644), oracle CVR log loss 0.391; with "none" (1/|D| for both
-    spaces, the default here): 0.70, 0.637 and 0.379.
+    (Zhang et al., WWW 2020, https://doi.org/10.1145/3366423.3380037, Eq. 5), so those terms outweigh the CTR and CTCVR
+    losses by about 1/CTR and train the shared embeddings for them; "none"
+    (1/|D| for both spaces) is the default here (measured in docs/methods.md).
 
     CTR loss. Eq. 11 has none: pCTR would be learned only through CTCVR and
     CTunCVR, and ô is also the propensity every IPW term divides by. So

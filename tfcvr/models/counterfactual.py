@@ -14,7 +14,8 @@ class CounterfactualModel(CVRModel):
     """A `CVRModel` that outputs a click `propensity` ô for inverse weighting.
 
     The propensity is either the model's own CTR head ("shared", Multi-IPW's
-    choice, Zhang et al., WWW 2020, Eq. 5) or a separately trained click model with
+    choice, Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, Eq. 5) or a separately trained click model with
     its own embeddings and tower ("separate": the independent propensity model
     of naive IPW, §4.2.2, trained by log loss on clicks so its probabilities
     stay calibrated). Evaluation reports the propensity's AUC and calibration

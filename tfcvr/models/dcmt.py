@@ -10,9 +10,9 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("dcmt")
 class DCMT(CounterfactualModel):
-    """Direct entire-space causal multi-task framework (Zhu et al., ICDE 2023).
+    """Direct entire-space causal multi-task framework (Zhu et al., ICDE 2023, https://arxiv.org/abs/2302.06141).
 
-    As DDPO's paper describes it (Su et al., SIGIR 2024, §1 and §4.2) and
+    As DDPO's paper describes it (Su et al., SIGIR 2024, https://doi.org/10.1145/3626772.3657817, §1 and §4.2) and
     NISE's PyTorch port implements it (docs/methods.md, section "dcmt"): a
     factual CVR tower r̂ learns on clicked impressions with 1/ô, a
     counterfactual CVR tower r̂* learns the opposite label 1 − r on unclicked

@@ -14,7 +14,8 @@ CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
 
 @registry.register("ddpo")
 class DDPO(CounterfactualModel):
-    """Direct Dual Propensity Optimization (Su et al., SIGIR 2024), §3 of the paper.
+    """Direct Dual Propensity Optimization (Su et al., SIGIR 2024,
+    https://doi.org/10.1145/3626772.3657817), §3 of the paper.
 
     Three networks on the shared embeddings: click propensity ô (the CTR
     head), conversion propensity r^c and CVR r̂, each with its own backbone
@@ -44,24 +45,18 @@ class DDPO(CounterfactualModel):
         rows keep their observed label and only unclicked rows get r^c
         (Eq. 8, Table 3's "w/o DSL"). Eq. 9 raises the clicked rows' target
         mean from CVR to CVR + (1 − CVR)·E[r^c], about 2 CVR when r^c is
-        calibrated, and nothing in L pulls it back but L_t: on the built-in
-        simulator (seed 0, 1 epoch) True predicts 1.40x the observed CVR on
-        clicked rows (its r^c: 1.06x) and an oracle CVR log loss of 0.443,
-        False 1.07x and 0.372 (naive: 1.10x, 0.378). The official code keeps
-        L_r at 1/B of the other terms ("per_batch"), which hides the bias by
-        hiding the term.
+        calibrated, and nothing in L pulls it back but L_t, so True
+        over-predicts on clicked rows (docs/methods.md has the measurement).
+        The official code keeps L_r at 1/B of the other terms ("per_batch"),
+        which hides the bias by hiding the term.
       cvr_loss_scale: "weighted_mean" (default): each self-normalised sum a
         weighted average of log losses, on the scale of the other terms;
         "per_batch": that divided by the batch size, as the official code
         does (Eq. 10 read literally with Eq. 15), which makes L_r about 1/B
         of the other terms and leaves the CVR tower to L_t. A trade-off
-        measured, not settled (with the default soft labels): over 5 seeds at
-        200k simulated rows "per_batch" meets every soundness bound in both
-        regimes, where "weighted_mean" spreads the clicked-row calibration
-        across seeds beyond twice naive's when selection is on the features
-        only (sd 0.169 vs 0.133); but on a small log (45k rows, 2 epochs)
-        "per_batch" leaves the CVR tower unable to rank clicks (CVR AUC 0.495
-        vs naive's 0.596), a collapse the default must not have.
+        measured, not settled (docs/methods.md): "per_batch" spreads less
+        across seeds on large logs but leaves the CVR tower unable to rank
+        clicks on small ones, a collapse the default must not have.
       conversion_propensity_loss_weight, cvr_loss_weight, ctcvr_loss_weight:
         λ_c, λ_r, λ_t.
       ctr_loss_weight: λ_o.
@@ -118,10 +113,9 @@ class DDPO(CounterfactualModel):
             cvr_feature = keras.layers.Dense(width, activation="relu", name="transfer_fusion")(fused)  # θ_t
         outputs = {
             "ctr": self.task_tower("ctr", click_feature, spec),
-            # r̂ starts at 1/2, not at the clicked rows' base rate (the other heads do, `CVRModel.label_rates`).
-            # Measured, not explained: from the base rate, fitted mostly to soft labels r* that also start
-            # there, r̂ ended constant (CVR AUC on clicks 0.500; 105k simulated rows, 2 epochs, cosine
-            # schedule), against 0.626 from 1/2.
+            # r̂ starts at 1/2, not at the clicked rows' base rate (the other heads do, `CVRModel.label_rates`):
+            # from the base rate, fitted mostly to soft labels r* that also start there, r̂ ended constant
+            # (measured, not explained: docs/methods.md).
             "cvr": self.task_tower("cvr", cvr_feature, spec, initial_logit=0.0),
         }
         if use_conversion_propensity:

@@ -9,7 +9,8 @@ from tfcvr.models.base import CVRModel, ModelSpec, with_options
 
 @registry.register("division")
 class Division(CVRModel):
-    """The division baseline (Xu et al., WWW 2022, §4.1.2): two towers learn pCTR and pCTCVR on
+    """The division baseline (Xu et al., WWW 2022,
+    https://doi.org/10.1145/3485447.3512081, §4.1.2): two towers learn pCTR and pCTCVR on
     the entire space and pCVR = pCTCVR / pCTR, clipped to [0, 1] (the ratio of two
     independently fit heads can exceed 1).
 

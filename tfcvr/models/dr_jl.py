@@ -13,7 +13,9 @@ IMPUTATION_LAYERS = ("imputation_tower", "imputation_head")
 
 @registry.register("dr_jl")
 class DRJL(CounterfactualModel):
-    """Doubly robust joint learning (Wang et al., ICML 2019), as Zhang et al. (WWW 2020, §3.6) cite it.
+    """Doubly robust joint learning (Wang et al., ICML 2019, https://proceedings.mlr.press/v97/wang19n.html).
+
+    As Zhang et al. (WWW 2020, https://doi.org/10.1145/3366423.3380037, §3.6) cite it.
 
     An imputation model predicts a conversion label r̃ for every impression and
     the imputed error is ê = δ(r̃, r̂): a function of the CVR prediction, so the

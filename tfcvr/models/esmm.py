@@ -8,7 +8,9 @@ from tfcvr.models.base import CVRModel, with_options
 
 @registry.register("esmm")
 class ESMM(CVRModel):
-    """Entire Space Multi-task Model (Ma et al., SIGIR 2018), as Xu et al. (WWW 2022) state it in Eq. 3.
+    """Entire Space Multi-task Model (Ma et al., SIGIR 2018, https://arxiv.org/abs/1804.07931).
+
+    As Xu et al. (WWW 2022, https://doi.org/10.1145/3485447.3512081) state it in Eq. 3.
 
         min (1/|D|) Σ_D [ δ(y_click·y_conv, pCTR·pCVR) + γ δ(y_click, pCTR) ]
 

@@ -14,7 +14,8 @@ TEACHER_POPULATIONS = ("clicked", "all")
 
 @registry.register("evi")
 class EVI(CounterfactualModel):
-    """Entire-space Variational Information exploitation (Fei et al., AAAI 2025), §4 of the paper.
+    """Entire-space Variational Information exploitation (Fei et al., AAAI 2025,
+    https://arxiv.org/abs/2502.15687), §4 of the paper.
 
     One model, one optimizer, on shared embeddings x (Fig. 1):
 
@@ -26,11 +27,10 @@ class EVI(CounterfactualModel):
       L_CVR-T = mean_O δ(r, r̂_T). `teacher_population="all"` is Eq. 14 as the
       official code runs it, mean_D δ(r, r̂_T) with the logged conversion
       (0 on every unclicked row) as the label: that teacher learns
-      P(o·r = 1 | x, ô), a CTCVR, not a CVR. On the built-in simulator its
-      mean prediction on clicked rows is 0.11x the observed CVR there (0.027
-      against 0.245), so its pseudo-labels pull the student to 0.62x on
-      clicked rows (and to 0.36x on a log with a CTR of 4%), against
-      Theorem 2's E[r̂_T] = E[P(r = 1 | o = 1)].
+      P(o·r = 1 | x, ô), a CTCVR, not a CVR: its mean on clicked rows is a
+      fraction of the observed CVR there, and its pseudo-labels pull the
+      student far below it (docs/methods.md), against Theorem 2's
+      E[r̂_T] = E[P(r = 1 | o = 1)].
     * CVR, the student: pseudo-labels r* = sg(r̂_T) on unclicked rows and
       L_CVR = 1/(2|D|) [Σ_O δ(r, r̂)/ô + Σ_N δ(r*, r̂)/(1 − ô)] (Eq. 15), the
       propensity floored at `propensity_floor` on both sides (the official
@@ -63,16 +63,12 @@ class EVI(CounterfactualModel):
         Default False: the official code lets VIE train both sides.
         True is variational information distillation's direction (Ahn et
         al., CVPR 2019, https://arxiv.org/abs/1904.05835: the student fits a
-        fixed teacher). A trade-off measured, not settled: on a small log
-        (60k simulated rows, 2 epochs, small towers, one seed) the defaults
-        let VIE, ~40x the other terms when summed, move the teacher off its
-        clicked-row calibration (PCOC 1.53) and starve the CTR head (the
-        student 1.25x on clicks, oracle CVR log loss 0.464 vs naive's
-        0.380), where True with "mean" gives 0.91, 0.99x and 0.400; but over
-        5 seeds at 200k rows the defaults meet every soundness bound in both
-        regimes, and True with "mean" spreads the clicked-row calibration
-        across seeds 1.45x more than naive allows when selection is on the
-        features only (sd 0.193 against 2x naive's 0.133).
+        fixed teacher). A trade-off measured, not settled (docs/methods.md):
+        on small logs the defaults let VIE, summed over entries and much
+        larger than the other terms, move the teacher off its clicked-row
+        calibration, where True with "mean" does not; over seeds on larger
+        logs the defaults meet every soundness bound and True with "mean"
+        spreads the clicked-row calibration across seeds beyond twice naive's.
       propensity_projection_dim: width of the linear projection of ô
         (official: 5).
       teacher_loss_weight, cvr_loss_weight, vie_loss_weight, ctcvr_loss_weight:
@@ -136,9 +132,8 @@ class EVI(CounterfactualModel):
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         student_layers = _tower_layers("cvr", task_representations["cvr"], spec)
         # The student's and the teacher's CVR heads start at 1/2, not at the clicked rows' base rate (the other
-        # heads do, `CVRModel.label_rates`). Measured, not explained: from the base rate, VIE's pull on both
-        # towers left the student's CVR AUC on clicks at 0.50 (500k simulated rows, CTR 3.8%, one epoch;
-        # 0.42-0.45 on 45k rows), against 0.63 and 0.65 (two seeds) from 1/2 with the CTR head at its base rate.
+        # heads do, `CVRModel.label_rates`): from the base rate the student stopped ranking clicks (measured, not
+        # explained: docs/methods.md).
         outputs = {"ctr": ctr, "cvr": head("cvr", student_layers[-1], 0.0), "propensity": ctr}
         outputs["ctcvr"] = keras.ops.multiply(ctr, outputs["cvr"])
 

@@ -10,7 +10,8 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("heuristic_dr")
 class HeuristicDR(CounterfactualModel):
-    """Heuristic DR (Zhang et al., WWW 2020, §4.2.2), the baseline for Multi-DR.
+    """Heuristic DR (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, §4.2.2), the baseline for Multi-DR.
 
     Every impression is imputed to convert with probability η (unclicked
     items are negatives with probability 1 − η), so the imputed error is

@@ -11,7 +11,7 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("multi_dr")
 class MultiDR(CounterfactualModel):
-    """Multi-DR (Zhang et al., WWW 2020, Eq. 8-9).
+    """Multi-DR (Zhang et al., WWW 2020, https://doi.org/10.1145/3366423.3380037, Eq. 8-9).
 
         L = γ L_CTR + λ_cf E_DR + λ_imp L_IMP + λ_g L_CTCVR
         E_DR  = (1/|D|) Σ_D [ ê + o·(e − ê)/ô ],  e = δ(r, r̂)
@@ -25,7 +25,7 @@ class MultiDR(CounterfactualModel):
     Eq. 9 states it, ê does not depend on r̂, so E_DR's gradient into the CVR
     tower equals IPW's: the imputation changes the CVR tower's training only
     through the shared layers. `dr_jl` is the variant where it does not.
-    With λ_g > 0 this is ESCM²-DR (Fei et al., AAAI 2025, Eq. 7).
+    With λ_g > 0 this is ESCM²-DR (Fei et al., AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 7).
 
     Args:
       cvr_loss_weight: λ_cf, weight of the DR CVR risk. Default 1.0.
@@ -94,7 +94,8 @@ class MultiDR(CounterfactualModel):
 
 @registry.register("escm2_dr")
 class ESCM2DR(MultiDR):
-    """ESCM²-DR (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5 and 7 state
+    """ESCM²-DR (Wang et al., SIGIR 2022,
+    https://doi.org/10.1145/3477495.3531972; as Fei et al., AAAI 2025, Eq. 5 and 7 state
     it): Multi-DR plus ESMM's CTCVR risk (`ctcvr_loss_weight` > 0), λ_cf = λ_g =
     0.5 as in the authors' PaddleRec code (docs/methods.md, section
     "escm2_dr")."""

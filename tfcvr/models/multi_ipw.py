@@ -10,12 +10,12 @@ from tfcvr.models.counterfactual import CounterfactualModel
 
 @registry.register("multi_ipw")
 class MultiIPW(CounterfactualModel):
-    """Multi-IPW (Zhang et al., WWW 2020, Eq. 5).
+    """Multi-IPW (Zhang et al., WWW 2020, https://doi.org/10.1145/3366423.3380037, Eq. 5).
 
         L = γ L_CTR + λ_cf E_IPW + λ_g L_CTCVR,
         E_IPW = (1/|D|) Σ_D o·δ(r, r̂)/ô,  ô = the CTR head (propensity="shared")
 
-    With λ_g > 0 this is ESCM²-IPW (Fei et al., AAAI 2025, Eq. 6 plus the
+    With λ_g > 0 this is ESCM²-IPW (Fei et al., AAAI 2025, https://arxiv.org/abs/2502.15687, Eq. 6 plus the
     CTCVR risk of their Eq. 5).
 
     Args:
@@ -53,7 +53,8 @@ class NaiveIPW(MultiIPW):
 
 @registry.register("escm2_ipw")
 class ESCM2IPW(MultiIPW):
-    """ESCM²-IPW (Wang et al., SIGIR 2022; as Fei et al., AAAI 2025, Eq. 5-6 state
+    """ESCM²-IPW (Wang et al., SIGIR 2022,
+    https://doi.org/10.1145/3477495.3531972; as Fei et al., AAAI 2025, Eq. 5-6 state
     it): Multi-IPW plus ESMM's CTCVR risk (`ctcvr_loss_weight` > 0). Default
     weights λ_cf = λ_g = 0.5 are those of the authors' released PaddleRec code
     (docs/methods.md, section "escm2_ipw")."""

@@ -9,7 +9,7 @@ from tfcvr.models.base import CVRModel, with_options
 
 @registry.register("naive")
 class Naive(CVRModel):
-    """The joint CTR/CVR model of Xu et al. (WWW 2022), §2.2.2, Eq. 2.
+    """The joint CTR/CVR model of Xu et al. (WWW 2022, https://doi.org/10.1145/3485447.3512081), §2.2.2, Eq. 2.
 
         min (1/|D_click|) Σ_{D_click} δ(y_conv, pCVR) + γ (1/|D|) Σ_D δ(y_click, pCTR)
 

@@ -10,16 +10,17 @@ from tfcvr.models.base import CVRModel, with_options
 
 @registry.register("naive_imputation")
 class NaiveImputation(CVRModel):
-    """Naive Imputation (Zhang et al., WWW 2020, §4.2.1): CVR trained on the entire space
+    """Naive Imputation (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, §4.2.1): CVR trained on the entire space
     with unclicked impressions as negatives.
 
         L = (1/|D|) Σ_D δ(o·r, r̂) + γ (1/|D|) Σ_D δ(o, ô)
 
     A baseline that is not a CVR estimator: with every unclicked row a
-    negative, r̂ learns P(o·r = 1 | x), the click-and-conversion rate
-    (0.12x the observed CVR on clicked rows of the built-in simulator). It
-    cannot be made sound without ceasing to be this method, so building it
-    logs a warning; compare with it, do not serve it as a pCVR.
+    negative, r̂ learns P(o·r = 1 | x), the click-and-conversion rate, a
+    fraction of the observed CVR on clicked rows. It cannot be made sound
+    without ceasing to be this method, so building it logs a warning;
+    compare with it, do not serve it as a pCVR.
 
     Args:
       ctr_loss_weight: γ. Default 1.0.

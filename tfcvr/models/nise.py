@@ -35,10 +35,9 @@ class NISE(CVRModel):
     r̂(1 − r̂)·log((1 − r̂)/r̂) > 0), and the clicked rows' log loss is the only
     force holding the level. The code's 1/|D| weights the two by the shares
     of clicks and non-clicks, so the entropy term is (1 − CTR)/CTR times
-    stronger than the labelled term (12x at a CTR of 8%): on the built-in
-    simulator the code's recipe predicts 0.03x the observed CVR on clicked
-    impressions (the CVR tower collapses to ~0). Means per population with
-    ω = 0.05 make the balance independent of the CTR; a constant predictor
+    stronger than the labelled term (12x at a CTR of 8%), and the code's
+    recipe collapses the CVR tower to about 0 (docs/methods.md). Means per
+    population with ω = 0.05 make the balance independent of the CTR; a constant predictor
     then settles where (r̂ − CVR) = ω·r̂(1 − r̂)·log((1 − r̂)/r̂), a few percent
     below the observed CVR.
 
@@ -46,11 +45,10 @@ class NISE(CVRModel):
     denominator, the CVR term's gradient is α·sg(L_CTR)·∇L_CVR / L_CVR =
     α·sg(L_CTR)·∇log L_CVR: the method then minimises the log of each batch's
     CVR loss. Where conversions are rare most batches hold none, and on such
-    a batch log L_CVR falls without bound as pCVR → 0, so pCVR collapses (on
-    the built-in simulator with 2% conversions on clicks, also without the
-    entropy term, and not with λ = 1). Exponential running means of both
-    losses (`loss_ratio_momentum`, kept in the model's `loss_averages`)
-    keep the scale the paper's λ gives without that coupling;
+    a batch log L_CVR falls without bound as pCVR → 0, so pCVR collapses
+    (also without the entropy term, and not with λ = 1). Exponential running
+    means of both losses (`loss_ratio_momentum`, kept in the model's
+    `loss_averages`) keep the scale the paper's λ gives without that coupling;
     `loss_ratio_momentum=0` is the paper's per-batch ratio.
 
     Args:

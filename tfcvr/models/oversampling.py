@@ -12,7 +12,8 @@ from tfcvr.models.base import CVRModel, ModelSpec, with_options
 
 @registry.register("oversampling")
 class Oversampling(CVRModel):
-    """Oversampling (Zhang et al., WWW 2020, §4.2.1): the minority class (conversion = 1)
+    """Oversampling (Zhang et al., WWW 2020,
+    https://doi.org/10.1145/3366423.3380037, §4.2.1): the minority class (conversion = 1)
     duplicated k times in the click-space CVR loss, here as a weight k, which is
     the same loss as repeating those rows without growing the batch:
 
@@ -20,11 +21,10 @@ class Oversampling(CVRModel):
 
     r̂_k, the head trained on the oversampled rows, estimates the odds of
     conversion times k. Served as it is (the paper's baseline), it
-    over-predicts: 2.5x the observed CVR on clicked rows of the built-in
-    simulator (seed 0), oracle CVR log loss 0.873 against naive's 0.378. By
-    default the served pCVR undoes the oversampling, the prior correction of
-    case-control sampling (King and Zeng, "Logistic Regression in Rare Events
-    Data", Political Analysis 2001, https://doi.org/10.1093/oxfordjournals.pan.a004868):
+    over-predicts by about k on the rare conversions. By default the served
+    pCVR undoes the oversampling, the prior correction of case-control
+    sampling (King and Zeng, "Logistic Regression in Rare Events Data",
+    Political Analysis 2001, https://doi.org/10.1093/oxfordjournals.pan.a004868):
     pCVR = sigmoid(logit(r̂_k) − log k). Training is unchanged.
 
     Args:

@@ -1,6 +1,6 @@
 """Ali-CCP -> tf.Examples: the raw Tianchi release and PaddleRec's multi-hot text layout.
 
-Raw release (Ma et al., "Entire Space Multi-Task Model", SIGIR 2018, arXiv:1804.07931;
+Raw release (Ma et al., "Entire Space Multi-Task Model", SIGIR 2018, https://arxiv.org/abs/1804.07931;
 https://tianchi.aliyun.com/dataset/408): `sample_skeleton_*.csv` has one
 impression per line, `sample_id,click,conversion,common_feature_index,
 feature_num,feature_list`; `common_features_*.csv` has

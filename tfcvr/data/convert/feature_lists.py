@@ -1,7 +1,7 @@
 """Ali-CCP feature lists of a batch of rows parsed at once with array operations.
 
 A feature_list is `field\\x02id\\x03value` entries joined by `\\x01`
-(Ma et al., SIGIR 2018, arXiv:1804.07931; the Tianchi release's format). A
+(Ma et al., SIGIR 2018, https://arxiv.org/abs/1804.07931; the Tianchi release's format). A
 raw Ali-CCP row has ~13 entries and a common row ~500, so parsing them one
 Python call at a time was most of a conversion's cost. `parse` finds the
 separators, field names and int64 ids of every entry of every row of a batch
