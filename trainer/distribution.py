@@ -14,6 +14,8 @@ process: the process is the chief.
 """
 
 import atexit
+import dataclasses
+import enum
 import json
 import os
 import shutil
@@ -23,7 +25,16 @@ from collections.abc import Mapping
 import tensorflow as tf
 from absl import logging
 
-STRATEGIES = ("auto", "default", "multi_worker_mirrored", "parameter_server")
+
+class StrategyKind(enum.StrEnum):
+    """The distribution strategies a run can use (the values are --strategy's)."""
+
+    DEFAULT = "default"
+    MULTI_WORKER_MIRRORED = "multi_worker_mirrored"
+    PARAMETER_SERVER = "parameter_server"
+
+
+STRATEGIES = ("auto", *(kind.value for kind in StrategyKind))
 # Vertex AI worker pools, in order (its CLUSTER_SPEC): chief, workers, parameter servers, reduction server.
 _VERTEX_POOLS = ("chief", "worker", "ps")
 
@@ -55,27 +66,63 @@ def tf_config(environ: Mapping[str, str] | None = None) -> dict:
     return {}
 
 
-def strategy_name(config: dict, override: str = "auto") -> str:
+def strategy_name(config: dict, override: str = "auto") -> StrategyKind:
     """The strategy a TF_CONFIG calls for (`override` other than "auto" wins)."""
     if override not in STRATEGIES:
         raise ValueError(f"--strategy must be one of {STRATEGIES}. Received: {override!r}")
     if override != "auto":
-        return override
+        return StrategyKind(override)
     cluster = config.get("cluster", {})
     if cluster.get("ps"):
-        return "parameter_server"
+        return StrategyKind.PARAMETER_SERVER
     if len(cluster.get("chief", [])) + len(cluster.get("worker", [])) > 1:
-        return "multi_worker_mirrored"
-    return "default"
+        return StrategyKind.MULTI_WORKER_MIRRORED
+    return StrategyKind.DEFAULT
+
+
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where this process trains: the strategy, decided once, and what follows from it."""
+
+    kind: StrategyKind
+    strategy: tf.distribute.Strategy
+
+    @property
+    def replicas(self) -> int:
+        return self.strategy.num_replicas_in_sync
+
+    @property
+    def is_chief(self) -> bool:
+        return is_chief(self.strategy)
+
+    @property
+    def distributed(self) -> bool:
+        """More than this process trains: workers must agree on the steps of an epoch."""
+        return self.kind is not StrategyKind.DEFAULT
+
+    @property
+    def static_input_shards(self) -> bool:
+        """Each worker reads its own share of the files (not under ParameterServerStrategy, whose coordinator
+        hands steps to whichever worker is free, so each worker reads every file in its own random order)."""
+        return self.kind is not StrategyKind.PARAMETER_SERVER
+
+    @property
+    def splits_input_across_workers(self) -> bool:
+        return self.kind is StrategyKind.MULTI_WORKER_MIRRORED
+
+
+def is_server_task(kind: StrategyKind, config: dict) -> bool:
+    """A ParameterServerStrategy worker or parameter server: it serves the chief's steps and trains nothing itself."""
+    return kind is StrategyKind.PARAMETER_SERVER and config.get("task", {}).get("type") in ("worker", "ps")
 
 
 def make_strategy(name: str, config: dict, min_shard_bytes: int = 256 << 10) -> tf.distribute.Strategy:
     """The strategy `name` for this process (create it first thing: collectives need it early)."""
-    if name == "default":
+    if name == StrategyKind.DEFAULT:
         return tf.distribute.get_strategy()
-    if name == "multi_worker_mirrored":
+    if name == StrategyKind.MULTI_WORKER_MIRRORED:
         return tf.distribute.MultiWorkerMirroredStrategy()
-    if name == "parameter_server":
+    if name == StrategyKind.PARAMETER_SERVER:
         num_ps = len(config.get("cluster", {}).get("ps", []))
         if not num_ps:
             raise ValueError("--strategy=parameter_server needs a 'ps' job in TF_CONFIG.")

@@ -53,76 +53,146 @@ flags.DEFINE_string(
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """The configured method: its class and its checked --model_params."""
+
+    model_class: type
+    params: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """What validation resolved before any data is read."""
+
+    schema: schema_lib.Schema
+    model_dir: str
+    checkpoint_dir: str
+    warm_start_source: warm_start.WarmStartSource | None
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingData:
+    """The run's pipelines and what was read from the training data."""
+
+    train_files: object
+    eval_files: object
+    train: pipeline_lib.TFRecordPipeline
+    eval: pipeline_lib.TFRecordPipeline
+    statistics: dict  # `numeric_statistics` and `label_rates` (tfcvr.data.training_statistics)
+    steps_per_epoch: int | None  # a fixed count (--steps_per_epoch, or common to distributed workers), or None
+    epoch_steps: int | None  # the steps of one epoch when known: a learning-rate schedule's period
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What training and the last evaluation produced."""
+
+    training: dict
+    results: dict
+    warm_started: dict | None
+    global_step: int
+
+
 def main(argv: list[str]) -> None:
+    """Resolve the configuration, validate and identify the run, read the data, build, train and evaluate, publish."""
     del argv
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
     model_class = method_params.model_class(run.method.model)
-    model_params = method_params.parse_model_params(run.method.model_params, model_class)
-    model_dir = run.output.model_dir or os.environ.get("AIP_MODEL_DIR")
-    if not model_dir:
-        model_dir = tempfile.mkdtemp(prefix="tfcvr-")
-        atexit.register(_remove_if_empty, model_dir)  # a run stopped by a usage error leaves nothing behind
+    method = Method(model_class, method_params.parse_model_params(run.method.model_params, model_class))
+    placement = _place(run)
+    if placement is None:
+        return  # a parameter-server job's worker or ps: it served the chief until the job ended
+    setup = _validate_and_identify(run, method, placement)
+    data = _read_data(run, setup.schema, placement)
+    with placement.strategy.scope():
+        model = _build(method.model_class, setup.schema, run, method.params, data.statistics)
+        model.compile(optimizer=run.optimization.make_optimizer(data.epoch_steps))
+    outcome = _train_and_evaluate(run, model, data, setup, placement)
+    _publish(run, model, setup, data, outcome, placement)
+
+
+def _place(run: config_lib.TaskConfig) -> distribution.Placement | None:
+    """The distribution strategy, decided once; None after serving as a parameter-server job's worker or ps."""
     config = distribution.tf_config()
-    strategy_name = distribution.strategy_name(config, run.runtime.strategy)
-    if run.data.cache_input and strategy_name == "parameter_server":
+    kind = distribution.strategy_name(config, run.runtime.strategy)
+    if run.data.cache_input and kind is distribution.StrategyKind.PARAMETER_SERVER:
         # Its workers run an input function traced on the chief: the cached records would be shipped in it.
         raise app.UsageError(
             "--cache_input cannot be used with ParameterServerStrategy (each worker builds its "
             "input from a function traced on the chief); drop --cache_input."
         )
-    if strategy_name == "parameter_server" and config["task"]["type"] in ("worker", "ps"):
+    if distribution.is_server_task(kind, config):
         distribution.run_server(config)  # the chief coordinates; workers and ps serve until the job ends
-        return
-    strategy = distribution.make_strategy(strategy_name, config)
-    logging.info(
-        "Strategy %s (%s), %d replicas.", strategy_name, type(strategy).__name__, strategy.num_replicas_in_sync
-    )
-    replicas = strategy.num_replicas_in_sync
-    if run.optimization.batch_size % replicas:
+        return None
+    placement = distribution.Placement(kind, distribution.make_strategy(kind, config))
+    logging.info("Strategy %s (%s), %d replicas.", kind.value, type(placement.strategy).__name__, placement.replicas)
+    if run.optimization.batch_size % placement.replicas:
         raise app.UsageError(
-            f"--batch_size={run.optimization.batch_size} must be a multiple of the {replicas} replicas."
+            f"--batch_size={run.optimization.batch_size} must be a multiple of the {placement.replicas} replicas."
         )
+    return placement
+
+
+def _resolve_model_dir(output: config_lib.OutputConfig) -> str:
+    """--model_dir, Vertex AI's AIP_MODEL_DIR, or a temporary folder removed at exit if the run wrote nothing."""
+    model_dir = output.model_dir or os.environ.get("AIP_MODEL_DIR")
+    if not model_dir:
+        model_dir = tempfile.mkdtemp(prefix="tfcvr-")
+        atexit.register(_remove_if_empty, model_dir)  # a run stopped by a usage error leaves nothing behind
+    return model_dir
+
+
+def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement) -> Setup:
+    """Every check that needs no training data, then the run's identity and configuration recorded.
+
+    The method is built once on the schema with one-bucket tables (the real
+    vocabularies could take gigabytes): every method argument is validated,
+    and the configuration says what the checkpoints are.
+    """
+    model_dir = _resolve_model_dir(run.output)
     checkpoint_dir = os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints")
     schema = _schema(run.data)
-    # Built once before any data is read, on the schema with one-bucket tables (the real vocabularies could take
-    # gigabytes): every method argument is validated, and the configuration says what the checkpoints are.
-    probe = _build(model_class, _one_bucket_tables(schema), run, model_params)
+    probe = _build(method.model_class, _one_bucket_tables(schema), run, method.params)
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
     _labelled_versions(run.output.serving_config)  # read again at export time (a label may move meanwhile)
     # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
-    if distribution.is_chief(strategy):
+    if placement.is_chief:
         preflight.check_writable_dir("--model_dir", model_dir)
     model_identity.check_or_record(
         checkpoint_dir,
         model_identity.model_identity(run.method.model, {**probe.get_config(), "schema": schema.to_dict()}),
-        write=distribution.is_chief(strategy),
+        write=placement.is_chief,
     )
     del probe
     keras.backend.clear_session()  # the probe's layers must not shift the auto-generated names of the model's
-    if distribution.is_chief(strategy):
+    if placement.is_chief:
         # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
         resolved = dataclasses.replace(run, output=dataclasses.replace(run.output, model_dir=model_dir))
         config_lib.write_config(resolved, os.path.join(model_dir, RUN_CONFIG))
+    return Setup(schema, model_dir, checkpoint_dir, warm_start_source)
+
+
+def _read_data(run: config_lib.TaskConfig, schema: schema_lib.Schema, placement) -> TrainingData:
+    """The pipelines, the training data's statistics and, when needed, its step count (one read each)."""
     train_files, eval_files = _data(run.data, run.optimization.seed)  # `schema` from _schema: the same file
     keras.utils.set_random_seed(run.optimization.seed)
-
-    # Under ParameterServerStrategy the coordinator hands steps to whichever worker is free, so data is not
-    # sharded statically: each worker reads every file in its own random order (seed None).
-    train_pipeline = pipeline_lib.TFRecordPipeline(
+    batch_size = run.optimization.batch_size
+    train = pipeline_lib.TFRecordPipeline(
         train_files,
         schema,
-        run.optimization.batch_size // replicas,
+        batch_size // placement.replicas,
         shuffle=True,
-        seed=None if strategy_name == "parameter_server" else run.optimization.seed,
+        seed=run.optimization.seed if placement.static_input_shards else None,
         invalid_conversion=run.data.invalid_conversion,
         cache=run.data.cache_input,
     )
     # Unshuffled, so every worker of a distributed job derives the same statistics.
     statistics_pipeline = pipeline_lib.TFRecordPipeline(
-        train_files, schema, run.optimization.batch_size, invalid_conversion=run.data.invalid_conversion
+        train_files, schema, batch_size, invalid_conversion=run.data.invalid_conversion
     )
     with statistics_pipeline.named_errors():
         data_statistics = statistics.training_statistics(statistics_pipeline.dataset(), schema)
@@ -130,140 +200,172 @@ def main(argv: list[str]) -> None:
         "Task heads start at the training data's base rates: %s.",
         ", ".join(f"{k} {v:.4g}" for k, v in data_statistics["label_rates"].items()),
     )
-
-    steps_per_epoch = run.runtime.steps_per_epoch
-    if strategy_name == "multi_worker_mirrored":
-        readers = strategy.num_replicas_in_sync
-        logging.info("Training data split across %d workers by %s.", readers, train_pipeline.sharding(readers))
-    records = None
-    if steps_per_epoch is None and (strategy_name != "default" or run.optimization.needs_steps_per_epoch):
-        # The learning-rate schedule's period is one epoch; workers must take the same number of steps.
-        with train_pipeline.named_errors():
-            records = pipeline_lib.count_records(train_pipeline.files)
-        if strategy_name != "default":  # their shards need not hold the same records: a common count
-            steps_per_epoch = max(1, records // run.optimization.batch_size)
-    epoch_steps = steps_per_epoch or (None if records is None else max(1, -(-records // run.optimization.batch_size)))
-    if records is not None:
+    if placement.splits_input_across_workers:
         logging.info(
-            "%d training records: %d steps per epoch of %d.", records, epoch_steps, run.optimization.batch_size
+            "Training data split across %d workers by %s.", placement.replicas, train.sharding(placement.replicas)
         )
-    with strategy.scope():
-        model = _build(model_class, schema, run, model_params, data_statistics)
-        model.compile(optimizer=run.optimization.make_optimizer(epoch_steps))
-
-    def dataset_fn(input_context, epoch):
-        return train_pipeline.dataset(
-            epochs=None if steps_per_epoch else 1,
-            epoch_index=epoch,
-            num_shards=1 if strategy_name == "parameter_server" else input_context.num_input_pipelines,
-            shard_index=0 if strategy_name == "parameter_server" else input_context.input_pipeline_id,
-        )
-
-    log_dir = os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(model_dir, "logs")
+    steps_per_epoch, epoch_steps = _epoch_steps(run, train, placement)
     eval_pipeline = pipeline_lib.TFRecordPipeline(
         eval_files,
         schema,
-        run.optimization.batch_size,
+        batch_size,
         ground_truth=pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(eval_files)),
         invalid_conversion=run.data.invalid_conversion,
         group=schema.group_key is not None,
     )
-    # TensorBoard runs as Keras lays them out: logs/train (the loop's scalars) and logs/eval (per epoch).
-    eval_writer = (
-        tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if distribution.is_chief(strategy) else None
-    )
-    served_stage = model.training_stages(run.optimization.epochs)[-1][0]
-    evaluation = {}
+    return TrainingData(train_files, eval_files, train, eval_pipeline, data_statistics, steps_per_epoch, epoch_steps)
 
-    def evaluate(stage, epochs_done, step):
-        if stage != served_stage:  # an earlier stage (UKD's teacher) does not train the served outputs
+
+def _epoch_steps(run: config_lib.TaskConfig, train: pipeline_lib.TFRecordPipeline, placement) -> tuple:
+    """(fixed steps per epoch or None, steps of one epoch when known), counting the records only when needed.
+
+    The learning-rate schedule's period is one epoch, and distributed workers
+    must take the same number of steps: their shards need not hold the same
+    records, so they share a count of full batches.
+    """
+    batch_size = run.optimization.batch_size
+    steps_per_epoch = run.runtime.steps_per_epoch
+    if steps_per_epoch is not None or not (placement.distributed or run.optimization.needs_steps_per_epoch):
+        return steps_per_epoch, steps_per_epoch
+    with train.named_errors():
+        records = pipeline_lib.count_records(train.files)
+    if placement.distributed:
+        steps_per_epoch = max(1, records // batch_size)
+    epoch_steps = steps_per_epoch or max(1, -(-records // batch_size))
+    logging.info("%d training records: %d steps per epoch of %d.", records, epoch_steps, batch_size)
+    return steps_per_epoch, epoch_steps
+
+
+class Evaluator:
+    """Evaluates the served outputs after each epoch of the served stage; `results` holds the latest."""
+
+    def __init__(self, model, eval_pipeline, served_stage: str, writer):
+        self.model, self.eval_pipeline, self.served_stage, self.writer = model, eval_pipeline, served_stage, writer
+        self.results: dict | None = None
+
+    def __call__(self, stage: str, epochs_done: int, step: int) -> None:
+        if stage != self.served_stage:  # an earlier stage (UKD's teacher) does not train the served outputs
             return
-        with eval_pipeline.named_errors():
-            evaluation["results"] = metrics.evaluate(model, eval_pipeline.dataset())
-        if eval_writer is not None:
-            with eval_writer.as_default():
-                for name, value in evaluation["results"].items():
+        with self.eval_pipeline.named_errors():
+            self.results = metrics.evaluate(self.model, self.eval_pipeline.dataset())
+        if self.writer is not None:
+            with self.writer.as_default():
+                for name, value in self.results.items():
                     if isinstance(value, float) and math.isfinite(value):
                         tf.summary.scalar(name, value, step=step)
-            eval_writer.flush()
+            self.writer.flush()
         logging.info(
             "Evaluated after epoch %d (step %d): cvr_auc=%.4f",
             epochs_done,
             step,
-            evaluation["results"].get("cvr_auc", float("nan")),
+            self.results.get("cvr_auc", float("nan")),
         )
 
+
+def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement) -> Outcome:
+    """Warm start (a run without checkpoints of its own), train with an evaluation after every epoch."""
+    log_dir = os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(setup.model_dir, "logs")
+    # TensorBoard runs as Keras lays them out: logs/train (the loop's scalars) and logs/eval (per epoch).
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if placement.is_chief else None
+    served_stage = model.training_stages(run.optimization.epochs)[-1][0]
+    evaluator = Evaluator(model, data.eval, served_stage, writer)
     loop = TrainingLoop(
         model,
-        strategy,
-        checkpoint_dir=checkpoint_dir,
+        placement.strategy,
+        checkpoint_dir=setup.checkpoint_dir,
         summary_dir=os.path.join(log_dir, "train"),
         log_every=run.runtime.log_every,
         checkpoint_every=run.runtime.checkpoint_every,
         steps_per_execution=run.runtime.steps_per_execution,
     )
-    warm_started = None
-    if warm_start_source is not None:
-        try:
-            warm_started = warm_start.warm_start(
-                model,
-                warm_start_source,
-                partial=run.warm_start.warm_start_partial,
-                optimizer_state=run.warm_start.warm_start_optimizer,
-                method=run.method.model,
-            )
-            warm_start.assert_replicas_agree(model, strategy)
-        except warm_start.WarmStartError as e:
-            raise app.UsageError(str(e)) from None
-        if distribution.is_chief(strategy):
-            warm_start.record(checkpoint_dir, run.warm_start.warm_start_from, warm_started)
+    warm_started = _warm_start(run, model, setup, placement)
     logging.info(
-        "Training %s (%s) on %s; model_dir %s", run.method.model, model.get_config()["backbone"], train_files, model_dir
+        "Training %s (%s) on %s; model_dir %s",
+        run.method.model,
+        model.get_config()["backbone"],
+        data.train_files,
+        setup.model_dir,
     )
-    with train_pipeline.named_errors():
+    static_shards = placement.static_input_shards
+
+    def dataset_fn(input_context, epoch):
+        return data.train.dataset(
+            epochs=None if data.steps_per_epoch else 1,
+            epoch_index=epoch,
+            num_shards=input_context.num_input_pipelines if static_shards else 1,
+            shard_index=input_context.input_pipeline_id if static_shards else 0,
+        )
+
+    with data.train.named_errors():
         training = loop.train(
             dataset_fn,
             run.optimization.epochs,
             run.optimization.batch_size,
-            steps_per_epoch,
+            data.steps_per_epoch,
             expected_steps_per_epoch=None
-            if steps_per_epoch
-            else epoch_steps or _expected_steps(train_pipeline.files, run.optimization.batch_size),
-            on_epoch_end=evaluate,
+            if data.steps_per_epoch
+            else data.epoch_steps or _expected_steps(data.train.files, run.optimization.batch_size),
+            on_epoch_end=evaluator,
         )
-    if train_pipeline.invalid_conversions_dropped:
+    if data.train.invalid_conversions_dropped:
         logging.warning(
-            "Dropped %d training records with conversion=1 and click=0.", train_pipeline.invalid_conversions_dropped
+            "Dropped %d training records with conversion=1 and click=0.", data.train.invalid_conversions_dropped
         )
+    global_step = int(loop.global_step.numpy())
+    if evaluator.results is None:  # a finished run restarted: no epoch left to train, evaluate now
+        evaluator(served_stage, run.optimization.epochs, global_step)
+    return Outcome(training, evaluator.results, warm_started, global_step)
 
-    if "results" not in evaluation:  # a finished run restarted: no epoch left to train, evaluate now
-        evaluate(served_stage, run.optimization.epochs, int(loop.global_step.numpy()))
-    results = evaluation["results"]
+
+def _warm_start(run, model, setup: Setup, placement) -> dict | None:
+    """Seeds `model` from --warm_start_from (resolved in `_validate_and_identify`); the report, or None."""
+    if setup.warm_start_source is None:
+        return None
+    try:
+        warm_started = warm_start.warm_start(
+            model,
+            setup.warm_start_source,
+            partial=run.warm_start.warm_start_partial,
+            optimizer_state=run.warm_start.warm_start_optimizer,
+            method=run.method.model,
+        )
+        warm_start.assert_replicas_agree(model, placement.strategy)
+    except warm_start.WarmStartError as e:
+        raise app.UsageError(str(e)) from None
+    if placement.is_chief:
+        warm_start.record(setup.checkpoint_dir, run.warm_start.warm_start_from, warm_started)
+    return warm_started
+
+
+def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, placement) -> None:
+    """metrics.json, the tuner's metric, the export and its retention (the chief's), and the printed table."""
+    backbone = model.get_config()["backbone"]
     report = {
         "model": run.method.model,
-        "backbone": model.get_config()["backbone"],
-        "metrics": results,
-        "training": {**training, "dropped_invalid_conversions": train_pipeline.invalid_conversions_dropped},
-        "eval_dropped_invalid_conversions": eval_pipeline.invalid_conversions_dropped,
+        "backbone": backbone,
+        "metrics": outcome.results,
+        "training": {**outcome.training, "dropped_invalid_conversions": data.train.invalid_conversions_dropped},
+        "eval_dropped_invalid_conversions": data.eval.invalid_conversions_dropped,
     }
-    if warm_started is not None:
-        report["warm_start"] = warm_started
-    if distribution.is_chief(strategy):
-        with tf.io.gfile.GFile(os.path.join(model_dir, "metrics.json"), "w") as f:
+    if outcome.warm_started is not None:
+        report["warm_start"] = outcome.warm_started
+    if placement.is_chief:
+        with tf.io.gfile.GFile(os.path.join(setup.model_dir, "metrics.json"), "w") as f:
             f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
         if os.environ.get("CLOUD_ML_TRIAL_ID"):
-            _report_to_tuner(run.output.hypertune_metric, results, int(loop.global_step.numpy()))
+            _report_to_tuner(run.output.hypertune_metric, outcome.results, outcome.global_step)
     if run.output.export:
-        shared_export_base = run.output.export_base or os.path.join(model_dir, "export")
-        export_base = distribution.writable_dir(shared_export_base, strategy)
-        report["export"] = export.export_for_serving(model, schema, export_base)
+        shared_export_base = run.output.export_base or os.path.join(setup.model_dir, "export")
+        export_base = distribution.writable_dir(shared_export_base, placement.strategy)
+        report["export"] = export.export_for_serving(model, setup.schema, export_base)
         if run.output.keep_versions is not None:
             _retire_versions(export_base, report["export"], run.output)
         distribution.cleanup_worker_dir(export_base, shared_export_base)
-    print(metrics.format_table(results, title=f"{run.method.model} ({report['backbone']}) on {eval_files}"))
+    print(metrics.format_table(outcome.results, title=f"{run.method.model} ({backbone}) on {data.eval_files}"))
+    training = outcome.training
     print(
         f"\n{training['steps']} steps, {training['examples_per_second']:.0f} examples/s; "
-        f"model_dir: {model_dir}" + (f"; export: {report['export']}" if run.output.export else "")
+        f"model_dir: {setup.model_dir}" + (f"; export: {report['export']}" if run.output.export else "")
     )
 
 
