@@ -36,7 +36,7 @@ setuptools.setup(
     description="Debiased post-click CVR rankers (ESMM, IPW/DR, UKD, DDPO, ...) for TensorFlow and TF Serving.",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.11,<3.13",
     packages=setuptools.find_packages(include=["tfcvr", "tfcvr.*", "trainer", "trainer.*", "serving", "serving.*"]),
     install_requires=INSTALL_REQUIRES,
     # PEP 561: the packages carry their own type hints.

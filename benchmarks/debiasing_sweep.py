@@ -25,7 +25,7 @@ run) and the recommendation (validation metrics only) against the ground
 truth. `full` runs every method, three seeds and three epochs at a quarter
 of each world's rows (sized for about 90 minutes on 2 cores; `--row_fraction`
 and `--seeds` change it); `--mode quick` one seed, two epochs and six
-methods. README, section "Sweep of worlds, epochs and days", has the record.
+methods. docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the record.
 """
 
 import argparse

@@ -7,6 +7,10 @@
   `UsageError`, a `DataError` naming a file and record) is one line on stderr
   and exit status 2, instead of a traceback or the whole flag list. Bugs keep
   their traceback.
+* `--help` (`-h`, `--helpshort`) prints the command's usage (its module
+  docstring) and its own flags, grouped (`set_flag_group`), with defaults
+  and choices, and exits 0; absl's `--helpfull` still lists every flag,
+  TensorFlow's and absl's included.
 
 `TFCVR_VERBOSE=1` restores both, TensorFlow's start-up lines and the full
 traceback of a user error before its line, for bug reports (`--verbosity=1`
@@ -22,6 +26,17 @@ from collections.abc import Callable
 from absl import app, flags
 
 USAGE_EXIT_STATUS = 2
+HELP_FLAGS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
+# The packages whose flags are a command's own (absl and TensorFlow define flags of their own too).
+OWN_PACKAGES = ("tfcvr", "trainer", "serving", "benchmarks", "__main__")
+# flag name -> the title of the group `--help` lists it under (flags without one: "Options").
+_FLAG_GROUPS: dict[str, str] = {}
+
+
+def set_flag_group(names, title: str) -> None:
+    """Lists the flags `names` under `title` in `--help`."""
+    for name in names:
+        _FLAG_GROUPS[name] = title
 
 
 def verbose() -> bool:
@@ -109,11 +124,62 @@ def _wants_traceback() -> bool:
     return verbose() or (flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1)
 
 
+def command_help(flag_values: flags.FlagValues = flags.FLAGS) -> str:
+    """The command's usage (its main module's docstring) and its own flags, grouped, with defaults and choices."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    program = spec.name.removesuffix(".__main__") if spec else os.path.basename(sys.argv[0] if sys.argv else "tfcvr")
+    lines = [(main.__doc__ or f"python -m {program} [flags]").strip(), ""]
+    groups: dict[str, list] = {}
+    for module, module_flags in flag_values.flags_by_module_dict().items():
+        # absl names the main module by its path (sys.argv[0]); the others by their dotted name.
+        if module.split(".")[0] not in OWN_PACKAGES and module != (sys.argv[0] if sys.argv else None):
+            continue
+        for flag in module_flags:
+            groups.setdefault(_FLAG_GROUPS.get(flag.name, "Options"), {})[flag.name] = flag
+    for title in sorted(groups, key=lambda t: t == "Options"):  # definition order; ungrouped flags last
+        lines.append(f"{title}:")
+        for flag in groups[title].values():
+            lines += _flag_lines(flag)
+        lines.append("")
+    lines.append("--helpfull lists every flag, TensorFlow's and absl's included.")
+    return "\n".join(lines)
+
+
+def _flag_lines(flag) -> list[str]:
+    """`--name` with its default (and choices or `required`), then its help text."""
+    choices = getattr(flag.parser, "enum_values", None)
+    if flag.default is None and _is_required(flag):
+        default = "required"
+    elif isinstance(flag.default, list):
+        default = f"default: {','.join(map(str, flag.default)) or '(empty)'}"
+    else:
+        default = f"default: {flag.default!r}" if not isinstance(flag.default, bool) else f"default: {flag.default}"
+    head = f"  --{flag.name}" + (f" ({'|'.join(choices)})" if choices else "") + f"  [{default}]"
+    text = flag.help or ""
+    if choices and text.startswith("<"):  # absl prefixes an enum's help with its choices, listed above already
+        text = text.split(">: ", 1)[-1]
+    return [head, *(f"      {line}" for line in text.splitlines())]
+
+
+def _is_required(flag) -> bool:
+    """Marked with `flags.mark_flag_as_required` (whose validator refuses None), not merely bounded."""
+    return any("must have a value other than None" in getattr(v, "message", "") for v in flag.validators)
+
+
+def _print_help_and_exit(argv: list[str]) -> None:
+    """`--help` among the arguments (before any other flag parsing): the command's help on stdout, exit 0."""
+    if any(arg.split("=")[0] in HELP_FLAGS for arg in argv[1:]):
+        print(command_help())
+        sys.exit(0)
+
+
 def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, also: tuple[type, ...] = ()) -> None:
-    """`absl.app.run(main)` with the package's error reporting (module docstring).
+    """`absl.app.run(main)` with the package's error reporting and `--help` (module docstring).
 
     `also`: further exception types this command reports as a user's problem (e.g. a diverged training run).
     """
+    _print_help_and_exit(sys.argv if argv is None else argv)
 
     def guarded(args: list[str]) -> int | None:
         try:

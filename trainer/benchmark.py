@@ -2,7 +2,7 @@ r"""Leaderboard: which debiasing method to ship, on your data.
 
     python -m trainer.benchmark --models=naive,esmm,multi_dr,ddpo,chorus --runs=3
         [--train_files=GLOB --valid_files=GLOB --eval_files=GLOB --schema=schema.json]
-        [--epochs=3] [--selection_metric=ctcvr_nll] [--output_dir=leaderboard]
+        [--epochs=1] [--selection_metric=ctcvr_nll] [--output_dir=leaderboard]
 
 Every method trains --runs times; run r uses seed --seed+r for every method
 (data order and initialisation), so runs are paired across methods. After

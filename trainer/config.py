@@ -15,6 +15,7 @@ are typed from the method's constructor in `trainer.method_params`.
 
 import dataclasses
 import json
+import re
 import types
 import typing
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfcvr import optimizers
+from tfcvr import cli, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from trainer import distribution
 from trainer.loop import STEPS_PER_EXECUTION
@@ -412,6 +413,13 @@ def define_flags(
             flags.DEFINE_string(field.name, default, help_text, **where)
         if field.name in required:
             flags.mark_flag_as_required(field.name, flag_values=flag_values)
+        cli.set_flag_group([field.name], section_title(section_class))
+
+
+def section_title(section_class: type) -> str:
+    """The heading of a section's flags in `--help`: DataConfig -> "Data", WarmStartConfig -> "Warm start"."""
+    words = re.findall(r"[A-Z][a-z]*", section_class.__name__.removesuffix("Config"))
+    return " ".join([words[0], *(w.lower() for w in words[1:])])
 
 
 def section_from_flags(section_class: type, flag_values: flags.FlagValues = flags.FLAGS, base: Any = None) -> Any:

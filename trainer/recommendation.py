@@ -1,6 +1,6 @@
 """Which method to ship, from what a real log shows: validation metrics only, no ground truth.
 
-The rule (README, "Leaderboard: which method to ship"):
+The rule (docs/leaderboard.md):
 
 1. Guards. A method is set aside when any run's validation metrics are not
    finite (a diverged run), when any run's Σ pCVR / Σ conversions on clicked
@@ -20,8 +20,8 @@ The rule (README, "Leaderboard: which method to ship"):
    conversions are observed over-predicts there and, by the same selection,
    more so on the unclicked rows no validation metric sees. Naive itself
    always passes (ratio 1). The threshold is 1, no tolerance: over the
-   sweep of worlds (benchmarks/debiasing_sweep.py, README "Sweep of worlds,
-   epochs and days") tolerances of 5-20% let methods through that over-predict
+   sweep of worlds (benchmarks/debiasing_sweep.py, docs/benchmarks.md "Sweep of
+   worlds, epochs and days") tolerances of 5-20% let methods through that over-predict
    the unclicked rows and moved picks further from the best method. Set
    `positive_selection=False` for a log where clicks may select against
    conversion.

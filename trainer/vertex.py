@@ -13,7 +13,7 @@ parameter servers) by itself, and AIP_MODEL_DIR / AIP_CHECKPOINT_DIR /
 AIP_TENSORBOARD_LOG_DIR from `--base_output_dir`.
 
 The code runs from the trainer container (the repository's Dockerfile,
-built and pushed as in README "Vertex AI"): `--image_uri`, by default
+built and pushed as in docs/distributed.md): `--image_uri`, by default
 `<region>-docker.pkg.dev/<project>/tfcvr/trainer:<tfcvr version>`, the
 image those commands push. The Python-package path (`--package_uri=gs://.../
 tfcvr-0.1.0.tar.gz` on a prebuilt `--executor_image_uri`) installs tfcvr's
@@ -56,7 +56,7 @@ def _define_flags():
         "image_uri",
         None,
         "Trainer container (the repository's Dockerfile); default <region>-docker.pkg.dev/<project>/tfcvr/"
-        "trainer:<tfcvr version>, where README's build and push commands put it.",
+        "trainer:<tfcvr version>, where docs/distributed.md's build and push commands put it.",
     )
     flags.DEFINE_string("package_uri", None, "gs:// URI of the tfcvr source distribution (instead of --image_uri).")
     flags.DEFINE_string(
@@ -72,7 +72,7 @@ def _define_flags():
 
 
 def default_image_uri(project: str, region: str) -> str:
-    """Where README's `docker build` / `docker push` commands put the trainer image of this tfcvr version."""
+    """Where the `docker build` / `docker push` of docs/distributed.md put the trainer image of this tfcvr version."""
     return f"{region}-docker.pkg.dev/{project}/tfcvr/trainer:{tfcvr.__version__}"
 
 
@@ -94,7 +94,7 @@ def check_executor_image(executor_image_uri: str) -> None:
             f"--executor_image_uri={executor_image_uri} has TensorFlow {version}, but tfcvr requires tensorflow"
             f"{requirement}: the package would reinstall TensorFlow over the image's at every start, or fail. "
             "No prebuilt Vertex AI training image has a TensorFlow tfcvr accepts; build the trainer image from the "
-            "repository's Dockerfile and pass --image_uri (README, 'Vertex AI')."
+            "repository's Dockerfile and pass --image_uri (docs/distributed.md)."
         )
 
 

@@ -8,7 +8,7 @@ Takes TF Serving's flags of the same names: the model config file (with its
 version policies and labels, re-read every poll so an edited label applies
 without a restart) or --model/--label, and the file system poll that picks up
 new versions. Serves until interrupted. Production serving is TF Serving
-(README, "Serving").
+(docs/serving.md).
 """
 
 import contextlib

@@ -57,13 +57,13 @@ def test_dry_run_job_spec_for_multi_worker_with_parameter_servers():
         assert container["args"] == ["--model=chorus", "--train_files=gs://bucket/train-*", "--epochs=2"]
 
 
-def test_the_default_is_the_trainer_container_the_readme_pushes():
+def test_the_default_is_the_trainer_container_the_docs_push():
     result = _dry_run("--", "--model=esmm")
     assert result.returncode == 0, result.stderr[-2000:]
     (pool,) = json.loads(result.stdout)["jobSpec"]["workerPoolSpecs"]
     assert pool["containerSpec"]["imageUri"] == "europe-west4-docker.pkg.dev/p/tfcvr/trainer:0.1.0"
-    readme = open("README.md").read()
-    assert f"docker push {vertex.default_image_uri('PROJECT', 'europe-west4')}" in readme  # README's build/push tag
+    docs = open("docs/distributed.md").read()
+    assert f"docker push {vertex.default_image_uri('PROJECT', 'europe-west4')}" in docs  # the docs' build/push tag
 
 
 def test_python_package_needs_an_executor_image_with_tfcvrs_tensorflow():

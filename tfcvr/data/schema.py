@@ -1,4 +1,4 @@
-"""schema.json: the description of a TFRecord impression log (README.md, section "Data").
+"""schema.json: the description of a TFRecord impression log (docs/data.md).
 
 ```json
 {

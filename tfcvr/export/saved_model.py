@@ -1,6 +1,6 @@
 """SavedModel export in TF Serving's layout: `<export_base>/<integer version>/`.
 
-Signatures (README.md, section "Serving"):
+Signatures (docs/serving.md):
 
 * `serving_default`: `examples`, a 1-D tf.string tensor of serialized
   tf.train.Example (features only; label keys are ignored) -> float32 `ctr`,

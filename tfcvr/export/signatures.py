@@ -1,4 +1,4 @@
-"""Names of the serving signatures every tfcvr export has (the contract: README.md, section "Serving")."""
+"""Names of the serving signatures every tfcvr export has (the contract: docs/serving.md)."""
 
 # Serialized tf.Example in `examples` -> ctr, cvr, ctcvr.
 SERVING_DEFAULT = "serving_default"

@@ -40,7 +40,7 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data.statistics import LABEL_RATES
 from tfcvr.layers import MLP, FeatureEmbedding, SchemaTransform, make_backbone
 
-# Every method serves these three, whatever heads it trains (README.md, section "Serving").
+# Every method serves these three, whatever heads it trains (docs/serving.md).
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 
 

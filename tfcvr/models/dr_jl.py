@@ -38,8 +38,8 @@ class DRJL(CounterfactualModel):
     unclicked rows, which pull r̂ towards r̃, holds the predictions back, so
     a model that can memorise clicked rows (ids) may diverge, the more so
     with small propensities. On the built-in simulator at the defaults no run
-    diverged over 5 seeds in either regime (README, "Quality at the
-    defaults"); a diverging run stops with a FloatingPointError, and the
+    diverged over 5 seeds in either regime (docs/benchmarks.md,
+    "Quality at the defaults"); a diverging run stops with a FloatingPointError, and the
     leaderboard reports and sets it aside.
 
     Args:

@@ -16,8 +16,8 @@ what is exported) is calibrated as well as the model can be, at no cost per
 step. It is the default since the task heads start at their labels' base
 rates (`CVRModel(label_rates=...)`): from sigmoid(0) = 1/2 a short run's
 decayed rate stopped before the output biases reached the base rates.
-`constant` is the papers' recipe (Adam at a fixed rate). README, section
-"Learning-rate schedule", has the measurements.
+`constant` is the papers' recipe (Adam at a fixed rate). docs/benchmarks.md,
+section "Learning-rate schedule", has the measurements.
 """
 
 import keras
