@@ -2,6 +2,7 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -19,6 +20,14 @@ def data(tmp_path_factory):
     train = write_rows(root / "train.tfrecord", [tiny_row()] * 40)
     bad_first = write_rows(root / "bad_first.tfrecord", [tiny_row(price=None)] + [tiny_row()] * 5)
     (root / "garbage.tfrecord").write_bytes(b"not a TFRecord file " * 20)
+    (root / "empty").mkdir()
+    for name in ("empty-0.tfrecord", "empty-1.tfrecord"):  # a training set with zero records
+        (root / "empty" / name).write_bytes(b"")
+    records = pathlib.Path(train).read_bytes()
+    (root / "stub.tfrecord").write_bytes(records[:7])  # fewer bytes than one record's header
+    whole = 20 * (len(records) // 40)  # 20 of the 40 equal records
+    (root / "cut_header.tfrecord").write_bytes(records[: whole + 3])  # then 3 bytes of the next record's header
+    (root / "cut_data.tfrecord").write_bytes(records[: whole + 20])  # then a header and part of its data
     (root / "a_file").write_text("")
     (root / "bad_config.json").write_text(json.dumps({"optimization": {"epochs": "two"}}))
     # A model_dir whose checkpoints belong to another model (recorded identity: naive).
@@ -76,6 +85,37 @@ CASES = [
         "trainer.task",
         ["--train_files={root}/garbage.tfrecord", "--eval_files={train}", "--schema={schema}"],
         "{root}/garbage.tfrecord is not a readable TFRecord file",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={root}/empty/*.tfrecord", "--eval_files={train}", "--schema={schema}"],
+        "--train_files={root}/empty/*.tfrecord: every matched file is empty (2, 0 bytes): no records",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={root}/stub.tfrecord", "--eval_files={train}", "--schema={schema}"],
+        "--train_files: {root}/stub.tfrecord holds 7 bytes but no whole record: a TFRecord file cut short",
+    ),
+    # Found while reading, after the run's folder was set up: that folder lies outside the data folder.
+    (
+        "trainer.task",
+        [
+            "--train_files={root}/cut_header.tfrecord",
+            "--eval_files={train}",
+            "--schema={schema}",
+            "--model_dir={root}-1",
+        ],
+        "TFRecord file {root}/cut_header.tfrecord is cut short: its 20 whole records end at byte",
+    ),
+    (
+        "trainer.task",
+        ["--train_files={root}/cut_data.tfrecord", "--eval_files={train}", "--schema={schema}", "--model_dir={root}-2"],
+        "{root}/cut_data.tfrecord is corrupt or truncated after record",
+    ),
+    (
+        "trainer.benchmark",
+        ["--train_files={train}", "--valid_files={root}/empty/*", "--eval_files={train}", "--schema={schema}"],
+        "--valid_files={root}/empty/*: every matched file is empty",
     ),
     ("trainer.task", [*TASK_DATA, "--model_dir={root}/a_file"], "--model_dir={root}/a_file is a file"),
     ("trainer.task", ["--config={root}/missing.json"], "--config={root}/missing.json: no such file"),

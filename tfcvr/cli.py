@@ -11,6 +11,8 @@
   docstring) and its own flags, grouped (`set_flag_group`), with defaults
   and choices, and exits 0; absl's `--helpfull` still lists every flag,
   TensorFlow's and absl's included.
+* TensorFlow's Python INFO lines are hidden for the run (its warnings and
+  errors show); the command's own progress lines stay.
 
 `TFCVR_VERBOSE=1` restores both, TensorFlow's start-up lines and the full
 traceback of a user error before its line, for bug reports (`--verbosity=1`
@@ -18,12 +20,15 @@ the traceback).
 """
 
 import contextlib
+import importlib.util
+import logging
 import os
 import sys
 import traceback
 from collections.abc import Callable
 
 from absl import app, flags
+from absl import logging as absl_logging
 
 USAGE_EXIT_STATUS = 2
 HELP_FLAGS = ("--help", "-help", "-h", "--helpshort", "-helpshort", "-?")
@@ -167,6 +172,31 @@ def _is_required(flag) -> bool:
     return any("must have a value other than None" in getattr(v, "message", "") for v in flag.validators)
 
 
+class _FrameworkInfoFilter(logging.Filter):
+    """Drops INFO (and DEBUG) records logged from inside the given package folders."""
+
+    def __init__(self, folders: tuple[str, ...]):
+        super().__init__()
+        self.folders = folders
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.pathname.startswith(self.folders)
+
+
+def hide_framework_info() -> None:
+    """Hides TensorFlow's and Keras' INFO lines (checkpoint sharding, SavedModel assets and fingerprints,
+    signature naming): they say nothing about the run. Their warnings and errors still show, and so do the
+    command's own INFO progress lines."""
+    folders = tuple(
+        os.path.join(location, "")
+        for name in ("tensorflow", "keras")
+        if (spec := importlib.util.find_spec(name)) is not None
+        for location in spec.submodule_search_locations or ()
+    )
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # its own handler ("INFO:tensorflow:...")
+    absl_logging.get_absl_handler().addFilter(_FrameworkInfoFilter(folders))  # what it logs through absl
+
+
 def _print_help_and_exit(argv: list[str]) -> None:
     """`--help` among the arguments (before any other flag parsing): the command's help on stdout, exit 0."""
     if any(arg.split("=")[0] in HELP_FLAGS for arg in argv[1:]):
@@ -180,6 +210,8 @@ def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, 
     `also`: further exception types this command reports as a user's problem (e.g. a diverged training run).
     """
     _print_help_and_exit(sys.argv if argv is None else argv)
+    if not verbose():
+        hide_framework_info()
 
     def guarded(args: list[str]) -> int | None:
         try:

@@ -9,7 +9,7 @@ import os
 import uuid
 
 import tensorflow as tf
-from absl import app
+from absl import app, logging
 
 from tfcvr import cli
 from tfcvr.data import errors
@@ -31,14 +31,17 @@ def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conv
     """The files `pattern` matches, after the first record of each parsed against `schema`.
 
     Raises a UsageError naming the flag when a glob matches nothing, a
-    DataError naming the file when its first record does not fit the schema
-    or the file is not a TFRecord file.
+    DataError naming the file when its first record does not fit the schema,
+    the file is not a TFRecord file or holds bytes but no whole record (cut
+    short), and a DataError when every file is empty (no records to train or
+    evaluate on). Empty files beside others are counted in a warning.
     """
     try:
         files = pipeline_lib.resolve_files(pattern)
     except ValueError as e:
         raise app.UsageError(f"{flag}={pattern}: {e}") from None
     pipeline = pipeline_lib.TFRecordPipeline(files, schema, 1, invalid_conversion=invalid_conversion)
+    empty = []
     for path in files:
         try:
             first = [record for record in tf.data.TFRecordDataset(path).take(1)]
@@ -47,13 +50,23 @@ def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conv
                 f"{flag}: {path} is not a readable TFRecord file: {errors.clean_op_message(e)}"
             ) from None
         if not first:
-            continue  # an empty shard holds nothing to check
+            size = tf.io.gfile.stat(path).length
+            if size:
+                raise errors.DataError(
+                    f"{flag}: {path} holds {size} bytes but no whole record: a TFRecord file cut short."
+                )
+            empty.append(path)  # an empty shard holds nothing to check
+            continue
         try:
             pipeline.parse_batch(tf.reshape(first[0], [1]), tf.constant([f"{path}:0"]))
         except tf.errors.InvalidArgumentError as e:
             raise errors.DataError(
                 f"{flag}: record 0 of {path} does not fit the schema: {errors.clean_op_message(e)}"
             ) from None
+    if len(empty) == len(files):
+        raise errors.DataError(f"{flag}={pattern}: every matched file is empty ({len(files)}, 0 bytes): no records.")
+    if empty:
+        logging.warning("%s: %d of %d files are empty (0 bytes): %s.", flag, len(empty), len(files), ", ".join(empty))
     return files
 
 

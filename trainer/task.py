@@ -104,6 +104,10 @@ def main(argv: list[str]) -> None:
     if placement is None:
         return  # a parameter-server job's worker or ps: it served the chief until the job ended
     setup = _validate_and_identify(run, method, placement)
+    # Logged once everything is checked: a bad command line prints its one-line error and nothing before it.
+    logging.info(
+        "Strategy %s (%s), %d replicas.", placement.kind.value, type(placement.strategy).__name__, placement.replicas
+    )
     data = _read_data(run, setup.schema, placement)
     with placement.strategy.scope():
         model = _build(method.model_class, setup.schema, run, method.params, data.statistics)
@@ -126,7 +130,6 @@ def _place(run: config_lib.TaskConfig) -> distribution.Placement | None:
         distribution.run_server(config)  # the chief coordinates; workers and ps serve until the job ends
         return None
     placement = distribution.Placement(kind, distribution.make_strategy(kind, config))
-    logging.info("Strategy %s (%s), %d replicas.", kind.value, type(placement.strategy).__name__, placement.replicas)
     if run.optimization.batch_size % placement.replicas:
         raise app.UsageError(
             f"--batch_size={run.optimization.batch_size} must be a multiple of the {placement.replicas} replicas."

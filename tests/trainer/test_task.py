@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -46,6 +47,10 @@ def test_end_to_end_on_the_simulator(tmp_path):
     assert os.listdir(model_dir / "logs" / "train") and os.listdir(model_dir / "logs" / "eval")
     assert "(10/10 of the epoch)" in result.stderr  # progress step/total: 2,400 records / 256 per batch
     assert "Evaluated after epoch 1 (step 10)" in result.stderr and "Evaluated after epoch 2 (step 20)" in result.stderr
+    # Only the run's own progress: no INFO line of TensorFlow's or Keras' modules (checkpoint sharding, assets).
+    sources = set(re.findall(r"^I\d{4} [\d:.]+ +\d+ (\w+\.py):\d+\]", result.stderr, re.MULTILINE))
+    assert sources and sources <= {"task.py", "loop.py"}, sources
+    assert "INFO:tensorflow" not in result.stderr
 
     # The run's configuration is written beside it and repeats it; given flags replace its settings.
     config = json.loads((model_dir / "run_config.json").read_text())
@@ -133,6 +138,7 @@ def test_usage_errors(args, message):
     result = _run(*args)
     assert result.returncode != 0
     assert message in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr  # the one-line error, no log line before it
     if args == ["--model=nope"]:
         assert all(name in result.stderr for name in models.names())
 
