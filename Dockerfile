@@ -9,7 +9,7 @@ ENV PYTHONUNBUFFERED=1 \
 # The package and its pinned dependency ranges (setup.py), installed as README's install command does.
 WORKDIR /tmp/tfcvr
 COPY . .
-RUN pip install . && rm -rf /tmp/tfcvr
+RUN pip install ".[vertex]" && rm -rf /tmp/tfcvr
 
 # Training runs as an unprivileged user; gs:// paths need no local write access.
 RUN useradd --create-home --uid 1000 tfcvr

@@ -14,21 +14,25 @@ INSTALL_REQUIRES = [
     "absl-py>=2.1,<3",
     "scikit-learn>=1.5,<2",
     "numpy>=2.0,<3",
-    # Reports the tuning metric under Vertex AI hyperparameter tuning jobs (pure Python, tiny).
-    "cloudml-hypertune>=0.1.0.dev6,<0.2",
-    # Paired significance tests (scipy, tfcvr.metrics.significance) and leaderboard/calibration plots (matplotlib).
+    # Paired significance tests of the leaderboard (tfcvr.metrics.significance; scikit-learn needs it too).
     "scipy>=1.11,<2",
-    "matplotlib>=3.8,<4",
-    # Parquet input of tfcvr.data.convert (tensorflow-io's Parquet ops do not load on TF 2.21).
-    "pyarrow>=15,<27",
-    # trainer.vertex builds and submits Vertex AI CustomJobs (packaging: the TensorFlow requirement vs an image's).
-    "google-cloud-aiplatform>=1.60,<3",
-    "packaging>=23",
 ]
 
-# `tfcvr[beam]`: data preparation on Apache Beam (`python -m tfcvr.data.convert`, DirectRunner or Dataflow);
-# [gcp] brings the Dataflow runner and gs:// IO. 2.77 resolves beside TF 2.21 with protobuf 6.33.
-BEAM_REQUIRES = ["apache-beam[gcp]>=2.77,<3"]
+# The rest are extras, each imported only by the feature that needs it (tfcvr/optional.py names the extra in
+# its error): `pip install ".[vertex,plots]"`.
+EXTRAS_REQUIRE = {
+    # trainer.vertex builds and submits Vertex AI CustomJobs (packaging: the TensorFlow requirement vs an image's);
+    # cloudml-hypertune reports the tuning metric under Vertex AI hyperparameter tuning jobs.
+    "vertex": ["google-cloud-aiplatform>=1.60,<3", "packaging>=23", "cloudml-hypertune>=0.1.0.dev6,<0.2"],
+    # The leaderboard's plots/ and trainer.evaluate's calibration.png.
+    "plots": ["matplotlib>=3.8,<4"],
+    # Parquet input of tfcvr.data.convert (tensorflow-io's Parquet ops do not load on TF 2.21).
+    "parquet": ["pyarrow>=15,<27"],
+    # Data preparation on Apache Beam (`python -m tfcvr.data.convert`, DirectRunner or Dataflow); [gcp] brings the
+    # Dataflow runner and gs:// IO. 2.77 resolves beside TF 2.21 with protobuf 6.33.
+    "beam": ["apache-beam[gcp]>=2.77,<3"],
+}
+EXTRAS_REQUIRE["all"] = sorted({requirement for extra in EXTRAS_REQUIRE.values() for requirement in extra})
 
 setuptools.setup(
     name="tfcvr",
@@ -43,8 +47,8 @@ setuptools.setup(
     package_data={"tfcvr": ["py.typed"], "trainer": ["py.typed"], "serving": ["py.typed"]},
     # ruff: lint and format check (ruff.toml), pinned to one minor version because its style changes between them.
     extras_require={
-        "beam": BEAM_REQUIRES,
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18", *BEAM_REQUIRES],
+        **EXTRAS_REQUIRE,
+        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18", *EXTRAS_REQUIRE["all"]],
     },
     license="Apache-2.0",
 )

@@ -23,10 +23,11 @@ def test_base_user_install_and_entrypoint():
     assert users and users[-1] not in ("root", "0")
     entrypoint = [json.loads(argument) for instruction, argument in instructions if instruction == "ENTRYPOINT"]
     assert entrypoint == [["python", "-m", "trainer.task"]]
-    # The install command is README's (pip install . from the repository), run before the user switch.
+    # The install command is README's (pip install . from the repository), with the extra trainer.task uses under
+    # Vertex AI (hyperparameter tuning reports), run before the user switch.
     runs = [argument for instruction, argument in instructions if instruction == "RUN"]
     install = next(run for run in runs if "pip install" in run)
-    assert re.search(r"pip install \.(\s|$)", install)
+    assert re.search(r'pip install "\.\[vertex\]"(\s|$)', install)
     assert "pip install ." in open("README.md").read().split("<!-- test-command")[0]
     assert instructions.index(("RUN", install)) < instructions.index(("USER", users[-1]))
     ignored = [line.strip() for line in open(".dockerignore") if line.strip() and not line.startswith("#")]

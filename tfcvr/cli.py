@@ -80,8 +80,9 @@ def _stderr_to_devnull():
 def user_errors() -> tuple:
     """The exception types that are the user's input, not a bug: reported in one line."""
     from tfcvr.data.errors import DataError
+    from tfcvr.optional import MissingDependencyError
 
-    return (app.UsageError, DataError, flags.Error)
+    return (app.UsageError, DataError, flags.Error, MissingDependencyError)
 
 
 def one_line(error: BaseException | str) -> str:

@@ -536,6 +536,7 @@ def main(argv: list[str]) -> None:
     output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
     for entry in config.leaderboard.models:  # unknown names and bad arguments before any work
         method_params.parse_method_entry(entry)
+    plots.require_matplotlib()  # the leaderboard's plots/ are drawn after all the training
     try:
         selection_direction(config.leaderboard.selection_metric)
     except ValueError as e:

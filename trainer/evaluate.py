@@ -147,6 +147,7 @@ def main(argv: list[str]) -> None:
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
     schema = preflight.load_schema(run.data.schema)
+    plots.require_matplotlib()  # calibration.png
     preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
     for flag, path in (
         ("--export_dir", run.evaluation.export_dir),

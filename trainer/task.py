@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import cli, export, metrics
+from tfcvr import cli, export, metrics, optional
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -34,6 +34,7 @@ from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
 RUN_CONFIG = "run_config.json"
+TUNING_FEATURE = "Reporting to a Vertex AI hyperparameter tuning job (CLOUD_ML_TRIAL_ID is set)"
 SECTION_FLAGS = {  # the TaskConfig sections' settings that are flags of this command
     config_lib.DataConfig: ("train_files", "eval_files", "schema", "sim_rows", "invalid_conversion", "cache_input"),
     config_lib.ArchitectureConfig: None,
@@ -98,6 +99,8 @@ def main(argv: list[str]) -> None:
     """Resolve the configuration, validate and identify the run, read the data, build, train and evaluate, publish."""
     del argv
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
+    if os.environ.get("CLOUD_ML_TRIAL_ID"):
+        optional.require("hypertune", TUNING_FEATURE)  # reported after training: missing, fail before it
     model_class = method_params.model_class(run.method.model)
     method = Method(model_class, method_params.parse_model_params(run.method.model_params, model_class))
     placement = _place(run)
@@ -394,7 +397,7 @@ def _remove_if_empty(path: str) -> None:
 
 def _report_to_tuner(metric, results, global_step):
     """Reports `metric` to Vertex AI's tuner (the file cloudml-hypertune writes and Vertex reads)."""
-    import hypertune  # cloudml-hypertune; only needed under a tuning job
+    hypertune = optional.require("hypertune", TUNING_FEATURE)  # cloudml-hypertune; only under a tuning job
 
     if metric not in results:
         raise app.UsageError(

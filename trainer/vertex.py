@@ -30,12 +30,11 @@ import re
 import time
 
 from absl import app, flags
-from google.cloud.aiplatform_v1.types import custom_job as gca_custom_job
-from google.cloud.aiplatform_v1.types import io as gca_io
-from google.cloud.aiplatform_v1.types import machine_resources
 
 import tfcvr
-from tfcvr import cli
+from tfcvr import cli, optional
+
+FEATURE = "trainer.vertex (Vertex AI jobs)"
 
 FLAGS = flags.FLAGS
 TRAINER_MODULE = "trainer.task"
@@ -86,7 +85,7 @@ def check_executor_image(executor_image_uri: str) -> None:
     requirement = _tensorflow_requirement()
     if not match or requirement is None:
         return  # not a prebuilt TensorFlow image (a custom one is the user's to vouch for)
-    from packaging.specifiers import SpecifierSet
+    SpecifierSet = optional.require("packaging.specifiers", FEATURE).SpecifierSet
 
     version = f"{match[1]}.{match[2]}"
     if f"{version}.0" not in SpecifierSet(requirement):
@@ -104,7 +103,7 @@ def _tensorflow_requirement() -> str | None:
         requirements = importlib.metadata.requires("tfcvr") or []
     except importlib.metadata.PackageNotFoundError:
         return None
-    from packaging.requirements import Requirement
+    Requirement = optional.require("packaging.requirements", FEATURE).Requirement
 
     for line in requirements:
         requirement = Requirement(line)
@@ -139,16 +138,16 @@ def worker_pool_specs(
             raise ValueError("--package_uri needs --executor_image_uri, the image that installs and runs it.")
         check_executor_image(executor_image_uri)
 
+    types = _aiplatform_types()
+
     def pool(count, machine):
-        spec = gca_custom_job.WorkerPoolSpec(
-            machine_spec=machine_resources.MachineSpec(machine_type=machine), replica_count=count
-        )
+        spec = types.WorkerPoolSpec(machine_spec=types.MachineSpec(machine_type=machine), replica_count=count)
         if image_uri:
-            spec.container_spec = gca_custom_job.ContainerSpec(
+            spec.container_spec = types.ContainerSpec(
                 image_uri=image_uri, command=["python", "-m", TRAINER_MODULE], args=list(trainer_args)
             )
         else:
-            spec.python_package_spec = gca_custom_job.PythonPackageSpec(
+            spec.python_package_spec = types.PythonPackageSpec(
                 executor_image_uri=executor_image_uri,
                 package_uris=[package_uri],
                 python_module=TRAINER_MODULE,
@@ -170,18 +169,24 @@ def custom_job(
     base_output_dir: str,
     service_account: str | None = None,
     tensorboard: str | None = None,
-) -> gca_custom_job.CustomJob:
-    """The CustomJob resource."""
+):
+    """The CustomJob resource (google.cloud.aiplatform_v1.types.CustomJob)."""
     if not base_output_dir.startswith("gs://"):
         raise ValueError(f"--base_output_dir must be a gs:// folder. Received: {base_output_dir!r}")
-    spec = gca_custom_job.CustomJobSpec(
-        worker_pool_specs=pools, base_output_directory=gca_io.GcsDestination(output_uri_prefix=base_output_dir)
+    types = _aiplatform_types()
+    spec = types.CustomJobSpec(
+        worker_pool_specs=pools, base_output_directory=types.GcsDestination(output_uri_prefix=base_output_dir)
     )
     if service_account:
         spec.service_account = service_account
     if tensorboard:
         spec.tensorboard = tensorboard
-    return gca_custom_job.CustomJob(display_name=display_name, job_spec=spec)
+    return types.CustomJob(display_name=display_name, job_spec=spec)
+
+
+def _aiplatform_types():
+    """google.cloud.aiplatform_v1.types (the `vertex` extra)."""
+    return optional.require("google.cloud.aiplatform_v1.types", FEATURE)
 
 
 def _model_name(trainer_args):
@@ -212,15 +217,15 @@ def main(argv: list[str]) -> int:
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     if FLAGS.dry_run:
-        print(gca_custom_job.CustomJob.to_json(job))
+        print(_aiplatform_types().CustomJob.to_json(job))
         return 0
-    from google.cloud import aiplatform  # needs credentials: imported only to submit
+    aiplatform = optional.require("google.cloud.aiplatform", FEATURE)  # needs credentials: only to submit
 
     bucket = FLAGS.staging_bucket or "gs://" + FLAGS.base_output_dir[len("gs://") :].split("/")[0]
     aiplatform.init(project=FLAGS.project, location=FLAGS.region, staging_bucket=bucket)
     submitted = aiplatform.CustomJob(
         display_name=display_name,
-        worker_pool_specs=[gca_custom_job.WorkerPoolSpec.to_dict(p) for p in pools],
+        worker_pool_specs=[_aiplatform_types().WorkerPoolSpec.to_dict(p) for p in pools],
         base_output_dir=FLAGS.base_output_dir,
     )
     submitted.submit(service_account=FLAGS.service_account, tensorboard=FLAGS.tensorboard)

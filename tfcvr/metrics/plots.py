@@ -4,10 +4,18 @@ import math
 
 import numpy as np
 
+from tfcvr import optional
+
+FEATURE = "Plotting (the leaderboard's plots/, trainer.evaluate's calibration.png)"
+
+
+def require_matplotlib() -> None:
+    """Fails early, before any training, when the plots a command will write cannot be drawn."""
+    optional.require("matplotlib", FEATURE)
+
 
 def _pyplot():
-    import matplotlib
-
+    matplotlib = optional.require("matplotlib", FEATURE)
     matplotlib.use("Agg")
     from matplotlib import pyplot
 

@@ -13,7 +13,10 @@ import dataclasses
 import io
 from collections.abc import Iterable, Iterator, Sequence
 
+from tfcvr import optional
 from tfcvr.data.convert import files
+
+PARQUET_FEATURE = "Reading Parquet input (*.parquet)"
 
 DEFAULT_CHUNK_BYTES = 64 << 20
 LINES, PARQUET = "lines", "parquet"
@@ -145,7 +148,7 @@ def is_parquet(path: str) -> bool:
 
 
 def _parquet_metadata(path: str):
-    import pyarrow.parquet as pq
+    pq = optional.require("pyarrow.parquet", PARQUET_FEATURE)
 
     with files.open_binary(path) as f:
         return pq.ParquetFile(f).metadata

@@ -10,11 +10,12 @@ import csv
 import dataclasses
 from collections.abc import Iterator
 
+from tfcvr import optional
 from tfcvr.data import example_writer
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.convert import files, formats, values
 from tfcvr.data.convert import labels as labels_lib
-from tfcvr.data.convert.chunks import PARQUET, is_parquet
+from tfcvr.data.convert.chunks import PARQUET, PARQUET_FEATURE, is_parquet
 from tfcvr.data.convert.report import ConversionError, ConversionReport
 from tfcvr.data.convert.vocabulary import VocabularyCounter
 
@@ -244,7 +245,7 @@ def _csv_names(path: str, layout: TableLayout) -> list:
 
 
 def _parquet_names(path: str) -> list:
-    import pyarrow.parquet as pq
+    pq = optional.require("pyarrow.parquet", PARQUET_FEATURE)
 
     with files.open_binary(path) as f:  # pyarrow reads the footer only (ranged reads on gs://)
         return pq.ParquetFile(f).schema_arrow.names
@@ -252,7 +253,7 @@ def _parquet_names(path: str) -> list:
 
 def _parquet_rows(chunk, layout: TableLayout, batch_size: int = 65536) -> Iterator[tuple[int, dict]]:
     """(row number, {column: value}) per row of a chunk's row groups, read in batches with pyarrow."""
-    import pyarrow.parquet as pq
+    pq = optional.require("pyarrow.parquet", PARQUET_FEATURE)
 
     groups = list(range(chunk.start, chunk.end))
     if not groups:
