@@ -379,6 +379,9 @@ class Leaderboard:
                 indent=2,
                 allow_nan=True,
             )
+        if not plots.available():
+            logging.warning('plots/ not drawn: matplotlib is not installed (pip install "tfcvr[plots]").')
+            return
         plots.plot_metric_bars(
             summary,
             metrics_present,
@@ -536,7 +539,10 @@ def main(argv: list[str]) -> None:
     output_dir = config.report.output_dir or DEFAULT_OUTPUT_DIR
     for entry in config.leaderboard.models:  # unknown names and bad arguments before any work
         method_params.parse_method_entry(entry)
-    plots.require_matplotlib()  # the leaderboard's plots/ are drawn after all the training
+    if not plots.available():  # said before the training, not after it
+        logging.warning(
+            'The leaderboard will not draw plots/: matplotlib is not installed (pip install "tfcvr[plots]").'
+        )
     try:
         selection_direction(config.leaderboard.selection_metric)
     except ValueError as e:

@@ -10,8 +10,17 @@ FEATURE = "Plotting (the leaderboard's plots/, trainer.evaluate's calibration.pn
 
 
 def require_matplotlib() -> None:
-    """Fails early, before any training, when the plots a command will write cannot be drawn."""
+    """Fails early, before any work, when the plots a command must write cannot be drawn."""
     optional.require("matplotlib", FEATURE)
+
+
+def available() -> bool:
+    """Whether matplotlib is installed (the `plots` extra): the leaderboard draws its plots only then."""
+    try:
+        optional.require("matplotlib", FEATURE)
+    except optional.MissingDependencyError:
+        return False
+    return True
 
 
 def _pyplot():
