@@ -1,5 +1,6 @@
 """`--help` of every command lists the command's own flags, grouped, exits 0, and its usage names only real flags."""
 
+import functools
 import json
 import os
 import re
@@ -100,3 +101,52 @@ def test_converter_help_exits_0_and_lists_its_flags():
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "--label_click" in result.stdout and "--valid_fraction" in result.stdout
+
+
+DOCUMENTED = (
+    "README.md",
+    "CONTRIBUTING.md",
+    *(f"docs/{name}" for name in sorted(os.listdir(os.path.join(ROOT, "docs")))),
+)
+COMMAND = re.compile(r"python -m ((?:trainer|tfcvr|serving)[\w.]*)((?:[^\n`|;&]|\\\n)*)")
+
+
+@functools.cache
+def _accepted_flags(module: str, subcommand: str | None = None) -> frozenset:
+    """The flags `module` (and `subcommand`, for the converters' argparse) accepts."""
+    if module == "tfcvr.data.convert":
+        result = subprocess.run(
+            [sys.executable, "-m", module, subcommand, "--help"], capture_output=True, text=True, cwd=ROOT
+        )
+        return frozenset(re.findall(r"--(\w+)", result.stdout))
+    return frozenset(_help(module)["own"])
+
+
+def _documented_commands():
+    for page in DOCUMENTED:
+        path = os.path.join(ROOT, page)
+        if not page.endswith(".md") or not os.path.exists(path):
+            continue
+        for module, rest in COMMAND.findall(open(path).read()):
+            yield page, module, rest.replace("\\\n", " ")
+
+
+@pytest.mark.parametrize(
+    "page, module, arguments", list(_documented_commands()), ids=lambda value: str(value)[:60].replace(" ", "_")
+)
+def test_every_documented_command_line_names_only_flags_its_command_accepts(page, module, arguments):
+    own, _, passed_on = arguments.partition(" -- ")  # trainer.vertex passes what follows `--` to trainer.task
+    words = own.split()
+    subcommand = words[0] if module == "tfcvr.data.convert" and words and not words[0].startswith("-") else None
+    if module == "tfcvr.data.convert" and (subcommand is None or subcommand.startswith("{")):
+        return  # the converter's usage line, which names no one subcommand
+    checks = [(module, subcommand, own)] + ([("trainer.task", None, passed_on)] if passed_on else [])
+    for command, sub, text in checks:
+        accepted = _accepted_flags(command, sub)
+        named = {flag for flag in re.findall(r"(?<![\w-])--(\w+)", text)}
+        unknown = {
+            f
+            for f in named - {"help", "helpfull", "helpshort"}
+            if f not in accepted and not (f.startswith("no") and f[2:] in accepted)  # absl's --noFLAG of a bool
+        }
+        assert not unknown, f"{page}: `python -m {command}` with unknown flag(s) {sorted(unknown)}"
