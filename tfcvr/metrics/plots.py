@@ -35,9 +35,28 @@ def _save(pyplot, figure, path: str, title: str = "") -> str:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    figure.savefig(path, dpi=110, bbox_inches="tight")  # "tight" keeps a legend placed outside the panels
     pyplot.close(figure)
     return path
+
+
+# Ten colours by three line styles: 30 distinct lines, more than the registered methods, each told apart in print.
+_COLOURS = [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")]
+_LINE_STYLES = ("-", "--", "-.")
+_MARKERS = ("o", "s", "^")
+
+
+def line_styles(names) -> dict:
+    """{name: matplotlib line keywords}, distinct for up to 30 names (then colours repeat with other styles)."""
+    styles = {}
+    for index, name in enumerate(names):
+        style = (index // len(_COLOURS)) % len(_LINE_STYLES)
+        styles[name] = {
+            "color": _COLOURS[index % len(_COLOURS)],
+            "linestyle": _LINE_STYLES[style],
+            "marker": _MARKERS[style],
+        }
+    return styles
 
 
 def _finite(values):
@@ -45,49 +64,59 @@ def _finite(values):
 
 
 def plot_calibration(curves: dict, path: str, title: str = "") -> str:
-    """pCVR vs observed CVR (clicked impressions) per pCTR bucket, one line per model.
+    """pCVR vs observed CVR (clicked impressions) per pCTR bucket, one line per model (`calibration_figure`)."""
+    pyplot = _pyplot()
+    return _save(pyplot, calibration_figure(pyplot, curves), path, title)
+
+
+def calibration_figure(pyplot, curves: dict):
+    """The calibration panels, one line style per model and the legend outside them (right of the figure).
 
     `curves`: {model: rows of `calibration.calibration_by_bucket`}. With
     ground truth in the rows, a second panel shows mean pCVR vs true CVR over
     all impressions of each bucket (where the unclicked ones count).
     """
-    pyplot = _pyplot()
+    styles = line_styles(curves)
     with_truth = any("true_cvr_all" in row for rows in curves.values() for row in rows)
     figure, axes = pyplot.subplots(1, 2 if with_truth else 1, figsize=(12 if with_truth else 6.5, 4.5), squeeze=False)
     clicked, everything = axes[0][0], axes[0][-1]
     observed_drawn = False
     for name, rows in curves.items():
         centres = np.arange(len(rows))
-        clicked.plot(centres, [r["mean_pcvr_clicked"] for r in rows], marker="o", label=f"{name} pCVR")
+        clicked.plot(centres, [r["mean_pcvr_clicked"] for r in rows], label=f"{name} pCVR", **styles[name])
         if not observed_drawn:
             clicked.plot(
                 centres,
                 [r["observed_cvr"] for r in rows],
                 color="black",
-                linestyle="--",
+                linestyle=":",
                 marker="x",
-                label="observed CVR",
+                label="observed CVR (clicked)",
             )
             observed_drawn = True
         if with_truth:
-            everything.plot(centres, [r["mean_pcvr_all"] for r in rows], marker="o", label=f"{name} pCVR")
+            everything.plot(centres, [r["mean_pcvr_all"] for r in rows], **styles[name])
     if with_truth:
         first = next(iter(curves.values()))
         everything.plot(
             np.arange(len(first)),
             [r["true_cvr_all"] for r in first],
             color="black",
-            linestyle="--",
+            linestyle=":",
             marker="x",
-            label="true CVR",
+            label="true CVR (all impressions)",
         )
         everything.set_title("all impressions (ground truth)")
     clicked.set_title("clicked impressions")
     for axis in {id(clicked): clicked, id(everything): everything}.values():
         axis.set_xlabel("pCTR bucket (equal-frequency, low to high)")
         axis.set_ylabel("CVR")
-        axis.legend(fontsize=7)
-    return _save(pyplot, figure, path, title)
+    handles, labels = clicked.get_legend_handles_labels()
+    if with_truth:
+        handles += everything.get_lines()[-1:]
+        labels += [everything.get_lines()[-1].get_label()]
+    figure.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=7, frameon=False)
+    return figure
 
 
 def plot_metric_bars(summary: dict, metrics: list, path: str, title: str = "") -> str:
