@@ -52,6 +52,8 @@ CASES = [
     ("trainer.task", ["--batch_size=0"], "--batch_size=0"),
     ("trainer.task", ["--epochs=-1"], "--epochs=-1"),
     ("trainer.task", ["--nosuchflag"], "nosuchflag"),
+    ("trainer.task", ["chorus", "--epochs=1"], "unexpected argument(s) ['chorus']: this command takes flags only"),
+    ("trainer.benchmark", ["naive,esmm"], "unexpected argument(s) ['naive,esmm']"),
     ("trainer.task", ["--model=esmmm"], "Unknown model 'esmmm'. Did you mean 'esmm'?"),
     ("trainer.task", ["--model=evi", "--model_params=use_vie=Flase"], "use_vie takes true or false"),
     ("trainer.task", ["--model=esmm", "--model_params=ctr_loss_weight=abc"], "ctr_loss_weight takes a number"),

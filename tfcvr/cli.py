@@ -205,16 +205,25 @@ def _print_help_and_exit(argv: list[str]) -> None:
         sys.exit(0)
 
 
-def run(main: Callable[[list[str]], int | None], argv: list[str] | None = None, also: tuple[type, ...] = ()) -> None:
+def run(
+    main: Callable[[list[str]], int | None],
+    argv: list[str] | None = None,
+    also: tuple[type, ...] = (),
+    positional: bool = False,
+) -> None:
     """`absl.app.run(main)` with the package's error reporting and `--help` (module docstring).
 
     `also`: further exception types this command reports as a user's problem (e.g. a diverged training run).
+    `positional`: the command takes arguments besides its flags (trainer.vertex: what follows `--`); otherwise a
+    stray word (`trainer.task chorus`, meant as `--model=chorus`) is refused rather than ignored.
     """
     _print_help_and_exit(sys.argv if argv is None else argv)
     if not verbose():
         hide_framework_info()
 
     def guarded(args: list[str]) -> int | None:
+        if not positional and len(args) > 1:
+            fail(f"unexpected argument(s) {args[1:]}: this command takes flags only (--name=value)")
         try:
             return main(args)
         except (*user_errors(), *also) as error:

@@ -235,4 +235,4 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     _define_flags()
-    cli.run(main)
+    cli.run(main, positional=True)  # what follows `--` goes to trainer.task
