@@ -11,6 +11,14 @@ import tensorflow as tf  # noqa: E402
 from tfcvr.data import example_writer, simulate  # noqa: E402
 from tfcvr.data import schema as schema_lib  # noqa: E402
 
+
+
+def pytest_configure(config):
+    # The fast tier (`python -m pytest -n 2 -m "not slow" tests`) leaves out the tests marked slow: end-to-end runs
+    # of the command lines, every method trained to a quality bar, multi-process clusters.
+    config.addinivalue_line("markers", "slow: takes many seconds (a subprocess run, training to a bar, a cluster)")
+
+
 TINY_SCHEMA = {
     "features": [
         {"name": "user_id", "type": "categorical", "dtype": "int64", "num_buckets": 50},

@@ -178,13 +178,15 @@ class Leaderboard:
         keras.utils.set_random_seed(seed)
         train, valid = self._train.with_seed(seed), self._valid
         method, params = self.methods[name]
-        model = models.build(
-            method,
+        model = config_lib.build_model(
+            models.get(method),
             self.schema,
-            **self.data_statistics,
-            **{**self.config.architecture.model_kwargs(), **params},
+            self.config.architecture,
+            self.config.optimization,
+            params,
+            self.data_statistics,
+            self.steps_per_epoch,
         )
-        model.compile(optimizer=self.config.optimization.make_optimizer(self.steps_per_epoch))
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(
             model,
@@ -379,9 +381,14 @@ class Leaderboard:
                 indent=2,
                 allow_nan=True,
             )
+        self._write_plots(board)
+
+    def _write_plots(self, board) -> None:
+        """plots/: metrics.png, calibration.png and, with ground truth, bias.png (the `plots` extra)."""
         if not plots.available():
             logging.warning('plots/ not drawn: matplotlib is not installed (pip install "tfcvr[plots]").')
             return
+        out, summary, metrics_present = self.output_dir, board["summary"], board["metrics"]
         plots.plot_metric_bars(
             summary,
             metrics_present,

@@ -416,6 +416,28 @@ def define_flags(
         cli.set_flag_group([field.name], section_title(section_class))
 
 
+def build_model(
+    model_class: type,
+    schema,
+    architecture: "ArchitectureConfig",
+    optimization: "OptimizationConfig",
+    params: dict,
+    data_statistics: dict,
+    steps_per_epoch: int | None,
+):
+    """The configured method on `schema`, compiled with the configured optimizer (call under the strategy's scope).
+
+    The one way `trainer.task` and the leaderboard build a model: architecture
+    flags, then the method's own arguments (`params`, which win over an
+    architecture flag of the same name), the training data's
+    statistics (`numeric_statistics`, `label_rates`), and the optimizer whose
+    schedule has a period of `steps_per_epoch`.
+    """
+    model = model_class(schema=schema, **data_statistics, **{**architecture.model_kwargs(), **params})
+    model.compile(optimizer=optimization.make_optimizer(steps_per_epoch))
+    return model
+
+
 def section_title(section_class: type) -> str:
     """The heading of a section's flags in `--help`: DataConfig -> "Data", WarmStartConfig -> "Warm start"."""
     words = re.findall(r"[A-Z][a-z]*", section_class.__name__.removesuffix("Config"))

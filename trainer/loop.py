@@ -172,24 +172,7 @@ class TrainingLoop:
         with self._summary_writer.as_default():
             while int(self.epoch.numpy()) < sum(stage_epochs for _, stage_epochs in stages):
                 stage = _stage_at(stages, int(self.epoch.numpy()))
-                done = int(self.epoch_step.numpy())  # > 0 only when resuming mid-epoch
-
-                # Default arguments bind this epoch's values: the closure runs later, on the workers.
-                def epoch_dataset_fn(context, skip=done, epoch=int(self.epoch.numpy())):  # noqa: B008
-                    return dataset_fn(context, epoch).skip(skip)
-
-                if self._coordinator is not None:
-                    per_worker = self._coordinator.create_per_worker_dataset(
-                        lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
-                    )
-                    last_terms = (
-                        self._run_scheduled_epoch(stage, iter(per_worker), steps_per_epoch - done, global_batch_size)
-                        or last_terms
-                    )
-                else:
-                    dataset = self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
-                    steps = None if steps_per_epoch is None else max(0, steps_per_epoch - done)
-                    last_terms = self._run_epoch(stage, iter(dataset), steps, global_batch_size) or last_terms
+                last_terms = self._train_epoch(stage, dataset_fn, steps_per_epoch, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
                 self.epoch_step.assign(0)
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
@@ -204,6 +187,23 @@ class TrainingLoop:
             "examples_per_second": steps * global_batch_size / seconds if seconds > 0 else float("nan"),
             **last_terms,
         }
+
+    def _train_epoch(self, stage: str, dataset_fn, steps_per_epoch: int | None, global_batch_size: int) -> dict:
+        """The current epoch of `stage` from its resume point; the last loss terms logged (or {})."""
+        done = int(self.epoch_step.numpy())  # > 0 only when resuming mid-epoch
+
+        # Default arguments bind this epoch's values: the closure runs later, on the workers.
+        def epoch_dataset_fn(context, skip=done, epoch=int(self.epoch.numpy())):  # noqa: B008
+            return dataset_fn(context, epoch).skip(skip)
+
+        if self._coordinator is not None:
+            per_worker = self._coordinator.create_per_worker_dataset(
+                lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
+            )
+            return self._run_scheduled_epoch(stage, iter(per_worker), steps_per_epoch - done, global_batch_size)
+        dataset = self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
+        steps = None if steps_per_epoch is None else max(0, steps_per_epoch - done)
+        return self._run_epoch(stage, iter(dataset), steps, global_batch_size)
 
     def step_function(self, stage: str, from_iterator: bool = False) -> Callable:
         """The distributed step of `stage`, traced once: on a batch, or on a worker's iterator.

@@ -113,8 +113,15 @@ def main(argv: list[str]) -> None:
     )
     data = _read_data(run, setup.schema, placement)
     with placement.strategy.scope():
-        model = _build(method.model_class, setup.schema, run, method.params, data.statistics)
-        model.compile(optimizer=run.optimization.make_optimizer(data.epoch_steps))
+        model = config_lib.build_model(
+            method.model_class,
+            setup.schema,
+            run.architecture,
+            run.optimization,
+            method.params,
+            data.statistics,
+            data.epoch_steps,
+        )
     outcome = _train_and_evaluate(run, model, data, setup, placement)
     _publish(run, model, setup, data, outcome, placement)
 
@@ -159,7 +166,7 @@ def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement
     model_dir = _resolve_model_dir(run.output)
     checkpoint_dir = os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints")
     schema = _schema(run.data)
-    probe = _build(method.model_class, _one_bucket_tables(schema), run, method.params)
+    probe = _probe(method, _one_bucket_tables(schema), run)
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
@@ -410,17 +417,11 @@ def _report_to_tuner(metric, results, global_step):
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", metric, results[metric])
 
 
-def _build(model_class, schema, run: config_lib.TaskConfig, model_params: dict, data_statistics=None):
-    """The configured method on `schema`; an invalid method argument is a UsageError naming --model_params.
-
-    `data_statistics`: the training data's `numeric_statistics` and `label_rates`
-    (None for the probe that checks the arguments before any data is read).
-    """
+def _probe(method: Method, schema: schema_lib.Schema, run: config_lib.TaskConfig):
+    """The configured method on `schema` before any data is read; an invalid argument is a UsageError."""
     try:
-        return model_class(schema=schema, **(data_statistics or {}), **run.architecture.model_kwargs(), **model_params)
+        return method.model_class(schema=schema, **{**run.architecture.model_kwargs(), **method.params})
     except (ValueError, TypeError) as e:
-        if data_statistics is not None:
-            raise
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
         ) from None
