@@ -26,6 +26,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 from absl import app, flags
 from absl import logging as absl_logging
@@ -101,7 +102,7 @@ class UserExit(SystemExit):
         return self.message
 
 
-def fail(error: BaseException | str, usage: bool | None = None) -> None:
+def fail(error: BaseException | str, usage: bool | None = None) -> NoReturn:
     """Prints `error` as one line on stderr and exits with status 2 (raises `UserExit`).
 
     A usage error (a message string, a `UsageError` or a flag error, unless
@@ -127,7 +128,7 @@ def _parse_flags(argv: list) -> list:
 
 
 def _wants_traceback() -> bool:
-    return verbose() or (flags.FLAGS.is_parsed() and flags.FLAGS["verbosity"].value >= 1)
+    return verbose() or (flags.FLAGS.is_parsed() and (flags.FLAGS["verbosity"].value or 0) >= 1)
 
 
 def command_help(flag_values: flags.FlagValues = flags.FLAGS) -> str:
@@ -136,7 +137,7 @@ def command_help(flag_values: flags.FlagValues = flags.FLAGS) -> str:
     spec = getattr(main, "__spec__", None)
     program = spec.name.removesuffix(".__main__") if spec else os.path.basename(sys.argv[0] if sys.argv else "tfcvr")
     lines = [(main.__doc__ or f"python -m {program} [flags]").strip(), ""]
-    groups: dict[str, list] = {}
+    groups: dict[str, dict[str, flags.Flag]] = {}
     for module, module_flags in flag_values.flags_by_module_dict().items():
         # absl names the main module by its path (sys.argv[0]); the others by their dotted name.
         if module.split(".")[0] not in OWN_PACKAGES and module != (sys.argv[0] if sys.argv else None):
