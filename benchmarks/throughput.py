@@ -8,10 +8,10 @@ Data: Ali-CCP-shaped simulated TFRecords (23 int64 id fields with the real
 Ali-CCP cardinalities capped at 100k, Zipf(1.1) ids, ~4% CTR, ~0.9% CVR on
 clicks), the shapes of the data on which the official DDPO PyTorch code
 (TL-UESTC/DDPO @ 998ff8e, run unmodified but for the optimiser, criterion and
-loop its `main()` lacks) was timed. Model: embedding 5, backbone 128-64,
-towers 64-32, Adam 1e-3, batch 2048 — the configuration that code trained at
-≈25.5k examples/s end to end (≈31k on pre-batched tensors) on a 2-vCPU
-machine (torch 2.13 CPU, OMP_NUM_THREADS=2).
+loop its `main()` lacks) was timed by hand beside this script (its rates and
+the machine: docs/benchmarks.md, "Training speed"). Model: embedding 5,
+backbone 128-64, towers 64-32, Adam 1e-3, batch 2048, that code's
+configuration.
 
 For each model: the real input pipeline (`TFRecordPipeline`: read, parse,
 hash, batch; repeated) feeds `TrainingLoop.execute`, the traced steps
