@@ -12,7 +12,6 @@ from tfcvr.data import example_writer, simulate  # noqa: E402
 from tfcvr.data import schema as schema_lib  # noqa: E402
 
 
-
 def pytest_configure(config):
     # The fast tier (`python -m pytest -n 2 -m "not slow" tests`) leaves out the tests marked slow: end-to-end runs
     # of the command lines, every method trained to a quality bar, multi-process clusters.

@@ -43,8 +43,8 @@ def test_require_names_the_feature_and_the_extra(monkeypatch):
 
 def test_every_extra_module_is_in_an_extra_of_setup_py():
     text = open(os.path.join(ROOT, "setup.py")).read()
-    for extra in set(optional.EXTRAS.values()):
-        assert f'"{extra}": [' in text
+    for extra, package in set(optional.EXTRAS.values()):
+        assert f'"{extra}": [' in text and f'"{package}>=' in text
 
 
 def test_the_base_install_imports_every_command_without_the_extras():

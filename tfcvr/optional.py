@@ -9,15 +9,15 @@ that uses it, through `require`.
 import importlib
 from types import ModuleType
 
-# module -> the extra of setup.py that installs it.
+# module -> (the extra of setup.py that installs it, the package that provides it).
 EXTRAS = {
-    "matplotlib": "plots",
-    "pyarrow.parquet": "parquet",
-    "google.cloud.aiplatform": "vertex",
-    "google.cloud.aiplatform_v1.types": "vertex",
-    "hypertune": "vertex",
-    "packaging.requirements": "vertex",
-    "packaging.specifiers": "vertex",
+    "matplotlib": ("plots", "matplotlib"),
+    "pyarrow.parquet": ("parquet", "pyarrow"),
+    "google.cloud.aiplatform": ("vertex", "google-cloud-aiplatform"),
+    "google.cloud.aiplatform_v1.types": ("vertex", "google-cloud-aiplatform"),
+    "hypertune": ("vertex", "cloudml-hypertune"),
+    "packaging.requirements": ("vertex", "packaging"),
+    "packaging.specifiers": ("vertex", "packaging"),
 }
 
 
@@ -30,8 +30,8 @@ def require(module: str, feature: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        extra = EXTRAS[module]
+        extra, package = EXTRAS[module]
         raise MissingDependencyError(
-            f'{feature} needs {module.split(".")[0]} ({e}): pip install "tfcvr[{extra}]" (or ".[{extra}]" '
-            "in a checkout of the repository)."
+            f'{feature} needs {package} ({e}): pip install "tfcvr[{extra}]" (or ".[{extra}]" in a checkout of the '
+            "repository)."
         ) from None
