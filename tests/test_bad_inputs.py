@@ -10,6 +10,9 @@ import pytest
 
 from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

@@ -9,6 +9,9 @@ import sys
 
 import pytest
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ABSL_COMMANDS = (
     "trainer.task",

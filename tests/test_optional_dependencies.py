@@ -10,6 +10,9 @@ import pytest
 from tests.conftest import TINY_SCHEMA
 from tfcvr import optional
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # What only the extras install: blocked in a child interpreter, as if `pip install .` had left them out.
 EXTRA_MODULES = ("matplotlib", "pyarrow", "google.cloud.aiplatform", "google.cloud.aiplatform_v1", "hypertune")

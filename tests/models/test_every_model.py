@@ -11,6 +11,9 @@ from tfcvr import export, metrics, models
 from tfcvr.data import TFRecordPipeline, transform
 from trainer.loop import TrainingLoop
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize(
     "name, backbone", [(name, backbone) for name in models.names() for backbone in models.get(name).backbones]

@@ -35,6 +35,9 @@ from tfcvr.data import schema as schema_lib
 from trainer.loop import TrainingLoop
 from trainer.recommendation import CALIBRATION_BAND
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 ARCHITECTURE = {"embedding_dim": 8, "hidden_units": (64,), "tower_units": (32, 16)}
 # world -> (simulator settings, impressions simulated; a quarter is the test split)
 WORLDS = {

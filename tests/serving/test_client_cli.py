@@ -4,9 +4,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import tiny_row, write_rows
 from tfcvr.data import schema as schema_lib
+
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
 
 ROWS = [tiny_row(user_id=i, item_cat=f"c{i}", price=float(i)) for i in range(3)]
 

@@ -15,6 +15,9 @@ from trainer import benchmark
 from trainer import config as config_lib
 from trainer.loop import TrainingLoop
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def _config(output_dir, epochs, cache_input=False):
     """esmm (and naive) twice, seeds 3 and 4, on small towers."""

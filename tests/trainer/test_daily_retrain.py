@@ -9,6 +9,7 @@ import time
 
 import grpc
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
@@ -17,6 +18,9 @@ from serving.local import ExportedModels, start_grpc_server
 from tfcvr.data import simulate
 from tfcvr.export import model_config
 from tfcvr.export.versions import existing_versions
+
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
 
 
 def _task(day, model_dir, base, *extra):

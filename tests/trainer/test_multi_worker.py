@@ -11,6 +11,9 @@ from tfcvr import models
 from tfcvr.data import TFRecordPipeline, statistics
 from trainer import local_cluster
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def _launch(cluster, tasks, args, tmp_path):
     return local_cluster.launch_tasks(cluster, tasks, args, str(tmp_path), env={"PYTHONPATH": os.getcwd()})

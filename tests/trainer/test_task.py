@@ -10,6 +10,9 @@ import tensorflow as tf
 from tests.conftest import TINY_SCHEMA, tiny_row, write_rows
 from tfcvr import models
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 
 def _run(*args, env=None):
     return subprocess.run(

@@ -16,6 +16,9 @@ pytest.importorskip("apache_beam")
 from tests.data.convert.conftest import item_row, user_row  # noqa: E402
 from tfcvr.data.convert import cli  # noqa: E402
 
+# End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
+pytestmark = pytest.mark.slow
+
 F, V, E = "\x01", "\x02", "\x03"
 # Many small chunks; a multi-worker DirectRunner (as the default) on the joined layouts.
 COMMON_FLAGS = ["--num_shards=3", "--valid_fraction=0.2", "--split_seed=5", "--chunk_mb=0.004", "--quiet"]
