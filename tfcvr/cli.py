@@ -102,14 +102,19 @@ class UserExit(SystemExit):
         return self.message
 
 
+def _program() -> str:
+    """The running command's name: `python -m trainer.task` -> "trainer.task" (else the script's file name)."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    return spec.name.removesuffix(".__main__") if spec else os.path.basename(sys.argv[0] if sys.argv else "tfcvr")
+
+
 def fail(error: BaseException | str, usage: bool | None = None) -> NoReturn:
     """Prints `error` as one line on stderr and exits with status 2 (raises `UserExit`).
 
     A usage error (a message string, a `UsageError` or a flag error, unless
     `usage` says otherwise) points to --help.
     """
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)  # `python -m trainer.task` -> "trainer.task"
-    program = spec.name.removesuffix(".__main__") if spec else os.path.basename(sys.argv[0] if sys.argv else "tfcvr")
+    program = _program()
     if usage is None:
         usage = isinstance(error, (str, app.UsageError, flags.Error))
     hint = " (see --help)" if usage else ""
@@ -134,8 +139,7 @@ def _wants_traceback() -> bool:
 def command_help(flag_values: flags.FlagValues = flags.FLAGS) -> str:
     """The command's usage (its main module's docstring) and its own flags, grouped, with defaults and choices."""
     main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    program = spec.name.removesuffix(".__main__") if spec else os.path.basename(sys.argv[0] if sys.argv else "tfcvr")
+    program = _program()
     lines = [(main.__doc__ or f"python -m {program} [flags]").strip(), ""]
     groups: dict[str, dict[str, flags.Flag]] = {}
     for module, module_flags in flag_values.flags_by_module_dict().items():
