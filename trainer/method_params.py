@@ -1,9 +1,10 @@
 """Method arguments from the command line: `--model_params=name=value,...` and `method[name=value;...]` entries."""
 
-import inspect
+import dataclasses
 import types
 import typing
 from collections.abc import Iterable
+from typing import Any
 
 from absl import app
 
@@ -18,11 +19,11 @@ def model_class(name: str) -> type[models.CVRModel]:
         raise app.UsageError(str(e)) from e
 
 
-def parse_model_params(items: Iterable[str], model_class: type, flag: str = "--model_params") -> dict:
-    """["name=value", ...] -> {name: typed value}; names must be constructor arguments of the method.
+def parse_model_params(items: Iterable[str], model_class: type[models.CVRModel], flag: str = "--model_params") -> dict:
+    """["name=value", ...] -> {name: typed value}; names must be the method's own arguments (`method_arguments`).
 
-    Each value is parsed as its argument's type: the constructor's annotation, else its default's type
-    (bool: true/false; int; float; str; an optional float also takes "none"). A value that does not parse is a
+    Each value is parsed as its field's annotated type (bool: true/false; int; float; str; an optional float
+    also takes "none"). A value that does not parse is a
     UsageError naming the argument and the expected type, before any data is read.
     """
     accepted = method_arguments(model_class)
@@ -65,32 +66,13 @@ def _typed(text: str, kind, what: str):
     raise TypeError(f"{what}: no parser for the argument type {kind!r}.")
 
 
-def method_arguments(model_class: type) -> dict:
-    """{argument: type} of the constructor arguments a method adds to `CVRModel`'s (those have their own flags).
+def method_arguments(model_class: type[models.CVRModel]) -> dict[str, Any]:
+    """{argument: type} of a method's own arguments (`CVRModel`'s architecture arguments have their own flags).
 
-    The type is the argument's annotation, else its default's type; the most derived class's signature wins
-    (a preset may change a default, not a type).
+    The fields of its options class (`options_class`, a frozen dataclass) and their annotated types.
     """
-    base = set(inspect.signature(models.CVRModel.__init__).parameters) | {"self", "kwargs"}
-    accepted = {}
-    for cls in model_class.__mro__:
-        if cls is models.CVRModel:
-            break
-        if "__init__" not in vars(cls):
-            continue
-        for parameter in inspect.signature(cls.__init__).parameters.values():
-            if parameter.name in base or accepted.get(parameter.name) is not None:
-                continue
-            if parameter.annotation is not inspect.Parameter.empty:
-                accepted[parameter.name] = parameter.annotation
-            elif parameter.default is not None and parameter.default is not inspect.Parameter.empty:
-                accepted[parameter.name] = type(parameter.default)
-            else:
-                accepted[parameter.name] = None  # resolved below from a base class's annotation or default
-    for name, kind in accepted.items():
-        if kind is None:
-            raise TypeError(f"{model_class.__name__}.__init__: annotate argument {name!r} (its default is None).")
-    return accepted
+    hints = typing.get_type_hints(model_class.options_class)
+    return {field.name: hints[field.name] for field in dataclasses.fields(model_class.options_class)}
 
 
 def parse_method_entry(entry: str) -> tuple:

@@ -1,4 +1,7 @@
-"""How every method is constructed: options passed up explicitly, presets alike, compile ready to train."""
+"""How every method is constructed: typed options declared once, presets alike, compile ready to train."""
+
+import dataclasses
+import typing
 
 import keras
 import numpy as np
@@ -6,7 +9,7 @@ import pytest
 
 from tests.conftest import TINY_SCHEMA
 from tfcvr import models
-from tfcvr.models.base import ModelSpec, with_options
+from tfcvr.models.base import MethodOptions, ModelSpec
 
 SMALL = {"embedding_dim": 4, "hidden_units": (8,), "tower_units": (4, 4)}
 
@@ -16,8 +19,9 @@ def test_options_are_attributes_config_and_round_trip(name):
     model = models.build(name, TINY_SCHEMA, **SMALL)
     assert isinstance(model.architecture, ModelSpec) and model.architecture.tower_units == (4, 4)
     config = model.get_config()
-    for option, value in model.architecture.options.items():
-        assert getattr(model, option) == value and config[option] == value
+    assert type(model.options) is type(model).options_class
+    for field in dataclasses.fields(model.options):
+        assert config[field.name] == getattr(model.options, field.name)
     clone = type(model).from_config(config)
     assert clone.get_config() == config
     assert [v.path for v in clone.weights] == [v.path for v in model.weights]  # same graph, same checkpoint names
@@ -37,10 +41,27 @@ def test_compile_builds_every_optimizer(name):
     assert slots == 2 * len(model.trainable_variables)
 
 
-def test_an_option_is_declared_once():
-    with pytest.raises(TypeError, match=r"Option\(s\) \['alpha'\] declared by a class and by its subclass"):
-        with_options({"options": {"alpha": 1}}, alpha=2)
-    assert with_options({"schema": 1, "options": {"a": 1}}, b=2) == {"schema": 1, "options": {"b": 2, "a": 1}}
+@pytest.mark.parametrize("name", models.names())
+def test_options_are_typed_frozen_dataclasses(name):
+    options_class = models.get(name).options_class
+    assert issubclass(options_class, MethodOptions) and dataclasses.is_dataclass(options_class)
+    hints = typing.get_type_hints(options_class)
+    # The kinds --model_params parses (trainer/method_params.py).
+    assert all(hints[f.name] in (bool, int, float, str, float | None) for f in dataclasses.fields(options_class))
+    model = models.build(name, TINY_SCHEMA, **SMALL)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.options.ctr_loss_weight = 2.0
+
+
+def test_an_unknown_argument_names_the_accepted_ones():
+    with pytest.raises(TypeError, match=r"ChorusCVR has no argument\(s\) \['use_ndmm'\]; .* accepts \[.*'use_ndm'"):
+        models.build("chorus", TINY_SCHEMA, **SMALL, use_ndmm=False)
+
+
+def test_a_subclass_option_changes_its_parents_default_only():
+    ddpo = models.get("ddpo").options_class()
+    assert (ddpo.propensity_floor, ddpo.normalization) == (1e-6, "clicked_rows")
+    assert models.get("multi_ipw").options_class().propensity_floor == 0.01
 
 
 @pytest.mark.parametrize(

@@ -42,7 +42,7 @@ def test_imputation_head_is_unbounded_above():
 def test_dr_gradient_into_the_cvr_tower_equals_ipw():
     """Eq. 9's ê does not depend on r̂: E_DR moves the CVR tower exactly as IPW does."""
     model = small_model("multi_dr")
-    ipw = losses.InversePropensityLoss(**model.weighting)
+    ipw = losses.InversePropensityLoss(**model.options.weighting)
     cvr_variables = variables_named(model, "cvr_")
     with tf.GradientTape(persistent=True) as tape:
         predictions = model(tiny_features(), training=True)

@@ -12,14 +12,16 @@ outputs on top of the towers (`build_outputs`), and states its objective:
   runs the stages in order and records the stage in its checkpoints (as the
   epoch count).
 
-Construction has no order to remember. A method's constructor validates its
-own arguments and hands them up as options,
-`super().__init__(**with_options(kwargs, use_x=use_x, ...))`; `build_outputs`
-reads them from `spec.options` while the graph is built, and after
-construction each is an attribute of the model and part of its config. State
-derived from the options (loss objects, a teacher network) is built after
-`super().__init__`. `compile` creates and builds every optimizer the method
-needs (`build_optimizers`), so a compiled model is ready to train.
+A method declares its own arguments once, as a frozen dataclass of typed
+fields (`MethodOptions`; a method extends its parent's) named by the class's
+`options_class`; its `__post_init__` validates them. The constructor takes
+them as keyword arguments beside `CVRModel`'s architecture arguments and
+keeps them as `self.options` before the graph is built, so `build_outputs`
+and `objective` read `self.options.<name>`; `get_config` and
+`--model_params` derive from the same fields. State derived from the options
+(loss objects, a teacher network) is built after `super().__init__`.
+`compile` creates and builds every optimizer the method needs
+(`build_optimizers`), so a compiled model is ready to train.
 
 Training steps never look at the distribution strategy beyond `minimize`'s
 replica scaling, so the same method code runs on one CPU and under
@@ -30,7 +32,7 @@ import dataclasses
 import math
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import keras
 import tensorflow as tf
@@ -46,7 +48,7 @@ SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """What `build_outputs` builds from: the schema, the architecture, the method's options.
+    """What `build_outputs` builds from: the schema and the architecture (the method's options are `model.options`).
 
     `embedded` is the shared embedding layer's output (for networks beside
     the backbone). After construction the model keeps its spec as
@@ -61,7 +63,6 @@ class ModelSpec:
     num_experts: int
     dropout: float
     numeric_statistics: dict
-    options: types.MappingProxyType
     label_rates: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     embedded: Any = None
 
@@ -99,13 +100,30 @@ def _checked_label_rates(label_rates: Mapping[str, float] | None) -> dict:
     return rates
 
 
-def with_options(kwargs: dict, **options) -> dict:
-    """`kwargs` for `super().__init__` with this class's `options` added to those its subclasses passed."""
-    inherited = dict(kwargs.get("options") or {})
-    repeated = sorted(set(inherited) & set(options))
-    if repeated:
-        raise TypeError(f"Option(s) {repeated} declared by a class and by its subclass; declare each once.")
-    return {**kwargs, "options": {**options, **inherited}}
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MethodOptions:
+    """A method's own constructor arguments, beside `CVRModel`'s architecture arguments: one typed field each.
+
+    A method subclasses its parent's options (a field may be declared again
+    with another default), validates them in `__post_init__`, before any
+    layer is built, and names the class as its `options_class`. Field types
+    are bool, int, float, str or `float | None` (what `--model_params` parses).
+    """
+
+    def as_dict(self) -> dict[str, Any]:
+        """{option: value}, as the model's config holds them."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CTRLossOptions(MethodOptions):
+    """Options of a method whose objective adds the CTR log loss with a weight (`CVRModel.ctr_log_loss`)."""
+
+    ctr_loss_weight: float = 1.0  # γ (λ_c, λ_o in some papers): the CTR loss's weight in the total
+
+    def __post_init__(self) -> None:
+        if self.ctr_loss_weight < 0:
+            raise ValueError(f"`ctr_loss_weight` must be >= 0. Received: {self.ctr_loss_weight!r}")
 
 
 def preset_arguments(
@@ -166,14 +184,17 @@ class CVRModel(keras.Model):
         and ends above the observed rate. The initial bias of Karpathy's "A
         Recipe for Training Neural Networks" (2019, "init well") and of
         TensorFlow's imbalanced-data tutorial. None: biases start at 0.
-      options: the method's own arguments, passed up by its constructor
-        (`with_options`); not for users.
+      name: the Keras model's name (default: the registered name).
+      **options: the method's own arguments, the fields of its
+        `options_class`; a name that is not one is a TypeError listing them.
     """
 
-    task_names = ("ctr", "cvr")
+    task_names: tuple[str, ...] = ("ctr", "cvr")
     registered_name = "cvr_model"
     # The backbones a method runs on (a method fixed to one says so).
     backbones = ("shared_bottom", "mmoe")
+    options_class: ClassVar[type[MethodOptions]] = MethodOptions
+    options: MethodOptions
 
     def __init__(
         self,
@@ -187,8 +208,7 @@ class CVRModel(keras.Model):
         numeric_statistics=None,
         label_rates=None,
         name=None,
-        options: dict | None = None,
-        **kwargs,
+        **options: Any,
     ):
         schema_obj = schema if isinstance(schema, schema_lib.Schema) else schema_lib.Schema.from_dict(schema)
         numeric_statistics = dict(numeric_statistics or {})
@@ -196,7 +216,8 @@ class CVRModel(keras.Model):
         if unknown:
             raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
         label_rates = _checked_label_rates(label_rates)
-        options = dict(options or {})
+        # Set before keras.Model.__init__ (Keras 3 allows it): `build_outputs` reads the options.
+        self.options = self.make_options(options)
         inputs = self.feature_inputs(schema_obj)
         spec = ModelSpec(
             schema=schema_obj,
@@ -207,7 +228,6 @@ class CVRModel(keras.Model):
             num_experts=num_experts,
             dropout=dropout,
             numeric_statistics=numeric_statistics,
-            options=types.MappingProxyType(options),
             label_rates=types.MappingProxyType(label_rates),
         )
         spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
@@ -216,11 +236,9 @@ class CVRModel(keras.Model):
         )(spec.embedded)
         task_representations = dict(zip(self.task_names, representations))
         outputs = self.build_outputs(inputs, task_representations, spec)
-        super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name)
         self.schema = schema_obj
         self.architecture = spec
-        for option, value in options.items():
-            setattr(self, option, value)
         self._constructor_config = {
             "schema": schema_obj.to_dict(),
             "backbone": backbone,
@@ -231,16 +249,26 @@ class CVRModel(keras.Model):
             "dropout": dropout,
             "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
             "label_rates": label_rates,
-            **options,
         }
+
+    @classmethod
+    def make_options(cls, options: Mapping[str, Any]) -> MethodOptions:
+        """The method's `options_class` from keyword arguments; a TypeError names an argument it does not have."""
+        accepted = {field.name for field in dataclasses.fields(cls.options_class)}
+        unknown = sorted(set(options) - accepted)
+        if unknown:
+            raise TypeError(
+                f"{cls.__name__} has no argument(s) {unknown}; beside CVRModel's architecture arguments it "
+                f"accepts {sorted(accepted)}."
+            )
+        return cls.options_class(**options)
 
     def build_outputs(self, inputs: dict, task_representations: dict, spec: ModelSpec) -> dict:
         """Towers on the backbone's task representations -> {name: [batch] tensor}.
 
         Runs inside `CVRModel.__init__`, before `keras.Model.__init__`: build
-        layers and return tensors; read the method's arguments from
-        `spec.options` (a `ModelSpec`), not from attributes, which are set
-        after. The default gives each task an MLP tower and a sigmoid head,
+        layers and return tensors; the method's arguments are already
+        `self.options`, other attributes are set after. The default gives each task an MLP tower and a sigmoid head,
         and adds ctcvr = ctr * cvr.
         """
         outputs = {
@@ -511,7 +539,7 @@ class CVRModel(keras.Model):
         optimizer.apply_gradients(pairs)
 
     def get_config(self) -> dict:
-        return dict(self._constructor_config)
+        return {**self._constructor_config, **self.options.as_dict()}
 
     @classmethod
     def from_config(cls, config: dict) -> Self:

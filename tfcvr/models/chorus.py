@@ -1,12 +1,23 @@
 """ChorusCVR: CVR and un-CVR towers that supervise each other across the entire space."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.base import ModelSpec
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ChorusOptions(CounterfactualOptions):
+    """`ChorusCVR`'s arguments (its class docstring)."""
+
+    use_ndm: bool = True
+    use_sam: bool = True
+    click_space_ipw: bool = True
 
 
 @registry.register("chorus")
@@ -50,20 +61,13 @@ class ChorusCVR(CounterfactualModel):
     """
 
     task_names = ("ctr", "cvr", "uncvr")
+    options_class = ChorusOptions
+    options: ChorusOptions
 
     @staticmethod
     def head_initial_logit(task, spec):
         # unCVR learns 1 − r on clicks (Eq. 8): it starts at 1 − CVR, where SAM's r̂ + ũ = 1 holds.
         return -spec.log_odds("cvr") if task == "uncvr" else None
-
-    def __init__(
-        self, use_ndm=True, use_sam=True, click_space_ipw=True, normalization="none", ctr_loss_weight=1.0, **kwargs
-    ):
-        super().__init__(
-            normalization=normalization,
-            ctr_loss_weight=ctr_loss_weight,
-            **with_options(kwargs, use_ndm=use_ndm, use_sam=use_sam, click_space_ipw=click_space_ipw),
-        )
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
@@ -80,7 +84,7 @@ class ChorusCVR(CounterfactualModel):
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 3
         terms["cvr_loss"] = self._click_space(click, propensity, losses.binary_crossentropy(conversion, cvr))
         total = self.click_loss_total(terms) + terms["ctcvr_loss"] + terms["cvr_loss"]
-        if self.use_ndm:
+        if self.options.use_ndm:
             not_converted_click = tf.cast(click, tf.float32) * (1.0 - conversion)  # Eq. 5
             terms["ctuncvr_loss"] = tf.reduce_mean(
                 losses.binary_crossentropy(not_converted_click, predictions["ctuncvr"])
@@ -89,7 +93,7 @@ class ChorusCVR(CounterfactualModel):
                 click, propensity, losses.binary_crossentropy(1.0 - conversion, uncvr)
             )  # Eq. 8-9
             total += terms["ctuncvr_loss"] + terms["uncvr_loss"]
-        if self.use_sam:
+        if self.options.use_sam:
             cvr_to_uncvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(uncvr), cvr)
             uncvr_to_cvr = losses.binary_crossentropy(1.0 - tf.stop_gradient(cvr), uncvr)
             # 1/ô on clicked and 1/(1 − ô) on unclicked rows for both terms.
@@ -99,6 +103,6 @@ class ChorusCVR(CounterfactualModel):
         return terms
 
     def _click_space(self, click, propensity, error):
-        if self.click_space_ipw:
+        if self.options.click_space_ipw:
             return self.ipw_loss(click, propensity, error)
         return losses.masked_mean(error, click)

@@ -1,13 +1,43 @@
 """The base of the propensity-weighted methods: a click propensity and its weighting."""
 
+import dataclasses
+from typing import Any
+
 import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import MLP
-from tfcvr.models.base import CVRModel, ModelSpec, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec
 
 PROPENSITY_SOURCES = ("shared", "separate")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CounterfactualOptions(CTRLossOptions):
+    """`CounterfactualModel`'s arguments (its class docstring)."""
+
+    propensity: str = "shared"
+    propensity_floor: float = 0.01  # τ
+    max_weight: float | None = None
+    normalization: str = "none"
+    detach_propensity: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.propensity not in PROPENSITY_SOURCES:
+            raise ValueError(f"`propensity` must be one of {PROPENSITY_SOURCES}. Received: {self.propensity!r}")
+        losses.InversePropensityLoss(**self.weighting)  # validates the weighting before the graph is built
+
+    @property
+    def weighting(self) -> dict[str, Any]:
+        """The arguments of `tfcvr.losses.PropensityWeightedLoss` (τ, clip, normalisation, detach)."""
+        return dict(
+            propensity_floor=self.propensity_floor,
+            max_weight=self.max_weight,
+            normalization=self.normalization,
+            detach_propensity=self.detach_propensity,
+        )
 
 
 class CounterfactualModel(CVRModel):
@@ -33,34 +63,18 @@ class CounterfactualModel(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(
-        self,
-        propensity="shared",
-        propensity_floor=0.01,
-        max_weight: float | None = None,
-        normalization="none",
-        detach_propensity=True,
-        ctr_loss_weight=1.0,
-        **kwargs,
-    ):
-        if propensity not in PROPENSITY_SOURCES:
-            raise ValueError(f"`propensity` must be one of {PROPENSITY_SOURCES}. Received: {propensity!r}")
-        weighting = dict(
-            propensity_floor=propensity_floor,
-            max_weight=max_weight,
-            normalization=normalization,
-            detach_propensity=detach_propensity,
-        )
-        ipw_loss = losses.InversePropensityLoss(**weighting)  # validates the weighting before the graph is built
-        super().__init__(**with_options(kwargs, propensity=propensity, ctr_loss_weight=ctr_loss_weight, **weighting))
-        self.weighting = weighting
-        self.ipw_loss = ipw_loss
+    options_class = CounterfactualOptions
+    options: CounterfactualOptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
+        self.ipw_loss = losses.InversePropensityLoss(**self.options.weighting)
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
         outputs = super().build_outputs(inputs, task_representations, spec)
-        if spec.options["propensity"] == "shared":
+        if self.options.propensity == "shared":
             outputs["propensity"] = outputs["ctr"]
         else:
             embedded = self.feature_embedding(spec, name="propensity_embedding")(inputs)
@@ -71,11 +85,11 @@ class CounterfactualModel(CVRModel):
     def click_losses(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict:
         """CTR log loss, plus the separate propensity model's own log loss when there is one."""
         terms = {"ctr_loss": self.ctr_log_loss(labels, predictions)}
-        if self.propensity == "separate":
+        if self.options.propensity == "separate":
             terms["propensity_loss"] = tf.reduce_mean(
                 losses.binary_crossentropy(labels["click"], predictions["propensity"])
             )
         return terms
 
     def click_loss_total(self, terms: dict[str, tf.Tensor]) -> tf.Tensor:
-        return self.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)
+        return self.options.ctr_loss_weight * terms["ctr_loss"] + terms.get("propensity_loss", 0.0)

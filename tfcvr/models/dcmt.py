@@ -1,11 +1,19 @@
 """DCMT: factual and counterfactual CVR towers over the entire space."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DCMTOptions(CounterfactualOptions):
+    """`DCMT`'s arguments (its class docstring)."""
+
+    constraint_loss_weight: float = 1e-3  # λ_c
 
 
 @registry.register("dcmt")
@@ -32,14 +40,13 @@ class DCMT(CounterfactualModel):
     """
 
     task_names = ("ctr", "cvr", "counterfactual_cvr")
+    options_class = DCMTOptions
+    options: DCMTOptions
 
     @staticmethod
     def head_initial_logit(task, spec):
         # r̂* learns 1 − r: it starts at 1 − CVR, where the constraint r̂ + r̂* = 1 holds.
         return -spec.log_odds("cvr") if task == "counterfactual_cvr" else None
-
-    def __init__(self, constraint_loss_weight=1e-3, **kwargs):
-        super().__init__(**with_options(kwargs, constraint_loss_weight=constraint_loss_weight))
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
@@ -56,7 +63,7 @@ class DCMT(CounterfactualModel):
             self.click_loss_total(terms)
             + terms["cvr_loss"]
             + terms["counterfactual_loss"]
-            + self.constraint_loss_weight * terms["constraint_loss"]
+            + self.options.constraint_loss_weight * terms["constraint_loss"]
             + terms["ctcvr_loss"]
         )
         return terms

@@ -1,15 +1,39 @@
 """DDPO: direct dual propensity optimization over clicked and unclicked impressions."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import CausalTransfer
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, preset_arguments, with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.base import ModelSpec, preset_arguments
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DDPOOptions(CounterfactualOptions):
+    """`DDPO`'s arguments (its class docstring); τ and the normalisation default to the official code's."""
+
+    use_conversion_propensity: bool = True
+    use_causal_transfer: bool = True
+    use_soft_labels: bool = False
+    cvr_loss_scale: str = "weighted_mean"
+    conversion_propensity_loss_weight: float = 1.0  # λ_c
+    cvr_loss_weight: float = 1.0  # λ_r
+    ctcvr_loss_weight: float = 1.0  # λ_t
+    propensity_floor: float = 1e-6
+    normalization: str = "clicked_rows"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.propensity != "shared":
+            raise ValueError("DDPO's click propensity is its own CTR network: `propensity` must be 'shared'.")
+        if self.cvr_loss_scale not in CVR_LOSS_SCALES:
+            raise ValueError(f"`cvr_loss_scale` must be one of {CVR_LOSS_SCALES}. Received: {self.cvr_loss_scale!r}")
 
 
 @registry.register("ddpo")
@@ -64,38 +88,8 @@ class DDPO(CounterfactualModel):
     """
 
     task_names = ("ctr", "cvr", "conversion_propensity")
-
-    def __init__(
-        self,
-        use_conversion_propensity=True,
-        use_causal_transfer=True,
-        use_soft_labels=False,
-        cvr_loss_scale="weighted_mean",
-        conversion_propensity_loss_weight=1.0,
-        cvr_loss_weight=1.0,
-        ctcvr_loss_weight=1.0,
-        propensity_floor=1e-6,
-        normalization="clicked_rows",
-        **kwargs,
-    ):
-        if kwargs.get("propensity", "shared") != "shared":
-            raise ValueError("DDPO's click propensity is its own CTR network: `propensity` must be 'shared'.")
-        if cvr_loss_scale not in CVR_LOSS_SCALES:
-            raise ValueError(f"`cvr_loss_scale` must be one of {CVR_LOSS_SCALES}. Received: {cvr_loss_scale!r}")
-        super().__init__(
-            propensity_floor=propensity_floor,
-            normalization=normalization,
-            **with_options(
-                kwargs,
-                use_conversion_propensity=use_conversion_propensity,
-                use_causal_transfer=use_causal_transfer,
-                use_soft_labels=use_soft_labels,
-                cvr_loss_scale=cvr_loss_scale,
-                conversion_propensity_loss_weight=conversion_propensity_loss_weight,
-                cvr_loss_weight=cvr_loss_weight,
-                ctcvr_loss_weight=ctcvr_loss_weight,
-            ),
-        )
+    options_class = DDPOOptions
+    options: DDPOOptions
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
@@ -103,8 +97,8 @@ class DDPO(CounterfactualModel):
         click_feature = task_representations["ctr"]
         conversion_feature = task_representations["conversion_propensity"]
         cvr_feature = task_representations["cvr"]
-        use_conversion_propensity = spec.options["use_conversion_propensity"]
-        if spec.options["use_causal_transfer"]:
+        use_conversion_propensity = self.options.use_conversion_propensity
+        if self.options.use_causal_transfer:
             transfers = [CausalTransfer(name="click_transfer")([click_feature, cvr_feature])]
             if use_conversion_propensity:
                 transfers.append(CausalTransfer(name="conversion_transfer")([conversion_feature, cvr_feature]))
@@ -131,7 +125,7 @@ class DDPO(CounterfactualModel):
         terms = self.click_losses(labels, predictions)  # L_o, Eq. 16
         click = labels["click"]
         conversion = tf.cast(labels["conversion"], tf.float32)
-        if self.use_conversion_propensity:
+        if self.options.use_conversion_propensity:
             conversion_propensity = predictions["conversion_propensity"]
             per_row = losses.binary_crossentropy(conversion, conversion_propensity)
             terms["conversion_propensity_loss"] = tf.reduce_mean(tf.cast(click, tf.float32) * per_row)  # Eq. 6
@@ -141,21 +135,21 @@ class DDPO(CounterfactualModel):
         soft_label = self.soft_labels(click, conversion, pseudo_label)
         error = losses.binary_crossentropy(soft_label, predictions["cvr"])
         cvr_loss = self.ipw_loss.dual(click, predictions["propensity"], error)  # Eq. 10 with Eq. 15
-        if self.cvr_loss_scale == "per_batch":
+        if self.options.cvr_loss_scale == "per_batch":
             cvr_loss = cvr_loss / tf.cast(tf.size(error), tf.float32)
         terms["cvr_loss"] = cvr_loss
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 17
         terms["loss"] = (
             self.click_loss_total(terms)
-            + self.conversion_propensity_loss_weight * terms.get("conversion_propensity_loss", 0.0)
-            + self.cvr_loss_weight * cvr_loss
-            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+            + self.options.conversion_propensity_loss_weight * terms.get("conversion_propensity_loss", 0.0)
+            + self.options.cvr_loss_weight * cvr_loss
+            + self.options.ctcvr_loss_weight * terms["ctcvr_loss"]
         )  # Eq. 18
         return terms
 
     def soft_labels(self, click: tf.Tensor, conversion: tf.Tensor, pseudo_label: tf.Tensor) -> tf.Tensor:
         """r* of Eq. 9 (or Eq. 8's labels without dynamic soft labels)."""
-        if self.use_soft_labels:
+        if self.options.use_soft_labels:
             return tf.where(conversion > 0, conversion, pseudo_label)
         return tf.where(tf.cast(click, tf.bool), conversion, pseudo_label)
 

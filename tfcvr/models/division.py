@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, ModelSpec, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec
 
 
 @registry.register("division")
@@ -23,10 +23,10 @@ class Division(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    task_names = ("ctr", "ctcvr_direct")
+    options_class = CTRLossOptions
+    options: CTRLossOptions
 
-    def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
+    task_names = ("ctr", "ctcvr_direct")
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
@@ -39,4 +39,8 @@ class Division(CVRModel):
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr_direct"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
-        return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
+        return {
+            "loss": ctcvr_loss + self.options.ctr_loss_weight * ctr_loss,
+            "ctcvr_loss": ctcvr_loss,
+            "ctr_loss": ctr_loss,
+        }

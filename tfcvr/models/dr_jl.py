@@ -47,10 +47,10 @@ class DRJL(CounterfactualModel):
         optimizer is a copy of the one passed to `compile`.
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
-        self.imputation_loss = losses.ImputationLoss(**self.weighting)
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
+        self.dr_loss = losses.DoublyRobustLoss(**self.options.weighting)
+        self.imputation_loss = losses.ImputationLoss(**self.options.weighting)
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec

@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel
 
 
 @registry.register("esmm")
@@ -23,10 +23,14 @@ class ESMM(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
+    options_class = CTRLossOptions
+    options: CTRLossOptions
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         ctcvr_loss = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         ctr_loss = self.ctr_log_loss(labels, predictions)
-        return {"loss": ctcvr_loss + self.ctr_loss_weight * ctr_loss, "ctcvr_loss": ctcvr_loss, "ctr_loss": ctr_loss}
+        return {
+            "loss": ctcvr_loss + self.options.ctr_loss_weight * ctr_loss,
+            "ctcvr_loss": ctcvr_loss,
+            "ctr_loss": ctr_loss,
+        }

@@ -1,15 +1,53 @@
 """EVI: a click-conditioned entire-space teacher and variational information exploitation."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import MLP, VariationalInformation, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, head, with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.base import ModelSpec, head
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 TEACHER_POPULATIONS = ("clicked", "all")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class EVIOptions(CounterfactualOptions):
+    """`EVI`'s arguments (its class docstring); the λ defaults are the official config's, τ its clamp."""
+
+    teacher_population: str = "clicked"
+    use_vie: bool = True
+    conditional_teacher: bool = True
+    vie_layers: int = 2  # K
+    learn_variance: bool = True
+    vie_reduction: str = "sum"
+    detach_teacher_representation: bool = False
+    propensity_projection_dim: int = 5
+    teacher_loss_weight: float = 0.2  # λ_t
+    cvr_loss_weight: float = 0.5  # λ_r
+    vie_loss_weight: float = 0.8  # λ_i
+    ctcvr_loss_weight: float = 0.1  # λ_g
+    ctr_loss_weight: float = 0.2  # λ_c
+    propensity_floor: float = 1e-3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.propensity != "shared":
+            raise ValueError("EVI's click propensity is its own CTR network: `propensity` must be 'shared'.")
+        if self.teacher_population not in TEACHER_POPULATIONS:
+            raise ValueError(
+                f"`teacher_population` must be one of {TEACHER_POPULATIONS}. Received: {self.teacher_population!r}"
+            )
+        if int(self.propensity_projection_dim) < 1:
+            raise ValueError(
+                f"`propensity_projection_dim` must be positive. Received: {self.propensity_projection_dim}"
+            )
+        # Layer counts and widths given as whole floats (2.0) are kept as ints; the dataclass is frozen.
+        object.__setattr__(self, "vie_layers", int(self.vie_layers))
+        object.__setattr__(self, "propensity_projection_dim", int(self.propensity_projection_dim))
 
 
 @registry.register("evi")
@@ -78,57 +116,13 @@ class EVI(CounterfactualModel):
     """
 
     task_names = ("ctr", "cvr")
-
-    def __init__(
-        self,
-        teacher_population="clicked",
-        use_vie=True,
-        conditional_teacher=True,
-        vie_layers=2,
-        learn_variance=True,
-        vie_reduction="sum",
-        detach_teacher_representation=False,
-        propensity_projection_dim=5,
-        teacher_loss_weight=0.2,
-        cvr_loss_weight=0.5,
-        vie_loss_weight=0.8,
-        ctcvr_loss_weight=0.1,
-        ctr_loss_weight=0.2,
-        propensity_floor=1e-3,
-        **kwargs,
-    ):
-        if kwargs.get("propensity", "shared") != "shared":
-            raise ValueError("EVI's click propensity is its own CTR network: `propensity` must be 'shared'.")
-        if teacher_population not in TEACHER_POPULATIONS:
-            raise ValueError(
-                f"`teacher_population` must be one of {TEACHER_POPULATIONS}. Received: {teacher_population!r}"
-            )
-        if int(propensity_projection_dim) < 1:
-            raise ValueError(f"`propensity_projection_dim` must be positive. Received: {propensity_projection_dim}")
-        super().__init__(
-            ctr_loss_weight=ctr_loss_weight,
-            propensity_floor=propensity_floor,
-            **with_options(
-                kwargs,
-                teacher_population=teacher_population,
-                use_vie=use_vie,
-                conditional_teacher=conditional_teacher,
-                vie_layers=int(vie_layers),
-                learn_variance=learn_variance,
-                vie_reduction=vie_reduction,
-                detach_teacher_representation=detach_teacher_representation,
-                propensity_projection_dim=int(propensity_projection_dim),
-                teacher_loss_weight=teacher_loss_weight,
-                cvr_loss_weight=cvr_loss_weight,
-                vie_loss_weight=vie_loss_weight,
-                ctcvr_loss_weight=ctcvr_loss_weight,
-            ),
-        )
+    options_class = EVIOptions
+    options: EVIOptions
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
-        options = spec.options
+        options = self.options
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
         student_layers = _tower_layers("cvr", task_representations["cvr"], spec)
         # The student's and the teacher's CVR heads start at 1/2, not at the clicked rows' base rate (the other
@@ -138,10 +132,10 @@ class EVI(CounterfactualModel):
         outputs["ctcvr"] = keras.ops.multiply(ctr, outputs["cvr"])
 
         teacher_input = spec.embedded
-        if options["conditional_teacher"]:
+        if options.conditional_teacher:
             # §4.2: outer product of x and a linear projection of the (detached) click propensity.
             propensity = keras.ops.expand_dims(keras.ops.stop_gradient(ctr), -1)
-            width = options["propensity_projection_dim"]
+            width = options.propensity_projection_dim
             projected = keras.layers.Dense(width, name="propensity_projection")(propensity)
             outer = keras.ops.einsum("bi,bj->bij", spec.embedded, projected)
             teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * width))
@@ -156,8 +150,8 @@ class EVI(CounterfactualModel):
         teacher_layers = _tower_layers("teacher_cvr", teacher_representation, spec)
         outputs["teacher_cvr"] = head("teacher_cvr", teacher_layers[-1], 0.0)
 
-        if options["use_vie"]:
-            vie_layers = options["vie_layers"]
+        if options.use_vie:
+            vie_layers = options.vie_layers
             if not 1 <= vie_layers <= len(teacher_layers):
                 raise ValueError(
                     f"`vie_layers` must be between 1 and the {len(teacher_layers)} tower layers "
@@ -166,12 +160,12 @@ class EVI(CounterfactualModel):
             pairs = list(zip(teacher_layers, student_layers))[-vie_layers:]
             per_pair = []
             for k, (teacher, student) in enumerate(pairs):
-                if options["detach_teacher_representation"]:
+                if options.detach_teacher_representation:
                     teacher = keras.ops.stop_gradient(teacher)
                 per_pair.append(
                     VariationalInformation(
-                        learn_variance=options["learn_variance"],
-                        reduction=options["vie_reduction"],
+                        learn_variance=options.learn_variance,
+                        reduction=options.vie_reduction,
                         name=f"variational_information_{k}",
                     )([teacher, student])
                 )
@@ -185,7 +179,7 @@ class EVI(CounterfactualModel):
         click = labels["click"]
         conversion = tf.cast(labels["conversion"], tf.float32)
         teacher_cvr = predictions["teacher_cvr"]
-        teacher_rows = click if self.teacher_population == "clicked" else tf.ones_like(click)
+        teacher_rows = click if self.options.teacher_population == "clicked" else tf.ones_like(click)
         terms["teacher_cvr_loss"] = losses.masked_mean(
             losses.binary_crossentropy(conversion, teacher_cvr), teacher_rows
         )  # Eq. 14
@@ -195,13 +189,13 @@ class EVI(CounterfactualModel):
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])  # Eq. 13
         total = (
             self.click_loss_total(terms)
-            + self.teacher_loss_weight * terms["teacher_cvr_loss"]
-            + self.cvr_loss_weight * terms["cvr_loss"]
-            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+            + self.options.teacher_loss_weight * terms["teacher_cvr_loss"]
+            + self.options.cvr_loss_weight * terms["cvr_loss"]
+            + self.options.ctcvr_loss_weight * terms["ctcvr_loss"]
         )
-        if self.use_vie:
+        if self.options.use_vie:
             terms["vie_loss"] = tf.reduce_mean(predictions["variational_information"])  # Eq. 11
-            total += self.vie_loss_weight * terms["vie_loss"]
+            total += self.options.vie_loss_weight * terms["vie_loss"]
         terms["loss"] = total  # Eq. 16
         return terms
 

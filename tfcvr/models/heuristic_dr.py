@@ -1,11 +1,24 @@
 """Heuristic DR: doubly robust CVR loss with a fixed imputed conversion rate η."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class HeuristicDROptions(CounterfactualOptions):
+    """`HeuristicDR`'s arguments (its class docstring)."""
+
+    smoothing_rate: float = 0.002  # η
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0.0 <= self.smoothing_rate <= 1.0:
+            raise ValueError(f"`smoothing_rate` η must be in [0, 1]. Received: {self.smoothing_rate}")
 
 
 @registry.register("heuristic_dr")
@@ -25,17 +38,18 @@ class HeuristicDR(CounterfactualModel):
       **kwargs: `CounterfactualModel` and `CVRModel` arguments.
     """
 
-    def __init__(self, smoothing_rate=0.002, **kwargs):
-        if not 0.0 <= smoothing_rate <= 1.0:
-            raise ValueError(f"`smoothing_rate` η must be in [0, 1]. Received: {smoothing_rate}")
-        super().__init__(**with_options(kwargs, smoothing_rate=smoothing_rate))
-        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
+    options_class = HeuristicDROptions
+    options: HeuristicDROptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
+        self.dr_loss = losses.DoublyRobustLoss(**self.options.weighting)
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
         cvr = predictions["cvr"]
         error = losses.binary_crossentropy(labels["conversion"], cvr)
-        imputed_error = losses.binary_crossentropy(tf.fill(tf.shape(cvr), self.smoothing_rate), cvr)
+        imputed_error = losses.binary_crossentropy(tf.fill(tf.shape(cvr), self.options.smoothing_rate), cvr)
         terms["cvr_loss"] = self.dr_loss(labels["click"], predictions["propensity"], error, imputed_error)
         terms["loss"] = self.click_loss_total(terms) + terms["cvr_loss"]
         return terms

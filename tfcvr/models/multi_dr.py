@@ -1,12 +1,31 @@
 """Multi-DR and ESCM²-DR: doubly robust CVR loss with a jointly trained error imputation."""
 
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, preset_arguments, with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.base import ModelSpec, preset_arguments
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MultiDROptions(CounterfactualOptions):
+    """`MultiDR`'s arguments (its class docstring)."""
+
+    cvr_loss_weight: float = 1.0  # λ_cf
+    imputation_loss_weight: float = 1.0  # λ_imp
+    ctcvr_loss_weight: float = 0.0  # λ_g
+    unclicked_sampling_rate: float | None = None  # λ of §5.3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.unclicked_sampling_rate is not None and self.unclicked_sampling_rate < 1.0:
+            raise ValueError(
+                f"`unclicked_sampling_rate` must be at least 1 (or None). Received: {self.unclicked_sampling_rate}"
+            )
 
 
 @registry.register("multi_dr")
@@ -37,29 +56,13 @@ class MultiDR(CounterfactualModel):
       **kwargs: `CounterfactualModel` and `CVRModel` arguments.
     """
 
-    def __init__(
-        self,
-        cvr_loss_weight=1.0,
-        imputation_loss_weight=1.0,
-        ctcvr_loss_weight=0.0,
-        unclicked_sampling_rate: float | None = None,
-        **kwargs,
-    ):
-        if unclicked_sampling_rate is not None and unclicked_sampling_rate < 1.0:
-            raise ValueError(
-                f"`unclicked_sampling_rate` must be at least 1 (or None). Received: {unclicked_sampling_rate}"
-            )
-        super().__init__(
-            **with_options(
-                kwargs,
-                cvr_loss_weight=cvr_loss_weight,
-                imputation_loss_weight=imputation_loss_weight,
-                ctcvr_loss_weight=ctcvr_loss_weight,
-                unclicked_sampling_rate=unclicked_sampling_rate,
-            )
-        )
-        self.dr_loss = losses.DoublyRobustLoss(**self.weighting)
-        self.imputation_loss = losses.ImputationLoss(**self.weighting)
+    options_class = MultiDROptions
+    options: MultiDROptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
+        self.dr_loss = losses.DoublyRobustLoss(**self.options.weighting)
+        self.imputation_loss = losses.ImputationLoss(**self.options.weighting)
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
@@ -75,8 +78,8 @@ class MultiDR(CounterfactualModel):
         click, propensity = labels["click"], predictions["propensity"]
         sample_mask = (
             None
-            if self.unclicked_sampling_rate is None
-            else losses.undersample_unclicked(click, self.unclicked_sampling_rate)
+            if self.options.unclicked_sampling_rate is None
+            else losses.undersample_unclicked(click, self.options.unclicked_sampling_rate)
         )
         error = losses.binary_crossentropy(labels["conversion"], predictions["cvr"])
         imputed_error = predictions["imputed_error"]
@@ -85,9 +88,9 @@ class MultiDR(CounterfactualModel):
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         terms["loss"] = (
             self.click_loss_total(terms)
-            + self.cvr_loss_weight * terms["cvr_loss"]
-            + self.imputation_loss_weight * terms["imputation_loss"]
-            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+            + self.options.cvr_loss_weight * terms["cvr_loss"]
+            + self.options.imputation_loss_weight * terms["imputation_loss"]
+            + self.options.ctcvr_loss_weight * terms["ctcvr_loss"]
         )
         return terms
 

@@ -1,11 +1,21 @@
 """Multi-IPW, ESCM²-IPW and naive IPW: inverse-propensity-weighted CVR loss."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import preset_arguments, with_options
-from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.base import preset_arguments
+from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MultiIPWOptions(CounterfactualOptions):
+    """`MultiIPW`'s arguments (its class docstring)."""
+
+    cvr_loss_weight: float = 1.0  # λ_cf
+    ctcvr_loss_weight: float = 0.0  # λ_g
 
 
 @registry.register("multi_ipw")
@@ -25,8 +35,8 @@ class MultiIPW(CounterfactualModel):
         clipping, normalisation, detaching, γ) and `CVRModel` arguments.
     """
 
-    def __init__(self, cvr_loss_weight=1.0, ctcvr_loss_weight=0.0, **kwargs):
-        super().__init__(**with_options(kwargs, cvr_loss_weight=cvr_loss_weight, ctcvr_loss_weight=ctcvr_loss_weight))
+    options_class = MultiIPWOptions
+    options: MultiIPWOptions
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         terms = self.click_losses(labels, predictions)
@@ -35,8 +45,8 @@ class MultiIPW(CounterfactualModel):
         terms["ctcvr_loss"] = self.ctcvr_log_loss(labels, predictions["ctcvr"])
         terms["loss"] = (
             self.click_loss_total(terms)
-            + self.cvr_loss_weight * terms["cvr_loss"]
-            + self.ctcvr_loss_weight * terms["ctcvr_loss"]
+            + self.options.cvr_loss_weight * terms["cvr_loss"]
+            + self.options.ctcvr_loss_weight * terms["ctcvr_loss"]
         )
         return terms
 

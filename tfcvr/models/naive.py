@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel
 
 
 @registry.register("naive")
@@ -22,12 +22,12 @@ class Naive(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
+    options_class = CTRLossOptions
+    options: CTRLossOptions
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         cvr_loss = losses.masked_mean(
             losses.binary_crossentropy(labels["conversion"], predictions["cvr"]), labels["click"]
         )
         ctr_loss = self.ctr_log_loss(labels, predictions)
-        return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
+        return {"loss": cvr_loss + self.options.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}

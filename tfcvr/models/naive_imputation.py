@@ -5,7 +5,7 @@ from absl import logging
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel
 
 
 @registry.register("naive_imputation")
@@ -27,8 +27,11 @@ class NaiveImputation(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, ctr_loss_weight=1.0, **kwargs):
-        super().__init__(**with_options(kwargs, ctr_loss_weight=ctr_loss_weight))
+    options_class = CTRLossOptions
+    options: CTRLossOptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
         logging.warning(
             "naive_imputation is a baseline: its pCVR estimates P(click and conversion), far below the "
             "CVR; compare with it, do not serve it as a pCVR."
@@ -43,4 +46,4 @@ class NaiveImputation(CVRModel):
         click_and_conversion = labels["click"] * labels["conversion"]
         cvr_loss = tf.reduce_mean(losses.binary_crossentropy(click_and_conversion, predictions["cvr"]))
         ctr_loss = self.ctr_log_loss(labels, predictions)
-        return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
+        return {"loss": cvr_loss + self.options.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}

@@ -1,12 +1,38 @@
 """NISE: semi-supervised CVR learning on non-click samples with a dynamic loss weight."""
 
+import dataclasses
+
 import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, with_options
+from tfcvr.models.base import CVRModel, MethodOptions
 
 REDUCTIONS = ("population", "batch")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NISEOptions(MethodOptions):
+    """`NISE`'s arguments (its class docstring)."""
+
+    dynamic_weight_scale: float = 1.0  # α
+    max_weight_ratio: float = 50.0  # β
+    dynamic_weight: bool = True
+    use_unclicked: bool = True
+    use_ctr_loss: bool = True
+    entropy_loss_weight: float = 0.05  # ω
+    reduction: str = "population"
+    loss_ratio_momentum: float = 0.99
+
+    def __post_init__(self) -> None:
+        if self.max_weight_ratio <= 0:
+            raise ValueError(f"`max_weight_ratio` β must be positive. Received: {self.max_weight_ratio}")
+        if self.entropy_loss_weight < 0:
+            raise ValueError(f"`entropy_loss_weight` ω must be non-negative. Received: {self.entropy_loss_weight}")
+        if self.reduction not in REDUCTIONS:
+            raise ValueError(f"`reduction` must be one of {REDUCTIONS}. Received: {self.reduction!r}")
+        if not 0.0 <= self.loss_ratio_momentum < 1.0:
+            raise ValueError(f"`loss_ratio_momentum` must be in [0, 1). Received: {self.loss_ratio_momentum}")
 
 
 @registry.register("nise")
@@ -68,39 +94,11 @@ class NISE(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(
-        self,
-        dynamic_weight_scale=1.0,
-        max_weight_ratio=50.0,
-        dynamic_weight=True,
-        use_unclicked=True,
-        use_ctr_loss=True,
-        entropy_loss_weight=0.05,
-        reduction="population",
-        loss_ratio_momentum=0.99,
-        **kwargs,
-    ):
-        if max_weight_ratio <= 0:
-            raise ValueError(f"`max_weight_ratio` β must be positive. Received: {max_weight_ratio}")
-        if entropy_loss_weight < 0:
-            raise ValueError(f"`entropy_loss_weight` ω must be non-negative. Received: {entropy_loss_weight}")
-        if reduction not in REDUCTIONS:
-            raise ValueError(f"`reduction` must be one of {REDUCTIONS}. Received: {reduction!r}")
-        if not 0.0 <= loss_ratio_momentum < 1.0:
-            raise ValueError(f"`loss_ratio_momentum` must be in [0, 1). Received: {loss_ratio_momentum}")
-        super().__init__(
-            **with_options(
-                kwargs,
-                dynamic_weight_scale=dynamic_weight_scale,
-                max_weight_ratio=max_weight_ratio,
-                dynamic_weight=dynamic_weight,
-                use_unclicked=use_unclicked,
-                use_ctr_loss=use_ctr_loss,
-                entropy_loss_weight=entropy_loss_weight,
-                reduction=reduction,
-                loss_ratio_momentum=loss_ratio_momentum,
-            )
-        )
+    options_class = NISEOptions
+    options: NISEOptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
         # Running means of (L_CTR, L_CVR) that λ is the ratio of (momentum > 0); "mean" across replicas. Not
         # assigned to an attribute: TensorFlow's checkpoint would then save it under the model's attribute rather
         # than under its path with every other weight (`weights_by_path`, which warm starts read).
@@ -116,30 +114,30 @@ class NISE(CVRModel):
         cvr = predictions["cvr"]
         click_loss = losses.binary_crossentropy(labels["conversion"], cvr)
         entropy = losses.binary_crossentropy(cvr, cvr)  # H(r̂), not detached
-        if self.reduction == "population":
+        if self.options.reduction == "population":
             cvr_loss = losses.masked_mean(click_loss, click)
-            if self.use_unclicked:
-                cvr_loss += self.entropy_loss_weight * losses.masked_mean(entropy, 1.0 - click)
+            if self.options.use_unclicked:
+                cvr_loss += self.options.entropy_loss_weight * losses.masked_mean(entropy, 1.0 - click)
         else:
             per_row = click * click_loss
-            if self.use_unclicked:
-                per_row += self.entropy_loss_weight * (1.0 - click) * entropy
+            if self.options.use_unclicked:
+                per_row += self.options.entropy_loss_weight * (1.0 - click) * entropy
             cvr_loss = tf.reduce_mean(per_row)
         ctr_loss = self.ctr_log_loss(labels, predictions)
         weight = tf.constant(1.0)
-        if self.dynamic_weight:
+        if self.options.dynamic_weight:
             ctr_level, cvr_level = tf.unstack(self._loss_levels(ctr_loss, cvr_loss))
             ratio = tf.math.divide_no_nan(ctr_level, cvr_level)
-            weight = self.dynamic_weight_scale * tf.minimum(ratio, self.max_weight_ratio)
-        total = weight * cvr_loss + (ctr_loss if self.use_ctr_loss else 0.0)
+            weight = self.options.dynamic_weight_scale * tf.minimum(ratio, self.options.max_weight_ratio)
+        total = weight * cvr_loss + (ctr_loss if self.options.use_ctr_loss else 0.0)
         return {"loss": total, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss, "cvr_loss_weight": weight}
 
     def _loss_levels(self, ctr_loss: tf.Tensor, cvr_loss: tf.Tensor) -> tf.Tensor:
         """(L_CTR, L_CVR) that λ divides: this batch's (momentum 0, the paper) or their running means."""
         batch = tf.stop_gradient(tf.stack([ctr_loss, cvr_loss]))
-        if self.loss_ratio_momentum == 0:
+        if self.options.loss_ratio_momentum == 0:
             return batch
-        momentum = self.loss_ratio_momentum
+        momentum = self.options.loss_ratio_momentum
         # Both means start at 0 and share the factor 1 − momentum^t, so their ratio needs no bias correction.
         self.loss_averages.assign(momentum * self.loss_averages + (1.0 - momentum) * batch)
         return tf.convert_to_tensor(self.loss_averages)

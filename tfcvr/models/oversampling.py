@@ -1,5 +1,6 @@
 """Oversampling: converted clicks count k times in the click-space CVR loss."""
 
+import dataclasses
 import math
 
 import keras
@@ -7,7 +8,20 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, ModelSpec, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OversamplingOptions(CTRLossOptions):
+    """`Oversampling`'s arguments (its class docstring)."""
+
+    oversampling_rate: int = 5  # k
+    correct_prediction: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.oversampling_rate < 1:
+            raise ValueError(f"`oversampling_rate` k must be at least 1. Received: {self.oversampling_rate}")
 
 
 @registry.register("oversampling")
@@ -35,29 +49,20 @@ class Oversampling(CVRModel):
       **kwargs: `CVRModel` arguments.
     """
 
-    def __init__(self, oversampling_rate=5, ctr_loss_weight=1.0, correct_prediction=True, **kwargs):
-        if oversampling_rate < 1:
-            raise ValueError(f"`oversampling_rate` k must be at least 1. Received: {oversampling_rate}")
-        super().__init__(
-            **with_options(
-                kwargs,
-                oversampling_rate=oversampling_rate,
-                correct_prediction=correct_prediction,
-                ctr_loss_weight=ctr_loss_weight,
-            )
-        )
+    options_class = OversamplingOptions
+    options: OversamplingOptions
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
         ctr = self.task_tower("ctr", task_representations["ctr"], spec)
-        options = spec.options
+        options = self.options
         # r̂_k estimates the odds of conversion times k: it starts at the base rate's log-odds + log k.
-        oversampled_log_odds = spec.log_odds("cvr") + math.log(options["oversampling_rate"])
+        oversampled_log_odds = spec.log_odds("cvr") + math.log(options.oversampling_rate)
         logit = self.task_tower(
             "cvr", task_representations["cvr"], spec, activation=None, initial_logit=oversampled_log_odds
         )
-        shift = math.log(options["oversampling_rate"]) if options["correct_prediction"] else 0.0
+        shift = math.log(options.oversampling_rate) if options.correct_prediction else 0.0
         cvr = keras.ops.sigmoid(logit - shift)
         return {
             "ctr": ctr,
@@ -68,8 +73,8 @@ class Oversampling(CVRModel):
 
     def objective(self, labels: dict[str, tf.Tensor], predictions: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         conversion = tf.cast(labels["conversion"], tf.float32)
-        copies = tf.cast(labels["click"], tf.float32) * (1.0 + (self.oversampling_rate - 1.0) * conversion)
+        copies = tf.cast(labels["click"], tf.float32) * (1.0 + (self.options.oversampling_rate - 1.0) * conversion)
         # masked_mean with weights: Σ w·δ / Σ w over the clicked rows.
         cvr_loss = losses.masked_mean(losses.binary_crossentropy(conversion, predictions["oversampled_cvr"]), copies)
         ctr_loss = self.ctr_log_loss(labels, predictions)
-        return {"loss": cvr_loss + self.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}
+        return {"loss": cvr_loss + self.options.ctr_loss_weight * ctr_loss, "cvr_loss": cvr_loss, "ctr_loss": ctr_loss}

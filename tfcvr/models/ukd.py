@@ -10,9 +10,48 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CVRModel, ModelSpec, head, preset_arguments, with_options
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, head, preset_arguments
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UKDOptions(CTRLossOptions):
+    """`UKD`'s arguments (its class docstring); defaults from the paper's A.1 where it gives them."""
+
+    uncertainty: str = "two_predictors"
+    teacher_epochs: int = 1
+    distillation_loss_weight: float = 0.5  # α
+    ctr_loss_weight: float = 0.2  # γ
+    uncertainty_scale: float = 100.0  # λ of Eq. 12
+    student_dropout: float = 0.2
+    detach_uncertainty_weight: bool = True
+    reversal_scale: float = 1.0
+    discriminator_unclicked_ratio: float | None = 1.0
+    teacher_dropout: float | None = None
+    mc_samples: int = 10
+    mc_keep_fraction: float = 0.8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.uncertainty not in UNCERTAINTY:
+            raise ValueError(f"`uncertainty` must be one of {UNCERTAINTY}. Received: {self.uncertainty!r}")
+        if int(self.teacher_epochs) < 1:
+            raise ValueError(f"`teacher_epochs` must be at least 1. Received: {self.teacher_epochs}")
+        if not 0.0 <= self.student_dropout < 1.0:
+            raise ValueError(f"`student_dropout` must be in [0, 1). Received: {self.student_dropout}")
+        if self.discriminator_unclicked_ratio is not None and self.discriminator_unclicked_ratio < 0:
+            raise ValueError(
+                "`discriminator_unclicked_ratio` must be non-negative or None. "
+                f"Received: {self.discriminator_unclicked_ratio}"
+            )
+        if int(self.mc_samples) < 2:
+            raise ValueError(f"`mc_samples` must be at least 2 (a variance needs two). Received: {self.mc_samples}")
+        if not 0.0 < self.mc_keep_fraction <= 1.0:
+            raise ValueError(f"`mc_keep_fraction` must be in (0, 1]. Received: {self.mc_keep_fraction}")
+        # Counts given as whole floats (2.0) are kept as ints; the dataclass is frozen.
+        object.__setattr__(self, "teacher_epochs", int(self.teacher_epochs))
+        object.__setattr__(self, "mc_samples", int(self.mc_samples))
 
 
 @registry.register("ukd")
@@ -91,68 +130,25 @@ class UKD(CVRModel):
 
     task_names = ("ctr", "cvr")
 
-    def __init__(
-        self,
-        uncertainty="two_predictors",
-        teacher_epochs=1,
-        distillation_loss_weight=0.5,
-        ctr_loss_weight=0.2,
-        uncertainty_scale=100.0,
-        student_dropout=0.2,
-        detach_uncertainty_weight=True,
-        reversal_scale=1.0,
-        discriminator_unclicked_ratio=1.0,
-        teacher_dropout: float | None = None,
-        mc_samples=10,
-        mc_keep_fraction=0.8,
-        **kwargs,
-    ):
-        if uncertainty not in UNCERTAINTY:
-            raise ValueError(f"`uncertainty` must be one of {UNCERTAINTY}. Received: {uncertainty!r}")
-        if int(teacher_epochs) < 1:
-            raise ValueError(f"`teacher_epochs` must be at least 1. Received: {teacher_epochs}")
-        if not 0.0 <= student_dropout < 1.0:
-            raise ValueError(f"`student_dropout` must be in [0, 1). Received: {student_dropout}")
-        if discriminator_unclicked_ratio is not None and discriminator_unclicked_ratio < 0:
-            raise ValueError(
-                "`discriminator_unclicked_ratio` must be non-negative or None. "
-                f"Received: {discriminator_unclicked_ratio}"
-            )
-        if int(mc_samples) < 2:
-            raise ValueError(f"`mc_samples` must be at least 2 (a variance needs two). Received: {mc_samples}")
-        if not 0.0 < mc_keep_fraction <= 1.0:
-            raise ValueError(f"`mc_keep_fraction` must be in (0, 1]. Received: {mc_keep_fraction}")
-        super().__init__(
-            **with_options(
-                kwargs,
-                uncertainty=uncertainty,
-                teacher_epochs=int(teacher_epochs),
-                distillation_loss_weight=distillation_loss_weight,
-                ctr_loss_weight=ctr_loss_weight,
-                uncertainty_scale=uncertainty_scale,
-                student_dropout=student_dropout,
-                detach_uncertainty_weight=detach_uncertainty_weight,
-                reversal_scale=reversal_scale,
-                discriminator_unclicked_ratio=discriminator_unclicked_ratio,
-                teacher_dropout=teacher_dropout,
-                mc_samples=int(mc_samples),
-                mc_keep_fraction=mc_keep_fraction,
-            )
-        )
+    options_class = UKDOptions
+    options: UKDOptions
+
+    def __init__(self, schema, **kwargs):
+        super().__init__(schema, **kwargs)
         self.teacher = self._build_teacher(self.architecture)
 
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
         outputs = {"ctr": self.task_tower("ctr", task_representations["ctr"], spec)}
-        if spec.options["uncertainty"] == "two_predictors":
+        if self.options.uncertainty == "two_predictors":
             # h_conv = S^v_f(x): the CVR tower's hidden layers (A.1: the dense block but its last layer).
             conversion_representation = MLP(spec.tower_units, dropout=spec.dropout, name="cvr_tower")(
                 task_representations["cvr"]
             )
             # Eq. 11: S_p(dropout(h_conv)) and S_p'(dropout'(h_conv)), independent dropout masks.
             for predictor in ("cvr_first", "cvr_second"):
-                dropped = keras.layers.Dropout(spec.options["student_dropout"], name=f"{predictor}_dropout")(
+                dropped = keras.layers.Dropout(self.options.student_dropout, name=f"{predictor}_dropout")(
                     conversion_representation
                 )
                 outputs[predictor] = head(predictor, dropped, spec.log_odds("cvr"))
@@ -164,9 +160,9 @@ class UKD(CVRModel):
 
     def _build_teacher(self, spec):
         """The click-adaptive teacher T_f, T_p, T_d (Eq. 5) as its own functional model."""
-        dropout = self.teacher_dropout
+        dropout = self.options.teacher_dropout
         if dropout is None:
-            dropout = 0.2 if self.uncertainty == "mc_dropout" else spec.dropout
+            dropout = 0.2 if self.options.uncertainty == "mc_dropout" else spec.dropout
         teacher_spec = dataclasses.replace(spec, dropout=dropout)
         inputs = self.feature_inputs(spec.schema)
         embedded = self.feature_embedding(teacher_spec, name="teacher_embedding")(inputs)
@@ -178,7 +174,9 @@ class UKD(CVRModel):
             num_experts=spec.num_experts,
             layer_name="teacher_backbone",
         )(embedded)[0]
-        reversed_representation = GradientReversal(self.reversal_scale, name="gradient_reversal")(representation)
+        reversed_representation = GradientReversal(self.options.reversal_scale, name="gradient_reversal")(
+            representation
+        )
         outputs = {
             "teacher_representation": representation,  # h^(T)
             "teacher_cvr": self.task_tower(
@@ -195,7 +193,7 @@ class UKD(CVRModel):
 
     def _discriminator_log_odds(self, spec):
         """L_d's base rate: clicks are 1 in 1 + k of its sample (k unclicked rows per click), or the CTR (k None)."""
-        ratio = self.discriminator_unclicked_ratio
+        ratio = self.options.discriminator_unclicked_ratio
         if ratio is None:
             return spec.log_odds("ctr")
         return -math.log(ratio) if ratio > 0 else 0.0  # k = 0: clicks only, one class; start at 1/2
@@ -203,7 +201,7 @@ class UKD(CVRModel):
     # -- stages ---------------------------------------------------------------
 
     def training_stages(self, epochs: int) -> tuple:
-        return (("teacher", self.teacher_epochs), ("student", epochs))
+        return (("teacher", self.options.teacher_epochs), ("student", epochs))
 
     def stage_step(
         self, stage: str
@@ -242,8 +240,8 @@ class UKD(CVRModel):
         if domain_sample is None:
             domain_sample = (
                 tf.ones_like(click, tf.float32)
-                if self.discriminator_unclicked_ratio is None
-                else losses.undersample_unclicked(click, 1.0 + self.discriminator_unclicked_ratio)
+                if self.options.discriminator_unclicked_ratio is None
+                else losses.undersample_unclicked(click, 1.0 + self.options.discriminator_unclicked_ratio)
             )
         cvr_loss = losses.masked_mean(
             losses.binary_crossentropy(labels["conversion"], teacher_outputs["teacher_cvr"]), click
@@ -275,10 +273,12 @@ class UKD(CVRModel):
 
         With "mc_dropout" also "pseudo_label_variance" over the dropout passes.
         """
-        if self.uncertainty != "mc_dropout":
+        if self.options.uncertainty != "mc_dropout":
             return {"pseudo_label": tf.stop_gradient(self.teacher(features, training=False)["teacher_cvr"])}
         # Table 6: dropout on at inference, mean and variance over the passes.
-        samples = tf.stack([self.teacher(features, training=True)["teacher_cvr"] for _ in range(self.mc_samples)])
+        samples = tf.stack(
+            [self.teacher(features, training=True)["teacher_cvr"] for _ in range(self.options.mc_samples)]
+        )
         samples = tf.stop_gradient(samples)
         return {
             "pseudo_label": tf.reduce_mean(samples, axis=0),
@@ -297,17 +297,17 @@ class UKD(CVRModel):
         unclick = 1.0 - click
         conversion = tf.cast(labels["conversion"], tf.float32)
         terms = {"ctr_loss": self.ctr_log_loss(labels, predictions)}
-        if self.uncertainty == "two_predictors":
+        if self.options.uncertainty == "two_predictors":
             first, second = predictions["cvr_first"], predictions["cvr_second"]
             kl_first, kl_second = losses.bernoulli_kl(first, second), losses.bernoulli_kl(second, first)  # Eq. 11
-            weight_first = tf.exp(-self.uncertainty_scale * kl_first)  # Eq. 12
-            weight_second = tf.exp(-self.uncertainty_scale * kl_second)  # its symmetric term (A.1)
-            if self.detach_uncertainty_weight:
+            weight_first = tf.exp(-self.options.uncertainty_scale * kl_first)  # Eq. 12
+            weight_second = tf.exp(-self.options.uncertainty_scale * kl_second)  # its symmetric term (A.1)
+            if self.options.detach_uncertainty_weight:
                 weight_first, weight_second = tf.stop_gradient(weight_first), tf.stop_gradient(weight_second)
             terms["cvr_click_loss"] = tf.reduce_mean(
                 click * (losses.binary_crossentropy(conversion, first) + losses.binary_crossentropy(conversion, second))
             )
-            terms["cvr_unclick_loss"] = self.distillation_loss_weight * tf.reduce_mean(
+            terms["cvr_unclick_loss"] = self.options.distillation_loss_weight * tf.reduce_mean(
                 unclick
                 * (
                     weight_first * losses.binary_crossentropy(pseudo_label, first)
@@ -319,14 +319,16 @@ class UKD(CVRModel):
         else:
             sample = unclick
             if "pseudo_label_variance" in predictions:
-                sample = losses.keep_lowest(predictions["pseudo_label_variance"], unclick, self.mc_keep_fraction)
+                sample = losses.keep_lowest(
+                    predictions["pseudo_label_variance"], unclick, self.options.mc_keep_fraction
+                )
             cvr = predictions["cvr"]
             terms["cvr_click_loss"] = tf.reduce_mean(click * losses.binary_crossentropy(conversion, cvr))  # Eq. 9
-            terms["cvr_unclick_loss"] = self.distillation_loss_weight * tf.reduce_mean(
+            terms["cvr_unclick_loss"] = self.options.distillation_loss_weight * tf.reduce_mean(
                 sample * losses.binary_crossentropy(pseudo_label, cvr)
             )
         cvr_loss = terms["cvr_click_loss"] + terms["cvr_unclick_loss"] + terms.get("uncertainty_loss", 0.0)
-        terms["loss"] = cvr_loss + self.ctr_loss_weight * terms["ctr_loss"]  # Eq. 10
+        terms["loss"] = cvr_loss + self.options.ctr_loss_weight * terms["ctr_loss"]  # Eq. 10
         return terms
 
 
