@@ -159,14 +159,14 @@ def _resolve_model_dir(output: config_lib.OutputConfig) -> str:
 def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement) -> Setup:
     """Every check that needs no training data, then the run's identity and configuration recorded.
 
-    The method is built once on the schema with one-bucket tables (the real
-    vocabularies could take gigabytes): every method argument is validated,
-    and the configuration says what the checkpoints are.
+    The method's configuration is computed without building it
+    (`CVRModel.configuration`): every method and architecture argument is
+    validated, and the configuration says what the checkpoints are.
     """
     model_dir = _resolve_model_dir(run.output)
     checkpoint_dir = os.environ.get("AIP_CHECKPOINT_DIR") or os.path.join(model_dir, "checkpoints")
     schema = _schema(run.data)
-    probe = _probe(method, _one_bucket_tables(schema), run)
+    model_config = _model_config(method, schema, run)
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
         preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
@@ -177,11 +177,9 @@ def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement
         preflight.check_writable_dir("--model_dir", model_dir)
     model_identity.check_or_record(
         checkpoint_dir,
-        model_identity.model_identity(run.method.model, {**probe.get_config(), "schema": schema.to_dict()}),
+        model_identity.model_identity(run.method.model, model_config),
         write=placement.is_chief,
     )
-    del probe
-    keras.backend.clear_session()  # the probe's layers must not shift the auto-generated names of the model's
     if placement.is_chief:
         # What this run read, with its resolved model_dir: `--config=<model_dir>/run_config.json` repeats it.
         resolved = dataclasses.replace(run, output=dataclasses.replace(run.output, model_dir=model_dir))
@@ -417,10 +415,11 @@ def _report_to_tuner(metric, results, global_step):
     logging.info("Reported %s=%.5f to the hyperparameter tuner.", metric, results[metric])
 
 
-def _probe(method: Method, schema: schema_lib.Schema, run: config_lib.TaskConfig):
-    """The configured method on `schema` before any data is read; an invalid argument is a UsageError."""
+def _model_config(method: Method, schema: schema_lib.Schema, run: config_lib.TaskConfig) -> dict:
+    """The configured method's config on `schema`, computed before any data is read (the model is not built);
+    an invalid argument is a UsageError."""
     try:
-        return method.model_class(schema=schema, **{**run.architecture.model_kwargs(), **method.params})
+        return method.model_class.configuration(schema, **{**run.architecture.model_kwargs(), **method.params})
     except (ValueError, TypeError) as e:
         raise app.UsageError(
             f"--model={run.method.model} --model_params={','.join(run.method.model_params)}: {e}"
@@ -458,13 +457,6 @@ def _warm_start_source(config: config_lib.WarmStartConfig, checkpoint_dir: str):
         return warm_start.source_for_run(config.warm_start_from, checkpoint_dir)
     except warm_start.WarmStartError as e:
         raise app.UsageError(str(e)) from None
-
-
-def _one_bucket_tables(schema: schema_lib.Schema) -> schema_lib.Schema:
-    """`schema` with every categorical feature hashed into one bucket: the same graph, tiny tables."""
-    config = schema.to_dict()
-    config["features"] = [{**f, "num_buckets": 1} if "num_buckets" in f else f for f in config["features"]]
-    return schema_lib.Schema.from_dict(config)
 
 
 def _schema(data: config_lib.DataConfig):

@@ -22,6 +22,8 @@ def test_options_are_attributes_config_and_round_trip(name):
     assert type(model.options) is type(model).options_class
     for field in dataclasses.fields(model.options):
         assert config[field.name] == getattr(model.options, field.name)
+    assert type(model).configuration(TINY_SCHEMA, **SMALL) == config  # the config without building the model
+    # Built again in the same process (no clear_session): every layer is named, so no global counter shifts a path.
     clone = type(model).from_config(config)
     assert clone.get_config() == config
     assert [v.path for v in clone.weights] == [v.path for v in model.weights]  # same graph, same checkpoint names
@@ -51,6 +53,27 @@ def test_options_are_typed_frozen_dataclasses(name):
     model = models.build(name, TINY_SCHEMA, **SMALL)
     with pytest.raises(dataclasses.FrozenInstanceError):
         model.options.ctr_loss_weight = 2.0
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"dropout": 1.0}, r"`dropout` must be in \[0, 1\)"),
+        ({"hidden_units": (8, 0)}, r"`hidden_units` must all be positive"),
+        ({"embedding_dim": 0}, r"`embedding_dim` must be positive"),
+        ({"backbone": "ple2"}, r"Unknown backbone 'ple2'"),
+        ({"vie_layers": 3}, r"`vie_layers` must be between 1 and the 2 tower layers"),
+        ({"teacher_population": "some"}, r"`teacher_population` must be one of"),
+    ],
+)
+def test_configuration_validates_every_argument_without_building(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        models.get("evi").configuration(TINY_SCHEMA, **{**SMALL, **arguments})
+
+
+def test_the_default_backbone_is_the_methods_first():
+    assert models.get("mmoe_ddpo").configuration(TINY_SCHEMA, **SMALL)["backbone"] == "mmoe"
+    assert models.get("ddpo").configuration(TINY_SCHEMA, **SMALL)["backbone"] == "shared_bottom"
 
 
 def test_an_unknown_argument_names_the_accepted_ones():

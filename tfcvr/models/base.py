@@ -31,7 +31,7 @@ MultiWorkerMirrored / ParameterServer strategies (trainer/loop.py).
 import dataclasses
 import math
 import types
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 import keras
@@ -40,7 +40,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.statistics import LABEL_RATES
-from tfcvr.layers import MLP, FeatureEmbedding, SchemaTransform, make_backbone
+from tfcvr.layers import BACKBONES, MLP, FeatureEmbedding, SchemaTransform, make_backbone
 
 # Every method serves these three, whatever heads it trains (docs/serving.md).
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
@@ -126,15 +126,44 @@ class CTRLossOptions(MethodOptions):
             raise ValueError(f"`ctr_loss_weight` must be >= 0. Received: {self.ctr_loss_weight!r}")
 
 
-def preset_arguments(
-    preset: str,
-    parent: str,
-    kwargs: dict,
-    fixed: Mapping[str, Any] | None = None,
-    defaults: Mapping[str, Any] | None = None,
-    positive: Iterable[str] = (),
-) -> dict:
-    """The constructor arguments of a preset, a registered name for its parent method with some arguments set.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Architecture:
+    """The shape every method shares, embeddings -> backbone -> towers: `CVRModel`'s architecture arguments.
+
+    backbone: "shared_bottom" or "mmoe"; None: the method's first (`CVRModel.backbones`).
+    embedding_dim: width of every embedding table.
+    hidden_units: widths of the shared MLP (or of each MMoE expert).
+    tower_units: widths of each task tower before its head.
+    num_experts: MMoE experts (ignored by shared_bottom).
+    dropout: dropout in the backbone and towers.
+    """
+
+    backbone: str | None = None
+    embedding_dim: int = 16
+    hidden_units: tuple[int, ...] = (256, 128)
+    tower_units: tuple[int, ...] = (64, 32)
+    num_experts: int = 4
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        # Lists (a config read back from JSON, a flag) are kept as tuples; the dataclass is frozen.
+        object.__setattr__(self, "hidden_units", tuple(self.hidden_units))
+        object.__setattr__(self, "tower_units", tuple(self.tower_units))
+        if self.backbone is not None and self.backbone not in BACKBONES:
+            raise ValueError(f"Unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONES)}.")
+        for name in ("embedding_dim", "num_experts"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"`{name}` must be positive. Received: {getattr(self, name)!r}")
+        for name in ("hidden_units", "tower_units"):
+            if not all(units >= 1 for units in getattr(self, name)):
+                raise ValueError(f"`{name}` must all be positive. Received: {list(getattr(self, name))}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: {self.dropout!r}")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Preset:
+    """A registered name for its parent method with some arguments set (a class's `preset`).
 
     Every preset accepts its parent's arguments, except that it refuses, with
     the same error, any value that would make it another method: its `fixed`
@@ -142,19 +171,29 @@ def preset_arguments(
     stay above 0. `defaults` are the preset's own defaults, which callers may
     change.
     """
-    fixed, defaults = dict(fixed or {}), dict(defaults or {})
-    for name, value in fixed.items():
-        if name in kwargs and kwargs[name] != value:
-            raise ValueError(
-                f"{preset} is {parent} with {name}={value!r}; for {name}={kwargs[name]!r} use model {parent!r}."
-            )
-    arguments = {**defaults, **kwargs, **fixed}
-    for name in positive:
-        if not arguments[name] > 0:
-            raise ValueError(
-                f"{preset} is {parent} with {name} > 0; for {name}={arguments[name]!r} use model {parent!r}."
-            )
-    return arguments
+
+    name: str
+    parent: str
+    fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    positive: tuple[str, ...] = ()
+
+    def arguments(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The parent's arguments for `given`: the preset's defaults under them, its fixed values over them."""
+        for name, value in self.fixed.items():
+            if name in given and given[name] != value:
+                raise ValueError(
+                    f"{self.name} is {self.parent} with {name}={value!r}; for {name}={given[name]!r} use model "
+                    f"{self.parent!r}."
+                )
+        arguments = {**self.defaults, **given, **self.fixed}
+        for name in self.positive:
+            if not arguments[name] > 0:
+                raise ValueError(
+                    f"{self.name} is {self.parent} with {name} > 0; for {name}={arguments[name]!r} use model "
+                    f"{self.parent!r}."
+                )
+        return arguments
 
 
 class CVRModel(keras.Model):
@@ -167,12 +206,6 @@ class CVRModel(keras.Model):
 
     Args:
       schema: a `Schema` or its dict form.
-      backbone: "shared_bottom" or "mmoe".
-      embedding_dim: width of every embedding table.
-      hidden_units: widths of the shared MLP (or of each MMoE expert).
-      tower_units: widths of each task tower before its sigmoid head.
-      num_experts: MMoE experts (ignored by shared_bottom).
-      dropout: dropout in the backbone and towers.
       numeric_statistics: {numeric feature: [mean, variance]} used to
         standardise numeric inputs (`tfcvr.data.numeric_statistics`).
       label_rates: {"ctr", "cvr", "ctcvr": base rate in (0, 1)} of the
@@ -185,71 +218,89 @@ class CVRModel(keras.Model):
         Recipe for Training Neural Networks" (2019, "init well") and of
         TensorFlow's imbalanced-data tutorial. None: biases start at 0.
       name: the Keras model's name (default: the registered name).
-      **options: the method's own arguments, the fields of its
-        `options_class`; a name that is not one is a TypeError listing them.
+      **arguments: the architecture (`Architecture`: backbone, embedding_dim,
+        hidden_units, tower_units, num_experts, dropout) and the method's own
+        arguments (the fields of its `options_class`); a name that is
+        neither is a TypeError listing them. `configuration` validates them
+        and gives the model's config without building it.
     """
 
     task_names: tuple[str, ...] = ("ctr", "cvr")
     registered_name = "cvr_model"
-    # The backbones a method runs on (a method fixed to one says so).
-    backbones = ("shared_bottom", "mmoe")
+    # The backbones a method runs on, its default first (a method fixed to one says so).
+    backbones: tuple[str, ...] = ("shared_bottom", "mmoe")
     options_class: ClassVar[type[MethodOptions]] = MethodOptions
     options: MethodOptions
+    # Set by a registered name for another method with some arguments fixed (ipw_naive, escm2_*, ...).
+    preset: ClassVar[Preset | None] = None
 
-    def __init__(
-        self,
-        schema,
-        backbone="shared_bottom",
-        embedding_dim=16,
-        hidden_units=(256, 128),
-        tower_units=(64, 32),
-        num_experts=4,
-        dropout=0.0,
-        numeric_statistics=None,
-        label_rates=None,
-        name=None,
-        **options: Any,
-    ):
-        schema_obj = schema if isinstance(schema, schema_lib.Schema) else schema_lib.Schema.from_dict(schema)
-        numeric_statistics = dict(numeric_statistics or {})
-        unknown = sorted(set(numeric_statistics) - {f.name for f in schema_obj.numeric})
-        if unknown:
-            raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
+    def __init__(self, schema, numeric_statistics=None, label_rates=None, name=None, **arguments: Any):
+        schema_obj = _as_schema(schema)
+        architecture, options = self.resolve_arguments(arguments)
+        numeric_statistics = _checked_numeric_statistics(numeric_statistics, schema_obj)
         label_rates = _checked_label_rates(label_rates)
         # Set before keras.Model.__init__ (Keras 3 allows it): `build_outputs` reads the options.
-        self.options = self.make_options(options)
+        self.options = options
         inputs = self.feature_inputs(schema_obj)
         spec = ModelSpec(
             schema=schema_obj,
-            backbone=backbone,
-            embedding_dim=embedding_dim,
-            hidden_units=tuple(hidden_units),
-            tower_units=tuple(tower_units),
-            num_experts=num_experts,
-            dropout=dropout,
+            backbone=architecture.backbone,
+            embedding_dim=architecture.embedding_dim,
+            hidden_units=architecture.hidden_units,
+            tower_units=architecture.tower_units,
+            num_experts=architecture.num_experts,
+            dropout=architecture.dropout,
             numeric_statistics=numeric_statistics,
             label_rates=types.MappingProxyType(label_rates),
         )
         spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
         representations = make_backbone(
-            backbone, len(self.task_names), hidden_units, dropout=dropout, num_experts=num_experts
+            spec.backbone, len(self.task_names), spec.hidden_units, dropout=spec.dropout, num_experts=spec.num_experts
         )(spec.embedded)
         task_representations = dict(zip(self.task_names, representations))
         outputs = self.build_outputs(inputs, task_representations, spec)
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name)
         self.schema = schema_obj
         self.architecture = spec
-        self._constructor_config = {
-            "schema": schema_obj.to_dict(),
-            "backbone": backbone,
-            "embedding_dim": embedding_dim,
-            "hidden_units": list(hidden_units),
-            "tower_units": list(tower_units),
-            "num_experts": num_experts,
-            "dropout": dropout,
-            "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
-            "label_rates": label_rates,
-        }
+        self._config = _config(schema_obj, architecture, options, numeric_statistics, label_rates)
+
+    @classmethod
+    def configuration(cls, schema, numeric_statistics=None, label_rates=None, **arguments: Any) -> dict:
+        """The `get_config()` of the model these arguments build, without building it.
+
+        Every argument is validated as the constructor does (a ValueError or
+        TypeError naming it), so a command line checks a method's arguments
+        and records what its checkpoints are before it reads any data.
+        """
+        schema_obj = _as_schema(schema)
+        architecture, options = cls.resolve_arguments(arguments)
+        return _config(
+            schema_obj,
+            architecture,
+            options,
+            _checked_numeric_statistics(numeric_statistics, schema_obj),
+            _checked_label_rates(label_rates),
+        )
+
+    @classmethod
+    def resolve_arguments(cls, arguments: Mapping[str, Any]) -> tuple[Architecture, MethodOptions]:
+        """The architecture and the method's options from keyword arguments, validated (the preset's rules first)."""
+        arguments = cls.preset.arguments(arguments) if cls.preset else dict(arguments)
+        shape = {field.name for field in dataclasses.fields(Architecture)}
+        architecture = Architecture(**{k: v for k, v in arguments.items() if k in shape})
+        if architecture.backbone is None:
+            architecture = dataclasses.replace(architecture, backbone=cls.backbones[0])
+        elif architecture.backbone not in cls.backbones:
+            raise ValueError(
+                f"{cls.__name__} runs on the backbone(s) {list(cls.backbones)}. Received: {architecture.backbone!r}"
+            )
+        options = cls.make_options({k: v for k, v in arguments.items() if k not in shape})
+        cls.check_arguments(architecture, options)
+        return architecture, options
+
+    @classmethod
+    def check_arguments(cls, architecture: Architecture, options: MethodOptions) -> None:
+        """Checks between the architecture and the method's options (a ValueError); none by default."""
 
     @classmethod
     def make_options(cls, options: Mapping[str, Any]) -> MethodOptions:
@@ -258,8 +309,8 @@ class CVRModel(keras.Model):
         unknown = sorted(set(options) - accepted)
         if unknown:
             raise TypeError(
-                f"{cls.__name__} has no argument(s) {unknown}; beside CVRModel's architecture arguments it "
-                f"accepts {sorted(accepted)}."
+                f"{cls.__name__} has no argument(s) {unknown}; beside the architecture "
+                f"{[field.name for field in dataclasses.fields(Architecture)]} it accepts {sorted(accepted)}."
             )
         return cls.options_class(**options)
 
@@ -539,11 +590,46 @@ class CVRModel(keras.Model):
         optimizer.apply_gradients(pairs)
 
     def get_config(self) -> dict:
-        return {**self._constructor_config, **self.options.as_dict()}
+        return dict(self._config)
 
     @classmethod
     def from_config(cls, config: dict) -> Self:
         return cls(**config)
+
+
+def _as_schema(schema: schema_lib.Schema | dict) -> schema_lib.Schema:
+    return schema if isinstance(schema, schema_lib.Schema) else schema_lib.Schema.from_dict(schema)
+
+
+def _checked_numeric_statistics(numeric_statistics: Mapping | None, schema: schema_lib.Schema) -> dict:
+    """`numeric_statistics` as a dict, or a ValueError naming features the schema does not have as numeric."""
+    numeric_statistics = dict(numeric_statistics or {})
+    unknown = sorted(set(numeric_statistics) - {f.name for f in schema.numeric})
+    if unknown:
+        raise ValueError(f"`numeric_statistics` names unknown numeric feature(s) {unknown}.")
+    return numeric_statistics
+
+
+def _config(
+    schema: schema_lib.Schema,
+    architecture: Architecture,
+    options: MethodOptions,
+    numeric_statistics: dict,
+    label_rates: dict,
+) -> dict:
+    """A model's `get_config()`: what `from_config` builds it again from (lists where JSON has them)."""
+    return {
+        "schema": schema.to_dict(),
+        "backbone": architecture.backbone,
+        "embedding_dim": architecture.embedding_dim,
+        "hidden_units": list(architecture.hidden_units),
+        "tower_units": list(architecture.tower_units),
+        "num_experts": architecture.num_experts,
+        "dropout": architecture.dropout,
+        "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
+        "label_rates": label_rates,
+        **options.as_dict(),
+    }
 
 
 def _raw_input(feature: schema_lib.Feature) -> keras.KerasTensor:

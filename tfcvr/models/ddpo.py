@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import CausalTransfer
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, preset_arguments
+from tfcvr.models.base import ModelSpec, Preset
 from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 CVR_LOSS_SCALES = ("weighted_mean", "per_batch")
@@ -160,5 +160,4 @@ class MMoEDDPO(DDPO):
 
     backbones = ("mmoe",)
 
-    def __init__(self, **kwargs):
-        super().__init__(**preset_arguments("mmoe_ddpo", "ddpo", kwargs, fixed={"backbone": "mmoe"}))
+    preset = Preset(name="mmoe_ddpo", parent="ddpo", fixed={"backbone": "mmoe"})

@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, VariationalInformation, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, head
+from tfcvr.models.base import Architecture, MethodOptions, ModelSpec, head
 from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 TEACHER_POPULATIONS = ("clicked", "all")
@@ -119,6 +119,16 @@ class EVI(CounterfactualModel):
     options_class = EVIOptions
     options: EVIOptions
 
+    @classmethod
+    def check_arguments(cls, architecture: Architecture, options: MethodOptions) -> None:
+        assert isinstance(options, EVIOptions)
+        layers = max(len(architecture.tower_units), 1)  # `_tower_layers`: a tower of no layers pairs its input
+        if options.use_vie and not 1 <= options.vie_layers <= layers:
+            raise ValueError(
+                f"`vie_layers` must be between 1 and the {layers} tower layers "
+                f"(tower_units={list(architecture.tower_units)}). Received: {options.vie_layers}"
+            )
+
     def build_outputs(
         self, inputs: dict[str, keras.KerasTensor], task_representations: dict[str, keras.KerasTensor], spec: ModelSpec
     ) -> dict[str, keras.KerasTensor]:
@@ -151,13 +161,7 @@ class EVI(CounterfactualModel):
         outputs["teacher_cvr"] = head("teacher_cvr", teacher_layers[-1], 0.0)
 
         if options.use_vie:
-            vie_layers = options.vie_layers
-            if not 1 <= vie_layers <= len(teacher_layers):
-                raise ValueError(
-                    f"`vie_layers` must be between 1 and the {len(teacher_layers)} tower layers "
-                    f"(tower_units={list(spec.tower_units)}). Received: {vie_layers}"
-                )
-            pairs = list(zip(teacher_layers, student_layers))[-vie_layers:]
+            pairs = list(zip(teacher_layers, student_layers))[-options.vie_layers :]
             per_pair = []
             for k, (teacher, student) in enumerate(pairs):
                 if options.detach_teacher_representation:

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec, preset_arguments
+from tfcvr.models.base import ModelSpec, Preset
 from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 
@@ -103,13 +103,9 @@ class ESCM2DR(MultiDR):
     0.5 as in the authors' PaddleRec code (docs/methods.md, section
     "escm2_dr")."""
 
-    def __init__(self, **kwargs):
-        super().__init__(
-            **preset_arguments(
-                "escm2_dr",
-                "multi_dr",
-                kwargs,
-                positive=("ctcvr_loss_weight",),
-                defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
-            )
-        )
+    preset = Preset(
+        name="escm2_dr",
+        parent="multi_dr",
+        positive=("ctcvr_loss_weight",),
+        defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
+    )

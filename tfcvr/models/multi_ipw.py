@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import preset_arguments
+from tfcvr.models.base import Preset
 from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
 
 
@@ -57,8 +57,7 @@ class NaiveIPW(MultiIPW):
     separately trained propensity model that shares nothing with the CVR model.
     `MultiIPW` with `propensity="separate"`."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**preset_arguments("ipw_naive", "multi_ipw", kwargs, fixed={"propensity": "separate"}))
+    preset = Preset(name="ipw_naive", parent="multi_ipw", fixed={"propensity": "separate"})
 
 
 @registry.register("escm2_ipw")
@@ -69,13 +68,9 @@ class ESCM2IPW(MultiIPW):
     weights λ_cf = λ_g = 0.5 are those of the authors' released PaddleRec code
     (docs/methods.md, section "escm2_ipw")."""
 
-    def __init__(self, **kwargs):
-        super().__init__(
-            **preset_arguments(
-                "escm2_ipw",
-                "multi_ipw",
-                kwargs,
-                positive=("ctcvr_loss_weight",),
-                defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
-            )
-        )
+    preset = Preset(
+        name="escm2_ipw",
+        parent="multi_ipw",
+        positive=("ctcvr_loss_weight",),
+        defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},
+    )

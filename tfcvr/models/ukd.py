@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, head, preset_arguments
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, head
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
@@ -336,13 +336,11 @@ class UKD(CVRModel):
 class UKDBase(UKD):
     """UKD-base (Xu et al., WWW 2022, §3.2.1, Table 4): the click-adaptive teacher, a base student, no uncertainty."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**preset_arguments("ukd_base", "ukd", kwargs, fixed={"uncertainty": "none"}))
+    preset = Preset(name="ukd_base", parent="ukd", fixed={"uncertainty": "none"})
 
 
 @registry.register("ukd_mc_dropout")
 class UKDMonteCarloDropout(UKD):
     """UKD with Monte-Carlo-dropout uncertainty (Xu et al., WWW 2022, §4.4, Table 6) instead of the two predictors."""
 
-    def __init__(self, **kwargs):
-        super().__init__(**preset_arguments("ukd_mc_dropout", "ukd", kwargs, fixed={"uncertainty": "mc_dropout"}))
+    preset = Preset(name="ukd_mc_dropout", parent="ukd", fixed={"uncertainty": "mc_dropout"})
