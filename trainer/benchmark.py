@@ -222,6 +222,10 @@ class Leaderboard:
                     on_epoch(epoch, model)
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        if best_weights is None or best_validation is None:  # the first epoch is always kept: there was none
+            raise ValueError(
+                f"Selecting an epoch needs at least one: `epochs` must be at least 1. Received: {self.epochs}"
+            )
         for path, value in best_weights.items():
             weights[path].assign(value)
         return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}, best_validation
@@ -241,8 +245,8 @@ class Leaderboard:
 
     def _run(self) -> dict:
         tf.io.gfile.makedirs(os.path.join(self.output_dir, "plots"))
-        results = {name: [] for name in self.model_names}
-        curves = {name: [] for name in self.model_names}
+        results: dict[str, list[dict]] = {name: [] for name in self.model_names}  # per method: one dict per run
+        curves: dict[str, list[list[dict]]] = {name: [] for name in self.model_names}  # per method: a curve per run
         total, done = len(self.model_names) * self.runs, 0
         for run in range(self.runs):
             reference_ctr = valid_reference_ctr = None
@@ -276,6 +280,8 @@ class Leaderboard:
                     reference_ctr, valid_reference_ctr = predictions["ctr"], valid_predictions["ctr"]
                 test_metrics = metrics_lib.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
                 results[name].append({**selection, "metrics": test_metrics, "validation_metrics": valid_metrics})
+                if reference_ctr is None:  # naive is trained first (model_names[0]) and sets it, or raises
+                    raise RuntimeError(f"{BASELINE!r} must be scored before {name!r}: its pCTR buckets every curve.")
                 curves[name].append(
                     calibration.calibration_by_bucket(
                         reference_ctr,
@@ -534,10 +540,11 @@ def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
             f"Give all of --train_files, --valid_files, --eval_files and --schema; missing {missing}. "
             "(`python -m tfcvr.data.convert ... --valid_fraction` draws a validation split.)"
         )
-    schema = preflight.load_schema(data.schema)
+    present = {k: v for k, v in given.items() if v}  # all of them: none is missing
+    schema = preflight.load_schema(present["schema"])
     for split in ("train", "valid", "eval"):
-        preflight.check_files(f"--{split}_files", given[split], schema, data.invalid_conversion)
-    return given
+        preflight.check_files(f"--{split}_files", present[split], schema, data.invalid_conversion)
+    return present
 
 
 def main(argv: list[str]) -> None:

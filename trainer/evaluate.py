@@ -58,7 +58,8 @@ def resolve_version_flag(flag: str, path: str) -> str:
 def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
     """([predictions of each model], labels) over one pass of the pipeline's records, from `serving_default`."""
     signatures = [tf.saved_model.load(d).signatures[SERVING_DEFAULT] for d in saved_model_dirs]
-    predictions, labels = [{} for _ in signatures], {}
+    predictions: list[dict[str, list[np.ndarray]]] = [{} for _ in signatures]
+    labels: dict[str, list[np.ndarray]] = {}
     with pipeline.named_errors():
         for serialized, batch_labels in pipeline.serialized_dataset():
             for signature, model_predictions in zip(signatures, predictions):
@@ -143,21 +144,30 @@ def _define_flags():
     config_lib.define_flags(config_lib.ReportConfig)
 
 
+def _required(flag: str, value: str | None) -> str:
+    """The value of a required flag (absl refuses to run without one); a UsageError naming `flag` when it is None."""
+    if value is None:
+        raise app.UsageError(f"{flag} is required.")
+    return value
+
+
 def main(argv: list[str]) -> None:
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
-    schema = preflight.load_schema(run.data.schema)
+    export_dir = _required("--export_dir", run.evaluation.export_dir)
+    eval_files = _required("--eval_files", run.data.eval_files)
+    schema = preflight.load_schema(_required("--schema", run.data.schema))
     plots.require_matplotlib()  # calibration.png
-    preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
+    preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
     for flag, path in (
-        ("--export_dir", run.evaluation.export_dir),
+        ("--export_dir", export_dir),
         ("--reference_export_dir", run.evaluation.reference_export_dir),
     ):
         if path is not None:
             resolve_version_flag(flag, path)
     report = evaluate_export(
-        run.evaluation.export_dir,
-        run.data.eval_files,
+        export_dir,
+        eval_files,
         schema,
         run.report.output_dir,
         run.evaluation.reference_export_dir,
@@ -166,7 +176,7 @@ def main(argv: list[str]) -> None:
         run.data.invalid_conversion,
     )
     logging.info("Wrote %s", report["output_dir"])
-    print(format_table(report["metrics"], title=f"{report['export_dir']} on {run.data.eval_files}"))
+    print(format_table(report["metrics"], title=f"{report['export_dir']} on {eval_files}"))
     print(f"\nmetrics.json and calibration.png in {report['output_dir']}")
 
 

@@ -134,6 +134,8 @@ class ExportedModels:
             models = parse_served_models(self._config_text, f"--model_config_file={model_config_file}")
         elif isinstance(models, dict):
             models = served_models(models, labels)
+        elif models is None:  # model_config_file is "": it names no file
+            raise ValueError(f"`model_config_file` must name a file. Received: {model_config_file!r}")
         served = {m.name: m for m in models}
         self._refresh_lock = threading.Lock()  # one refresh or reload at a time (poll threads or a caller)
         # (served models, {name: {version: loaded SavedModel}}): replaced whole, so a request reads one
@@ -214,20 +216,23 @@ class ExportedModels:
         before it is published; an invalid file is not retried until it
         changes again.
         """
-        text = tf.io.gfile.GFile(self._model_config_file).read()
+        config_file = self._model_config_file
+        if not config_file:
+            raise ValueError("reload_config: these models were given as `models`, not by a `model_config_file`.")
+        text = tf.io.gfile.GFile(config_file).read()
         if text == self._config_text:
             return True
         with self._refresh_lock:
             self._config_text = text
             try:
-                served = {m.name: m for m in parse_served_models(text, self._model_config_file)}
+                served = {m.name: m for m in parse_served_models(text, config_file)}
                 available = self._loaded(served, self._state[1])
                 _check_labels(served, available)
             except ValueError as e:
                 logging.error("serving.local: %s; keeping the previous configuration.", e)
                 return False
             self._state = (served, available)
-        logging.info("serving.local: applied %s.", self._model_config_file)
+        logging.info("serving.local: applied %s.", config_file)
         return True
 
     def model_names(self) -> list[str]:

@@ -5,7 +5,7 @@ import http.server
 import json
 import re
 import threading
-from typing import Any
+from typing import Any, ClassVar
 
 from serving.errors import ServingError
 from serving.local.models import ExportedModels, as_exported_models
@@ -56,7 +56,7 @@ def _inputs(body, input_names):
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    models: ExportedModels = None
+    models: ClassVar[ExportedModels]  # set on the subclass `start_rest_server` serves with
 
     def do_POST(self) -> None:  # noqa: N802 (BaseHTTPRequestHandler's name)
         try:
@@ -76,6 +76,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             _, outputs = self.models.predict(
                 name, inputs, version=resolved, signature_name=signature_name, convert_dtypes=True
             )
+            reply: dict[str, object]  # the JSON answer: {"outputs": {...}} or {"predictions": [...]}
             if "inputs" in body:
                 reply = {"outputs": {key: value.tolist() for key, value in outputs.items()}}
             else:

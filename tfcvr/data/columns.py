@@ -8,7 +8,7 @@ import tensorflow as tf
 from tfcvr.data import schema as schema_lib
 
 
-def feature_columns(candidates: Iterable[dict], schema: schema_lib.Schema | None = None) -> dict:
+def feature_columns(candidates: Iterable[object], schema: schema_lib.Schema | None = None) -> dict:
     """{feature: 1-D numpy array} from dict candidates (the `predict` signature's inputs).
 
     With a `schema`, every schema feature must be present and gets the
@@ -17,26 +17,28 @@ def feature_columns(candidates: Iterable[dict], schema: schema_lib.Schema | None
     ids per candidate and becomes a [candidates, longest list] array padded
     with the feature's padding value (-1 or ""). Without one, every key of the first
     candidate is a feature and its dtype follows the values: all int -> int64,
-    any float -> float32, str/bytes -> string.
+    any float -> float32, str/bytes -> string. A candidate that is not a dict
+    (a tf.Example, serialized bytes) is a TypeError naming it.
     """
-    candidates = list(candidates)
-    if not candidates:
-        raise ValueError("No candidates: the predict signature needs at least one to know the features.")
+    rows: list[dict] = []
     for index, candidate in enumerate(candidates):
         if not isinstance(candidate, dict):
             raise TypeError(
                 f"The predict signature takes dict candidates; candidate {index} is a "
                 f"{type(candidate).__name__}. Use the serving_default signature for tf.Examples."
             )
+        rows.append(candidate)
+    if not rows:
+        raise ValueError("No candidates: the predict signature needs at least one to know the features.")
     dtypes = {f.name: f.tf_dtype for f in schema.features} if schema is not None else None
     lists = {f.name: f.padding for f in schema.lists} if schema is not None else {}
-    names = list(dtypes) if dtypes is not None else list(candidates[0])
+    names = list(dtypes) if dtypes is not None else list(rows[0])
     columns = {}
     for name in names:
-        missing = [i for i, c in enumerate(candidates) if name not in c]
+        missing = [i for i, c in enumerate(rows) if name not in c]
         if missing:
             raise ValueError(f"Feature {name!r} is missing from candidate(s) {missing[:10]}.")
-        values = [c[name] for c in candidates]
+        values = [c[name] for c in rows]
         if dtypes is not None:
             dtype = dtypes[name]
             numpy_dtype = object if dtype == tf.string else dtype.as_numpy_dtype

@@ -182,7 +182,8 @@ class TFRecordPipeline:
         self._spec = {**transform.feature_spec(schema), **transform.label_spec(schema, ground_truth)}
         self._dropped = tf.Variable(0, dtype=tf.int64, trainable=False, name="invalid_conversions_dropped")
         self.cache = cache
-        self._columns = {}  # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
+        # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
+        self._columns: dict[tuple[int, int], _Columns] = {}
 
     def with_seed(self, seed: int | None) -> "TFRecordPipeline":
         """This pipeline with another shuffle seed; it shares the cache and the dropped-records count.

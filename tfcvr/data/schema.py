@@ -36,7 +36,7 @@ CATEGORICAL_LIST = "categorical_list"
 NUMERIC = "numeric"
 FEATURE_TYPES = (CATEGORICAL, CATEGORICAL_LIST, NUMERIC)
 # The "no value" entry of a categorical_list, by dtype: ignored when padding lists.
-LIST_PADDING = {"int64": -1, "string": ""}
+LIST_PADDING: dict[str, int | str] = {"int64": -1, "string": ""}
 CATEGORICAL_DTYPES = ("int64", "string")
 NUMERIC_DTYPES = ("float32",)
 LABEL_KEYS = ("click", "conversion")
@@ -81,7 +81,7 @@ class Feature:
         return {"int64": tf.int64, "string": tf.string, "float32": tf.float32}[self.dtype]
 
     def to_dict(self) -> dict:
-        config = {"name": self.name, "type": self.type, "dtype": self.dtype}
+        config: dict[str, str | int | None] = {"name": self.name, "type": self.type, "dtype": self.dtype}
         if self.is_categorical:
             config["num_buckets"] = self.num_buckets
         if self.is_list:

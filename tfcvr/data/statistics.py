@@ -19,7 +19,7 @@ def numeric_statistics(dataset: tf.data.Dataset, schema: schema_lib.Schema, max_
     names = [f.name for f in schema.numeric]
     if not names:
         return {}
-    values = {name: [] for name in names}
+    values: dict[str, list[np.ndarray]] = {name: [] for name in names}
     for features, _ in dataset.take(max_batches):
         for name in names:
             values[name].append(features[name].numpy())

@@ -161,7 +161,7 @@ def _pair(text, separator, flag):
 def parse_model_flags(model_items: Iterable[str], label_items: Iterable[str] = ()) -> tuple:
     """(models, labels) from "name=base_path" and "name:label=version" flag values; ValueError names the flag."""
     models = dict(_pair(item, "=", "model") for item in model_items)
-    labels = {}
+    labels: dict[str, dict[str, int]] = {}
     for item in label_items:
         name, rest = _pair(item, ":", "label")
         label, version = _pair(rest, "=", "label")
@@ -186,7 +186,7 @@ def main(argv: list[str]) -> None:
             if not FLAGS.model:
                 raise ValueError("Give --model=name=export_base (or --update=FILE).")
             models, labels = parse_model_flags(FLAGS.model, FLAGS.label)
-            versions = {}
+            versions: dict[str, list[int]] = {}
             for item in FLAGS.versions:
                 name, version = _pair(item, ":", "versions")
                 versions.setdefault(name, []).append(int(version))

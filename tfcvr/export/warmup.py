@@ -27,7 +27,7 @@ def warmup_candidates(schema: schema_lib.Schema, batch_size: int) -> list:
     """`batch_size` candidate dicts with a value for every feature of `schema`."""
     candidates = []
     for i in range(batch_size):
-        row = {}
+        row: dict[str, float | int | str | list[int | str]] = {}
         for feature in schema.features:
             if not feature.is_categorical:
                 row[feature.name] = 0.0

@@ -43,7 +43,7 @@ def calibration_by_bucket(
     """
     pctr, pcvr = np.asarray(pctr, np.float64), np.asarray(pcvr, np.float64)
     click = np.asarray(click).astype(bool)
-    conversion = np.asarray(conversion, np.float64) * click
+    converted: npt.NDArray[np.float64] = np.asarray(conversion, np.float64) * click  # conversions of clicks only
     edges = bucket_edges(pctr, num_buckets)
     # Bucket k holds edges[k] <= pCTR < edges[k+1]; the last one includes its upper edge.
     index = np.clip(np.searchsorted(edges, pctr, side="right") - 1, 0, max(len(edges) - 2, 0))
@@ -58,8 +58,8 @@ def calibration_by_bucket(
             "impressions": int(members.sum()),
             "clicks": int(clicked.sum()),
             "mean_pcvr_clicked": float(pcvr[clicked].mean()) if clicked.any() else float("nan"),
-            "observed_cvr": float(conversion[clicked].mean()) if clicked.any() else float("nan"),
-            "pcoc_clicked": pcoc(pcvr[clicked], conversion[clicked]),
+            "observed_cvr": float(converted[clicked].mean()) if clicked.any() else float("nan"),
+            "pcoc_clicked": pcoc(pcvr[clicked], converted[clicked]),
             "mean_pcvr_all": float(pcvr[members].mean()) if members.any() else float("nan"),
         }
         if true_cvr is not None:

@@ -20,7 +20,8 @@ def collect_predictions(model: keras.Model, dataset: tf.data.Dataset) -> tuple:
     """
     keys = SERVING_OUTPUTS + tuple(k for k in DIAGNOSTIC_OUTPUTS if k in model.output)
     predict = _predict_function(model, keys, dataset.element_spec[0])
-    predictions, labels = {k: [] for k in keys}, {}
+    predictions: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    labels: dict[str, list[np.ndarray]] = {}
     for features, batch_labels in dataset:
         for key, value in predict(features).items():
             predictions[key].append(value.numpy())
@@ -51,7 +52,12 @@ def _predict_function(model: keras.Model, keys: tuple, feature_spec: dict) -> tf
 
         @tf.function(input_signature=[signature])
         def predict(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
-            outputs = model_ref()(features, training=False)
+            live_model = model_ref()
+            if live_model is None:  # the cache entry goes with its model, so only a function kept elsewhere gets here
+                raise RuntimeError(
+                    "The model of this prediction function was garbage-collected; predict with a live model."
+                )
+            outputs = live_model(features, training=False)
             return {k: outputs[k] for k in keys}
 
         functions[cache_key] = predict

@@ -87,7 +87,7 @@ def parse_batch(texts: list, feature_nums: list, allowed: tuple, where: str, enc
     allowed_index[[aliccp_fields.FIELDS.index(f) for f in allowed]] = True
     allowed_index[-1] = True
     misplaced = ~allowed_index[entries.field]
-    fields_of = {}
+    fields_of: dict[int, set[str]] = {}  # {row: its fields outside `allowed`}
     for row, field in zip(entries.row[misplaced].tolist(), entries.field[misplaced].tolist()):
         fields_of.setdefault(row, set()).add(aliccp_fields.FIELDS[field])
     for row, fields in fields_of.items():
@@ -123,7 +123,7 @@ class _AliccpLayout:
       single_value, max_list_length, invalid_conversion: the policies (`field_encoder`, `labels`).
     """
 
-    group_key = GROUP_KEY
+    group_key: str | None = GROUP_KEY
     dense = True  # whether the layout carries feature values (numeric `D<field>` features)
 
     def __init__(self, paths, single_value="list", max_list_length=64, invalid_conversion="drop"):
@@ -267,7 +267,11 @@ class PaddleRecFormat(_AliccpLayout, formats.ImpressionFormat):
     def _convert_batch(self, chunk, batch: list, context: formats.ChunkContext) -> None:
         report, encoder = context.report, self.encoder(context)
         report.read(len(batch))
-        lines, labels, entry_rows, entry_fields, entry_ids = [], [], [], [], []
+        lines: list[int] = []
+        labels: list[tuple[int, int, int]] = []
+        entry_rows: list[int] = []
+        entry_fields: list[int] = []
+        entry_ids: list[int] = []
         for line, raw in batch:
             try:
                 columns = raw.decode("ascii").strip().split(",")
@@ -338,7 +342,7 @@ def _label_columns(labels: list) -> list:
 def _write(context: formats.ChunkContext, chunk, columns: list, lines: list, prefixes: list | None = None) -> None:
     """Encodes the written rows' columns and writes each row's record (after its prefix: the common part)."""
     buffer, offsets = example_columns.encode(columns, len(lines))
-    ends, write, file_index = offsets.tolist(), context.router.write, chunk.file_index
+    ends, write, file_index = offsets.tolist(), context.require_router().write, chunk.file_index
     for k, line in enumerate(lines):
         record = buffer[ends[k] : ends[k + 1]]
         write(prefixes[k] + record if prefixes else record, file_index, line)

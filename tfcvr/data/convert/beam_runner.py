@@ -115,7 +115,7 @@ def unknown_options(pipeline_args: list) -> list:
             pending.extend(cls.__subclasses__())
     for cls in classes:
         try:
-            cls._add_argparse_args(parser)
+            cls._add_argparse_args(parser)  # type: ignore[arg-type]  # Beam annotates its own parser subclass; a plain one declares the same flags
         except argparse.ArgumentError:  # two classes declaring one flag: the first declaration serves
             continue
     _, unknown = parser.parse_known_args(pipeline_args)

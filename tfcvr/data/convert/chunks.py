@@ -107,7 +107,7 @@ def plan(paths: Sequence[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[C
     """Chunks of `paths` in file order (Parquet files by row groups of about `chunk_bytes`)."""
     if chunk_bytes < 1:
         raise ValueError(f"`chunk_bytes` must be positive. Received: {chunk_bytes}")
-    chunks = []
+    chunks: list[Chunk] = []
     for file_index, path in enumerate(paths):
         for start, end, kind in _ranges(path, chunk_bytes):
             chunks.append(Chunk(len(chunks), file_index, path, start, end, kind))
@@ -116,7 +116,8 @@ def plan(paths: Sequence[str], chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> list[C
 
 def number_lines(chunks: Iterable[Chunk], line_counts: dict[int, int]) -> list[Chunk]:
     """Chunks with `first_line` set from {chunk index: lines it owns} (prefix sums per file)."""
-    numbered, next_line = [], {}
+    numbered: list[Chunk] = []
+    next_line: dict[int, int] = {}  # {file index: the number of its next line}
     for chunk in sorted(chunks, key=lambda c: c.index):
         first = next_line.get(chunk.file_index, 1)
         numbered.append(dataclasses.replace(chunk, first_line=first))

@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from tfcvr import cli
 from tfcvr.data import schema as schema_lib
@@ -42,7 +43,7 @@ IN_PROCESS = "InProcess"
 class _Parser(argparse.ArgumentParser):
     """argparse with the package's one-line usage errors (exit status 2), for its sub-commands too."""
 
-    def error(self, message: str) -> None:
+    def error(self, message: str) -> NoReturn:
         cli.fail(message)
 
 

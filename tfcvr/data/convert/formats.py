@@ -33,6 +33,15 @@ class ChunkContext:
     vocabulary: VocabularyCounter
     router: RecordRouter | None = None  # None while joined rows are prepared
 
+    def require_router(self) -> RecordRouter:
+        """`router`, which a chunk's conversion writes through (`convert_chunk` sets it)."""
+        if self.router is None:
+            raise RuntimeError(
+                "ChunkContext.router is None: records are written only while a chunk converts (`convert_chunk`), "
+                "not while joined rows are prepared."
+            )
+        return self.router
+
     def malformed(self, chunk, line: int, message: str) -> None:
         """Counts a malformed row of `chunk` at `line` (a row number in Parquet files)."""
         location = f"{chunk.path}: row {line}" if chunk.kind == PARQUET else f"{chunk.path}:{line}"

@@ -28,7 +28,7 @@ class LineIndex:
     def __init__(self, path: str, key_of: Callable[[bytes], bytes]):
         self.path = path
         self.key_of = key_of
-        self._offsets = {}
+        self._offsets: dict[bytes, tuple[int, int]] = {}
         self._file = files.open_binary(path)
         offset, line_number = 0, 0
         # Offsets from tell(), not line lengths: tf.io.gfile (gs://) drops "\r" from the lines it returns.

@@ -64,13 +64,15 @@ class _LocalJoin:
         self.context = context
         self.index = LineIndex(fmt.joined_file, fmt.joined_key)
         context.report.count(fmt.joined_rows_note, len(self.index))
-        self._previous = {}  # the last chunk's parts: consecutive chunks share the keys at their boundary
-        self._counted = set()  # keys prepared before, whose counts must not be taken twice
+        self._previous: dict[bytes, object] = {}  # the last chunk's parts: consecutive chunks share boundary keys
+        self._counted: set[bytes] = set()  # keys prepared before, whose counts must not be taken twice
 
     def parts_for(self, chunk: chunks_lib.Chunk) -> dict:
         keys = {key for _, raw in chunk.lines() if (key := self.fmt.needed_key(raw)) is not None}
         parts = {key: self._previous[key] for key in keys if key in self._previous}
-        first_time, again = [], []  # (key, (location, line)) to prepare, by whether their counts are taken
+        # (key, (location, line)) to prepare, by whether their counts are taken
+        first_time: list[tuple[bytes, tuple[str, bytes]]] = []
+        again: list[tuple[bytes, tuple[str, bytes]]] = []
         for key in keys - parts.keys():
             found = self.index.get(key)
             if found is None:

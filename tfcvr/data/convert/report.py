@@ -42,12 +42,13 @@ class ConversionReport:
         self.max_errors = max_errors
         self.malformed_before = malformed_before
         self.rows_read = 0
-        self.written = {}
-        self.dropped = {}
-        self.errors = []  # (file index, line, text), the first _QUOTED_ERRORS in input order
-        self.notes = {}
-        self.vocabulary = {}
-        self.seconds = None  # the run's wall time, set by the runner; until then, time since creation
+        self.written: dict[str, int] = {}
+        self.dropped: dict[str, int] = {}
+        # (file index, line, text), the first _QUOTED_ERRORS in input order
+        self.errors: list[tuple[int, int, str]] = []
+        self.notes: dict[str, int] = {}
+        self.vocabulary: dict[str, dict] = {}  # {"distinct_values"|"longest_list"|"numeric": {feature: ...}}
+        self.seconds: float | None = None  # the run's wall time, set by the runner; until then, time since creation
         self._start = time.monotonic()
 
     def read(self, count: int = 1) -> None:

@@ -141,7 +141,7 @@ class PieceWriters:
     def __init__(self, piece_dir: str, chunk_index: int):
         self.piece_dir = piece_dir
         self.chunk_index = chunk_index
-        self._writers = {}
+        self._writers: dict[tuple[str, int], tf.io.TFRecordWriter] = {}
 
     def target(self, split: str, local_shard: int):
         key = (split, local_shard)
@@ -167,7 +167,7 @@ def shard_pieces(layout: OutputLayout, piece_dir: str, written: dict[int, dict[s
     n = layout.num_shards
     jobs = []
     for split in layout.splits:
-        pieces = {shard: [] for shard in range(n)}
+        pieces: dict[int, list[str]] = {shard: [] for shard in range(n)}
         offset = 0
         for chunk_index in sorted(written):
             count = written[chunk_index].get(split, 0)

@@ -91,19 +91,23 @@ class TableLayout:
     def labels(self, row: dict) -> tuple[int, int]:
         if self.funnel_label:
             return labels_lib.funnel_labels(row[self.funnel_label], self.funnel_label)
-        return values.parse_label(row[self.click], self.click), values.parse_label(
-            row[self.conversion], self.conversion
-        )
+        click, conversion = self.click, self.conversion
+        if click is None or conversion is None:
+            raise TypeError(
+                "A layout without a funnel label column needs both label columns. "
+                f"Received: click={click!r}, conversion={conversion!r}"
+            )
+        return values.parse_label(row[click], click), values.parse_label(row[conversion], conversion)
 
     def encode(self, row: dict, vocabulary: VocabularyCounter, max_list_length: int, report: ConversionReport) -> dict:
         """A row of raw cells -> the record's values; raises ValueError naming the column."""
-        record = {}
+        record: dict[str, int | str | list[int] | float] = {}
         for column in self.categorical:
-            record[column] = values.parse_id(row[column], column)
-            vocabulary.observe(column, record[column])
+            record[column] = number = values.parse_id(row[column], column)
+            vocabulary.observe(column, number)
         for column in self.categorical_string:
-            record[column] = values.parse_string(row[column], column)
-            vocabulary.observe(column, record[column])
+            record[column] = text = values.parse_string(row[column], column)
+            vocabulary.observe(column, text)
         for column in self.lists:
             ids = _split_ids(row[column], column, self.list_separator)
             if len(ids) > max_list_length:
@@ -179,7 +183,7 @@ def convert_row(row, chunk, line: int, settings, context: formats.ChunkContext) 
         return
     record[CLICK], record[CONVERSION] = click, conversion
     context.vocabulary.observe_numbers(record)
-    context.router.write(example_writer.serialize(record), chunk.file_index, line)
+    context.require_router().write(example_writer.serialize(record), chunk.file_index, line)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +193,7 @@ class Dropped:
     reason: str
 
 
-def _split_ids(cell, column: str, separator: str) -> list:
+def _split_ids(cell, column: str, separator: str) -> list[int]:
     if isinstance(cell, (list, tuple)):
         return [values.parse_id(v, column) for v in cell]
     text = "" if cell is None else str(cell).strip()

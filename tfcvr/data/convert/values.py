@@ -5,8 +5,12 @@ the converters turn into a malformed-line record with file and line number.
 """
 
 import math
+from typing import SupportsFloat, SupportsIndex
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+# What float() converts: text (str or bytes-like) or an object with __float__ or __index__. The concrete types come
+# first: isinstance against the protocols is slow, and float cells are parsed one by one.
+_FLOAT_CONVERTIBLE = (str, float, int, bytes, bytearray, memoryview, SupportsFloat, SupportsIndex)
 _LABEL_TEXTS = {"0": 0, "1": 1}
 
 
@@ -52,7 +56,7 @@ def parse_string(value: object, column: str) -> str:
 
 def parse_float(value: object, column: str) -> float:
     """A finite float, from a number or its text."""
-    if isinstance(value, bool) or value is None:
+    if isinstance(value, bool) or not isinstance(value, _FLOAT_CONVERTIBLE):  # None included
         raise ValueError(f"column {column!r} must hold a finite number. Received: {value!r}")
     try:
         number = float(value)

@@ -42,6 +42,8 @@ class VocabularyCounter:
     def observe(self, name: str, value: int | str | list[int]) -> None:
         """One categorical value, or the list of one categorical_list."""
         if name in self._longest:
+            if not isinstance(value, list):
+                raise TypeError(f"{name!r} is a categorical_list: observe the list of its ids. Received: {value!r}")
             if len(value) > self._longest[name]:
                 self._longest[name] = len(value)
             self._values[name].update(value)
