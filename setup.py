@@ -48,7 +48,14 @@ setuptools.setup(
     # ruff: lint and format check (ruff.toml), pinned to one minor version because its style changes between them.
     extras_require={
         **EXTRAS_REQUIRE,
-        "test": ["pytest>=8,<10", "pytest-xdist>=3.5,<4", "ruff>=0.17,<0.18", *EXTRAS_REQUIRE["all"]],
+        "test": [
+            "pytest>=8,<10",
+            "pytest-xdist>=3.5,<4",
+            "ruff>=0.17,<0.18",
+            # mypy.ini: the three packages type-checked; pinned to one minor version, whose inference changes.
+            "mypy>=2.4,<2.5",
+            *EXTRAS_REQUIRE["all"],
+        ],
     },
     license="Apache-2.0",
 )

@@ -156,17 +156,18 @@ def _define_flags():
 def main(argv: list[str]) -> int:
     del argv
     run = config_lib.config_from_flags(config_lib.CompareConfig, FLAGS)
-    schema = preflight.load_schema(run.data.schema)
-    preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
+    schema = preflight.load_schema(preflight.required_flag("--schema", run.data.schema))
+    eval_files = preflight.required_flag("--eval_files", run.data.eval_files)
+    preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
     versions = {
-        flag: evaluate.resolve_version_flag(flag, path)
+        flag: evaluate.resolve_version_flag(flag, preflight.required_flag(flag, path))
         for flag, path in (("--baseline", run.comparison.baseline), ("--candidate", run.comparison.candidate))
     }
     try:
         check_gate_metrics(run.comparison.gate_metrics)  # before the scoring pass
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    files = pipeline_lib.resolve_files(run.data.eval_files)
+    files = pipeline_lib.resolve_files(eval_files)
     pipeline = pipeline_lib.TFRecordPipeline(
         files,
         schema,

@@ -19,7 +19,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable
-from typing import Any, Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import keras
 import tensorflow as tf
@@ -280,13 +280,15 @@ class ComparisonConfig(_Section):
 class _Sections:
     """A run's configuration: named sections, each a dataclass of settings."""
 
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # every subclass is a dataclass
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls, config: dict, source: str = "the configuration") -> Self:
         """The inverse of `to_dict`; unknown sections or settings and wrong types are errors naming them."""
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        sections = _section_types(cls)
         unknown = sorted(set(config) - set(sections))
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {unknown}; expected {sorted(sections)}.")
@@ -395,22 +397,21 @@ def define_flags(
         if only is not None and field.name not in only:
             continue
         kind, _ = _kind(field.type)
-        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        default = _default(field)
         help_text, choices = field.metadata["help"], field.metadata["choices"]
-        bound = {"lower_bound": field.metadata["lower_bound"]} if field.metadata["lower_bound"] is not None else {}
-        where = {"flag_values": flag_values}
         if choices:
-            flags.DEFINE_enum(field.name, default, choices, help_text, **where)
+            flags.DEFINE_enum(field.name, default, choices, help_text, flag_values=flag_values)
         elif kind is bool:
-            flags.DEFINE_bool(field.name, default, help_text, **where)
+            flags.DEFINE_bool(field.name, default, help_text, flag_values=flag_values)
         elif kind is int:
-            flags.DEFINE_integer(field.name, default, help_text, **bound, **where)
+            lower_bound = field.metadata["lower_bound"]
+            flags.DEFINE_integer(field.name, default, help_text, lower_bound=lower_bound, flag_values=flag_values)
         elif kind is float:
-            flags.DEFINE_float(field.name, default, help_text, **where)
+            flags.DEFINE_float(field.name, default, help_text, flag_values=flag_values)
         elif kind is list:
-            flags.DEFINE_list(field.name, [str(v) for v in default], help_text, **where)
+            flags.DEFINE_list(field.name, [str(v) for v in default], help_text, flag_values=flag_values)
         else:
-            flags.DEFINE_string(field.name, default, help_text, **where)
+            flags.DEFINE_string(field.name, default, help_text, flag_values=flag_values)
         if field.name in required:
             flags.mark_flag_as_required(field.name, flag_values=flag_values)
         cli.set_flag_group([field.name], section_title(section_class))
@@ -467,6 +468,15 @@ def _int_list(name, items):
         raise app.UsageError(f"--{name} takes comma-separated integers. Received: {','.join(items)!r}") from None
 
 
+def _default(field: dataclasses.Field) -> Any:
+    """A setting's default value (every setting has one: a flag needs it)."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    raise TypeError(f"Setting {field.name!r} has no default.")
+
+
 def config_from_flags(
     config_class: type[_S], flag_values: flags.FlagValues = flags.FLAGS, config_path: str | None = None
 ) -> _S:
@@ -475,10 +485,20 @@ def config_from_flags(
     base = load_config(config_class, config_path) if config_path else None
     return config_class(
         **{
-            f.name: section_from_flags(f.type, flag_values, getattr(base, f.name) if base else None)
-            for f in dataclasses.fields(config_class)
+            name: section_from_flags(section_class, flag_values, getattr(base, name) if base else None)
+            for name, section_class in _section_types(config_class).items()
         }
     )
+
+
+def _section_types(config_class: type[_Sections]) -> dict[str, type]:
+    """{section name: its dataclass} of a configuration class."""
+    sections = {}
+    for field in dataclasses.fields(config_class):
+        if not isinstance(field.type, type):
+            raise TypeError(f"{config_class.__name__}.{field.name}: a section is annotated with its dataclass.")
+        sections[field.name] = field.type
+    return sections
 
 
 def load_config(config_class: type[_S], path: str) -> _S:

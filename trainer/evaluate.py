@@ -144,19 +144,12 @@ def _define_flags():
     config_lib.define_flags(config_lib.ReportConfig)
 
 
-def _required(flag: str, value: str | None) -> str:
-    """The value of a required flag (absl refuses to run without one); a UsageError naming `flag` when it is None."""
-    if value is None:
-        raise app.UsageError(f"{flag} is required.")
-    return value
-
-
 def main(argv: list[str]) -> None:
     del argv
     run = config_lib.config_from_flags(config_lib.EvaluateConfig, FLAGS)
-    export_dir = _required("--export_dir", run.evaluation.export_dir)
-    eval_files = _required("--eval_files", run.data.eval_files)
-    schema = preflight.load_schema(_required("--schema", run.data.schema))
+    export_dir = preflight.required_flag("--export_dir", run.evaluation.export_dir)
+    eval_files = preflight.required_flag("--eval_files", run.data.eval_files)
+    schema = preflight.load_schema(preflight.required_flag("--schema", run.data.schema))
     plots.require_matplotlib()  # calibration.png
     preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
     for flag, path in (

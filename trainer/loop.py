@@ -166,7 +166,7 @@ class TrainingLoop:
             raise ValueError("ParameterServerStrategy schedules a fixed number of steps: give steps_per_epoch.")
         self.restore()
         start_step, started = int(self.global_step.numpy()), time.perf_counter()
-        last_terms = {}
+        last_terms: dict[str, float] = {}
         stages = self.model.training_stages(epochs)
         self._epoch_steps = steps_per_epoch or expected_steps_per_epoch
         with self._summary_writer.as_default():
@@ -197,6 +197,7 @@ class TrainingLoop:
             return dataset_fn(context, epoch).skip(skip)
 
         if self._coordinator is not None:
+            assert steps_per_epoch is not None  # train() refuses ParameterServerStrategy without it
             per_worker = self._coordinator.create_per_worker_dataset(
                 lambda: self.strategy.distribute_datasets_from_function(epoch_dataset_fn)
             )
@@ -222,7 +223,7 @@ class TrainingLoop:
         Returns (steps run, {loss term: sum over those steps}); fewer steps
         than asked only at the end of the data.
         """
-        count, totals = 0, {}
+        count, totals = 0, dict[str, tf.Tensor]()
         while count < steps:
             ran, sums = self._execute(stage, iterator, min(self.steps_per_execution, steps - count))
             if ran == 0:

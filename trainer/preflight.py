@@ -70,6 +70,13 @@ def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conv
     return files
 
 
+def required_flag(flag: str, value: str | None) -> str:
+    """The value of a required flag (absl refuses to run without one); a UsageError naming `flag` when it is None."""
+    if value is None:
+        raise app.UsageError(f"{flag} is required.")
+    return value
+
+
 def check_writable_dir(flag: str, path: str) -> None:
     """Creates `path` if needed and writes and removes a probe file in it (local or gs://)."""
     if tf.io.gfile.exists(path) and not tf.io.gfile.isdir(path):

@@ -23,7 +23,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import cli, export, metrics, optional
+from tfcvr import cli, export, metrics, models, optional
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -58,7 +58,7 @@ flags.DEFINE_string(
 class Method:
     """The configured method: its class and its checked --model_params."""
 
-    model_class: type
+    model_class: type[models.CVRModel]
     params: dict
 
 
@@ -169,7 +169,8 @@ def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement
     model_config = _model_config(method, schema, run)
     if run.data.train_files is not None:
         preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
-        preflight.check_files("--eval_files", run.data.eval_files, schema, run.data.invalid_conversion)
+        eval_files = preflight.required_flag("--eval_files", run.data.eval_files)  # _schema has checked it
+        preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
     _labelled_versions(run.output.serving_config)  # read again at export time (a label may move meanwhile)
     # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
@@ -325,6 +326,7 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
     global_step = int(loop.global_step.numpy())
     if evaluator.results is None:  # a finished run restarted: no epoch left to train, evaluate now
         evaluator(served_stage, run.optimization.epochs, global_step)
+    assert evaluator.results is not None  # the evaluator has just run
     return Outcome(training, evaluator.results, warm_started, global_step)
 
 
@@ -369,8 +371,7 @@ def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, pla
         shared_export_base = run.output.export_base or os.path.join(setup.model_dir, "export")
         export_base = distribution.writable_dir(shared_export_base, placement.strategy)
         report["export"] = export.export_for_serving(model, setup.schema, export_base)
-        if run.output.keep_versions is not None:
-            _retire_versions(export_base, report["export"], run.output)
+        _retire_versions(export_base, report["export"], run.output)
         distribution.cleanup_worker_dir(export_base, shared_export_base)
     print(metrics.format_table(outcome.results, title=f"{run.method.model} ({backbone}) on {data.eval_files}"))
     training = outcome.training
@@ -427,7 +428,9 @@ def _model_config(method: Method, schema: schema_lib.Schema, run: config_lib.Tas
 
 
 def _retire_versions(export_base: str, exported: str, output: config_lib.OutputConfig) -> None:
-    """--keep_versions after the export: never the new version nor one a serving label names (read now)."""
+    """--keep_versions after the export (none without it): never the new version nor one a serving label names."""
+    if output.keep_versions is None:
+        return
     try:
         labelled = _labelled_versions(output.serving_config)
     except app.UsageError as e:  # the new version is out; keeping old ones is the safe side

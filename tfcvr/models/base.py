@@ -237,6 +237,7 @@ class CVRModel(keras.Model):
     def __init__(self, schema, numeric_statistics=None, label_rates=None, name=None, **arguments: Any):
         schema_obj = _as_schema(schema)
         architecture, options = self.resolve_arguments(arguments)
+        assert architecture.backbone is not None  # resolve_arguments chose the method's default
         numeric_statistics = _checked_numeric_statistics(numeric_statistics, schema_obj)
         label_rates = _checked_label_rates(label_rates)
         # Set before keras.Model.__init__ (Keras 3 allows it): `build_outputs` reads the options.

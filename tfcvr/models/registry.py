@@ -7,7 +7,7 @@ import keras
 
 from tfcvr.models.base import CVRModel
 
-_MODELS = {}
+_MODELS: dict[str, type] = {}
 
 
 def register(name: str) -> Callable[[type[CVRModel]], type[CVRModel]]:
