@@ -4,13 +4,17 @@ A method is a `CVRModel` subclass. It names its tasks (`task_names`), may add
 outputs on top of the towers (`build_outputs`), and states its objective:
 
 * `objective(labels, predictions)` returns the loss terms of one batch with
-  "loss" the total; the inherited `train_step` minimises it with one optimizer.
-* Methods with several optimizers or alternating updates (DR-JL, adversarial
-  teachers) override `train_step` and call `minimize` once per update.
-* Methods trained in stages (UKD: teacher, then student) list them in
-  `training_stages` and give each its step in `stage_step`; the training loop
-  runs the stages in order and records the stage in its checkpoints (as the
-  epoch count).
+  "loss" the total; the inherited `objective_step` minimises it with one
+  optimizer.
+* A method's steps are `stage_steps()`, {stage: step}: {"train":
+  objective_step} by default. Methods with several optimizers or alternating
+  updates (DR-JL) give their own step there and call `minimize` once per
+  update; methods trained in stages (UKD: teacher, then student) list the
+  stages and their epochs in `training_stages` and give each its step.
+  `stage_step(stage)` is the one dispatch from stage to step: Keras'
+  `train_step` (so `fit`, which runs the stages in order) and the command
+  line's loop (trainer/loop.py, which records the stage in its checkpoints
+  as the epoch count) both go through it.
 
 A method declares its own arguments once, as a frozen dataclass of typed
 fields (`MethodOptions`; a method extends its parent's) named by the class's
@@ -41,6 +45,10 @@ from tfcvr import losses
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.statistics import LABEL_RATES
 from tfcvr.layers import BACKBONES, MLP, FeatureEmbedding, SchemaTransform, make_backbone
+
+# A training batch, (features, labels), and a per-replica step on one: batch -> {loss term: value}.
+Batch = tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]
+Step = Callable[[Batch], dict[str, tf.Tensor]]
 
 # Every method serves these three, whatever heads it trains (docs/serving.md).
 SERVING_OUTPUTS = ("ctr", "cvr", "ctcvr")
@@ -403,7 +411,7 @@ class CVRModel(keras.Model):
 
     def objective(self, labels: dict, predictions: dict) -> dict:
         """Loss terms of one batch: {"loss": total, term name: value, ...}."""
-        raise NotImplementedError(f"{type(self).__name__} must define `objective` or override `train_step`.")
+        raise NotImplementedError(f"{type(self).__name__} must define `objective` or its own `stage_steps`.")
 
     def compile(self, optimizer: str | keras.optimizers.Optimizer = "adam", **kwargs: Any) -> None:
         """Keras' `compile`, then every optimizer the method needs, created and built (`build_optimizers`).
@@ -483,7 +491,7 @@ class CVRModel(keras.Model):
 
     @property
     def fit_stage(self) -> str:
-        """The stage `train_step` runs: the one `fit` is in, else the last (what a trained model continues)."""
+        """The stage Keras' `train_step` runs: the one `fit` is in, else the last (what a trained model continues)."""
         return getattr(self, "_fit_stage", None) or self.training_stages(1)[-1][0]
 
     def raw_feature_model(self) -> keras.Model:
@@ -553,15 +561,23 @@ class CVRModel(keras.Model):
         """
         return (("train", epochs),)
 
-    def stage_step(
-        self, stage: str
-    ) -> Callable[[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]], dict[str, tf.Tensor]]:
-        """The per-replica step function of `stage`: data -> {loss term: value}."""
-        if stage != "train":
-            raise ValueError(f"{type(self).__name__} has no training stage {stage!r}.")
-        return self.train_step
+    def stage_steps(self) -> dict[str, Step]:
+        """{stage: per-replica step, data -> {loss term: value}} for every stage of `training_stages`."""
+        return {"train": self.objective_step}
 
-    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
+    def stage_step(self, stage: str) -> Step:
+        """The step of `stage`: the one dispatch from a stage to its step, for `fit` and the command line's loop."""
+        steps = self.stage_steps()
+        if stage not in steps:
+            raise ValueError(f"{type(self).__name__} has no training stage {stage!r}; its stages are {sorted(steps)}.")
+        return steps[stage]
+
+    def train_step(self, data: Batch) -> dict[str, tf.Tensor]:
+        """Keras' step (`fit`): the step of the stage `fit` is in (`fit_stage`)."""
+        return self.stage_step(self.fit_stage)(data)
+
+    def objective_step(self, data: Batch) -> dict[str, tf.Tensor]:
+        """One update of every trainable variable by `objective`'s total, with the compiled optimizer."""
         features, labels = data
         with tf.GradientTape() as tape:
             terms = self.objective(labels, self(features, training=True))

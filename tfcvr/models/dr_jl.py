@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.models import registry
-from tfcvr.models.base import ModelSpec
+from tfcvr.models.base import Batch, ModelSpec, Step
 from tfcvr.models.counterfactual import CounterfactualModel
 
 IMPUTATION_LAYERS = ("imputation_tower", "imputation_head")
@@ -20,7 +20,7 @@ class DRJL(CounterfactualModel):
     An imputation model predicts a conversion label r̃ for every impression and
     the imputed error is ê = δ(r̃, r̂): a function of the CVR prediction, so the
     DR loss moves the CVR tower on unclicked impressions too (unlike Multi-DR,
-    whose ê is a separate head). Each `train_step` alternates, each update with
+    whose ê is a separate head). Each training step alternates, each update with
     its own optimizer:
 
     1. imputation step, updating only the imputation tower and head:
@@ -74,7 +74,11 @@ class DRJL(CounterfactualModel):
         self.optimizer.build(self.prediction_variables)
         self.imputation_optimizer.build(self.imputation_variables)
 
-    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
+    def stage_steps(self) -> dict[str, Step]:
+        return {"train": self.alternating_step}
+
+    def alternating_step(self, data: Batch) -> dict[str, tf.Tensor]:
+        """The imputation update, then the prediction update (the class docstring's 1 and 2)."""
         features, labels = data
         imputation_loss = self.imputation_step(features, labels)
         terms = self.prediction_step(features, labels)

@@ -2,7 +2,6 @@
 
 import dataclasses
 import math
-from collections.abc import Callable
 
 import keras
 import tensorflow as tf
@@ -10,7 +9,7 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.layers import MLP, GradientReversal, make_backbone
 from tfcvr.models import registry
-from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, head
+from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, Step, head
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
 
@@ -203,13 +202,8 @@ class UKD(CVRModel):
     def training_stages(self, epochs: int) -> tuple:
         return (("teacher", self.options.teacher_epochs), ("student", epochs))
 
-    def stage_step(
-        self, stage: str
-    ) -> Callable[[tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]], dict[str, tf.Tensor]]:
-        steps = {"teacher": self.teacher_step, "student": self.student_step}
-        if stage not in steps:
-            raise ValueError(f"UKD has no training stage {stage!r}; its stages are {sorted(steps)}.")
-        return steps[stage]
+    def stage_steps(self) -> dict[str, Step]:
+        return {"teacher": self.teacher_step, "student": self.student_step}
 
     @property
     def student_variables(self) -> list[keras.Variable]:
@@ -254,10 +248,6 @@ class UKD(CVRModel):
             "discriminator_loss": discriminator_loss,
             "loss": cvr_loss + discriminator_loss,
         }
-
-    def train_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
-        """The step of the stage `fit` runs (`CVRModel.fit`: teacher, then student); the student's otherwise."""
-        return self.stage_step(self.fit_stage)(data)
 
     def student_step(self, data: tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]) -> dict[str, tf.Tensor]:
         """Stage 2: pseudo-labels from the frozen teacher, then one update of the student's variables."""
