@@ -162,6 +162,21 @@ class Leaderboard:
         with self._train.named_errors():
             return max(1, -(-pipeline_lib.count_records(self._train.files) // self.batch_size))
 
+    def _fresh_model(self, name: str, seed: int) -> models.CVRModel:
+        """Method `name` built and compiled from `seed` (the previous run's graph released first)."""
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(seed)
+        method, params = self.methods[name]
+        return config_lib.build_model(
+            models.get(method),
+            self.schema,
+            self.config.architecture,
+            self.config.optimization,
+            params,
+            self.data_statistics,
+            self.steps_per_epoch,
+        )
+
     def train_and_select(
         self, name: str, run: int, initial_weights: dict | None = None, on_epoch=None
     ) -> tuple[models.CVRModel, dict, tuple[dict, dict]]:
@@ -174,19 +189,8 @@ class Leaderboard:
         Returns (model, history, (predictions, labels) of the validation files at the selected epoch).
         """
         seed = self.seed + run
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(seed)
+        model = self._fresh_model(name, seed)
         train, valid = self._train.with_seed(seed), self._valid
-        method, params = self.methods[name]
-        model = config_lib.build_model(
-            models.get(method),
-            self.schema,
-            self.config.architecture,
-            self.config.optimization,
-            params,
-            self.data_statistics,
-            self.steps_per_epoch,
-        )
         checkpoint_dir = tempfile.mkdtemp(prefix=f"{name}-{run}-", dir=self.output_dir)
         loop = TrainingLoop(
             model,
