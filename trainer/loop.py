@@ -4,7 +4,7 @@ Keras 3 `fit` fails under MultiWorkerMirroredStrategy (keras-team/keras#20585,
 #20329) and has no ClusterCoordinator support for ParameterServerStrategy, so
 the loop is a custom one
 around `strategy.run(step, ...)` with the method's step of each training stage
-(`model.train_step` for most). A method owns its step (losses,
+(`model.stage_step`, the one dispatch from a stage to its step). A method owns its step (losses,
 which variables each optimizer updates); this loop owns distribution,
 checkpoints, TensorBoard summaries and progress.
 
@@ -18,6 +18,10 @@ A method trained in stages (`CVRModel.training_stages`, e.g. UKD's teacher
 then student) runs its stages back to back within one count of epochs, so
 the epoch in the checkpoint also says which stage a restarted job is in. Each
 stage's step is traced as its own `tf.function`.
+
+A termination signal (SIGTERM: preemption, eviction) during `train` writes a
+checkpoint at the next call boundary and raises `trainer.preemption.Preempted`
+(trainer/preemption.py); the restarted job resumes there.
 
 Steps run `steps_per_execution` at a time: one `tf.function` call loops over
 that many batches of the iterator in graph mode (as Keras' `fit` does), which
@@ -37,6 +41,7 @@ import tensorflow as tf
 from absl import logging
 
 from trainer import distribution
+from trainer.preemption import Preempted, TerminationWatcher
 
 # Default steps per tf.function call of `python -m trainer.task` and the leaderboard.
 STEPS_PER_EXECUTION = 16
@@ -56,6 +61,9 @@ class TrainingLoop:
       steps_per_execution: steps run by one `tf.function` call (at most;
         fewer up to a log or checkpoint step or the end of the data); under
         ParameterServerStrategy, the steps of one scheduled closure.
+      handle_termination_signal: during `train`, SIGTERM checkpoints and
+        raises `Preempted` instead of ending the process (`python -m
+        trainer.task`); `termination.request()` does the same from code.
     """
 
     def __init__(
@@ -68,6 +76,7 @@ class TrainingLoop:
         checkpoint_every=1000,
         max_checkpoints=3,
         steps_per_execution=1,
+        handle_termination_signal=False,
     ):
         if log_every < 1 or checkpoint_every < 1 or steps_per_execution < 1:
             raise ValueError(
@@ -108,6 +117,8 @@ class TrainingLoop:
             if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy)
             else None
         )
+        self.termination = TerminationWatcher(strategy, handle_signal=handle_termination_signal)
+        self.stop_requested = False  # set by `execute` after each call
 
     def restore(self) -> bool:
         """Restores the newest checkpoint, if any; True when one was restored."""
@@ -169,7 +180,7 @@ class TrainingLoop:
         last_terms: dict[str, float] = {}
         stages = self.model.training_stages(epochs)
         self._epoch_steps = steps_per_epoch or expected_steps_per_epoch
-        with self._summary_writer.as_default():
+        with self._summary_writer.as_default(), self.termination:
             while int(self.epoch.numpy()) < sum(stage_epochs for _, stage_epochs in stages):
                 stage = _stage_at(stages, int(self.epoch.numpy()))
                 last_terms = self._train_epoch(stage, dataset_fn, steps_per_epoch, global_batch_size) or last_terms
@@ -221,7 +232,8 @@ class TrainingLoop:
         """Runs up to `steps` steps of `stage` on `iterator`, `steps_per_execution` per call.
 
         Returns (steps run, {loss term: sum over those steps}); fewer steps
-        than asked only at the end of the data.
+        than asked at the end of the data, or after the call in which
+        termination was requested (`stop_requested` then says so).
         """
         count, totals = 0, dict[str, tf.Tensor]()
         while count < steps:
@@ -230,6 +242,10 @@ class TrainingLoop:
                 break
             count += ran
             totals = {name: totals.get(name, 0.0) + value for name, value in sums.items()}
+            # Checked after every call (a collective under MultiWorkerMirrored: every worker makes the same calls).
+            self.stop_requested = self.termination.requested()
+            if self.stop_requested:
+                break
         return count, totals
 
     def _distributed_step(self, stage, from_iterator):
@@ -316,6 +332,9 @@ class TrainingLoop:
                 pending, window_start, timed = [], time.perf_counter(), 0
             if save:
                 self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
+            if self.termination.requested():
+                self._coordinator.join()
+                self._stop_preempted()
         return last_terms
 
     def _run_epoch(self, stage, iterator, steps, global_batch_size) -> dict:
@@ -345,6 +364,8 @@ class TrainingLoop:
                 pending, window_start, timed = [], time.perf_counter(), 0
             if step % self.checkpoint_every == 0:
                 self.checkpoints.save(checkpoint_number=step)
+            if self.stop_requested:
+                self._stop_preempted()
             if ran < chunk:
                 break
         if pending:
@@ -352,6 +373,15 @@ class TrainingLoop:
                 stage, pending, time.perf_counter() - window_start, global_batch_size, timed, done
             )
         return last_terms
+
+    def _stop_preempted(self) -> None:
+        """A checkpoint at the current step (unless one was just written there), then `Preempted`."""
+        step = int(self.global_step.numpy())
+        path = self.checkpoints.latest_checkpoint
+        if path is None or not path.endswith(f"-{step}"):
+            path = self.checkpoints.save(checkpoint_number=step)
+        logging.warning("Preempted at step %d: checkpoint %s written; a restarted job resumes from it.", step, path)
+        raise Preempted(step, path)
 
     def _steps_to_boundary(self, position: int) -> int:
         """Steps from step count `position` to the next log or checkpoint step."""

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import tempfile
 
 import keras
@@ -29,7 +30,7 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.export import model_config, retention
 from trainer import config as config_lib
-from trainer import distribution, method_params, model_identity, preflight, warm_start
+from trainer import distribution, lease, method_params, model_identity, preemption, preflight, warm_start
 from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -122,7 +123,13 @@ def main(argv: list[str]) -> None:
             data.statistics,
             data.epoch_steps,
         )
-    outcome = _train_and_evaluate(run, model, data, setup, placement)
+    try:
+        outcome = _train_and_evaluate(run, model, data, setup, placement)
+    except preemption.Preempted as e:
+        # Non-zero, so a scheduler that restarts failed tasks (a Kubernetes Job, Vertex AI) starts it again; the
+        # restarted job resumes from the checkpoint just written.
+        logging.warning("%s Exiting with status %d for a restart.", e, preemption.PREEMPTED_EXIT_STATUS)
+        sys.exit(preemption.PREEMPTED_EXIT_STATUS)
     _publish(run, model, setup, data, outcome, placement)
 
 
@@ -176,6 +183,8 @@ def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
     if placement.is_chief:
         preflight.check_writable_dir("--model_dir", model_dir)
+        # One writer per folder, held until the process exits (trainer/lease.py).
+        lease.ModelDirLease(model_dir).acquire()
     model_identity.check_or_record(
         checkpoint_dir,
         model_identity.model_identity(run.method.model, model_config),
@@ -289,6 +298,7 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
         log_every=run.runtime.log_every,
         checkpoint_every=run.runtime.checkpoint_every,
         steps_per_execution=run.runtime.steps_per_execution,
+        handle_termination_signal=True,
     )
     warm_started = _warm_start(run, model, setup, placement)
     logging.info(
@@ -397,8 +407,9 @@ def _expected_steps(files: list, batch_size: int) -> int | None:
 
 
 def _remove_if_empty(path: str) -> None:
-    if os.path.isdir(path) and not os.listdir(path):
-        os.rmdir(path)
+    """Removes a folder the run wrote nothing into (its own lease files aside)."""
+    if os.path.isdir(path) and set(os.listdir(path)) <= {lease.LEASE_FILE, lease.LOCK_FILE}:
+        shutil.rmtree(path)
 
 
 def _report_to_tuner(metric, results, global_step):

@@ -1,0 +1,122 @@
+"""One writer per model folder: a live run refuses a second one; a dead, expired or restarted holder does not."""
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+from absl import app
+
+from trainer import lease as lease_lib
+from trainer.lease import ModelDirLease
+
+
+def test_a_held_local_folder_refuses_a_second_run_naming_the_holder(tmp_path):
+    first = ModelDirLease(str(tmp_path))
+    first.acquire()
+    try:
+        with pytest.raises(
+            app.UsageError,
+            match=rf"--model_dir={tmp_path} is in use by another run: "
+            rf"{socket.gethostname()}:\d+ \(job None\), started .* lease renewed \d+ s ago",
+        ):
+            ModelDirLease(str(tmp_path)).acquire()
+    finally:
+        first.release()
+    recorded = json.loads((tmp_path / lease_lib.LEASE_FILE).read_text())
+    assert recorded["released"] is True
+    with ModelDirLease(str(tmp_path)):  # free again
+        assert json.loads((tmp_path / lease_lib.LEASE_FILE).read_text())["released"] is False
+
+
+def test_the_local_lock_goes_with_the_process_that_held_it(tmp_path):
+    # A process that takes the folder and dies without releasing it (the kernel drops its flock).
+    script = (
+        f"import os; from trainer.lease import ModelDirLease; ModelDirLease({str(tmp_path)!r}).acquire(); os._exit(9)"
+    )
+    assert subprocess.run([sys.executable, "-c", script], check=False).returncode == 9
+    assert json.loads((tmp_path / lease_lib.LEASE_FILE).read_text())["released"] is False
+    with ModelDirLease(str(tmp_path)):
+        pass
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def object_store(monkeypatch):
+    """A folder on TensorFlow's in-memory file system (no local lock: the gs:// behaviour), unique per test."""
+    monkeypatch.setattr(lease_lib, "SETTLE_SECONDS", 0.0)
+    return f"ram://lease-{id(monkeypatch)}"
+
+
+def _abandoned(folder, clock):
+    """A lease taken and then never renewed nor released: its holder died."""
+    holder = ModelDirLease(folder, clock=clock)
+    holder.acquire()
+    holder._stop.set()  # the renewer stops as a killed process's would, without marking the lease released
+    holder._renewer.join()
+    holder._renewer = None
+    return holder
+
+
+def test_on_an_object_store_a_lease_blocks_until_it_expires(object_store):
+    clock = _Clock()
+    _abandoned(object_store, clock)
+    clock.now += lease_lib.LEASE_SECONDS - 1
+    with pytest.raises(app.UsageError, match="is in use by another run"):
+        ModelDirLease(object_store, clock=clock).acquire()
+    clock.now += 2  # past the lease
+    with ModelDirLease(object_store, clock=clock):
+        pass
+
+
+def test_a_restart_of_the_same_vertex_job_takes_the_lease_over(object_store, monkeypatch):
+    monkeypatch.setenv("CLOUD_ML_JOB_ID", "1234")
+    clock = _Clock()
+    _abandoned(object_store, clock)
+    with ModelDirLease(object_store, clock=clock):  # the same job, restarted: not blocked
+        pass
+    _abandoned(object_store, clock)
+    monkeypatch.setenv("CLOUD_ML_JOB_ID", "5678")
+    with pytest.raises(app.UsageError, match=r"\(job 1234\)"):
+        ModelDirLease(object_store, clock=clock).acquire()
+
+
+def test_a_holder_that_no_longer_runs_on_this_machine_frees_the_lease(object_store):
+    clock = _Clock()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = _abandoned(object_store, clock)
+    record = {**holder.holder(), "pid": int(dead.stdout)}  # the same host, a process that has ended
+    with tf.io.gfile.GFile(holder.path, "w") as f:
+        f.write(json.dumps(record))
+    with ModelDirLease(object_store, clock=clock):
+        pass
+
+
+def test_renewal_must_come_before_expiry(tmp_path):
+    with pytest.raises(ValueError, match="more often than it expires"):
+        ModelDirLease(str(tmp_path), renew_seconds=300, lease_seconds=300)
+
+
+@pytest.mark.slow
+def test_trainer_task_refuses_a_model_dir_another_run_holds(tmp_path):
+    with ModelDirLease(str(tmp_path)):
+        finished = subprocess.run(
+            [sys.executable, "-m", "trainer.task", "--model=esmm", "--sim_rows=2000", f"--model_dir={tmp_path}"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    assert finished.returncode == 2, finished.stderr[-2000:]
+    assert f"trainer.task: error: --model_dir={tmp_path} is in use by another run: {socket.gethostname()}:" in (
+        finished.stderr
+    )
+    assert not (tmp_path / "checkpoints").exists()  # refused before it wrote anything
