@@ -31,6 +31,11 @@ def data(tmp_path_factory):
     whole = 20 * (len(records) // 40)  # 20 of the 40 equal records
     (root / "cut_header.tfrecord").write_bytes(records[: whole + 3])  # then 3 bytes of the next record's header
     (root / "cut_data.tfrecord").write_bytes(records[: whole + 20])  # then a header and part of its data
+    # A large shard whose record 3,000 of 4,000 has a damaged byte (its checksum no longer matches).
+    large = pathlib.Path(write_rows(root / "large.tfrecord", [tiny_row()] * 4000)).read_bytes()
+    damaged = bytearray(large)
+    damaged[3000 * (len(large) // 4000) + 20] ^= 0xFF  # inside record 3,000's data
+    (root / "corrupt_middle.tfrecord").write_bytes(bytes(damaged))
     (root / "a_file").write_text("")
     (root / "bad_config.json").write_text(json.dumps({"optimization": {"epochs": "two"}}))
     # A model_dir whose checkpoints belong to another model (recorded identity: naive).
@@ -115,7 +120,17 @@ CASES = [
     (
         "trainer.task",
         ["--train_files={root}/cut_data.tfrecord", "--eval_files={train}", "--schema={schema}", "--model_dir={root}-2"],
-        "{root}/cut_data.tfrecord is corrupt or truncated after record",
+        "{root}/cut_data.tfrecord is corrupt or truncated at record 20 (the records before it read whole)",
+    ),
+    (
+        "trainer.task",
+        [
+            "--train_files={root}/corrupt_middle.tfrecord",
+            "--eval_files={train}",
+            "--schema={schema}",
+            "--model_dir={root}-3",
+        ],
+        "TFRecord file {root}/corrupt_middle.tfrecord is corrupt or truncated at record 3000 (the records before",
     ),
     (
         "trainer.benchmark",

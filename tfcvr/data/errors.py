@@ -43,7 +43,11 @@ def first_bad_record(
             except StopIteration:
                 break
             except tf.errors.DataLossError as e:
-                return f"TFRecord file {path} is corrupt or truncated after record {offset}: {clean_op_message(e)}"
+                index = _first_unreadable(path, offset)
+                return (
+                    f"TFRecord file {path} is corrupt or truncated at record {index} (the records before it read "
+                    f"whole): {clean_op_message(e)}"
+                )
             try:
                 parse_batch(batch, _record_names(path, offset, batch.shape[0]))
             except tf.errors.OpError:
@@ -69,6 +73,17 @@ def named_data_errors(files: Iterable[str], parse_batch: Callable[[tf.Tensor, tf
         if located is None:
             raise
         raise DataError(located) from e
+
+
+def _first_unreadable(path: str, start: int) -> int:
+    """The index of the first record of `path` at or after `start` that cannot be read (one record at a time)."""
+    index = start
+    try:
+        for _ in tf.data.TFRecordDataset(path).skip(start):
+            index += 1
+    except tf.errors.DataLossError:
+        return index
+    return index  # read whole one at a time: the batch's error came at its end
 
 
 def _record_names(path: str, offset: int, count: int) -> tf.Tensor:
