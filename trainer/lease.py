@@ -49,10 +49,22 @@ def _job_id() -> str | None:
     return os.environ.get("CLOUD_ML_JOB_ID") or None
 
 
+def _process_start() -> str:
+    """When this process started (clock ticks since boot, /proc/self/stat field 22; "" where there is no /proc)."""
+    try:
+        with open("/proc/self/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
 def _running_here(holder: dict) -> bool:
     """Whether `holder`'s process is alive on this machine (False for another machine's: unknown, not running here)."""
     if holder.get("host") != socket.gethostname():
         return False
+    if int(holder["pid"]) == os.getpid():
+        # This pid: this process, or a restarted container's earlier one that had the same pid and hostname.
+        return holder.get("process_start") == _process_start()
     try:
         os.kill(int(holder["pid"]), 0)
     except ProcessLookupError:
@@ -126,6 +138,17 @@ class ModelDirLease:
         tf.io.gfile.makedirs(self._model_dir)
         if self._lock_file is not None:
             self._lock()
+        try:
+            self._take()
+        except BaseException:
+            self.release()  # the local lock, if taken
+            raise
+        self._renewer = threading.Thread(target=self._renew, name="model-dir-lease", daemon=True)
+        self._renewer.start()
+        atexit.register(self.release)
+
+    def _take(self) -> None:
+        """Writes this run's lease over a free one and checks it reads back (an app.UsageError otherwise)."""
         held = self.holder()
         if self._lock_fd is None and not self.free(held):  # a local lock, once taken, says the holder is gone
             raise app.UsageError(self._refusal(held))
@@ -137,9 +160,6 @@ class ModelDirLease:
             raise app.UsageError(self._refusal(read_back))
         if held is not None and not held.get("released"):
             logging.warning("Took over %s from %s, which no longer holds it.", self.path, held.get("holder"))
-        self._renewer = threading.Thread(target=self._renew, name="model-dir-lease", daemon=True)
-        self._renewer.start()
-        atexit.register(self.release)
 
     def release(self) -> None:
         """Stops renewing and marks the lease released (if it is still this run's), then drops the local lock."""
@@ -168,6 +188,13 @@ class ModelDirLease:
     def _renew(self) -> None:
         while not self._stop.wait(self._renew_seconds):
             try:
+                current = self.holder()
+                if current is None or current.get("token") != self._token:
+                    # Another run took the lease after this one failed to renew it in time: never write over it.
+                    logging.error(
+                        "Lost the lease %s to %s; no longer renewing it.", self.path, (current or {}).get("holder")
+                    )
+                    return
                 self._write(released=False)
             except tf.errors.OpError as e:  # a flaky store: the next renewal tries again, well before expiry
                 logging.warning("Could not renew the lease %s: %s", self.path, e)
@@ -178,6 +205,7 @@ class ModelDirLease:
             "holder": f"{socket.gethostname()}:{os.getpid()}",
             "host": socket.gethostname(),
             "pid": os.getpid(),
+            "process_start": _process_start(),
             "job": _job_id(),
             "started": self._started,
             "renewed": now,
@@ -185,9 +213,13 @@ class ModelDirLease:
             "token": self._token,
         }
         temporary = f"{self.path}.tmp-{self._token}"
-        with tf.io.gfile.GFile(temporary, "w") as f:
-            f.write(json.dumps(record))
-        tf.io.gfile.rename(temporary, self.path, overwrite=True)
+        try:
+            with tf.io.gfile.GFile(temporary, "w") as f:
+                f.write(json.dumps(record))
+            tf.io.gfile.rename(temporary, self.path, overwrite=True)
+        finally:
+            if tf.io.gfile.exists(temporary):  # a failed write or rename (on gs://, a copy then a delete)
+                tf.io.gfile.remove(temporary)
 
     def _refusal(self, holder: dict | None) -> str:
         holder = holder or {}

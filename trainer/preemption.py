@@ -65,19 +65,29 @@ class TerminationWatcher:
         self._previous: signal.Handlers | int | None | object = None
         self._installed = False
         # Under MultiWorkerMirrored every worker must agree; elsewhere this process decides alone.
-        self._collective = handle_signal and isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self._collective = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+        self._acted_on = False  # `requested` said True: the loop checkpoints and stops
         self._any_worker = tf.function(self._sum_across_workers) if self._collective else None
 
     def __enter__(self) -> "TerminationWatcher":
+        self._signalled.clear()
+        self._acted_on = False
         if self._handle_signal and threading.current_thread() is threading.main_thread():
             self._previous = signal.signal(signal.SIGTERM, self._on_signal)
             self._installed = True
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous)  # type: ignore[arg-type]  # what signal.signal returned
-            self._installed = False
+        if not self._installed:
+            return
+        # None: a handler installed outside Python; the default is the closest Python can restore.
+        previous = signal.SIG_DFL if self._previous is None else self._previous
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]  # what signal.signal returned
+        self._installed = False
+        if self._signalled.is_set() and not self._acted_on:
+            # Signalled after the last check (the last epoch's checkpoint or evaluation): deliver it now, to the
+            # handler that was there before, so the process ends as it would have without the watcher.
+            signal.raise_signal(signal.SIGTERM)
 
     def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
         del frame
@@ -96,9 +106,9 @@ class TerminationWatcher:
         the same points of the loop.
         """
         local = self._signalled.is_set()
-        if self._any_worker is None:
-            return local
-        return int(self._any_worker(tf.constant(int(local), tf.int32))) > 0
+        requested = local if self._any_worker is None else int(self._any_worker(tf.constant(int(local), tf.int32))) > 0
+        self._acted_on = self._acted_on or requested
+        return requested
 
     def _sum_across_workers(self, flag: tf.Tensor) -> tf.Tensor:
         per_replica = self._strategy.run(tf.identity, args=(flag,))

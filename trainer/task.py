@@ -408,7 +408,7 @@ def _expected_steps(files: list, batch_size: int) -> int | None:
 
 def _remove_if_empty(path: str) -> None:
     """Removes a folder the run wrote nothing into (its own lease files aside)."""
-    if os.path.isdir(path) and set(os.listdir(path)) <= {lease.LEASE_FILE, lease.LOCK_FILE}:
+    if os.path.isdir(path) and all(name.startswith((lease.LEASE_FILE, lease.LOCK_FILE)) for name in os.listdir(path)):
         shutil.rmtree(path)
 
 

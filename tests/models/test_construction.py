@@ -64,11 +64,25 @@ def test_options_are_typed_frozen_dataclasses(name):
         ({"backbone": "ple2"}, r"Unknown backbone 'ple2'"),
         ({"vie_layers": 3}, r"`vie_layers` must be between 1 and the 2 tower layers"),
         ({"teacher_population": "some"}, r"`teacher_population` must be one of"),
+        ({"vie_reduction": "max"}, r"`vie_reduction` must be one of"),
+        ({"backbone": "mmoe", "hidden_units": ()}, r"`hidden_units` must name at least one layer"),
     ],
 )
 def test_configuration_validates_every_argument_without_building(arguments, message):
     with pytest.raises(ValueError, match=message):
         models.get("evi").configuration(TINY_SCHEMA, **{**SMALL, **arguments})
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"reversal_scale": -1.0}, r"`reversal_scale` must be non-negative"),
+        ({"teacher_dropout": 1.0}, r"`teacher_dropout` must be in \[0, 1\) or None"),
+    ],
+)
+def test_ukd_options_are_checked_before_any_layer(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        models.get("ukd").configuration(TINY_SCHEMA, **{**SMALL, **arguments})
 
 
 def test_the_default_backbone_is_the_methods_first():

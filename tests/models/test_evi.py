@@ -110,6 +110,6 @@ def test_invalid_arguments():
         _model(vie_layers=3)
     with pytest.raises(ValueError, match="must be 'shared'"):
         _model(propensity="separate")
-    with pytest.raises(ValueError, match="`reduction` must be one of"):
+    with pytest.raises(ValueError, match="`vie_reduction` must be one of"):
         _model(vie_reduction="max")
     assert _model(vie_layers=1).get_config()["vie_layers"] == 1

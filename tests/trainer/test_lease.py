@@ -4,6 +4,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 import tensorflow as tf
@@ -90,15 +91,41 @@ def test_a_restart_of_the_same_vertex_job_takes_the_lease_over(object_store, mon
         ModelDirLease(object_store, clock=clock).acquire()
 
 
-def test_a_holder_that_no_longer_runs_on_this_machine_frees_the_lease(object_store):
+def _assert_free_when_abandoned_by(folder, **holder_fields):
+    """A lease abandoned by a holder described by `holder_fields` (recorded over this process's) is free at once."""
     clock = _Clock()
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    holder = _abandoned(object_store, clock)
-    record = {**holder.holder(), "pid": int(dead.stdout)}  # the same host, a process that has ended
+    holder = _abandoned(folder, clock)
     with tf.io.gfile.GFile(holder.path, "w") as f:
-        f.write(json.dumps(record))
-    with ModelDirLease(object_store, clock=clock):
+        f.write(json.dumps({**holder.holder(), **holder_fields}))
+    with ModelDirLease(folder, clock=clock):
         pass
+
+
+def test_a_holder_that_no_longer_runs_on_this_machine_frees_the_lease(object_store):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    _assert_free_when_abandoned_by(object_store, pid=int(dead.stdout))  # the same host, a process that has ended
+
+
+def test_a_restarted_container_with_the_same_pid_does_not_block_itself(object_store):
+    _assert_free_when_abandoned_by(object_store, process_start="an earlier process")  # same host and pid
+
+
+def test_a_run_whose_lease_was_taken_over_stops_renewing_it(object_store):
+    clock = _Clock()
+    first = ModelDirLease(object_store, renew_seconds=0.05, lease_seconds=10, clock=clock)
+    first.acquire()
+    first._stop.set()  # stalled past its lease ...
+    first._renewer.join()
+    clock.now += 11
+    second = ModelDirLease(object_store, renew_seconds=5, lease_seconds=10, clock=clock)
+    second.acquire()  # ... and taken over
+    first._stop.clear()
+    first._renewer = threading.Thread(target=first._renew, daemon=True)
+    first._renewer.start()  # the stalled run wakes up
+    first._renewer.join(timeout=5)
+    assert not first._renewer.is_alive()  # it saw another token and stopped
+    assert second.holder()["token"] == second._token
+    second.release()
 
 
 def test_renewal_must_come_before_expiry(tmp_path):

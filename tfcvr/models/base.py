@@ -167,6 +167,8 @@ class Architecture:
                 raise ValueError(f"`{name}` must all be positive. Received: {list(getattr(self, name))}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: {self.dropout!r}")
+        if self.backbone == "mmoe" and not self.hidden_units:
+            raise ValueError("`hidden_units` must name at least one layer: they are the width of each MMoE expert.")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfcvr import losses
 from tfcvr.layers import MLP, VariationalInformation, make_backbone
+from tfcvr.layers.variational_information import REDUCTIONS as VIE_REDUCTIONS
 from tfcvr.models import registry
 from tfcvr.models.base import Architecture, MethodOptions, ModelSpec, head
 from tfcvr.models.counterfactual import CounterfactualModel, CounterfactualOptions
@@ -41,6 +42,8 @@ class EVIOptions(CounterfactualOptions):
             raise ValueError(
                 f"`teacher_population` must be one of {TEACHER_POPULATIONS}. Received: {self.teacher_population!r}"
             )
+        if self.vie_reduction not in VIE_REDUCTIONS:
+            raise ValueError(f"`vie_reduction` must be one of {VIE_REDUCTIONS}. Received: {self.vie_reduction!r}")
         if int(self.propensity_projection_dim) < 1:
             raise ValueError(
                 f"`propensity_projection_dim` must be positive. Received: {self.propensity_projection_dim}"

@@ -39,6 +39,10 @@ class UKDOptions(CTRLossOptions):
             raise ValueError(f"`teacher_epochs` must be at least 1. Received: {self.teacher_epochs}")
         if not 0.0 <= self.student_dropout < 1.0:
             raise ValueError(f"`student_dropout` must be in [0, 1). Received: {self.student_dropout}")
+        if self.teacher_dropout is not None and not 0.0 <= self.teacher_dropout < 1.0:
+            raise ValueError(f"`teacher_dropout` must be in [0, 1) or None. Received: {self.teacher_dropout}")
+        if self.reversal_scale < 0:
+            raise ValueError(f"`reversal_scale` must be non-negative. Received: {self.reversal_scale}")
         if self.discriminator_unclicked_ratio is not None and self.discriminator_unclicked_ratio < 0:
             raise ValueError(
                 "`discriminator_unclicked_ratio` must be non-negative or None. "
