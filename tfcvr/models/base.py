@@ -182,26 +182,25 @@ class Preset:
     change.
     """
 
-    name: str
     parent: str
     fixed: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     positive: tuple[str, ...] = ()
 
-    def arguments(self, given: Mapping[str, Any]) -> dict[str, Any]:
-        """The parent's arguments for `given`: the preset's defaults under them, its fixed values over them."""
-        for name, value in self.fixed.items():
-            if name in given and given[name] != value:
+    def arguments(self, name: str, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The parent's arguments for `given` to preset `name`: its defaults under them, its fixed values over them."""
+        for argument, value in self.fixed.items():
+            if argument in given and given[argument] != value:
                 raise ValueError(
-                    f"{self.name} is {self.parent} with {name}={value!r}; for {name}={given[name]!r} use model "
-                    f"{self.parent!r}."
+                    f"{name} is {self.parent} with {argument}={value!r}; for {argument}={given[argument]!r} use "
+                    f"model {self.parent!r}."
                 )
         arguments = {**self.defaults, **given, **self.fixed}
-        for name in self.positive:
-            if not arguments[name] > 0:
+        for argument in self.positive:
+            if not arguments[argument] > 0:
                 raise ValueError(
-                    f"{self.name} is {self.parent} with {name} > 0; for {name}={arguments[name]!r} use model "
-                    f"{self.parent!r}."
+                    f"{name} is {self.parent} with {argument} > 0; for {argument}={arguments[argument]!r} use "
+                    f"model {self.parent!r}."
                 )
         return arguments
 
@@ -296,7 +295,7 @@ class CVRModel(keras.Model):
     @classmethod
     def resolve_arguments(cls, arguments: Mapping[str, Any]) -> tuple[Architecture, MethodOptions]:
         """The architecture and the method's options from keyword arguments, validated (the preset's rules first)."""
-        arguments = cls.preset.arguments(arguments) if cls.preset else dict(arguments)
+        arguments = cls.preset.arguments(cls.registered_name, arguments) if cls.preset else dict(arguments)
         shape = {field.name for field in dataclasses.fields(Architecture)}
         architecture = Architecture(**{k: v for k, v in arguments.items() if k in shape})
         if architecture.backbone is None:

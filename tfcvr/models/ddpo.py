@@ -160,4 +160,4 @@ class MMoEDDPO(DDPO):
 
     backbones = ("mmoe",)
 
-    preset = Preset(name="mmoe_ddpo", parent="ddpo", fixed={"backbone": "mmoe"})
+    preset = Preset(parent="ddpo", fixed={"backbone": "mmoe"})

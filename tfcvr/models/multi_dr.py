@@ -104,7 +104,6 @@ class ESCM2DR(MultiDR):
     "escm2_dr")."""
 
     preset = Preset(
-        name="escm2_dr",
         parent="multi_dr",
         positive=("ctcvr_loss_weight",),
         defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},

@@ -57,7 +57,7 @@ class NaiveIPW(MultiIPW):
     separately trained propensity model that shares nothing with the CVR model.
     `MultiIPW` with `propensity="separate"`."""
 
-    preset = Preset(name="ipw_naive", parent="multi_ipw", fixed={"propensity": "separate"})
+    preset = Preset(parent="multi_ipw", fixed={"propensity": "separate"})
 
 
 @registry.register("escm2_ipw")
@@ -69,7 +69,6 @@ class ESCM2IPW(MultiIPW):
     (docs/methods.md, section "escm2_ipw")."""
 
     preset = Preset(
-        name="escm2_ipw",
         parent="multi_ipw",
         positive=("ctcvr_loss_weight",),
         defaults={"cvr_loss_weight": 0.5, "ctcvr_loss_weight": 0.5},

@@ -330,11 +330,11 @@ class UKD(CVRModel):
 class UKDBase(UKD):
     """UKD-base (Xu et al., WWW 2022, §3.2.1, Table 4): the click-adaptive teacher, a base student, no uncertainty."""
 
-    preset = Preset(name="ukd_base", parent="ukd", fixed={"uncertainty": "none"})
+    preset = Preset(parent="ukd", fixed={"uncertainty": "none"})
 
 
 @registry.register("ukd_mc_dropout")
 class UKDMonteCarloDropout(UKD):
     """UKD with Monte-Carlo-dropout uncertainty (Xu et al., WWW 2022, §4.4, Table 6) instead of the two predictors."""
 
-    preset = Preset(name="ukd_mc_dropout", parent="ukd", fixed={"uncertainty": "mc_dropout"})
+    preset = Preset(parent="ukd", fixed={"uncertainty": "mc_dropout"})
