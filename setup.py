@@ -16,6 +16,8 @@ INSTALL_REQUIRES = [
     "numpy>=2.0,<3",
     # Paired significance tests of the leaderboard (tfcvr.metrics.significance; scikit-learn needs it too).
     "scipy>=1.11,<2",
+    # CRC-32C of TFRecord frames: how many records a damaged file loses past its first bad one (tfcvr.data.integrity).
+    "google-crc32c>=1.5,<2",
 ]
 
 # The rest are extras, each imported only by the feature that needs it (tfcvr/optional.py names the extra in

@@ -123,3 +123,17 @@ def exported_esmm(schema, base, version, seed, train_files=None):
         for batch in TFRecordPipeline(train_files, schema, 256, shuffle=True, seed=seed).dataset():
             model.train_step(batch)
     return model, export.export_for_serving(model, schema, base, version=version)
+
+
+def corrupt_copy(source, destination, record):
+    """A copy of TFRecord file `source` whose record `record` has a damaged data byte; the records it holds."""
+    data = bytearray(open(source, "rb").read())
+    offset, count = 0, 0
+    while offset < len(data):
+        if count == record:
+            data[offset + 12] ^= 0xFF  # the first data byte: the record's data checksum no longer matches
+        offset += int.from_bytes(data[offset : offset + 8], "little") + 16
+        count += 1
+    assert record < count, f"{source} holds {count} records"
+    open(destination, "wb").write(bytes(data))
+    return count

@@ -222,3 +222,42 @@ def test_one_line_naming_what_is_wrong(module, args, expected, data):
 def test_verbose_mode_keeps_the_traceback_for_bug_reports(data):
     result = _run("trainer.task", ["--model=esmmm"], env={"TFCVR_VERBOSE": "1"})
     assert result.returncode != 0 and "Traceback" in result.stderr and "Unknown model 'esmmm'" in result.stderr
+
+
+def test_skip_corrupt_records_trains_and_compares_on_what_reads_and_reports_the_rest(data, tmp_path):
+    corrupt = f"{data['root']}/corrupt_middle.tfrecord"  # record 3,000 of 4,000 damaged
+    model_dir = tmp_path / "run"
+    trained = _run(
+        "trainer.task",
+        [
+            f"--train_files={corrupt}",
+            f"--eval_files={corrupt}",
+            f"--schema={data['schema']}",
+            f"--model_dir={model_dir}",
+            "--batch_size=256",
+            "--skip_corrupt_records",
+        ],
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"Skipping the unreadable rest of {corrupt} from record 3000 on (corrupted record at" in trained.stderr
+    report = json.loads((model_dir / "metrics.json").read_text())
+    expected = {"file": corrupt, "records_read": 3000, "first_unreadable_record": 3000, "records_lost": 1000}
+    for skipped in (report["training"]["skipped_corrupt_records"], report["eval_skipped_corrupt_records"]):
+        assert len(skipped) == 1 and {k: skipped[0][k] for k in expected} == expected
+    assert report["metrics"]["impressions"] == 3000
+    assert report["training"]["steps"] == 12  # ceil(3,000 / 256): only the readable records were trained on
+
+    export = str(model_dir / "export")
+    compare_args = [f"--baseline={export}", f"--candidate={export}", f"--schema={data['schema']}"]
+    strict = _run("trainer.compare", [*compare_args, f"--eval_files={corrupt}"])
+    assert strict.returncode == 2 and f"{corrupt} is corrupt or truncated at record 3000" in strict.stderr
+    compared = _run(
+        "trainer.compare",
+        [*compare_args, f"--eval_files={corrupt}", "--skip_corrupt_records", f"--output_dir={tmp_path / 'cmp'}"],
+    )
+    # A decision (0 promote, 3 keep: these labels hold no conversion to compare on), not a usage error (2).
+    assert compared.returncode in (0, 3) and "Decision:" in compared.stdout, compared.stderr[-3000:]
+    comparison = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    (skipped,) = comparison["skipped_corrupt_records"]
+    assert {k: skipped[k] for k in expected} == expected
+    assert comparison["metrics"]["ctcvr_log_loss"]["records"] == 3000

@@ -145,7 +145,12 @@ class Leaderboard:
 
     def _pipeline(self, files, **kwargs):
         return pipeline_lib.TFRecordPipeline(
-            files, self.schema, self.batch_size, invalid_conversion=self.config.data.invalid_conversion, **kwargs
+            files,
+            self.schema,
+            self.batch_size,
+            invalid_conversion=self.config.data.invalid_conversion,
+            skip_corrupt_records=self.config.data.skip_corrupt_records,
+            **kwargs,
         )
 
     @functools.cached_property
@@ -160,7 +165,7 @@ class Leaderboard:
         if not self.config.optimization.needs_steps_per_epoch:
             return None
         with self._train.named_errors():
-            return max(1, -(-pipeline_lib.count_records(self._train.files) // self.batch_size))
+            return max(1, -(-self._train.record_count() // self.batch_size))
 
     def _fresh_model(self, name: str, seed: int) -> models.CVRModel:
         """Method `name` built and compiled from `seed` (the previous run's graph released first)."""
@@ -417,6 +422,10 @@ class Leaderboard:
         """The files read, the seeds and the full configuration (leaderboard.json's "setup")."""
         return {
             "data": self.data,
+            # Damaged files whose unreadable rest --skip_corrupt_records skipped, per split ([] when off).
+            "skipped_corrupt_records": {
+                split: self._pipeline(self.data[split]).corrupt_records_skipped for split in ("train", "valid", "eval")
+            },
             "runs": self.runs,
             "seeds": [self.seed + r for r in range(self.runs)],
             "epochs": self.epochs,
@@ -547,7 +556,7 @@ def _files(data: config_lib.DataConfig, output_dir: str, seed: int) -> dict:
     present = {k: v for k, v in given.items() if v}  # all of them: none is missing
     schema = preflight.load_schema(present["schema"])
     for split in ("train", "valid", "eval"):
-        preflight.check_files(f"--{split}_files", present[split], schema, data.invalid_conversion)
+        preflight.check_files(f"--{split}_files", present[split], schema, data)
     return present
 
 

@@ -147,7 +147,9 @@ def format_comparison(report: dict) -> str:
 def _define_flags():
     config_lib.define_flags(config_lib.ComparisonConfig, required=("baseline", "candidate"))
     config_lib.define_flags(
-        config_lib.DataConfig, only=("eval_files", "schema", "invalid_conversion"), required=("eval_files", "schema")
+        config_lib.DataConfig,
+        only=("eval_files", "schema", "invalid_conversion", "skip_corrupt_records"),
+        required=("eval_files", "schema"),
     )
     config_lib.define_flags(config_lib.OptimizationConfig, only=("batch_size",))
     config_lib.define_flags(config_lib.ReportConfig, only=("output_dir",))
@@ -158,7 +160,7 @@ def main(argv: list[str]) -> int:
     run = config_lib.config_from_flags(config_lib.CompareConfig, FLAGS)
     schema = preflight.load_schema(preflight.required_flag("--schema", run.data.schema))
     eval_files = preflight.required_flag("--eval_files", run.data.eval_files)
-    preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
+    preflight.check_files("--eval_files", eval_files, schema, run.data)
     versions = {
         flag: evaluate.resolve_version_flag(flag, preflight.required_flag(flag, path))
         for flag, path in (("--baseline", run.comparison.baseline), ("--candidate", run.comparison.candidate))
@@ -174,6 +176,7 @@ def main(argv: list[str]) -> int:
         run.optimization.batch_size,
         invalid_conversion=run.data.invalid_conversion,
         group=schema.group_key is not None,
+        skip_corrupt_records=run.data.skip_corrupt_records,
     )
     try:
         (baseline, candidate), labels = evaluate.score([versions["--baseline"], versions["--candidate"]], pipeline)
@@ -187,7 +190,12 @@ def main(argv: list[str]) -> int:
         run.comparison.alpha,
         run.comparison.margin,
     )
-    report.update(baseline=versions["--baseline"], candidate=versions["--candidate"], eval_files=files)
+    report.update(
+        baseline=versions["--baseline"],
+        candidate=versions["--candidate"],
+        eval_files=files,
+        skipped_corrupt_records=pipeline.corrupt_records_skipped,
+    )
     print(f"candidate {versions['--candidate']} vs baseline {versions['--baseline']}")
     print(format_comparison(report))
     if run.report.output_dir:

@@ -64,6 +64,12 @@ class DataConfig(_Section):
         "Records with conversion=1 and click=0: fail, or drop and count them.",
         choices=list(pipeline_lib.INVALID_CONVERSION_POLICIES),
     )
+    skip_corrupt_records: bool = _field(
+        False,
+        "A TFRecord file with a corrupt record or cut short: read it up to that record and "
+        "skip the rest of the file (the format cannot resume past it), counted and reported "
+        "in the logs and metrics.json, instead of failing.",
+    )
     cache_input: bool = _field(
         False,
         "Parse the training (and validation) records once and keep them in memory (8 "

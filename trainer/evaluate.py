@@ -84,6 +84,7 @@ def evaluate_export(
     calibration_buckets: int = 10,
     batch_size: int = 1024,
     invalid_conversion: str = "error",
+    skip_corrupt_records: bool = False,
 ) -> dict:
     """Scores `export_dir` on `eval_files`; writes metrics.json and calibration.png; returns the report."""
     version_dir = resolve_version(export_dir)
@@ -95,6 +96,7 @@ def evaluate_export(
         ground_truth=pipeline_lib.has_ground_truth(files),
         invalid_conversion=invalid_conversion,
         group=schema.group_key is not None,
+        skip_corrupt_records=skip_corrupt_records,
     )
     # One pass scores both models: the records (and any dropped-record count) are read once.
     models = [version_dir] + ([resolve_version(reference_export_dir)] if reference_export_dir else [])
@@ -121,6 +123,7 @@ def evaluate_export(
         "eval_files": files,
         "reference_export_dir": reference_export_dir,
         "dropped_invalid_conversions": pipeline.invalid_conversions_dropped,
+        "skipped_corrupt_records": pipeline.corrupt_records_skipped,
         "metrics": results,
         "calibration_by_pctr_bucket": curve,
     }
@@ -138,7 +141,9 @@ def evaluate_export(
 def _define_flags():
     config_lib.define_flags(config_lib.EvaluationConfig, required=("export_dir",))
     config_lib.define_flags(
-        config_lib.DataConfig, only=("eval_files", "schema", "invalid_conversion"), required=("eval_files", "schema")
+        config_lib.DataConfig,
+        only=("eval_files", "schema", "invalid_conversion", "skip_corrupt_records"),
+        required=("eval_files", "schema"),
     )
     config_lib.define_flags(config_lib.OptimizationConfig, only=("batch_size",))
     config_lib.define_flags(config_lib.ReportConfig)
@@ -151,7 +156,7 @@ def main(argv: list[str]) -> None:
     eval_files = preflight.required_flag("--eval_files", run.data.eval_files)
     schema = preflight.load_schema(preflight.required_flag("--schema", run.data.schema))
     plots.require_matplotlib()  # calibration.png
-    preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
+    preflight.check_files("--eval_files", eval_files, schema, run.data)
     for flag, path in (
         ("--export_dir", export_dir),
         ("--reference_export_dir", run.evaluation.reference_export_dir),
@@ -167,6 +172,7 @@ def main(argv: list[str]) -> None:
         run.report.calibration_buckets,
         run.optimization.batch_size,
         run.data.invalid_conversion,
+        run.data.skip_corrupt_records,
     )
     logging.info("Wrote %s", report["output_dir"])
     print(format_table(report["metrics"], title=f"{report['export_dir']} on {eval_files}"))

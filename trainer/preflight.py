@@ -15,6 +15,7 @@ from tfcvr import cli
 from tfcvr.data import errors
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
+from trainer import config as config_lib
 
 
 def load_schema(path: str, flag: str = "--schema") -> schema_lib.Schema:
@@ -27,35 +28,44 @@ def load_schema(path: str, flag: str = "--schema") -> schema_lib.Schema:
         raise app.UsageError(f"{flag}={path}: {cli.one_line(e)}") from None
 
 
-def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conversion: str = "error") -> list:
+def check_files(flag: str, pattern: str, schema: schema_lib.Schema, data: config_lib.DataConfig) -> list:
     """The files `pattern` matches, after the first record of each parsed against `schema`.
 
     Raises a UsageError naming the flag when a glob matches nothing, a
     DataError naming the file when its first record does not fit the schema,
     the file is not a TFRecord file or holds bytes but no whole record (cut
-    short), and a DataError when every file is empty (no records to train or
-    evaluate on). Empty files beside others are counted in a warning.
+    short), and a DataError when no file holds a record (every file empty, or
+    unreadable from its first record under `data.skip_corrupt_records`).
+    Empty files beside others are counted in a warning; under
+    `skip_corrupt_records` a file unreadable from its first record is one the
+    input skips whole (logged and reported when it is read).
     """
     try:
         files = pipeline_lib.resolve_files(pattern)
     except ValueError as e:
         raise app.UsageError(f"{flag}={pattern}: {e}") from None
-    pipeline = pipeline_lib.TFRecordPipeline(files, schema, 1, invalid_conversion=invalid_conversion)
-    empty = []
+    pipeline = pipeline_lib.TFRecordPipeline(files, schema, 1, invalid_conversion=data.invalid_conversion)
+    empty, unreadable = [], []
     for path in files:
         try:
             first = [record for record in tf.data.TFRecordDataset(path).take(1)]
         except tf.errors.DataLossError as e:
+            if data.skip_corrupt_records:
+                unreadable.append(path)
+                continue
             raise errors.DataError(
                 f"{flag}: {path} is not a readable TFRecord file: {errors.clean_op_message(e)}"
             ) from None
         if not first:
             size = tf.io.gfile.stat(path).length
-            if size:
+            if size and data.skip_corrupt_records:
+                unreadable.append(path)
+            elif size:
                 raise errors.DataError(
                     f"{flag}: {path} holds {size} bytes but no whole record: a TFRecord file cut short."
                 )
-            empty.append(path)  # an empty shard holds nothing to check
+            else:
+                empty.append(path)  # an empty shard holds nothing to check
             continue
         try:
             pipeline.parse_batch(tf.reshape(first[0], [1]), tf.constant([f"{path}:0"]))
@@ -63,8 +73,13 @@ def check_files(flag: str, pattern: str, schema: schema_lib.Schema, invalid_conv
             raise errors.DataError(
                 f"{flag}: record 0 of {path} does not fit the schema: {errors.clean_op_message(e)}"
             ) from None
-    if len(empty) == len(files):
-        raise errors.DataError(f"{flag}={pattern}: every matched file is empty ({len(files)}, 0 bytes): no records.")
+    if len(empty) + len(unreadable) == len(files):
+        raise errors.DataError(
+            f"{flag}={pattern}: no matched file holds a readable record ({len(empty)} of {len(files)} empty, "
+            f"{len(unreadable)} unreadable from their first record)."
+            if unreadable
+            else f"{flag}={pattern}: every matched file is empty ({len(files)}, 0 bytes): no records."
+        )
     if empty:
         logging.warning("%s: %d of %d files are empty (0 bytes): %s.", flag, len(empty), len(files), ", ".join(empty))
     return files

@@ -37,7 +37,15 @@ FLAGS = flags.FLAGS
 RUN_CONFIG = "run_config.json"
 TUNING_FEATURE = "Reporting to a Vertex AI hyperparameter tuning job (CLOUD_ML_TRIAL_ID is set)"
 SECTION_FLAGS = {  # the TaskConfig sections' settings that are flags of this command
-    config_lib.DataConfig: ("train_files", "eval_files", "schema", "sim_rows", "invalid_conversion", "cache_input"),
+    config_lib.DataConfig: (
+        "train_files",
+        "eval_files",
+        "schema",
+        "sim_rows",
+        "invalid_conversion",
+        "cache_input",
+        "skip_corrupt_records",
+    ),
     config_lib.ArchitectureConfig: None,
     config_lib.MethodConfig: None,
     config_lib.OptimizationConfig: None,
@@ -175,9 +183,9 @@ def _validate_and_identify(run: config_lib.TaskConfig, method: Method, placement
     schema = _schema(run.data)
     model_config = _model_config(method, schema, run)
     if run.data.train_files is not None:
-        preflight.check_files("--train_files", run.data.train_files, schema, run.data.invalid_conversion)
+        preflight.check_files("--train_files", run.data.train_files, schema, run.data)
         eval_files = preflight.required_flag("--eval_files", run.data.eval_files)  # _schema has checked it
-        preflight.check_files("--eval_files", eval_files, schema, run.data.invalid_conversion)
+        preflight.check_files("--eval_files", eval_files, schema, run.data)
     _labelled_versions(run.output.serving_config)  # read again at export time (a label may move meanwhile)
     # Resolved before any data is read (a wrong path fails at start); applied only to a run without checkpoints.
     warm_start_source = _warm_start_source(run.warm_start, checkpoint_dir)
@@ -210,10 +218,15 @@ def _read_data(run: config_lib.TaskConfig, schema: schema_lib.Schema, placement)
         seed=run.optimization.seed if placement.static_input_shards else None,
         invalid_conversion=run.data.invalid_conversion,
         cache=run.data.cache_input,
+        skip_corrupt_records=run.data.skip_corrupt_records,
     )
     # Unshuffled, so every worker of a distributed job derives the same statistics.
     statistics_pipeline = pipeline_lib.TFRecordPipeline(
-        train_files, schema, batch_size, invalid_conversion=run.data.invalid_conversion
+        train_files,
+        schema,
+        batch_size,
+        invalid_conversion=run.data.invalid_conversion,
+        skip_corrupt_records=run.data.skip_corrupt_records,
     )
     with statistics_pipeline.named_errors():
         data_statistics = statistics.training_statistics(statistics_pipeline.dataset(), schema)
@@ -233,6 +246,7 @@ def _read_data(run: config_lib.TaskConfig, schema: schema_lib.Schema, placement)
         ground_truth=pipeline_lib.has_ground_truth(pipeline_lib.resolve_files(eval_files)),
         invalid_conversion=run.data.invalid_conversion,
         group=schema.group_key is not None,
+        skip_corrupt_records=run.data.skip_corrupt_records,
     )
     return TrainingData(train_files, eval_files, train, eval_pipeline, data_statistics, steps_per_epoch, epoch_steps)
 
@@ -249,7 +263,7 @@ def _epoch_steps(run: config_lib.TaskConfig, train: pipeline_lib.TFRecordPipelin
     if steps_per_epoch is not None or not (placement.distributed or run.optimization.needs_steps_per_epoch):
         return steps_per_epoch, steps_per_epoch
     with train.named_errors():
-        records = pipeline_lib.count_records(train.files)
+        records = train.record_count()
     if placement.distributed:
         steps_per_epoch = max(1, records // batch_size)
     epoch_steps = steps_per_epoch or max(1, -(-records // batch_size))
@@ -326,7 +340,7 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
             data.steps_per_epoch,
             expected_steps_per_epoch=None
             if data.steps_per_epoch
-            else data.epoch_steps or _expected_steps(data.train.files, run.optimization.batch_size),
+            else data.epoch_steps or _expected_steps(data.train, run.optimization.batch_size),
             on_epoch_end=evaluator,
         )
     if data.train.invalid_conversions_dropped:
@@ -367,8 +381,13 @@ def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, pla
         "model": run.method.model,
         "backbone": backbone,
         "metrics": outcome.results,
-        "training": {**outcome.training, "dropped_invalid_conversions": data.train.invalid_conversions_dropped},
+        "training": {
+            **outcome.training,
+            "dropped_invalid_conversions": data.train.invalid_conversions_dropped,
+            "skipped_corrupt_records": data.train.corrupt_records_skipped,
+        },
         "eval_dropped_invalid_conversions": data.eval.invalid_conversions_dropped,
+        "eval_skipped_corrupt_records": data.eval.corrupt_records_skipped,
     }
     if outcome.warm_started is not None:
         report["warm_start"] = outcome.warm_started
@@ -395,14 +414,17 @@ def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, pla
 COUNT_RECORDS_UP_TO_BYTES = 256 * 2**20
 
 
-def _expected_steps(files: list, batch_size: int) -> int | None:
-    """Steps of one pass over `files` (local and small enough to count quickly), else None (no total shown)."""
+def _expected_steps(train: pipeline_lib.TFRecordPipeline, batch_size: int) -> int | None:
+    """Steps of one pass over the training files (small enough to count quickly), else None (no total shown).
+
+    A damaged file is a DataError here, before training, unless --skip_corrupt_records.
+    """
     try:
-        if sum(tf.io.gfile.stat(f).length for f in files) > COUNT_RECORDS_UP_TO_BYTES:
+        if sum(tf.io.gfile.stat(f).length for f in train.files) > COUNT_RECORDS_UP_TO_BYTES:
             return None
-        records = pipeline_lib.count_records(files)
     except tf.errors.OpError:
-        return None  # a damaged file: training reports it, naming the file and record
+        return None  # a file that cannot be stat'ed now: training reports it
+    records = train.record_count()
     return -(-records // batch_size)
 
 

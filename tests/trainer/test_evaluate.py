@@ -7,10 +7,11 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tests.conftest import exported_esmm
+from tests.conftest import corrupt_copy, exported_esmm
 from tfcvr import metrics
-from tfcvr.data import TFRecordPipeline
+from tfcvr.data import DataError, TFRecordPipeline
 from trainer import evaluate
 
 
@@ -74,3 +75,20 @@ def test_reference_ctr_model_weights_debiased_metrics(simulated, tmp_path):
 def test_export_dir_must_hold_a_model(tmp_path):
     with pytest.raises(ValueError, match="is neither a SavedModel nor a folder of versions"):
         evaluate.resolve_version(str(tmp_path))
+
+
+def test_skip_corrupt_records_scores_the_readable_records_and_reports_the_rest(simulated, tmp_path):
+    schema = simulated["schema_obj"]
+    base = str(tmp_path / "export")
+    exported_esmm(schema, base, 1, seed=1)
+    (source,) = tf.io.gfile.glob(simulated["eval"])
+    damaged = str(tmp_path / "damaged.tfrecord")
+    total = corrupt_copy(source, damaged, record=100)
+    with pytest.raises(DataError, match=f"{damaged} is corrupt or truncated at record 100"):
+        evaluate.evaluate_export(base, [source, damaged], schema, str(tmp_path / "strict"))
+    report = evaluate.evaluate_export(base, [source, damaged], schema, str(tmp_path / "out"), skip_corrupt_records=True)
+    assert report["metrics"]["impressions"] == total + 100
+    (skipped,) = report["skipped_corrupt_records"]
+    assert (skipped["file"], skipped["records_read"], skipped["records_lost"]) == (damaged, 100, total - 100)
+    written = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert written["skipped_corrupt_records"] == report["skipped_corrupt_records"]

@@ -25,11 +25,12 @@ step on one core; with it off, none did.
 
 import contextlib
 import copy
+import functools
 from collections.abc import Iterable, Iterator, Sequence
 
 import tensorflow as tf
 
-from tfcvr.data import errors, transform
+from tfcvr.data import bad_records, integrity, transform
 from tfcvr.data import schema as schema_lib
 
 INVALID_CONVERSION_POLICIES = ("error", "drop")
@@ -52,42 +53,6 @@ def resolve_files(file_pattern: str | Iterable[str]) -> list:
             raise ValueError(f"No file matches the input pattern {pattern!r}.")
         files.extend(matched)
     return files
-
-
-# Bytes a TFRecord file spends on each record beside its data: the length (8), its CRC (4) and the data's CRC (4).
-RECORD_FRAMING_BYTES = 16
-
-
-def count_records(files: Sequence[str]) -> int:
-    """Records in the TFRecord `files` (one read pass), after checking each file ends with a whole record.
-
-    TensorFlow's reader stops without an error when a file ends inside a
-    record's 12-byte header, so a file cut there would lose its last record
-    unnoticed: the records' framed sizes must add up to the file's size.
-    Raises DataError naming a file that does not.
-    """
-    files = list(files)
-    if not files:
-        return 0
-    # One pass over every file, tallying (records, framed bytes) per file index.
-    indexed = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64))).flat_map(
-        lambda path, index: tf.data.TFRecordDataset(path).map(
-            lambda record: (index, tf.cast(tf.strings.length(record), tf.int64) + RECORD_FRAMING_BYTES)
-        )
-    )
-    tallies = indexed.reduce(
-        tf.zeros([len(files), 2], tf.int64),
-        lambda tally, entry: tf.tensor_scatter_nd_add(
-            tally, [[entry[0], 0], [entry[0], 1]], tf.stack([tf.constant(1, tf.int64), entry[1]])
-        ),
-    ).numpy()
-    for path, (records, framed) in zip(files, tallies):
-        size = tf.io.gfile.stat(path).length
-        if framed != size:
-            raise errors.DataError(
-                f"TFRecord file {path} is cut short: its {records} whole records end at byte {framed} of {size}."
-            )
-    return int(tallies[:, 0].sum())
 
 
 def has_ground_truth(files: Sequence[str]) -> bool:
@@ -139,6 +104,13 @@ class TFRecordPipeline:
         (benchmarks/throughput.py --cache measures both). The first
         `dataset()` call blocks while it parses every record of the shard.
         Records dropped under invalid_conversion="drop" are counted once.
+      skip_corrupt_records: read a file that does not read whole (a corrupt
+        record, a file cut short) up to its first unreadable record and skip
+        the rest of it, instead of failing: TFRecord has no sync marker, so
+        the reader cannot resume past a bad record. The files are scanned once
+        before the first batch; each damaged file is logged with what it
+        loses, and `corrupt_records_skipped` reports them. Off by default:
+        a damaged file is then a `DataError` naming the file and record.
 
     Errors from bad records surface while iterating; iterate inside
     `with pipeline.named_errors():` to get a `DataError` naming the file,
@@ -159,6 +131,7 @@ class TFRecordPipeline:
         cycle_length: int = 4,
         group: bool = False,
         cache: bool = False,
+        skip_corrupt_records: bool = False,
     ):
         if batch_size < 1:
             raise ValueError(f"`batch_size` must be positive. Received: {batch_size}")
@@ -182,6 +155,7 @@ class TFRecordPipeline:
         self._spec = {**transform.feature_spec(schema), **transform.label_spec(schema, ground_truth)}
         self._dropped = tf.Variable(0, dtype=tf.int64, trainable=False, name="invalid_conversions_dropped")
         self.cache = cache
+        self.skip_corrupt_records = skip_corrupt_records
         # (num_shards, shard_index) -> _Columns of every record of that shard, when cached
         self._columns: dict[tuple[int, int], _Columns] = {}
 
@@ -199,6 +173,40 @@ class TFRecordPipeline:
     def invalid_conversions_dropped(self) -> int:
         """Records dropped so far under `invalid_conversion="drop"`."""
         return int(self._dropped.numpy())
+
+    @functools.cached_property
+    def _scans(self) -> list[integrity.FileScan]:
+        """Every file read once as far as it goes (needed only to count records, or to skip damaged parts)."""
+        scans = integrity.scan(self.files)
+        if self.skip_corrupt_records:
+            integrity.report_skipped(scans)
+        return scans
+
+    def record_count(self) -> int:
+        """Records one pass reads (before invalid records are dropped), after a read of every file.
+
+        A file that does not read whole is a `DataError` naming it and its
+        first unreadable record, unless `skip_corrupt_records`: its readable
+        records count then.
+        """
+        if not self.skip_corrupt_records:
+            return integrity.check_whole(self.files)
+        return sum(found.records for found in self._scans)
+
+    @property
+    def corrupt_records_skipped(self) -> list[dict]:
+        """Each damaged file whose unreadable rest `skip_corrupt_records` skips, as `Damage.as_dict()`; [] otherwise."""
+        if not self.skip_corrupt_records:
+            return []
+        return [found.damage().as_dict() for found in self._scans if not found.whole]
+
+    def _files_and_limits(self) -> tf.data.Dataset:
+        """(file, records to read from it: -1 for all) for every file; a damaged file's readable ones when skipping."""
+        if self.skip_corrupt_records:
+            limits = [-1 if found.whole else found.records for found in self._scans]
+        else:
+            limits = [-1] * len(self.files)
+        return tf.data.Dataset.from_tensor_slices((self.files, tf.constant(limits, tf.int64)))
 
     def sharding(self, num_shards: int) -> str:
         """How `dataset(num_shards=...)` splits the data: "none", "file" or "record".
@@ -245,14 +253,14 @@ class TFRecordPipeline:
     def _blocks(self, num_shards: int, shard_index: int, shuffled: bool, seed=None) -> tf.data.Dataset:
         """Serialized records of the shard in blocks of `_READ_BLOCK`; the files in a `seed`ed order if `shuffled`."""
         sharding = self.sharding(num_shards)
-        files = tf.data.Dataset.from_tensor_slices(self.files)
+        files = self._files_and_limits()
         if sharding == "file":
             files = files.shard(num_shards, shard_index)
         if shuffled:
             files = files.shuffle(len(self.files), seed=seed, reshuffle_each_iteration=True)
 
-        def read(path: tf.Tensor) -> tf.data.Dataset:
-            records = tf.data.TFRecordDataset(path)
+        def read(path: tf.Tensor, limit: tf.Tensor) -> tf.data.Dataset:
+            records = tf.data.TFRecordDataset(path).take(limit)
             if sharding == "record":
                 records = records.shard(num_shards, shard_index)
             return records.batch(_READ_BLOCK)
@@ -307,8 +315,8 @@ class TFRecordPipeline:
         signature: the records are validated like `dataset()`'s (and dropped
         under invalid_conversion="drop") and passed on unparsed.
         """
-        blocks = tf.data.Dataset.from_tensor_slices(self.files).interleave(
-            lambda path: tf.data.TFRecordDataset(path).batch(_READ_BLOCK),
+        blocks = self._files_and_limits().interleave(
+            lambda path, limit: tf.data.TFRecordDataset(path).take(limit).batch(_READ_BLOCK),
             cycle_length=1,
             num_parallel_calls=1,
             deterministic=True,
@@ -325,7 +333,7 @@ class TFRecordPipeline:
     @contextlib.contextmanager
     def named_errors(self) -> Iterator[None]:
         """Turns an input error raised in the block into a `DataError` naming the record."""
-        with errors.named_data_errors(self.files, self.parse_batch):
+        with bad_records.named_data_errors(self.files, self.parse_batch, self.skip_corrupt_records):
             yield
 
     def parse_batch(self, serialized: tf.Tensor, names: tf.Tensor | None = None) -> dict:
