@@ -36,6 +36,7 @@ Without data flags it runs on the built-in simulator.
 import contextlib
 import csv
 import functools
+import io
 import json
 import logging
 import math
@@ -49,7 +50,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tfcvr import cli, models
+from tfcvr import atomic, cli, models
 from tfcvr import metrics as metrics_lib
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
@@ -347,56 +348,45 @@ class Leaderboard:
         }
 
     def _write(self, board) -> None:
+        """leaderboard.md, leaderboard.csv, runs.csv, plots/ and, last, leaderboard.json: each written whole or not.
+
+        A leaderboard.json from an earlier run of the same leaderboard is
+        removed first, so an output folder with a leaderboard.json holds a
+        complete set and one without it an incomplete one.
+        """
         out = self.output_dir
         names, metrics_present, summary, significance = (
             board[k] for k in ("names", "metrics", "summary", "significance")
         )
-        with open(os.path.join(out, "leaderboard.md"), "w") as f:
-            f.write(leaderboard_markdown(board, self.describe()))
-        with open(os.path.join(out, "leaderboard.csv"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["method", "metric", "mean", "std", "runs", "p_vs_naive", "best_other", "p_vs_best_other"])
-            for n in names:
-                for m in metrics_present:
-                    s = significance[(n, m)]
-                    writer.writerow(
-                        [
-                            n,
-                            m,
-                            summary[n][m][0],
-                            summary[n][m][1],
-                            self.runs,
-                            s["p_vs_naive"],
-                            s["best_other"],
-                            s["p_vs_best_other"],
-                        ]
-                    )
+        final = os.path.join(out, "leaderboard.json")
+        if tf.io.gfile.exists(final):
+            tf.io.gfile.remove(final)
+        atomic.write_file(os.path.join(out, "leaderboard.md"), leaderboard_markdown(board, self.describe()))
+        rows: list[list] = [["method", "metric", "mean", "std", "runs", "p_vs_naive", "best_other", "p_vs_best_other"]]
+        for n in names:
+            for m in metrics_present:
+                s = significance[(n, m)]
+                rows.append([n, m, *summary[n][m], self.runs, s["p_vs_naive"], s["best_other"], s["p_vs_best_other"]])
+        atomic.write_file(os.path.join(out, "leaderboard.csv"), _csv(rows))
         all_metrics = sorted({k for n in names for r in board["results"][n] for k in r["metrics"]})
-        with open(os.path.join(out, "runs.csv"), "w", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}"] + all_metrics)
-            for n in names:
-                for run, r in enumerate(board["results"][n]):
-                    chosen = r["valid_history"][r["selected_epoch"] - 1] if r["selected_epoch"] else "diverged"
-                    writer.writerow(
-                        [n, run, r["seed"], r["selected_epoch"], chosen]
-                        + [r["metrics"].get(k, "") for k in all_metrics]
-                    )
-        with open(os.path.join(out, "leaderboard.json"), "w") as f:
-            json.dump(
-                {
-                    "setup": self.describe(),
-                    "recommendation": board["recommendation"],
-                    "summary": summary,
-                    "results": board["results"],
-                    "calibration_by_reference_pctr_bucket": board["curves"],
-                    "significance": {f"{n}/{m}": s for (n, m), s in significance.items()},
-                },
-                f,
-                indent=2,
-                allow_nan=True,
-            )
+        rows = [["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}"] + all_metrics]
+        for n in names:
+            for run, r in enumerate(board["results"][n]):
+                chosen = r["valid_history"][r["selected_epoch"] - 1] if r["selected_epoch"] else "diverged"
+                rows.append(
+                    [n, run, r["seed"], r["selected_epoch"], chosen] + [r["metrics"].get(k, "") for k in all_metrics]
+                )
+        atomic.write_file(os.path.join(out, "runs.csv"), _csv(rows))
         self._write_plots(board)
+        leaderboard = {
+            "setup": self.describe(),
+            "recommendation": board["recommendation"],
+            "summary": summary,
+            "results": board["results"],
+            "calibration_by_reference_pctr_bucket": board["curves"],
+            "significance": {f"{n}/{m}": s for (n, m), s in significance.items()},
+        }
+        atomic.write_file(final, json.dumps(leaderboard, indent=2, allow_nan=True))
 
     def _write_plots(self, board) -> None:
         """plots/: metrics.png, calibration.png and, with ground truth, bias.png (the `plots` extra)."""
@@ -432,6 +422,12 @@ class Leaderboard:
             "selection_metric": self.selection_metric,
             "config": self.config.to_dict(),
         }
+
+
+def _csv(rows: list[list]) -> str:
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue()
 
 
 class _RetracingFilter(logging.Filter):

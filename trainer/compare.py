@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from tfcvr import cli
+from tfcvr import atomic, cli
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.metrics.significance import paired_difference
 from trainer import config as config_lib
@@ -200,8 +200,9 @@ def main(argv: list[str]) -> int:
     print(format_comparison(report))
     if run.report.output_dir:
         tf.io.gfile.makedirs(run.report.output_dir)
-        with tf.io.gfile.GFile(os.path.join(run.report.output_dir, "comparison.json"), "w") as f:
-            f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
+        atomic.write_file(
+            os.path.join(run.report.output_dir, "comparison.json"), json.dumps(report, indent=2, allow_nan=True) + "\n"
+        )
     return WORSE if report["worse_on"] else PROMOTE
 
 

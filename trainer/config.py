@@ -25,7 +25,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags
 
-from tfcvr import cli, optimizers
+from tfcvr import atomic, cli, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from trainer import distribution
 from trainer.loop import STEPS_PER_EXECUTION
@@ -520,5 +520,4 @@ def load_config(config_class: type[_S], path: str) -> _S:
 
 
 def write_config(config: _Sections, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(config.to_dict(), indent=2) + "\n")
+    atomic.write_file(path, json.dumps(config.to_dict(), indent=2) + "\n")

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import cli
+from tfcvr import atomic, cli
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.export import versions
@@ -127,8 +127,7 @@ def evaluate_export(
         "metrics": results,
         "calibration_by_pctr_bucket": curve,
     }
-    with tf.io.gfile.GFile(os.path.join(output_dir, "metrics.json"), "w") as f:
-        f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
+    atomic.write_file(os.path.join(output_dir, "metrics.json"), json.dumps(report, indent=2, allow_nan=True) + "\n")
     plots.plot_calibration(
         {os.path.basename(version_dir.rstrip("/")): curve},
         os.path.join(output_dir, "calibration.png"),

@@ -37,6 +37,8 @@ import uuid
 import tensorflow as tf
 from absl import app, logging
 
+from tfcvr import atomic
+
 LEASE_FILE = ".tfcvr-lease.json"
 LOCK_FILE = ".tfcvr-lease.lock"
 RENEW_SECONDS = 30.0
@@ -212,14 +214,7 @@ class ModelDirLease:
             "released": released,
             "token": self._token,
         }
-        temporary = f"{self.path}.tmp-{self._token}"
-        try:
-            with tf.io.gfile.GFile(temporary, "w") as f:
-                f.write(json.dumps(record))
-            tf.io.gfile.rename(temporary, self.path, overwrite=True)
-        finally:
-            if tf.io.gfile.exists(temporary):  # a failed write or rename (on gs://, a copy then a delete)
-                tf.io.gfile.remove(temporary)
+        atomic.write_file(self.path, json.dumps(record))
 
     def _refusal(self, holder: dict | None) -> str:
         holder = holder or {}

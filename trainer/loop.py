@@ -33,6 +33,7 @@ ParameterServerStrategy a scheduled closure runs that many steps on its
 worker, which saves one coordinator round trip per step.
 """
 
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -42,6 +43,11 @@ from absl import logging
 
 from trainer import distribution
 from trainer.preemption import Preempted, TerminationWatcher
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written; the message names it and the newest whole one."""
+
 
 # Default steps per tf.function call of `python -m trainer.task` and the leaderboard.
 STEPS_PER_EXECUTION = 16
@@ -186,7 +192,7 @@ class TrainingLoop:
                 last_terms = self._train_epoch(stage, dataset_fn, steps_per_epoch, global_batch_size) or last_terms
                 self.epoch.assign_add(1)
                 self.epoch_step.assign(0)
-                self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
+                self._save_checkpoint(int(self.global_step.numpy()))
                 if on_epoch_end is not None:
                     on_epoch_end(stage, int(self.epoch.numpy()), int(self.global_step.numpy()))
         seconds = time.perf_counter() - started
@@ -331,7 +337,7 @@ class TrainingLoop:
                 )
                 pending, window_start, timed = [], time.perf_counter(), 0
             if save:
-                self.checkpoints.save(checkpoint_number=int(self.global_step.numpy()))
+                self._save_checkpoint(int(self.global_step.numpy()))
             if self.termination.requested():
                 self._coordinator.join()
                 self._stop_preempted()
@@ -363,7 +369,7 @@ class TrainingLoop:
                 )
                 pending, window_start, timed = [], time.perf_counter(), 0
             if step % self.checkpoint_every == 0:
-                self.checkpoints.save(checkpoint_number=step)
+                self._save_checkpoint(step)
             if self.stop_requested:
                 self._stop_preempted()
             if ran < chunk:
@@ -374,12 +380,32 @@ class TrainingLoop:
             )
         return last_terms
 
+    def _save_checkpoint(self, step: int) -> str:
+        """Writes ckpt-<step>; one that cannot be written (a full disk, a failing store) is a CheckpointWriteError.
+
+        TensorFlow writes a checkpoint's files first and names it in the
+        folder's `checkpoint` state file last (renamed over the old one), so a
+        write cut short never replaces the newest whole checkpoint; its partial
+        files are removed here, and restarting resumes from that checkpoint.
+        """
+        try:
+            return self.checkpoints.save(checkpoint_number=step)
+        except tf.errors.OpError as e:
+            prefix = os.path.join(self._checkpoint_dir, f"ckpt-{step}")
+            if prefix not in self.checkpoints.checkpoints:  # not a whole checkpoint being rewritten: its leftovers
+                for partial in tf.io.gfile.glob(f"{prefix}.*") + tf.io.gfile.glob(f"{prefix}_temp*"):
+                    _remove_quietly(partial)
+            raise CheckpointWriteError(
+                f"Could not write checkpoint {prefix}: {e.message.splitlines()[0]}. The newest whole checkpoint "
+                f"({self.checkpoints.latest_checkpoint or 'none yet'}) is intact; the restarted command resumes there."
+            ) from e
+
     def _stop_preempted(self) -> None:
         """A checkpoint at the current step (unless one was just written there), then `Preempted`."""
         step = int(self.global_step.numpy())
         path = self.checkpoints.latest_checkpoint
         if path is None or not path.endswith(f"-{step}"):
-            path = self.checkpoints.save(checkpoint_number=step)
+            path = self._save_checkpoint(step)
         logging.warning("Preempted at step %d: checkpoint %s written; a restarted job resumes from it.", step, path)
         raise Preempted(step, path)
 
@@ -450,3 +476,14 @@ def _fetched(execution):
     """(steps run, {term: sum}) of a scheduled multi-step closure's fetched result."""
     count, totals = execution
     return int(count), totals
+
+
+def _remove_quietly(path: str) -> None:
+    """Removes a file or folder; one that cannot be removed now is left (no checkpoint state names it)."""
+    try:
+        if tf.io.gfile.isdir(path):
+            tf.io.gfile.rmtree(path)
+        else:
+            tf.io.gfile.remove(path)
+    except tf.errors.OpError as e:
+        logging.warning("Could not remove the partial checkpoint file %s: %s", path, e.message.splitlines()[0])

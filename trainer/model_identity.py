@@ -18,6 +18,7 @@ import tensorflow as tf
 from absl import app, logging
 
 import tfcvr
+from tfcvr import atomic
 
 IDENTITY_FILE = "model_identity.json"
 # Measured on each run's training data, not chosen: a new day's data changes them, the checkpoint still fits.
@@ -91,5 +92,4 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
         )
     if write:
         tf.io.gfile.makedirs(checkpoint_dir)
-        with tf.io.gfile.GFile(path, "w") as f:
-            f.write(json.dumps(identity, indent=2, sort_keys=True) + "\n")
+        atomic.write_file(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")

@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 from absl import app, flags, logging
 
-from tfcvr import cli, export, metrics, models, optional
+from tfcvr import atomic, cli, export, metrics, models, optional
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
@@ -391,17 +391,19 @@ def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, pla
     }
     if outcome.warm_started is not None:
         report["warm_start"] = outcome.warm_started
-    if placement.is_chief:
-        with tf.io.gfile.GFile(os.path.join(setup.model_dir, "metrics.json"), "w") as f:
-            f.write(json.dumps(report, indent=2, allow_nan=True) + "\n")
-        if os.environ.get("CLOUD_ML_TRIAL_ID"):
-            _report_to_tuner(run.output.hypertune_metric, outcome.results, outcome.global_step)
     if run.output.export:
         shared_export_base = run.output.export_base or os.path.join(setup.model_dir, "export")
         export_base = distribution.writable_dir(shared_export_base, placement.strategy)
         report["export"] = export.export_for_serving(model, setup.schema, export_base)
         _retire_versions(export_base, report["export"], run.output)
         distribution.cleanup_worker_dir(export_base, shared_export_base)
+    if placement.is_chief:
+        # Written last, whole or not at all: a metrics.json says the run finished (and names its export).
+        atomic.write_file(
+            os.path.join(setup.model_dir, "metrics.json"), json.dumps(report, indent=2, allow_nan=True) + "\n"
+        )
+        if os.environ.get("CLOUD_ML_TRIAL_ID"):
+            _report_to_tuner(run.output.hypertune_metric, outcome.results, outcome.global_step)
     print(metrics.format_table(outcome.results, title=f"{run.method.model} ({backbone}) on {data.eval_files}"))
     training = outcome.training
     print(

@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from tfcvr import atomic
 from tfcvr.export import weights_manifest
 from tfcvr.export.versions import SAVED_MODEL_FILE, existing_versions
 from trainer import model_identity
@@ -123,8 +124,8 @@ def source_for_run(warm_start_from: str, checkpoint_dir: str) -> WarmStartSource
 def record(checkpoint_dir: str, warm_start_from: str, report: dict) -> None:
     """Writes what a run was warm-started from beside its checkpoints (`source_for_run` reads it on a restart)."""
     tf.io.gfile.makedirs(checkpoint_dir)
-    with tf.io.gfile.GFile(os.path.join(checkpoint_dir, RECORD_FILE), "w") as f:
-        f.write(json.dumps({"warm_start_from": warm_start_from, **report}, indent=2) + "\n")
+    text = json.dumps({"warm_start_from": warm_start_from, **report}, indent=2) + "\n"
+    atomic.write_file(os.path.join(checkpoint_dir, RECORD_FILE), text)
 
 
 def read_weights(source: WarmStartSource) -> dict[str, np.ndarray]:

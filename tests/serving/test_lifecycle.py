@@ -12,7 +12,7 @@ from serving import ServingError
 from serving.local import ExportedModels, served_models
 from serving.local import models as local_models
 from tests.conftest import TINY_SCHEMA, tiny_row
-from tfcvr import export, models
+from tfcvr import atomic, export, models
 from tfcvr.data import schema as schema_lib
 from tfcvr.export import model_config
 
@@ -89,21 +89,19 @@ def test_a_label_must_name_a_served_version(base):
 
 def test_an_edited_config_file_moves_labels_and_an_invalid_one_is_not_applied(base, tmp_path):
     path = str(tmp_path / "models.config")
-    model_config.write_atomically(
-        path, model_config.model_config({"cvr": base}, labels={"cvr": {"stable": 2}}, all_versions=True)
-    )
+    atomic.write_file(path, model_config.model_config({"cvr": base}, labels={"cvr": {"stable": 2}}, all_versions=True))
     exported = ExportedModels(
         file_system_poll_wait_seconds=0, model_config_file=path, model_config_file_poll_wait_seconds=0.1
     )
     try:
         assert exported.versions("cvr") == [1, 2] and _cvr(exported, version_label="stable")[0] == 2
-        model_config.write_atomically(path, model_config.set_labels(open(path).read(), {"cvr": {"stable": 1}}))
+        atomic.write_file(path, model_config.set_labels(open(path).read(), {"cvr": {"stable": 1}}))
         deadline = time.time() + 10
         while _cvr(exported, version_label="stable")[0] != 1 and time.time() < deadline:
             time.sleep(0.05)
         assert _cvr(exported, version_label="stable")[0] == 1  # rolled back without a restart
         exported.close()  # no poller from here: the reload below is the only one
-        model_config.write_atomically(path, model_config.set_labels(open(path).read(), {"cvr": {"stable": 9}}))
+        atomic.write_file(path, model_config.set_labels(open(path).read(), {"cvr": {"stable": 9}}))
         assert exported.reload_config() is False  # version 9 is not served: the edit is refused...
         assert _cvr(exported, version_label="stable")[0] == 1  # ...and the previous configuration kept
         assert exported.reload_config() is True  # not retried until the file changes again

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tfcvr import atomic
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import simulate
 from tfcvr.models.esmm import ESMM
@@ -98,6 +99,38 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     for plot in ("metrics.png", "calibration.png", "bias.png"):
         assert (tmp_path / "plots" / plot).stat().st_size > 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(("naive-", "esmm-"))]  # checkpoints removed
+
+    # Writing the outputs again, cut short at each file in turn (a full disk): leaderboard.json, written last, is
+    # absent after every failure, so a folder without it reads as incomplete; once writes succeed it is back.
+    written = []
+    write_file = atomic.write_file
+    monkeypatch.setattr(atomic, "write_file", lambda path, contents: written.append(path) or write_file(path, contents))
+    board._write(result)
+    assert [os.path.basename(p) for p in written] == [
+        "leaderboard.md",
+        "leaderboard.csv",
+        "runs.csv",
+        "metrics.png",
+        "calibration.png",
+        "bias.png",
+        "leaderboard.json",
+    ]
+    for failing in range(len(written)):
+        calls = []
+
+        def full_disk(path, contents, failing=failing, calls=calls):
+            calls.append(path)
+            if len(calls) > failing:
+                raise OSError(28, "No space left on device", path)
+            write_file(path, contents)
+
+        monkeypatch.setattr(atomic, "write_file", full_disk)
+        with pytest.raises(OSError, match="No space left"):
+            board._write(result)
+        assert not (tmp_path / "leaderboard.json").exists()
+    monkeypatch.setattr(atomic, "write_file", write_file)
+    board._write(result)
+    assert (tmp_path / "leaderboard.json").exists()
 
 
 def test_cached_input_parses_train_and_valid_once_for_every_run(tiny_data, tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from serving import GrpcPredictionClient
 from serving.local import ExportedModels, start_grpc_server
+from tfcvr import atomic
 from tfcvr.data import simulate
 from tfcvr.export import model_config
 from tfcvr.export.versions import existing_versions
@@ -85,7 +86,7 @@ def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
 
     # Serve every version of the base, the "stable" label on day 1; the config file is polled.
     config_path = str(tmp_path / "models.config")
-    model_config.write_atomically(
+    atomic.write_file(
         config_path, model_config.model_config({"cvr": base}, labels={"cvr": {"stable": v1}}, all_versions=True)
     )
     exported = ExportedModels(
@@ -139,9 +140,7 @@ def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
         assert not np.allclose(_direct(base, v1, records), _direct(base, v2, records))
 
         # Promote day 2: move the label; the server applies the edited file.
-        model_config.write_atomically(
-            config_path, model_config.set_labels(open(config_path).read(), {"cvr": {"stable": v2}})
-        )
+        atomic.write_file(config_path, model_config.set_labels(open(config_path).read(), {"cvr": {"stable": v2}}))
         _until(lambda: _served(channel, stable, records)[0] == v2)
 
         # Day 3 retires day 1, the oldest and no longer labelled; the server unloads it.
@@ -162,7 +161,7 @@ def test_daily_retrain_rolls_forward_retires_and_rolls_back(tmp_path):
         # Roll back: the label returns to day 2 after a bad day 3 is noticed -- already there; and to day 3
         # and back, as an operator would.
         for target in (v3, v2):
-            model_config.write_atomically(
+            atomic.write_file(
                 config_path, model_config.set_labels(open(config_path).read(), {"cvr": {"stable": target}})
             )
             _until(lambda target=target: _served(channel, stable, records)[0] == target)

@@ -31,6 +31,8 @@ import json
 
 import tensorflow as tf
 
+from tfcvr import atomic
+
 CATEGORICAL = "categorical"
 CATEGORICAL_LIST = "categorical_list"
 NUMERIC = "numeric"
@@ -171,8 +173,7 @@ def load_schema(path: str) -> Schema:
 
 
 def save_schema(schema: Schema, path: str) -> None:
-    with tf.io.gfile.GFile(path, "w") as f:
-        f.write(json.dumps(schema.to_dict(), indent=2) + "\n")
+    atomic.write_file(path, json.dumps(schema.to_dict(), indent=2) + "\n")
 
 
 def _reject_unknown_keys(config: dict, allowed, where: str) -> None:

@@ -26,7 +26,7 @@ from absl import app, flags
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from tfcvr import cli
+from tfcvr import atomic, cli
 
 
 def model_config(
@@ -129,14 +129,6 @@ def monitoring_config(path: str = PROMETHEUS_PATH) -> str:
     return f'prometheus_config {{\n  enable: true\n  path: "{path}"\n}}\n'
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Writes `text` to `path` (local or gs://) through a temporary file renamed over it."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with tf.io.gfile.GFile(temporary, "w") as f:
-        f.write(text)
-    tf.io.gfile.rename(temporary, path, overwrite=True)
-
-
 FLAGS = flags.FLAGS
 
 
@@ -180,7 +172,7 @@ def main(argv: list[str]) -> None:
             _, labels = parse_model_flags([], FLAGS.label)
             with tf.io.gfile.GFile(FLAGS.update) as f:
                 text = set_labels(f.read(), labels)
-            write_atomically(FLAGS.update, text)
+            atomic.write_file(FLAGS.update, text)
             print(f"Updated {FLAGS.update}: " + ", ".join(f"{k}:{v}" for k, v in sorted(labels.items())))
         else:
             if not FLAGS.model:
@@ -194,13 +186,13 @@ def main(argv: list[str]) -> None:
             if FLAGS.out:
                 folder = os.path.dirname(FLAGS.out if "://" in FLAGS.out else os.path.abspath(FLAGS.out))
                 tf.io.gfile.makedirs(folder)
-                write_atomically(FLAGS.out, text)
+                atomic.write_file(FLAGS.out, text)
             else:
                 print(text, end="")
     except ValueError as e:
         raise app.UsageError(str(e)) from e
     if FLAGS.monitoring_out:
-        write_atomically(FLAGS.monitoring_out, monitoring_config())
+        atomic.write_file(FLAGS.monitoring_out, monitoring_config())
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """PNG plots of evaluation results (matplotlib, headless Agg backend)."""
 
+import io
 import math
 
 import numpy as np
 
-from tfcvr import optional
+from tfcvr import atomic, optional
 
 FEATURE = "Plotting (the leaderboard's plots/, trainer.evaluate's calibration.png)"
 
@@ -35,8 +36,10 @@ def _save(pyplot, figure, path: str, title: str = "") -> str:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=110, bbox_inches="tight")  # "tight" keeps a legend placed outside the panels
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=110, bbox_inches="tight")  # "tight": a legend outside the panels
     pyplot.close(figure)
+    atomic.write_file(path, image.getvalue())  # local or gs://, whole or not at all
     return path
 
 
