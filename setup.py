@@ -16,6 +16,9 @@ INSTALL_REQUIRES = [
     "numpy>=2.0,<3",
     # Paired significance tests of the leaderboard (tfcvr.metrics.significance; scikit-learn needs it too).
     "scipy>=1.11,<2",
+    # DCN-V2's cross layer and DLRM's dot interaction (--interaction=cross|dot; tfcvr.layers.feature_interaction);
+    # 0.4 checked on TF 2.21 / Keras 3.15. Pinned to one minor version: its layers' weights are checkpointed.
+    "keras-rs>=0.4,<0.5",
     # CRC-32C of TFRecord frames: how many records a damaged file loses past its first bad one (tfcvr.data.integrity).
     "google-crc32c>=1.5,<2",
 ]

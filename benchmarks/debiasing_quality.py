@@ -3,6 +3,7 @@ r"""Is every method sound at its defaults, and does the leaderboard's rule pick 
     python benchmarks/debiasing_quality.py [--seeds 0,1,2,3,4] [--selection_strengths 1,0] [--rows 200000]
         [--world '{"ctr_bias": -3.2, "cvr_bias": -3.9}'] [--epochs 1] [--learning_rate_schedule constant]
         [--methods naive,esmm,"ukd[detach_uncertainty_weight=False]",...] [--runs_jsonl runs.jsonl]
+        [--architectures default,mmoe/none,ple/none,shared_bottom/cross,shared_bottom/dot,...]
     python benchmarks/debiasing_quality.py --report runs.jsonl
 
 For each regime (the simulator's `selection_strength`: 1 = clicks and
@@ -25,6 +26,13 @@ Per regime it prints:
   metrics only) against the ground truth: the recommended method's oracle
   CVR log loss next to the best method's, within one sd or not, over all
   seeds and seed by seed.
+
+With `--architectures` (BACKBONE/INTERACTION; "default" is each method's own
+backbone without interaction) every method is trained on each architecture,
+on the same data and seeds, and an architecture table per regime compares
+them method by method: oracle CVR log loss, CVR AUC on clicks and CTCVR AUC,
+mean ± sd, and the paired difference of oracle CVR log loss with the first
+architecture listed.
 """
 
 import argparse
@@ -201,6 +209,12 @@ def main():
         "--methods", default=",".join(_distinct_methods()), help="Comma-separated; NAME[arg=value;...] for a variant."
     )
     parser.add_argument(
+        "--architectures",
+        default=DEFAULT_ARCHITECTURE,
+        help="Comma-separated BACKBONE/INTERACTION (e.g. shared_bottom/none,ple/cross); 'default': each method's "
+        "own backbone, no interaction. Every method is trained on each.",
+    )
+    parser.add_argument(
         "--runs_jsonl",
         default=None,
         help="Append every run's test and validation metrics here, one JSON object per line.",
@@ -221,11 +235,15 @@ def main():
         parser.error("--world: give the selection strength by --selection_strengths")
     simulate.SimulationConfig(**world)  # an unknown field fails before any work
     methods = [REFERENCE] + [m for m in args.methods.split(",") if m != REFERENCE]
+    architectures = args.architectures.split(",")
+    for architecture in architectures:  # a bad name fails before any work
+        config_lib.ArchitectureConfig(**architecture_arguments(architecture))
     root = tempfile.mkdtemp(prefix="tfcvr-quality-")
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # the simulated logs; --runs_jsonl keeps the results
     for strength in (float(s) for s in args.selection_strengths.split(",")):
-        results = {m: [] for m in methods}
-        validation = {m: [] for m in methods}
+        # {architecture: {method: [metrics of each seed]}}
+        results = {a: {m: [] for m in methods} for a in architectures}
+        validation = {a: {m: [] for m in methods} for a in architectures}
         for seed in seeds:
             folder = os.path.join(root, f"strength{strength}-seed{seed}")
             data = simulate.write_simulation(
@@ -236,53 +254,91 @@ def main():
                 valid_fraction=0.1,
                 config=simulate.SimulationConfig(**{**world, "selection_strength": strength}),
             )
-            config = config_lib.BenchmarkConfig(
-                optimization=config_lib.OptimizationConfig(
-                    epochs=args.epochs,
-                    batch_size=args.batch_size,
-                    seed=seed,
-                    learning_rate_schedule=args.learning_rate_schedule,
-                ),
-                leaderboard=config_lib.LeaderboardConfig(models=methods, runs=1),
-                report=config_lib.ReportConfig(output_dir=folder),
-            )
-            board = Leaderboard(data, config, log=lambda line: None).run()
-            for method in methods:
-                run = board["results"][method][0]
-                results[method].append(run["metrics"])
-                validation[method].append(run["validation_metrics"])
-                print(
-                    f"strength {strength} seed {seed} {method}: "
-                    + ", ".join(f"{key}={run['metrics'][key]:.4f}" for key, _ in COLUMNS),
-                    flush=True,
+            for architecture in architectures:  # the same data and seed: paired across architectures too
+                config = config_lib.BenchmarkConfig(
+                    architecture=config_lib.ArchitectureConfig(**architecture_arguments(architecture)),
+                    optimization=config_lib.OptimizationConfig(
+                        epochs=args.epochs,
+                        batch_size=args.batch_size,
+                        seed=seed,
+                        learning_rate_schedule=args.learning_rate_schedule,
+                    ),
+                    leaderboard=config_lib.LeaderboardConfig(models=methods, runs=1),
+                    report=config_lib.ReportConfig(output_dir=os.path.join(folder, architecture.replace("/", "-"))),
                 )
-                if args.runs_jsonl:
-                    with open(args.runs_jsonl, "a") as f:
-                        f.write(
-                            json.dumps(
-                                {
-                                    "method": method,
-                                    "seed": seed,
-                                    "selection_strength": strength,
-                                    "rows": args.rows,
-                                    "epochs": args.epochs,
-                                    "world": world,
-                                    "learning_rate_schedule": args.learning_rate_schedule,
-                                    "selected_epoch": run["selected_epoch"],
-                                    "test": run["metrics"],
-                                    "validation": run["validation_metrics"],
-                                }
-                            )
-                            + "\n"
-                        )
-        print_report(
-            strength,
-            seeds,
-            results,
-            validation,
+                board = Leaderboard(data, config, log=lambda line: None).run()
+                for method in methods:
+                    run = board["results"][method][0]
+                    results[architecture][method].append(run["metrics"])
+                    validation[architecture][method].append(run["validation_metrics"])
+                    print(
+                        f"strength {strength} seed {seed} {architecture} {method}: "
+                        + ", ".join(f"{key}={run['metrics'][key]:.4f}" for key, _ in COLUMNS),
+                        flush=True,
+                    )
+                    if args.runs_jsonl:
+                        with open(args.runs_jsonl, "a") as f:
+                            record = {
+                                "method": method,
+                                "architecture": architecture,
+                                "seed": seed,
+                                "selection_strength": strength,
+                                "rows": args.rows,
+                                "epochs": args.epochs,
+                                "world": world,
+                                "learning_rate_schedule": args.learning_rate_schedule,
+                                "selected_epoch": run["selected_epoch"],
+                                "test": run["metrics"],
+                                "validation": run["validation_metrics"],
+                            }
+                            f.write(json.dumps(record) + "\n")
+        setup = (
             f"{args.rows} simulated rows (train/valid/test 70/10/20) of world {world or 'default'}, {args.epochs} "
-            f"epoch(s), batch {args.batch_size}, learning-rate schedule {args.learning_rate_schedule}",
+            f"epoch(s), batch {args.batch_size}, learning-rate schedule {args.learning_rate_schedule}"
         )
+        for architecture in architectures:
+            print_report(strength, seeds, results[architecture], validation[architecture], f"{setup}, {architecture}")
+        if len(architectures) > 1:
+            print(architecture_table(strength, results))
+
+
+DEFAULT_ARCHITECTURE = "default"
+ARCHITECTURE_COLUMNS = (
+    ("oracle_cvr_nll", "oracle CVR NLL"),
+    ("cvr_auc", "CVR AUC (clicked)"),
+    ("ctcvr_auc", "CTCVR AUC"),
+)
+
+
+def architecture_arguments(architecture: str) -> dict:
+    """ArchitectureConfig fields of "BACKBONE/INTERACTION" ("default": the method's backbone, no interaction)."""
+    if architecture == DEFAULT_ARCHITECTURE:
+        return {}
+    backbone, _, interaction = architecture.partition("/")
+    return {"backbone": backbone, "interaction": interaction or "none"}
+
+
+def architecture_table(strength, results: dict) -> str:
+    """Per method and architecture: mean ± sd of ARCHITECTURE_COLUMNS and the paired Δ oracle CVR log loss with the
+    first architecture (mean ± sd over seeds). `results`: {architecture: {method: [metrics of each seed]}}."""
+    architectures = list(results)
+    first = architectures[0]
+    lines = [
+        f"\n## selection_strength {strength}: architectures, each method paired with itself on {first}\n",
+        "| method | architecture | "
+        + " | ".join(title for _, title in ARCHITECTURE_COLUMNS)
+        + f" | Δ oracle CVR NLL vs {first} |",
+        "|---|---|" + "---|" * (len(ARCHITECTURE_COLUMNS) + 1),
+    ]
+    for method in results[first]:
+        base = [r["oracle_cvr_nll"] for r in results[first][method]]
+        for architecture in architectures:
+            runs = results[architecture][method]
+            cells = ["{:.4f} ± {:.4f}".format(*_mean_sd([r[key] for r in runs])) for key, _ in ARCHITECTURE_COLUMNS]
+            delta = [r["oracle_cvr_nll"] - b for r, b in zip(runs, base)]
+            cells.append("{:+.4f} ± {:.4f}".format(*_mean_sd(delta)) if architecture != first else "")
+            lines.append(f"| {method} | {architecture} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def print_report(strength, seeds, results, validation, setup):
@@ -304,27 +360,35 @@ def print_report(strength, seeds, results, validation, setup):
 
 
 def report_from_jsonl(path):
-    """Re-prints the tables from --runs_jsonl lines; a later line for the same regime, seed and method wins
-    (so a rerun of some methods replaces their earlier runs)."""
+    """Re-prints the tables from --runs_jsonl lines; a later line for the same regime, architecture, seed and method
+    wins (so a rerun of some methods replaces their earlier runs). Lines without an architecture are "default"."""
     latest = {}
     with open(path) as f:
         for line in f:
             run = json.loads(line)
-            latest[(run["selection_strength"], run["seed"], run["method"])] = run
+            architecture = run.get("architecture", DEFAULT_ARCHITECTURE)
+            latest[(run["selection_strength"], architecture, run["seed"], run["method"])] = run
     for strength in sorted({key[0] for key in latest}, reverse=True):
+        architectures = list(dict.fromkeys(key[1] for key in latest if key[0] == strength))
         keys = [key for key in latest if key[0] == strength]
-        methods = [REFERENCE] + sorted({key[2] for key in keys} - {REFERENCE})
-        seeds = sorted(seed for seed in {key[1] for key in keys} if all((strength, seed, m) in latest for m in methods))
-        results = {m: [latest[(strength, seed, m)]["test"] for seed in seeds] for m in methods}
-        validation = {m: [latest[(strength, seed, m)]["validation"] for seed in seeds] for m in methods}
-        first = latest[(strength, seeds[0], REFERENCE)]
-        print_report(
-            strength,
-            seeds,
-            results,
-            validation,
-            f"{first['rows']} simulated rows (train/valid/test 70/10/20), {first['epochs']} epoch(s)",
+        methods = [REFERENCE] + sorted({key[3] for key in keys} - {REFERENCE})
+        seeds = sorted(
+            seed
+            for seed in {key[2] for key in keys}
+            if all((strength, a, seed, m) in latest for a in architectures for m in methods)
         )
+        results = {
+            a: {m: [latest[(strength, a, seed, m)]["test"] for seed in seeds] for m in methods} for a in architectures
+        }
+        for architecture in architectures:
+            validation = {
+                m: [latest[(strength, architecture, seed, m)]["validation"] for seed in seeds] for m in methods
+            }
+            first = latest[(strength, architecture, seeds[0], REFERENCE)]
+            setup = f"{first['rows']} simulated rows (train/valid/test 70/10/20), {first['epochs']} epoch(s)"
+            print_report(strength, seeds, results[architecture], validation, f"{setup}, {architecture}")
+        if len(architectures) > 1:
+            print(architecture_table(strength, results))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 r"""Training throughput per method from TFRecord, at the official DDPO code's configuration.
 
-    python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe]
+    python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe|ple]
+        [--interaction cross|dot]
         [--steps_per_execution 16] [--cache]
         [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
 
@@ -154,10 +155,12 @@ def measure_model(
     backbone=None,
     steps_per_execution=STEPS_PER_EXECUTION,
     cache=False,
+    interaction="none",
 ) -> dict:
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    model = models.build(name, schema, **ARCHITECTURE, **({"backbone": backbone} if backbone else {}))
+    chosen = {"backbone": backbone} if backbone else {}
+    model = models.build(name, schema, **ARCHITECTURE, **chosen, interaction=interaction)
     # The default schedule; the timed steps as its period should it be cosine_per_epoch (same cost per step).
     model.compile(optimizer=optimizers.make_optimizer(optimizer, 1e-3, steps_per_epoch=warmup + steps))
     loop = TrainingLoop(
@@ -187,6 +190,7 @@ def measure_model(
         "stage": stage,
         "optimizer": optimizer,
         "backbone": model.get_config()["backbone"],
+        "interaction": interaction,
         "steps_per_execution": steps_per_execution,
         "cache": cache,
     }
@@ -202,8 +206,9 @@ def main():
     parser.add_argument("--data_dir", default=None, help="Reuse (or write) the TFRecords here.")
     parser.add_argument("--optimizer", default="adam", choices=sorted(optimizers.OPTIMIZERS))
     parser.add_argument(
-        "--backbone", default=None, choices=["shared_bottom", "mmoe"], help="Default: each method's own."
+        "--backbone", default=None, choices=["shared_bottom", "mmoe", "ple"], help="Default: each method's own."
     )
+    parser.add_argument("--interaction", default="none", choices=["none", "cross", "dot"])
     parser.add_argument(
         "--steps_per_execution",
         type=int,
@@ -237,6 +242,7 @@ def main():
                 args.backbone,
                 args.steps_per_execution,
                 args.cache,
+                args.interaction,
             )
         )
         _emit(results[-1], args.json)
@@ -254,7 +260,7 @@ def _emit(result, as_json):
         print(json.dumps(result), flush=True)
     else:
         extra = (
-            f"  {result['parameters']:>10,} params, {result['backbone']}, {result['optimizer']}"
+            f"  {result['parameters']:>10,} params, {result['backbone']}/{result['interaction']}, {result['optimizer']}"
             if "parameters" in result
             else ""
         )

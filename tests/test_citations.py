@@ -13,6 +13,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 REFERENCES = {
     "SIGIR 2018": "https://arxiv.org/abs/1804.07931",  # Ma et al., ESMM
     "KDD 2018": "https://doi.org/10.1145/3219819.3220007",  # Ma et al., MMoE
+    "RecSys 2020": "https://doi.org/10.1145/3383313.3412236",  # Tang et al., PLE
+    "WWW 2021": "https://arxiv.org/abs/2008.13535",  # Wang et al., DCN-V2
     "ICML 2019": "https://proceedings.mlr.press/v97/wang19n.html",  # Wang et al., DR-JL
     "CVPR 2019": "https://arxiv.org/abs/1904.05835",  # Ahn et al., variational information distillation
     "WWW 2020": "https://doi.org/10.1145/3366423.3380037",  # Zhang et al., Multi-IPW/Multi-DR

@@ -85,20 +85,44 @@ class ArchitectureConfig(_Section):
 
     backbone: str | None = _field(
         None,
-        "Multi-task backbone; default: the method's own (shared_bottom, or mmoe for mmoe_ddpo).",
-        choices=["shared_bottom", "mmoe"],
+        "Multi-task backbone; default: the method's own (shared_bottom, or mmoe for mmoe_ddpo). ple: "
+        "Progressive Layered Extraction (task-specific and shared experts, --extraction_levels, --task_experts).",
+        choices=["shared_bottom", "mmoe", "ple"],
     )
     embedding_dim: int = _field(16, "Embedding width per categorical feature.", lower_bound=1)
-    hidden_units: list[int] = _field([256, 128], "Shared-bottom MLP (or MMoE expert) widths.")
+    hidden_units: list[int] = _field([256, 128], "Shared-bottom MLP (or MMoE / PLE expert) widths.")
     tower_units: list[int] = _field([64, 32], "Task tower widths.")
-    num_experts: int = _field(4, "MMoE experts.", lower_bound=1)
+    num_experts: int = _field(4, "MMoE experts; PLE's shared experts per extraction layer.", lower_bound=1)
     dropout: float = _field(0.0, "Dropout rate in backbone and towers.")
+    interaction: str = _field(
+        "none",
+        "Feature crossing between the embeddings and the backbone: cross (DCN-V2 cross network), "
+        "dot (DLRM pairwise dot products, appended), none.",
+        choices=["none", "cross", "dot"],
+    )
+    cross_layers: int = _field(2, "Cross layers of --interaction=cross.", lower_bound=1)
+    cross_rank: int | None = _field(
+        None, "Rank of each cross layer's weights (DCN-V2 low-rank); none: full rank.", lower_bound=1
+    )
+    extraction_levels: int = _field(2, "PLE extraction layers (1: CGC).", lower_bound=1)
+    task_experts: int = _field(1, "PLE experts of each task per extraction layer.", lower_bound=1)
 
     def model_kwargs(self) -> dict:
         """Constructor arguments of `CVRModel` (the backbone only when chosen: methods have their own default)."""
         kwargs = {
             name: getattr(self, name)
-            for name in ("embedding_dim", "hidden_units", "tower_units", "num_experts", "dropout")
+            for name in (
+                "embedding_dim",
+                "hidden_units",
+                "tower_units",
+                "num_experts",
+                "dropout",
+                "interaction",
+                "cross_layers",
+                "cross_rank",
+                "extraction_levels",
+                "task_experts",
+            )
         }
         return {**({"backbone": self.backbone} if self.backbone else {}), **kwargs}
 

@@ -10,6 +10,7 @@ epochs, batch size, learning rate, logging) may change between runs, so a
 finished run restarted with more epochs continues.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,12 +20,19 @@ from absl import app, logging
 
 import tfcvr
 from tfcvr import atomic
+from tfcvr.models.base import Architecture
 
 IDENTITY_FILE = "model_identity.json"
 # Measured on each run's training data, not chosen: a new day's data changes them, the checkpoint still fits.
 DATA_STATISTICS = ("numeric_statistics", "label_rates")
 # Not part of what the checkpoint is: recorded, a change only logged.
 INFORMATIONAL = ("tfcvr_version",)
+# As a recorded configuration holds them (JSON: lists for tuples); the backbone's default is the method's own.
+ARCHITECTURE_DEFAULTS = {
+    field.name: list(field.default) if isinstance(field.default, tuple) else field.default
+    for field in dataclasses.fields(Architecture)
+    if field.name != "backbone"
+}
 
 
 def model_identity(model_name: str, model_config: dict) -> dict:
@@ -70,7 +78,7 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
     if has_checkpoints and tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path) as f:
             recorded = json.load(f)
-        changed = differences(recorded, identity)
+        changed = differences(_with_defaults(recorded), _with_defaults(identity))
         if changed:
             raise app.UsageError(
                 f"{checkpoint_dir} holds checkpoints of another model ({'; '.join(changed)}). Train this one in a "
@@ -93,3 +101,9 @@ def check_or_record(checkpoint_dir: str, identity: dict, write: bool, model_dir_
     if write:
         tf.io.gfile.makedirs(checkpoint_dir)
         atomic.write_file(path, json.dumps(identity, indent=2, sort_keys=True) + "\n")
+
+
+def _with_defaults(identity: dict) -> dict:
+    """`identity` with each architecture field it lacks at its default: a field added after a record was written
+    had, for every model then, the value that is now its default."""
+    return {**identity, "config": {**ARCHITECTURE_DEFAULTS, **identity.get("config", {})}}

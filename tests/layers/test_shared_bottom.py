@@ -16,5 +16,5 @@ def test_every_task_reads_the_shared_representation():
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="`num_tasks` must be positive"):
         SharedBottom(num_tasks=0)
-    with pytest.raises(ValueError, match=r"Unknown backbone 'dcn'; expected one of \['mmoe', 'shared_bottom'\]"):
+    with pytest.raises(ValueError, match=r"Unknown backbone 'dcn'; expected one of \['mmoe', 'ple', 'shared_bottom'\]"):
         make_backbone("dcn", 2, (4,))

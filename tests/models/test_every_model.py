@@ -1,4 +1,5 @@
-"""Every registered model x backbone: train a few steps, evaluate, export, reload, compare."""
+"""Every registered model on its own backbone: train a few steps with the command line's loop, evaluate, export,
+serve through the gRPC and REST clients. (Every backbone and interaction: tests/models/test_every_architecture.py.)"""
 
 import keras
 import numpy as np
@@ -15,13 +16,11 @@ from trainer.loop import TrainingLoop
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(
-    "name, backbone", [(name, backbone) for name in models.names() for backbone in models.get(name).backbones]
-)
-def test_trains_evaluates_exports_and_reloads(name, backbone, simulated, tmp_path):
+@pytest.mark.parametrize("name", models.names())
+def test_trains_evaluates_exports_and_reloads(name, simulated, tmp_path):
     schema = simulated["schema_obj"]
     keras.utils.set_random_seed(0)
-    model = models.build(name, schema, backbone=backbone, embedding_dim=4, hidden_units=(16,), tower_units=(8, 4))
+    model = models.build(name, schema, embedding_dim=4, hidden_units=(16,), tower_units=(8, 4))
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     before = [v.numpy().copy() for v in model.trainable_variables]
     train = TFRecordPipeline(simulated["train"], schema, 256, shuffle=True, seed=0)

@@ -33,7 +33,7 @@ def test_every_flag_has_its_section_default_and_help():
 def test_flags_parse_into_typed_sections_and_bounds_are_checked():
     values = _flag_values(
         [config_lib.ArchitectureConfig, config_lib.OptimizationConfig],
-        ["--hidden_units=32,16", "--backbone=mmoe", "--epochs=3", "--learning_rate=0.01"],
+        ["--hidden_units=32,16", "--backbone=mmoe", "--epochs=3", "--learning_rate=0.01", "--interaction=cross"],
     )
     architecture = config_lib.section_from_flags(config_lib.ArchitectureConfig, values)
     assert architecture.hidden_units == [32, 16] and architecture.backbone == "mmoe"
@@ -44,7 +44,14 @@ def test_flags_parse_into_typed_sections_and_bounds_are_checked():
         "tower_units": [64, 32],
         "num_experts": 4,
         "dropout": 0.0,
+        "interaction": "cross",
+        "cross_layers": 2,
+        "cross_rank": None,
+        "extraction_levels": 2,
+        "task_experts": 1,
     }
+    with pytest.raises(flags.IllegalFlagValueError, match="cross_rank"):
+        _flag_values([config_lib.ArchitectureConfig], ["--cross_rank=0"])
     assert "backbone" not in config_lib.ArchitectureConfig().model_kwargs()  # the method's own default then
     with pytest.raises(flags.IllegalFlagValueError, match="batch_size"):
         _flag_values([config_lib.OptimizationConfig], ["--batch_size=0"])
@@ -57,7 +64,7 @@ def test_flags_parse_into_typed_sections_and_bounds_are_checked():
 def test_sections_check_types_choices_and_bounds_in_python_too():
     with pytest.raises(ValueError, match="OptimizationConfig.epochs: must be at least 1, got 0"):
         config_lib.OptimizationConfig(epochs=0)
-    with pytest.raises(ValueError, match=r"ArchitectureConfig.backbone: expected one of \['shared_bottom', 'mmoe'\]"):
+    with pytest.raises(ValueError, match=r"ArchitectureConfig.backbone: expected one of \['shared_bottom', 'mmoe', 'ple'\]"):
         config_lib.ArchitectureConfig(backbone="resnet")
     with pytest.raises(ValueError, match=r"ArchitectureConfig.hidden_units: expected a list of int, got \['a'\]"):
         config_lib.ArchitectureConfig(hidden_units=["a"])

@@ -52,3 +52,21 @@ def test_differences_list_each_field():
         "schema_fingerprint: 'ab' -> 'cd'"
     ]
     assert model_identity.differences(IDENTITY, {**IDENTITY, "tfcvr_version": "9"}) == []
+
+
+def test_a_record_from_before_an_architecture_field_existed_reads_it_at_its_default(tmp_path):
+    # Written before `interaction` and PLE's fields existed: those models had no interaction and 2 levels.
+    older = {**IDENTITY, "config": {**IDENTITY["config"], "backbone": "shared_bottom"}}
+    (tmp_path / model_identity.IDENTITY_FILE).write_text(json.dumps(older))
+    _save_checkpoint(tmp_path)
+    current = {
+        **older,
+        "config": {**older["config"], "interaction": "none", "cross_rank": None, "extraction_levels": 2},
+    }
+    model_identity.check_or_record(str(tmp_path), current, write=True)  # the same model: resumes
+    crossed = {**current, "config": {**current["config"], "interaction": "cross"}}
+    with pytest.raises(app.UsageError, match="config.interaction: 'none' -> 'cross'"):
+        model_identity.check_or_record(str(tmp_path), crossed, write=True)
+    ple = {**current, "config": {**current["config"], "backbone": "ple"}}
+    with pytest.raises(app.UsageError, match="config.backbone: 'shared_bottom' -> 'ple'"):
+        model_identity.check_or_record(str(tmp_path), ple, write=True)

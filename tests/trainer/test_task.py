@@ -84,6 +84,38 @@ def test_train_files_flags(simulated, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["training"]["steps"] == 5
 
 
+def test_ple_with_a_feature_interaction_trains_warm_starts_and_guards_its_folder(simulated, tmp_path):
+    data = [
+        f"--train_files={simulated['train']}",
+        f"--eval_files={simulated['eval']}",
+        f"--schema={simulated['schema']}",
+    ]
+    architecture = ["--backbone=ple", "--interaction=dot", "--extraction_levels=2", "--task_experts=2"]
+    first = _run("--model=escm2_ipw", *data, *architecture, f"--model_dir={tmp_path / 'day1'}", "--batch_size=512")
+    assert first.returncode == 0, first.stderr[-3000:]
+    config = json.loads((tmp_path / "day1" / "run_config.json").read_text())["architecture"]
+    assert (config["backbone"], config["interaction"], config["task_experts"]) == ("ple", "dot", 2)
+    # The next day's run of the same architecture starts from the first's weights.
+    second = _run(
+        "--model=escm2_ipw",
+        *data,
+        *architecture,
+        f"--model_dir={tmp_path / 'day2'}",
+        f"--warm_start_from={tmp_path / 'day1'}",
+        "--batch_size=512",
+        "--noexport",
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert json.loads((tmp_path / "day2" / "metrics.json").read_text())["warm_start"]["restored"] > 0
+    # Another backbone or interaction in the first run's folder is another model: refused, naming the change.
+    for changed, expected in (
+        (["--backbone=mmoe", "--interaction=dot"], "config.backbone: 'ple' -> 'mmoe'"),
+        (["--backbone=ple", "--interaction=cross"], "config.interaction: 'dot' -> 'cross'"),
+    ):
+        refused = _run("--model=escm2_ipw", *data, *changed, f"--model_dir={tmp_path / 'day1'}", "--batch_size=512")
+        assert refused.returncode == 2 and expected in refused.stderr, refused.stderr[-2000:]
+
+
 def test_cached_input_trains_every_epoch(simulated, tmp_path):
     result = _run(
         "--model=esmm",

@@ -44,7 +44,15 @@ import tensorflow as tf
 from tfcvr import losses
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.statistics import LABEL_RATES
-from tfcvr.layers import BACKBONES, MLP, FeatureEmbedding, SchemaTransform, make_backbone
+from tfcvr.layers import (
+    BACKBONES,
+    INTERACTIONS,
+    MLP,
+    FeatureEmbedding,
+    SchemaTransform,
+    make_backbone,
+    make_interaction,
+)
 
 # A training batch, (features, labels), and a per-replica step on one: batch -> {loss term: value}.
 Batch = tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]
@@ -73,6 +81,37 @@ class ModelSpec:
     numeric_statistics: dict
     label_rates: types.MappingProxyType = dataclasses.field(default_factory=lambda: types.MappingProxyType({}))
     embedded: Any = None
+    interaction: str = "none"
+    cross_layers: int = 2
+    cross_rank: int | None = None
+    extraction_levels: int = 2
+    task_experts: int = 1
+
+    def backbone_layer(self, num_tasks: int, layer_name: str = "backbone", dropout: float | None = None):
+        """The architecture's backbone with `num_tasks` outputs (a teacher names its own and may set its dropout)."""
+        return make_backbone(
+            self.backbone,
+            num_tasks,
+            self.hidden_units,
+            dropout=self.dropout if dropout is None else dropout,
+            num_experts=self.num_experts,
+            extraction_levels=self.extraction_levels,
+            task_experts=self.task_experts,
+            layer_name=layer_name,
+        )
+
+    def interact(self, embedded: keras.KerasTensor, name_prefix: str = "") -> keras.KerasTensor:
+        """The architecture's feature interaction applied to `FeatureEmbedding`'s output (unchanged for "none")."""
+        layer = make_interaction(
+            self.interaction,
+            len(self.schema.categorical),
+            self.embedding_dim,
+            len(self.schema.numeric),
+            self.cross_layers,
+            self.cross_rank,
+            name_prefix=name_prefix,
+        )
+        return embedded if layer is None else layer(embedded)
 
     def log_odds(self, rate: str) -> float:
         """log(p / (1 - p)) of a label rate ("ctr", "cvr", "ctcvr"); 0 (p = 1/2) when the model was given none.
@@ -136,14 +175,25 @@ class CTRLossOptions(MethodOptions):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class Architecture:
-    """The shape every method shares, embeddings -> backbone -> towers: `CVRModel`'s architecture arguments.
+    """The shape every method shares, embeddings -> interaction -> backbone -> towers: `CVRModel`'s architecture.
 
-    backbone: "shared_bottom" or "mmoe"; None: the method's first (`CVRModel.backbones`).
+    backbone: "shared_bottom", "mmoe" or "ple"; None: the method's first (`CVRModel.backbones`).
     embedding_dim: width of every embedding table.
-    hidden_units: widths of the shared MLP (or of each MMoE expert).
+    hidden_units: widths of the shared MLP (or of each MMoE or PLE expert).
     tower_units: widths of each task tower before its head.
-    num_experts: MMoE experts (ignored by shared_bottom).
+    num_experts: MMoE experts; PLE's shared experts per extraction layer (ignored by shared_bottom).
     dropout: dropout in the backbone and towers.
+    interaction: explicit feature crossing between the embeddings and the
+      backbone: "none", "cross" (DCN-V2's cross network) or "dot" (DLRM's
+      pairwise dot products appended to the embeddings); `tfcvr.layers.feature_interaction`.
+    cross_layers: cross layers of "cross".
+    cross_rank: None: full-rank cross weights; else their rank (DCN-V2's low-rank cross).
+    extraction_levels: PLE's extraction layers (1: its single-layer CGC).
+    task_experts: PLE's experts of each task per extraction layer.
+
+    A field added after a run recorded its configuration reads, in that
+    record, as its default (`trainer.model_identity`): the default is what
+    every earlier model was.
     """
 
     backbone: str | None = None
@@ -152,6 +202,11 @@ class Architecture:
     tower_units: tuple[int, ...] = (64, 32)
     num_experts: int = 4
     dropout: float = 0.0
+    interaction: str = "none"
+    cross_layers: int = 2
+    cross_rank: int | None = None
+    extraction_levels: int = 2
+    task_experts: int = 1
 
     def __post_init__(self) -> None:
         # Lists (a config read back from JSON, a flag) are kept as tuples; the dataclass is frozen.
@@ -159,7 +214,11 @@ class Architecture:
         object.__setattr__(self, "tower_units", tuple(self.tower_units))
         if self.backbone is not None and self.backbone not in BACKBONES:
             raise ValueError(f"Unknown backbone {self.backbone!r}; expected one of {sorted(BACKBONES)}.")
-        for name in ("embedding_dim", "num_experts"):
+        if self.interaction not in INTERACTIONS:
+            raise ValueError(f"Unknown interaction {self.interaction!r}; expected one of {list(INTERACTIONS)}.")
+        if self.cross_rank is not None and not self.cross_rank >= 1:
+            raise ValueError(f"`cross_rank` must be positive, or None for full rank. Received: {self.cross_rank!r}")
+        for name in ("embedding_dim", "num_experts", "cross_layers", "extraction_levels", "task_experts"):
             if not getattr(self, name) >= 1:
                 raise ValueError(f"`{name}` must be positive. Received: {getattr(self, name)!r}")
         for name in ("hidden_units", "tower_units"):
@@ -167,8 +226,10 @@ class Architecture:
                 raise ValueError(f"`{name}` must all be positive. Received: {list(getattr(self, name))}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"`dropout` must be in [0, 1). Received: {self.dropout!r}")
-        if self.backbone == "mmoe" and not self.hidden_units:
-            raise ValueError("`hidden_units` must name at least one layer: they are the width of each MMoE expert.")
+        if self.backbone in ("mmoe", "ple") and not self.hidden_units:
+            raise ValueError(
+                f"`hidden_units` must name at least one layer: they are the widths of each {self.backbone} expert."
+            )
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -237,7 +298,7 @@ class CVRModel(keras.Model):
     task_names: tuple[str, ...] = ("ctr", "cvr")
     registered_name = "cvr_model"
     # The backbones a method runs on, its default first (a method fixed to one says so).
-    backbones: tuple[str, ...] = ("shared_bottom", "mmoe")
+    backbones: tuple[str, ...] = ("shared_bottom", "mmoe", "ple")
     options_class: ClassVar[type[MethodOptions]] = MethodOptions
     options: MethodOptions
     # Set by a registered name for another method with some arguments fixed (ipw_naive, escm2_*, ...).
@@ -262,11 +323,14 @@ class CVRModel(keras.Model):
             dropout=architecture.dropout,
             numeric_statistics=numeric_statistics,
             label_rates=types.MappingProxyType(label_rates),
+            interaction=architecture.interaction,
+            cross_layers=architecture.cross_layers,
+            cross_rank=architecture.cross_rank,
+            extraction_levels=architecture.extraction_levels,
+            task_experts=architecture.task_experts,
         )
         spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
-        representations = make_backbone(
-            spec.backbone, len(self.task_names), spec.hidden_units, dropout=spec.dropout, num_experts=spec.num_experts
-        )(spec.embedded)
+        representations = spec.backbone_layer(len(self.task_names))(spec.interact(spec.embedded))
         task_representations = dict(zip(self.task_names, representations))
         outputs = self.build_outputs(inputs, task_representations, spec)
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name)
@@ -644,6 +708,11 @@ def _config(
         "tower_units": list(architecture.tower_units),
         "num_experts": architecture.num_experts,
         "dropout": architecture.dropout,
+        "interaction": architecture.interaction,
+        "cross_layers": architecture.cross_layers,
+        "cross_rank": architecture.cross_rank,
+        "extraction_levels": architecture.extraction_levels,
+        "task_experts": architecture.task_experts,
         "numeric_statistics": {k: list(v) for k, v in numeric_statistics.items()},
         "label_rates": label_rates,
         **options.as_dict(),

@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr import losses
-from tfcvr.layers import MLP, VariationalInformation, make_backbone
+from tfcvr.layers import MLP, VariationalInformation
 from tfcvr.layers.variational_information import REDUCTIONS as VIE_REDUCTIONS
 from tfcvr.models import registry
 from tfcvr.models.base import Architecture, MethodOptions, ModelSpec, head
@@ -152,14 +152,7 @@ class EVI(CounterfactualModel):
             projected = keras.layers.Dense(width, name="propensity_projection")(propensity)
             outer = keras.ops.einsum("bi,bj->bij", spec.embedded, projected)
             teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * width))
-        teacher_representation = make_backbone(
-            spec.backbone,
-            1,
-            spec.hidden_units,
-            dropout=spec.dropout,
-            num_experts=spec.num_experts,
-            layer_name="teacher_backbone",
-        )(teacher_input)[0]
+        teacher_representation = spec.backbone_layer(1, layer_name="teacher_backbone")(teacher_input)[0]
         teacher_layers = _tower_layers("teacher_cvr", teacher_representation, spec)
         outputs["teacher_cvr"] = head("teacher_cvr", teacher_layers[-1], 0.0)
 

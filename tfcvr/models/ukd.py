@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr import losses
-from tfcvr.layers import MLP, GradientReversal, make_backbone
+from tfcvr.layers import MLP, GradientReversal
 from tfcvr.models import registry
 from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, Step, head
 
@@ -169,14 +169,8 @@ class UKD(CVRModel):
         teacher_spec = dataclasses.replace(spec, dropout=dropout)
         inputs = self.feature_inputs(spec.schema)
         embedded = self.feature_embedding(teacher_spec, name="teacher_embedding")(inputs)
-        representation = make_backbone(
-            spec.backbone,
-            1,
-            spec.hidden_units,
-            dropout=dropout,
-            num_experts=spec.num_experts,
-            layer_name="teacher_backbone",
-        )(embedded)[0]
+        interacted = teacher_spec.interact(embedded, name_prefix="teacher_")
+        representation = teacher_spec.backbone_layer(1, layer_name="teacher_backbone")(interacted)[0]
         reversed_representation = GradientReversal(self.options.reversal_scale, name="gradient_reversal")(
             representation
         )

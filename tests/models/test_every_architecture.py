@@ -1,0 +1,67 @@
+"""Every registered method x backbone x feature interaction: fits, exports, reloads from a .keras file, and the
+export and the reloaded model score as the trained one."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_SCHEMA, tiny_row
+from tfcvr import export, models
+from tfcvr.data import example_writer, transform
+from tfcvr.data import schema as schema_lib
+from tfcvr.layers import INTERACTIONS
+
+# End-to-end: an export and a .keras round trip for each of ~190 architectures; left out of the fast tier.
+pytestmark = pytest.mark.slow
+
+SCHEMA = schema_lib.Schema.from_dict(TINY_SCHEMA)
+CASES = [
+    (name, backbone, interaction)
+    for name in models.names()
+    for backbone in models.get(name).backbones
+    for interaction in INTERACTIONS
+]
+
+
+def _dataset():
+    rng = np.random.default_rng(0)
+    rows = [
+        tiny_row(
+            user_id=int(rng.integers(0, 50)),
+            item_cat=f"c{rng.integers(0, 20)}",
+            price=float(rng.normal()),
+            click=int(click),
+            conversion=int(click and rng.uniform() < 0.5),
+        )
+        for click in rng.uniform(size=64) < 0.4
+    ]
+    return [example_writer.to_example(row).SerializeToString() for row in rows]
+
+
+@pytest.mark.parametrize("name, backbone, interaction", CASES, ids=["-".join(case) for case in CASES])
+def test_fits_exports_reloads_and_scores_the_same(name, backbone, interaction, tmp_path):
+    keras.utils.set_random_seed(0)
+    model = models.build(
+        name, SCHEMA, backbone=backbone, interaction=interaction, hidden_units=(8,), tower_units=(4, 2), cross_rank=3
+    )
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    records = tf.constant(_dataset())
+    raw = tf.io.parse_example(records, {**transform.feature_spec(SCHEMA), **transform.label_spec(SCHEMA, False)})
+    features = transform.to_model_inputs(raw, SCHEMA)
+    labels = {"click": raw["click"], "conversion": raw["conversion"]}
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    model.fit(tf.data.Dataset.from_tensor_slices((features, labels)).batch(32), epochs=1, verbose=0)
+    assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, model.trainable_variables))
+    expected = model(features, training=False)
+
+    served = tf.saved_model.load(export.export_for_serving(model, SCHEMA, str(tmp_path / "export")))
+    scores = served.signatures["serving_default"](examples=records)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert reloaded.get_config() == model.get_config()
+    again = reloaded(features, training=False)
+    for key in ("ctr", "cvr", "ctcvr"):
+        np.testing.assert_allclose(scores[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
+        np.testing.assert_allclose(again[key].numpy(), expected[key].numpy(), rtol=1e-5, atol=1e-6, err_msg=key)
