@@ -196,6 +196,27 @@ def test_mc_dropout_keeps_the_unclicked_rows_of_lowest_pseudo_label_variance():
     assert model.teacher.get_layer("teacher_backbone").dropout == 0.2
 
 
+def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
+    features = tiny_features(8)
+    # Without dropout every pass is the teacher's inference: mean = its prediction, variance 0.
+    exact = _model("ukd_mc_dropout", teacher_dropout=0.0, mc_samples=4)
+    labels = exact.pseudo_labels(features)
+    inference = exact.teacher(features, training=False)["teacher_cvr"]
+    np.testing.assert_allclose(labels["pseudo_label"].numpy(), inference.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(labels["pseudo_label_variance"].numpy(), 0.0, atol=1e-12)
+    # With dropout each of the copies draws its own mask: the batched mean and variance match those of separate
+    # passes (the loop this replaced) over many passes.
+    model = _model("ukd_mc_dropout", mc_samples=400, teacher_dropout=0.5)
+    keras.utils.set_random_seed(3)
+    batched = model.pseudo_labels(features)
+    looped = tf.stack([model.teacher(features, training=True)["teacher_cvr"] for _ in range(400)])
+    np.testing.assert_allclose(batched["pseudo_label"].numpy(), tf.reduce_mean(looped, 0).numpy(), atol=0.02)
+    np.testing.assert_allclose(
+        batched["pseudo_label_variance"].numpy(), tf.math.reduce_variance(looped, 0).numpy(), rtol=0.3, atol=1e-4
+    )
+    assert batched["pseudo_label"].shape == (8,) and float(tf.reduce_min(batched["pseudo_label_variance"])) > 0
+
+
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="`uncertainty` must be one of"):
         small_model("ukd", uncertainty="ensemble")

@@ -64,7 +64,9 @@ def test_flags_parse_into_typed_sections_and_bounds_are_checked():
 def test_sections_check_types_choices_and_bounds_in_python_too():
     with pytest.raises(ValueError, match="OptimizationConfig.epochs: must be at least 1, got 0"):
         config_lib.OptimizationConfig(epochs=0)
-    with pytest.raises(ValueError, match=r"ArchitectureConfig.backbone: expected one of \['shared_bottom', 'mmoe', 'ple'\]"):
+    with pytest.raises(
+        ValueError, match=r"ArchitectureConfig.backbone: expected one of \['shared_bottom', 'mmoe', 'ple'\]"
+    ):
         config_lib.ArchitectureConfig(backbone="resnet")
     with pytest.raises(ValueError, match=r"ArchitectureConfig.hidden_units: expected a list of int, got \['a'\]"):
         config_lib.ArchitectureConfig(hidden_units=["a"])
