@@ -10,6 +10,7 @@ import os
 import uuid
 
 import tensorflow as tf
+from absl import logging
 
 
 def write_file(path: str, contents: str | bytes) -> None:
@@ -22,5 +23,8 @@ def write_file(path: str, contents: str | bytes) -> None:
             f.write(contents)
         tf.io.gfile.rename(temporary, path, overwrite=True)
     finally:
-        if tf.io.gfile.exists(temporary):  # the write or the rename failed (on gs://, a copy then a delete)
-            tf.io.gfile.remove(temporary)
+        try:
+            if tf.io.gfile.exists(temporary):  # the write or the rename failed (on gs://, a copy then a delete)
+                tf.io.gfile.remove(temporary)
+        except tf.errors.OpError as e:  # the write's own error, if any, is the one to see
+            logging.warning("Could not remove the temporary file %s: %s", temporary, e.message.splitlines()[0])

@@ -528,6 +528,10 @@ def _check_previous_results(output_dir: str, config: config_lib.BenchmarkConfig)
         return
     with tf.io.gfile.GFile(path) as f:
         previous = json.load(f).get("setup", {}).get("config", {})
+    try:  # a setting added since those results were written reads at its default
+        previous = config_lib.BenchmarkConfig.from_dict(previous, source=path).to_dict()
+    except (ValueError, TypeError):
+        pass  # settings this version does not know: compared as recorded
     changed = model_identity.differences(previous, config.to_dict()) if previous else ["settings not recorded"]
     if changed:
         raise app.UsageError(

@@ -57,6 +57,10 @@ def resolve_version_flag(flag: str, path: str) -> str:
 
 def score(saved_model_dirs: list, pipeline: pipeline_lib.TFRecordPipeline) -> tuple:
     """([predictions of each model], labels) over one pass of the pipeline's records, from `serving_default`."""
+    # Every file read through first (a fast framing pass): one cut short or corrupt is refused before any scoring,
+    # or under skip_corrupt_records read up to its damage and reported; TensorFlow's reader alone would stop
+    # silently at a file that ends inside a record's header.
+    pipeline.record_count()
     signatures = [tf.saved_model.load(d).signatures[SERVING_DEFAULT] for d in saved_model_dirs]
     predictions: list[dict[str, list[np.ndarray]]] = [{} for _ in signatures]
     labels: dict[str, list[np.ndarray]] = {}

@@ -392,12 +392,17 @@ class TrainingLoop:
             return self.checkpoints.save(checkpoint_number=step)
         except tf.errors.OpError as e:
             prefix = os.path.join(self._checkpoint_dir, f"ckpt-{step}")
-            if prefix not in self.checkpoints.checkpoints:  # not a whole checkpoint being rewritten: its leftovers
-                for partial in tf.io.gfile.glob(f"{prefix}.*") + tf.io.gfile.glob(f"{prefix}_temp*"):
-                    _remove_quietly(partial)
+            # What a restart reads: the state file on disk (TensorFlow lists the new checkpoint in memory before
+            # it writes that file, which may be the write that failed).
+            latest = tf.train.latest_checkpoint(self._checkpoint_dir)
+            leftovers = tf.io.gfile.glob(os.path.join(self._checkpoint_dir, "checkpoint.tmp*"))
+            if prefix != latest:  # not the newest whole checkpoint: this write's partial files
+                leftovers += tf.io.gfile.glob(f"{prefix}.*") + tf.io.gfile.glob(f"{prefix}_temp*")
+            for partial in leftovers:
+                _remove_quietly(partial)
             raise CheckpointWriteError(
                 f"Could not write checkpoint {prefix}: {e.message.splitlines()[0]}. The newest whole checkpoint "
-                f"({self.checkpoints.latest_checkpoint or 'none yet'}) is intact; the restarted command resumes there."
+                f"({latest or 'none yet'}) is intact; the restarted command resumes there."
             ) from e
 
     def _stop_preempted(self) -> None:

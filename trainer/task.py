@@ -432,7 +432,8 @@ def _expected_steps(train: pipeline_lib.TFRecordPipeline, batch_size: int) -> in
 
 def _remove_if_empty(path: str) -> None:
     """Removes a folder the run wrote nothing into (its own lease files aside)."""
-    if os.path.isdir(path) and all(name.startswith((lease.LEASE_FILE, lease.LOCK_FILE)) for name in os.listdir(path)):
+    own = (lease.LEASE_FILE, lease.LOCK_FILE, f".{lease.LEASE_FILE}.tmp-")  # the last: the lease's temporary file
+    if os.path.isdir(path) and all(name.startswith(own) for name in os.listdir(path)):
         shutil.rmtree(path)
 
 

@@ -50,7 +50,7 @@ def test_a_whole_file_reads_whole(tmp_path):
     )
     assert integrity.check_whole([path, path]) == 2 * RECORDS
     with pytest.raises(ValueError, match="reads whole"):
-        found.damage()
+        found.damage  # noqa: B018 (the property raises)
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_damage_is_located_and_what_lies_past_it_counted(tmp_path, how, lost, er
     path, width = _damaged(tmp_path, how, at=25)
     (found,) = integrity.scan([path])
     assert (found.records, found.readable_bytes, found.whole) == (25, 25 * width, False)
-    damage = found.damage()
+    damage = found.damage
     assert damage.records_lost == lost
     assert damage.bytes_lost == os.path.getsize(path) - 25 * width
     if error is None:
@@ -107,6 +107,19 @@ def test_a_rewritten_file_is_scanned_again(tmp_path):
     write_rows(path, [tiny_row()] * 7)
     os.utime(path, ns=(1, 2))  # a new modification time even within the clock's resolution
     assert integrity.scan([path])[0].records == 7
+    # The same size, another modification time: read again (here its damage is found).
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    os.utime(path, ns=(3, 4))
+    assert not integrity.scan([path])[0].whole
+
+
+def test_a_short_read_that_does_not_repeat_is_not_taken_for_damage(tmp_path):
+    # The fast pass ignores errors; a file it read short (e.g. a store's transient failure) is read again strictly.
+    path, width = _records(tmp_path, count=6)
+    short = integrity.FileScan(path, 2, 2 * width, 6 * width)
+    assert integrity._read_strictly(short) == integrity.FileScan(path, 6, 6 * width, 6 * width)
 
 
 def _prices(pipeline, **kwargs):
@@ -127,6 +140,8 @@ def test_skip_corrupt_records_reads_up_to_the_damage_and_reports_it(tmp_path, ti
     assert (skipped["file"], skipped["records_read"], skipped["records_lost"]) == (damaged, 25, RECORDS - 25)
     assert TFRecordPipeline([other], tiny_schema, 8, skip_corrupt_records=True).corrupt_records_skipped == []
     assert TFRecordPipeline([other, damaged], tiny_schema, 8).corrupt_records_skipped == []  # not skipping
+    skipped_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipping the unreadable")]
+    assert len(skipped_lines) <= 1  # logged once per process (an earlier test may have logged this file version)
 
 
 def test_skipping_applies_to_every_reader(tmp_path, tiny_schema):
@@ -156,7 +171,7 @@ def test_skipped_records_are_logged_once(tmp_path, tiny_schema, caplog):
     messages = [r.getMessage() for r in caplog.records if "Skipping the unreadable rest" in r.getMessage()]
     assert messages == [
         f"Skipping the unreadable rest of {damaged} from record 10 on ("
-        + integrity.scan([damaged])[0].damage().error
+        + integrity.scan([damaged])[0].damage.error
         + f"): an unknown number of records, {os.path.getsize(damaged) - 10 * (os.path.getsize(damaged) // RECORDS)}"
         " bytes, lost."
     ]

@@ -39,11 +39,22 @@ def _dataset():
     return [example_writer.to_example(row).SerializeToString() for row in rows]
 
 
-@pytest.mark.parametrize("name, backbone, interaction", CASES, ids=["-".join(case) for case in CASES])
-def test_fits_exports_reloads_and_scores_the_same(name, backbone, interaction, tmp_path):
+# Full-rank cross layers (the default) in the sweep; the low-rank ones once more, end to end.
+@pytest.mark.parametrize(
+    "name, backbone, interaction, cross_rank",
+    [(*case, None) for case in CASES] + [("escm2_ipw", "ple", "cross", 3)],
+    ids=["-".join(case) for case in CASES] + ["escm2_ipw-ple-cross-rank3"],
+)
+def test_fits_exports_reloads_and_scores_the_same(name, backbone, interaction, cross_rank, tmp_path):
     keras.utils.set_random_seed(0)
     model = models.build(
-        name, SCHEMA, backbone=backbone, interaction=interaction, hidden_units=(8,), tower_units=(4, 2), cross_rank=3
+        name,
+        SCHEMA,
+        backbone=backbone,
+        interaction=interaction,
+        hidden_units=(8,),
+        tower_units=(4, 2),
+        cross_rank=cross_rank,
     )
     model.compile(optimizer=keras.optimizers.Adam(1e-2))
     records = tf.constant(_dataset())

@@ -39,7 +39,7 @@ def first_bad_record(
                 break
             except tf.errors.DataLossError:
                 (found,) = integrity.scan([path])  # the exact record: the batch only bounds it
-                return found.damage().describe()
+                return found.damage.describe()
             try:
                 parse_batch(batch, _record_names(path, offset, batch.shape[0]))
             except tf.errors.OpError:

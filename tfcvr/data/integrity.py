@@ -12,6 +12,8 @@ each checked against its CRC).
 """
 
 import dataclasses
+import functools
+import os
 import struct
 from collections.abc import Sequence
 
@@ -35,23 +37,28 @@ class FileScan:
       path: the file.
       records: whole records before the first unreadable byte (all of them when the file is whole).
       readable_bytes: where those records end.
-      size: the file's size in bytes.
+      size: the file's size in bytes when it was read.
+      error: TensorFlow's message for the first unreadable record; None when
+        the file is whole or ends inside a record's header (the reader then
+        stops without one).
     """
 
     path: str
     records: int
     readable_bytes: int
     size: int
+    error: str | None = None
 
     @property
     def whole(self) -> bool:
         return self.readable_bytes == self.size
 
+    @functools.cached_property
     def damage(self) -> "Damage":
-        """What the file holds past its readable records (the reader's error re-read, the records counted)."""
+        """What the file holds past its readable records (counted once, by walking the length headers)."""
         if self.whole:
             raise ValueError(f"{self.path} reads whole: no damage to describe.")
-        return Damage(self, _reader_error(self.path, self.records), _records_past(self.path, self.readable_bytes))
+        return Damage(self, self.error, _records_past(self.path, self.readable_bytes, self.size))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +114,16 @@ _REPORTED: set[tuple] = set()
 
 
 def scan(files: Sequence[str]) -> list[FileScan]:
-    """Each file read once as far as it goes (one tf.data pass over the files not scanned before)."""
-    versions = [_version(path) for path in files]
-    fresh = [path for path, version in zip(files, versions) if version not in _SCANNED]
-    for path, found in zip(fresh, _read_through(fresh)):
-        _SCANNED[_version(path)] = found
+    """Each file read once as far as it goes (one tf.data pass over the files not scanned before).
+
+    A file the fast pass reads short is read again strictly: an error other
+    than corrupt data (a failing store, a permission) is raised, not taken for
+    damage, and the damaged file's first unreadable record gets TensorFlow's message.
+    """
+    versions = [_version(path) for path in files]  # before reading: a file changed meanwhile is another version
+    fresh = [version for version in dict.fromkeys(versions) if version not in _SCANNED]
+    for version, found in zip(fresh, _read_through(fresh)):
+        _SCANNED[version] = found if found.whole else _read_strictly(found)
     return [_SCANNED[version] for version in versions]
 
 
@@ -122,7 +134,7 @@ def report_skipped(scans: Sequence[FileScan]) -> None:
         if found.whole or version in _REPORTED:
             continue
         _REPORTED.add(version)
-        damage = found.damage()
+        damage = found.damage
         lost = "an unknown number of records" if damage.records_lost is None else f"{damage.records_lost} records"
         logging.warning(
             "Skipping the unreadable rest of %s from record %d on (%s): %s, %d bytes, lost.",
@@ -139,26 +151,29 @@ def check_whole(files: Sequence[str]) -> int:
     total = 0
     for found in scan(files):
         if not found.whole:
-            raise errors.DataError(found.damage().describe())
+            raise errors.DataError(found.damage.describe())
         total += found.records
     return total
 
 
 def _version(path: str) -> tuple:
+    """(path, size, a change stamp): TensorFlow's stat has whole seconds, so a local file adds its inode and ns time."""
     stat = tf.io.gfile.stat(path)
-    return path, stat.length, stat.mtime_nsec
+    if "://" in path:
+        return path, stat.length, stat.mtime_nsec
+    local = os.stat(path)
+    return path, stat.length, (local.st_mtime_ns, local.st_ino)
 
 
-def _read_through(files: Sequence[str]) -> list[FileScan]:
+def _read_through(versions: Sequence[tuple]) -> list[FileScan]:
     """(records, framed bytes) each file's reader yields before it stops, tallied in one pass."""
-    if not files:
+    if not versions:
         return []
+    files = [path for path, _, _ in versions]
     # ignore_errors ends a file's records at its first unreadable one (the reader cannot go past it).
     indexed = tf.data.Dataset.from_tensor_slices((list(files), tf.range(len(files), dtype=tf.int64))).flat_map(
         lambda path, index: (
-            tf.data.TFRecordDataset(path)
-            .ignore_errors()
-            .map(lambda record: (index, tf.cast(tf.strings.length(record), tf.int64) + RECORD_FRAMING_BYTES))
+            tf.data.TFRecordDataset(path).ignore_errors().map(lambda record: (index, _framed_length(record)))
         )
     )
     tallies = indexed.reduce(
@@ -168,19 +183,33 @@ def _read_through(files: Sequence[str]) -> list[FileScan]:
         ),
     ).numpy()
     return [
-        FileScan(path, int(records), int(framed), tf.io.gfile.stat(path).length)
-        for path, (records, framed) in zip(files, tallies)
+        FileScan(path, int(records), int(framed), size) for (path, size, _), (records, framed) in zip(versions, tallies)
     ]
 
 
-def _reader_error(path: str, index: int) -> str | None:
-    """TensorFlow's message for record `index` of `path` (the first unreadable one), None if it stops silently."""
+def _framed_length(record: tf.Tensor) -> tf.Tensor:
+    """The bytes a record takes in its file: its data and its framing (int64)."""
+    return tf.cast(tf.strings.length(record), tf.int64) + RECORD_FRAMING_BYTES
+
+
+def _read_strictly(found: FileScan) -> FileScan:
+    """`found`'s file read again without ignoring errors: a DataLossError marks the damage, any other is raised."""
+    records = framed = 0
     try:
-        for _ in tf.data.TFRecordDataset(path).skip(index).take(1):
-            pass
+        try:
+            for lengths in tf.data.TFRecordDataset(found.path).map(_framed_length).batch(4096):
+                records, framed = records + len(lengths), framed + int(tf.reduce_sum(lengths))
+        except tf.errors.DataLossError:  # in the next batch: one record at a time from its start
+            for length in tf.data.TFRecordDataset(found.path).skip(records).map(_framed_length):
+                records, framed = records + 1, framed + int(length)
     except tf.errors.DataLossError as e:
-        return errors.clean_op_message(e)
-    return None
+        return FileScan(found.path, records, framed, found.size, errors.clean_op_message(e))
+    if found.size - framed >= _HEADER_BYTES:  # the reader stops silently only inside a header
+        raise errors.DataError(
+            f"TFRecord file {found.path} read {records} records ({framed} of {found.size} bytes) and stopped without "
+            "an error; it may be changing while it is read."
+        )
+    return FileScan(found.path, records, framed, found.size)
 
 
 def _masked_crc(data: bytes) -> int:
@@ -188,9 +217,8 @@ def _masked_crc(data: bytes) -> int:
     return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _CRC_MASK_DELTA) & 0xFFFFFFFF
 
 
-def _records_past(path: str, offset: int) -> int | None:
-    """Records framed from byte `offset` to the end of `path` (a cut-off last one counts); None if a header is bad."""
-    size = tf.io.gfile.stat(path).length
+def _records_past(path: str, offset: int, size: int) -> int | None:
+    """Records framed from byte `offset` to byte `size` of `path` (a cut-off last one counts); None: a bad header."""
     count = 0
     with tf.io.gfile.GFile(path, "rb") as f:
         while offset < size:

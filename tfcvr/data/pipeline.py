@@ -56,11 +56,15 @@ def resolve_files(file_pattern: str | Iterable[str]) -> list:
 
 
 def has_ground_truth(files: Sequence[str]) -> bool:
-    """Whether the first record carries the simulator's ground-truth keys."""
-    for record in tf.data.TFRecordDataset(files[:1]).take(1):
-        example = tf.train.Example.FromString(record.numpy())
-        keys = set(example.features.feature)
-        return all(k in keys for k in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS)
+    """Whether the first readable record (of the first file that has one) carries the simulator's ground truth."""
+    for path in files:
+        try:
+            records = [record for record in tf.data.TFRecordDataset(path).take(1)]
+        except tf.errors.DataLossError:
+            continue  # unreadable from its first record: skipped under skip_corrupt_records, refused otherwise
+        for record in records:
+            keys = set(tf.train.Example.FromString(record.numpy()).features.feature)
+            return all(k in keys for k in schema_lib.GROUND_TRUTH_FLOAT_KEYS + schema_lib.GROUND_TRUTH_INT_KEYS)
     return False
 
 
@@ -198,7 +202,7 @@ class TFRecordPipeline:
         """Each damaged file whose unreadable rest `skip_corrupt_records` skips, as `Damage.as_dict()`; [] otherwise."""
         if not self.skip_corrupt_records:
             return []
-        return [found.damage().as_dict() for found in self._scans if not found.whole]
+        return [found.damage.as_dict() for found in self._scans if not found.whole]
 
     def _files_and_limits(self) -> tf.data.Dataset:
         """(file, records to read from it: -1 for all) for every file; a damaged file's readable ones when skipping."""
