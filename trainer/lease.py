@@ -51,10 +51,10 @@ def _job_id() -> str | None:
     return os.environ.get("CLOUD_ML_JOB_ID") or None
 
 
-def _process_start() -> str:
-    """When this process started (clock ticks since boot, /proc/self/stat field 22; "" where there is no /proc)."""
+def _process_start(pid: int | str = "self") -> str:
+    """When process `pid` started (clock ticks since boot, /proc/<pid>/stat field 22; "" without /proc or process)."""
     try:
-        with open("/proc/self/stat") as f:
+        with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return ""
@@ -73,7 +73,9 @@ def _running_here(holder: dict) -> bool:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    # A live process with that pid: the holder, unless the pid was reused by a process started since.
+    started = _process_start(int(holder["pid"]))
+    return not (started and holder.get("process_start") and started != holder["process_start"])
 
 
 class ModelDirLease:

@@ -1,6 +1,7 @@
 """One writer per model folder: a live run refuses a second one; a dead, expired or restarted holder does not."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -147,3 +148,8 @@ def test_trainer_task_refuses_a_model_dir_another_run_holds(tmp_path):
         finished.stderr
     )
     assert not (tmp_path / "checkpoints").exists()  # refused before it wrote anything
+
+
+def test_a_holder_whose_pid_another_process_took_since_frees_the_lease(object_store):
+    # The recorded pid is alive (this test's parent process), but started at another time than recorded.
+    _assert_free_when_abandoned_by(object_store, pid=os.getppid(), process_start="a process since ended")
