@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
 
 import pytest
 import tensorflow as tf
@@ -56,7 +57,7 @@ class _Clock:
 def object_store(monkeypatch):
     """A folder on TensorFlow's in-memory file system (no local lock: the gs:// behaviour), unique per test."""
     monkeypatch.setattr(lease_lib, "SETTLE_SECONDS", 0.0)
-    return f"ram://lease-{id(monkeypatch)}"
+    return f"ram://lease-{uuid.uuid4().hex}"  # not id(): an id is reused once its object is freed
 
 
 def _abandoned(folder, clock):
