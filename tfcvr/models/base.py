@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Self
 import keras
 import tensorflow as tf
 
-from tfcvr import losses
+from tfcvr import losses, optimizers
 from tfcvr.data import schema as schema_lib
 from tfcvr.data.statistics import LABEL_RATES
 from tfcvr.layers import (
@@ -482,11 +482,15 @@ class CVRModel(keras.Model):
         """Keras' `compile`, then every optimizer the method needs, created and built (`build_optimizers`).
 
         Call under the distribution strategy's scope, as for any Keras model.
+        A name in `tfcvr.optimizers.OPTIMIZERS` ("adam", "lazy_adam") gives
+        that optimizer at its defaults; another string is Keras' own.
         The step is not XLA-compiled unless `jit_compile=True` is given: the
         command line's training loop runs it without XLA, and `fit` trains
         exactly as the loop does.
         """
         kwargs.setdefault("jit_compile", False)
+        if isinstance(optimizer, str) and optimizer in optimizers.OPTIMIZERS:
+            optimizer = optimizers.OPTIMIZERS[optimizer]()  # "adam": tfcvr's fused Adam, not Keras'
         super().compile(optimizer=optimizer, **kwargs)
         self.build_optimizers()
 

@@ -1,5 +1,6 @@
-"""Optimizers for CVR rankers: `LazyAdam` (sparse embedding updates) and the by-name factory."""
+"""Optimizers for CVR rankers: `Adam` (a fused kernel per variable), `LazyAdam` (sparse rows), the factory."""
 
+from tfcvr.optimizers.adam import Adam
 from tfcvr.optimizers.factory import (
     DEFAULT_SCHEDULE,
     OPTIMIZERS,
@@ -11,6 +12,7 @@ from tfcvr.optimizers.factory import (
 from tfcvr.optimizers.lazy_adam import LazyAdam
 
 __all__ = [
+    "Adam",
     "DEFAULT_SCHEDULE",
     "OPTIMIZERS",
     "SCHEDULES",

@@ -22,9 +22,10 @@ section "Learning-rate schedule", has the measurements.
 
 import keras
 
+from tfcvr.optimizers.adam import Adam
 from tfcvr.optimizers.lazy_adam import LazyAdam
 
-OPTIMIZERS = {"adam": keras.optimizers.Adam, "lazy_adam": LazyAdam}
+OPTIMIZERS = {"adam": Adam, "lazy_adam": LazyAdam}
 SCHEDULES = ("cosine_per_epoch", "constant")
 DEFAULT_SCHEDULE = "cosine_per_epoch"
 

@@ -1,11 +1,11 @@
 """Adam that updates only the embedding rows a batch looks up (the LazyAdam convention).
 
-Keras 3's Adam turns the sparse gradient of an embedding lookup (a
-`tf.IndexedSlices`) into a dense tensor and updates every row of every table
-on every step: for Ali-CCP-sized tables (~740k rows) that is most of a step's
-work although a batch of 2,048 touches a few thousand rows. `LazyAdam` sums
+Adam (`tfcvr.optimizers.Adam`, as Keras') turns the sparse gradient of an
+embedding lookup (a `tf.IndexedSlices`) into a dense tensor and updates every
+row of every table on every step, although a batch of 2,048 touches a few
+thousand of Ali-CCP-sized tables' ~740k rows. `LazyAdam` sums
 duplicate indices, then updates the first and second moments and the
-variable at the touched rows only; dense gradients get Keras' Adam unchanged.
+variable at the touched rows only; dense gradients get `Adam`'s fused update.
 
 Semantics (TF Addons' LazyAdam): a row that is not looked up keeps its
 moments and does not move, where dense Adam would decay its moments and keep
@@ -17,10 +17,12 @@ check step by step.
 import keras
 import tensorflow as tf
 
+from tfcvr.optimizers.adam import Adam
+
 
 @keras.saving.register_keras_serializable(package="tfcvr")
-class LazyAdam(keras.optimizers.Adam):
-    """`keras.optimizers.Adam` with row-wise updates for sparse gradients; same arguments (no amsgrad)."""
+class LazyAdam(Adam):
+    """`tfcvr.optimizers.Adam` with row-wise updates for sparse gradients; same arguments (no amsgrad)."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
