@@ -4,15 +4,21 @@ r"""Training throughput per method from TFRecord, at the official DDPO code's co
         [--interaction cross|dot]
         [--steps_per_execution 16] [--cache]
         [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
+        [--official_ddpo CHECKOUT --torch_python PYTHON]
 
 Data: Ali-CCP-shaped simulated TFRecords (23 int64 id fields with the real
 Ali-CCP cardinalities capped at 100k, Zipf(1.1) ids, ~4% CTR, ~0.9% CVR on
-clicks), the shapes of the data on which the official DDPO PyTorch code
-(TL-UESTC/DDPO @ 998ff8e, run unmodified but for the optimiser, criterion and
-loop its `main()` lacks) was timed by hand beside this script (its rates and
-the machine: docs/benchmarks.md, "Training speed"). Model: embedding 5,
-backbone 128-64, towers 64-32, Adam 1e-3, batch 2048, that code's
-configuration.
+clicks). Model: the official DDPO PyTorch code's configuration (embedding 5,
+backbone 128-64, towers 64-32, batch 2048), each method at the defaults of
+`python -m trainer.task` (Adam 1e-3, the default schedule).
+
+The official code (TL-UESTC/DDPO; Su et al., SIGIR 2024,
+https://doi.org/10.1145/3626772.3657817) is timed in the same run on the same
+rows written as its Ali-CCP CSV, when --official_ddpo names a checkout of it
+and --torch_python a Python with PyTorch (benchmarks/official_ddpo.py says
+how it is run: unmodified, its own DataLoader with 4 workers); without them
+that column is skipped with a message. Its row is "official_ddpo", and the
+table ends with ddpo's rate over it.
 
 For each model: the real input pipeline (`TFRecordPipeline`: read, parse,
 hash, batch; repeated) feeds `TrainingLoop.execute`, the traced steps
@@ -25,7 +31,9 @@ a shuffle window (8 batches) at a time, so its rate is from the mean.
 With --cache the pipeline parses the records once into memory
 (`TFRecordPipeline(cache=True)`, trainer.task --cache_input) before timing:
 the rates of a second and later epoch; the input line adds `cache_fill_s`.
-Prints a table, or with --json one JSON object per line
+Prints a table (ending with the input pipeline's rate over the fastest
+method's, the slowest method's share of it, and ddpo over the official
+code), or with --json one JSON object per line
 ({"model", "examples_per_s", "mean_examples_per_s", "median_step_ms",
 "p10_step_ms", "p90_step_ms", "parameters", ...}). Run on an idle machine: a second busy process halves
 every number.
@@ -34,7 +42,8 @@ every number.
 import argparse
 import json
 import os
-import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -46,6 +55,9 @@ from tfcvr import models, optimizers
 from tfcvr.data import TFRecordPipeline, example_writer
 from tfcvr.data import schema as schema_lib
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import step_times  # noqa: E402
 
 # Distinct values per Ali-CCP field (shared/data/FORMATS.md §1.6), capped at 100k.
 CARDINALITIES = {
@@ -86,7 +98,21 @@ def aliccp_shaped_schema() -> schema_lib.Schema:
 
 
 def write_data(out_dir: str, rows: int, seed: int = 0, num_shards: int = 8) -> str:
-    """Ali-CCP-shaped TFRecords: Zipf ids, clicks and conversions from a logistic model of a few fields."""
+    """Ali-CCP-shaped TFRecords (`simulate_columns`) in `out_dir`; returns their glob."""
+    example_writer.write_sharded(simulate_columns(rows, seed), os.path.join(out_dir, "train"), num_shards)
+    return os.path.join(out_dir, "train-*.tfrecord")
+
+
+def write_official_csv(path: str, rows: int, seed: int = 0) -> None:
+    """The same rows as `write_data`'s as the official DDPO code's Ali-CCP CSV: click, conversion, the id fields."""
+    columns = simulate_columns(rows, seed)
+    order = ["click", "conversion", *(f"f{name}" for name in CARDINALITIES)]
+    table = np.stack([columns[name] for name in order], axis=1)
+    np.savetxt(path, table, fmt="%d", delimiter=",", header=",".join(order), comments="")
+
+
+def simulate_columns(rows: int, seed: int = 0) -> dict:
+    """Zipf ids per Ali-CCP field, clicks and conversions from a logistic model of a few fields."""
     rng = np.random.default_rng(seed)
     columns = {}
     for name, size in CARDINALITIES.items():
@@ -96,8 +122,7 @@ def write_data(out_dir: str, rows: int, seed: int = 0, num_shards: int = 8) -> s
     click = rng.random(rows) < 1 / (1 + np.exp(-(signal - 4.2)))
     conversion = click & (rng.random(rows) < 1 / (1 + np.exp(-(0.8 * signal - 5.0))))
     columns["click"], columns["conversion"] = click.astype(np.int64), conversion.astype(np.int64)
-    example_writer.write_sharded(columns, os.path.join(out_dir, "train"), num_shards)
-    return os.path.join(out_dir, "train-*.tfrecord")
+    return columns
 
 
 def _timed(step, count):
@@ -107,18 +132,6 @@ def _timed(step, count):
         step()
         times.append(time.perf_counter() - start)
     return times
-
-
-def _summary(times, batch_size, rate_of="median") -> dict:
-    median, mean = statistics.median(times), statistics.fmean(times)
-    step = median if rate_of == "median" else mean
-    return {
-        "examples_per_s": round(batch_size / step, 1),
-        "mean_examples_per_s": round(batch_size / mean, 1),
-        "median_step_ms": round(1e3 * median, 2),
-        "p10_step_ms": round(1e3 * float(np.percentile(times, 10)), 2),
-        "p90_step_ms": round(1e3 * float(np.percentile(times, 90)), 2),
-    }
 
 
 def training_batches(files, schema, batch_size, cache=False):
@@ -139,7 +152,7 @@ def measure_input(files, schema, batch_size, warmup, steps, cache=False) -> dict
     # total time over the timed batches, not the median gap.
     return {
         "model": "input_pipeline",
-        **_summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean"),
+        **step_times.summary(_timed(lambda: next(iterator), steps), batch_size, rate_of="mean"),
         **fill,
     }
 
@@ -184,7 +197,7 @@ def measure_model(
     times = [t / steps_per_execution for t in _timed(one_execution, executions)]
     return {
         "model": name,
-        **_summary(times, batch_size),
+        **step_times.summary(times, batch_size),
         "parameters": int(model.count_params()),
         "batch_size": batch_size,
         "stage": stage,
@@ -194,6 +207,30 @@ def measure_model(
         "steps_per_execution": steps_per_execution,
         "cache": cache,
     }
+
+
+def measure_official_ddpo(checkout, torch_python, data_dir, rows, batch_size, warmup, steps) -> dict | str:
+    """The official DDPO code's row (benchmarks/official_ddpo.py in `torch_python`), or why its column is skipped."""
+    skipped = "official DDPO column skipped: "
+    if not checkout:
+        return skipped + "--official_ddpo=<a checkout of https://github.com/TL-UESTC/DDPO> not given"
+    if not os.path.isfile(os.path.join(checkout, "main.py")):
+        return skipped + f"--official_ddpo={checkout} has no main.py (expected a checkout of TL-UESTC/DDPO)"
+    try:
+        probe = subprocess.run([torch_python, "-c", "import torch"], capture_output=True, text=True)
+    except OSError as error:
+        return skipped + f"--torch_python={torch_python} cannot run ({error})"
+    if probe.returncode:
+        return skipped + f"--torch_python={torch_python} cannot import torch ({probe.stderr.strip().splitlines()[-1]})"
+    csv = os.path.join(data_dir, f"official_ddpo-{rows}.csv")
+    if not os.path.isfile(csv):
+        write_official_csv(csv, rows)
+    runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "official_ddpo.py")
+    command = [torch_python, runner, f"--checkout={checkout}", f"--csv={csv}", f"--batch_size={batch_size}"]
+    run = subprocess.run(command + [f"--warmup={warmup}", f"--steps={steps}"], capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"The official DDPO code failed ({' '.join(command)}):\n{run.stderr[-3000:]}")
+    return json.loads(run.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -218,6 +255,14 @@ def main():
     parser.add_argument(
         "--cache", action="store_true", help="Parse the records once into memory first (trainer.task --cache_input)."
     )
+    parser.add_argument(
+        "--official_ddpo",
+        default=None,
+        help="A checkout of https://github.com/TL-UESTC/DDPO: its training rate is timed beside tfcvr's.",
+    )
+    parser.add_argument(
+        "--torch_python", default="python3", help="A Python with PyTorch to run the official code with."
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     names = args.models.split(",") if args.models else [n for n in models.names() if models.get(n).registered_name == n]
@@ -229,6 +274,13 @@ def main():
     schema = aliccp_shaped_schema()
     results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps, args.cache)]
     _emit(results[-1], args.json)
+    official = measure_official_ddpo(
+        args.official_ddpo, args.torch_python, data_dir, args.rows, args.batch_size, args.warmup, args.steps
+    )
+    if isinstance(official, str):
+        print(official, file=sys.stderr, flush=True)
+    else:
+        _emit(official, args.json)
     for name in names:
         results.append(
             measure_model(
@@ -253,6 +305,15 @@ def main():
             f"{results[0]['examples_per_s'] / fastest['examples_per_s']:.1f}x",
             flush=True,
         )
+        slowest = min(results[1:], key=lambda r: r["examples_per_s"])
+        print(
+            f"slowest ({slowest['model']}) / fastest: {slowest['examples_per_s'] / fastest['examples_per_s']:.0%}",
+            flush=True,
+        )
+        ddpo = [r for r in results if r["model"] == "ddpo"]
+        if ddpo and not isinstance(official, str):
+            ratio = ddpo[0]["examples_per_s"] / official["examples_per_s"]
+            print(f"ddpo / official DDPO code: {ratio:.2f}x", flush=True)
 
 
 def _emit(result, as_json):
@@ -261,9 +322,11 @@ def _emit(result, as_json):
     else:
         extra = (
             f"  {result['parameters']:>10,} params, {result['backbone']}/{result['interaction']}, {result['optimizer']}"
-            if "parameters" in result
+            if "backbone" in result
             else ""
         )
+        if "torch" in result:
+            extra = f"  {result['parameters']:>10,} params, torch {result['torch']}, {result['threads']} threads"
         if "cache_fill_s" in result:
             extra = f"  (cache filled in {result['cache_fill_s']} s)"
         print(
