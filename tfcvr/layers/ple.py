@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr.layers.mlp import MLP
+from tfcvr.layers.mmoe import mix_experts
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -105,12 +106,12 @@ class PLE(keras.layers.Layer):
             task_outputs = [_stacked(experts[k], task_inputs[k], training) for k in range(self.num_tasks)]
             shared_outputs = _stacked(experts[self.num_tasks], shared_input, training)
             next_inputs = [
-                _mix(gates[k](task_inputs[k]), keras.ops.concatenate([task_outputs[k], shared_outputs], axis=1))
+                mix_experts(gates[k](task_inputs[k]), keras.ops.concatenate([task_outputs[k], shared_outputs], axis=1))
                 for k in range(self.num_tasks)
             ]
             if level < self.num_levels - 1:
                 every = keras.ops.concatenate([*task_outputs, shared_outputs], axis=1)
-                shared_input = _mix(gates[self.num_tasks](shared_input), every)
+                shared_input = mix_experts(gates[self.num_tasks](shared_input), every)
             task_inputs = next_inputs
         return task_inputs
 
@@ -135,8 +136,3 @@ def _owner(k: int, num_tasks: int) -> str:
 
 def _stacked(experts: list, inputs: tf.Tensor, training: bool | None) -> tf.Tensor:
     return keras.ops.stack([expert(inputs, training=training) for expert in experts], axis=1)
-
-
-def _mix(gate_logits: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:
-    """softmax(gate logits) [batch, experts] times the experts [batch, experts, width] -> [batch, width]."""
-    return keras.ops.einsum("be,bew->bw", keras.ops.softmax(gate_logits, axis=-1), experts)

@@ -150,7 +150,7 @@ class EVI(CounterfactualModel):
             propensity = keras.ops.expand_dims(keras.ops.stop_gradient(ctr), -1)
             width = options.propensity_projection_dim
             projected = keras.layers.Dense(width, name="propensity_projection")(propensity)
-            outer = keras.ops.einsum("bi,bj->bij", spec.embedded, projected)
+            outer = keras.ops.expand_dims(spec.embedded, -1) * keras.ops.expand_dims(projected, 1)  # [b, i, j]
             teacher_input = keras.ops.reshape(outer, (-1, spec.embedded.shape[-1] * width))
         teacher_representation = spec.backbone_layer(1, layer_name="teacher_backbone")(teacher_input)[0]
         teacher_layers = _tower_layers("teacher_cvr", teacher_representation, spec)
