@@ -2,10 +2,11 @@
 
 files -> (seeded) shuffle of shards -> interleave blocks of 1,024 records per
 file -> cut into chunks (a shuffle window of `shuffle_buffer_size` records in
-training, a batch otherwise) -> per chunk: one vectorised permutation (not a
-per-record shuffle buffer), `parse_example` (vectorised over the chunk:
-several times faster than parsing record by record), validate, hash
-categorical values, drop invalid records -> rebatch into batches -> prefetch.
+training, a batch otherwise) -> per chunk: `parse_example` (vectorised over
+the chunk: several times faster than parsing record by record), validate,
+hash categorical values, drop invalid records, one vectorised permutation of
+the parsed rows (not a per-record shuffle buffer) -> rebatch into batches ->
+prefetch.
 
 Parsing a whole shuffle window in one call instead of batch by batch, and
 re-cutting the parsed tensors, costs less CPU per record: fewer, larger ops
@@ -248,7 +249,8 @@ class TFRecordPipeline:
             def model_batch(
                 index: tf.Tensor, serialized: tf.Tensor
             ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-                return self._model_batch(_shuffle_window(index, serialized, seed) if self.shuffle else serialized)
+                batch = self._model_batch(serialized)
+                return _shuffle_window(index, batch, seed) if self.shuffle else batch
 
             chunks = blocks.rebatch(chunk).enumerate().map(model_batch, num_parallel_calls=2, deterministic=True)
             dataset = chunks.rebatch(self.batch_size, drop_remainder=self.drop_remainder)
@@ -343,7 +345,8 @@ class TFRecordPipeline:
     def parse_batch(self, serialized: tf.Tensor, names: tf.Tensor | None = None) -> dict:
         """Parses and validates serialized tf.Examples; `names` label records in errors."""
         parsed = tf.compat.v1.io.parse_example(serialized, self._spec, example_names=names)
-        record_names = names if names is not None else tf.fill(tf.shape(serialized), "<record>")
+        # Without names, one constant: no string per record to build and copy on every batch.
+        record_names = names if names is not None else tf.constant("<record>")
         checks = [self._check_finite(parsed, f.name, record_names) for f in self.schema.numeric]
         click = parsed[self.schema.labels["click"]]
         conversion = parsed[self.schema.labels["conversion"]]
@@ -436,16 +439,29 @@ def _without_autotune(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def _shuffle_window(index, records, seed):
-    """A random permutation of one window of serialized records (seeded by the window's index)."""
+def _shuffle_window(index, batch, seed):
+    """One random permutation (seeded by the window's index) of the rows of every tensor of a parsed window.
+
+    The parsed ids are permuted, not the serialized records: gathering a few
+    int64 columns costs less than copying every record's string.
+    """
+    rows = tf.range(tf.shape(tf.nest.flatten(batch)[0])[0])
     if seed is None:
-        return tf.random.shuffle(records)
-    return tf.random.experimental.stateless_shuffle(records, seed=tf.stack([tf.constant(seed, tf.int64), index]))
+        order = tf.random.shuffle(rows)
+    else:
+        order = tf.random.experimental.stateless_shuffle(rows, seed=tf.stack([tf.constant(seed, tf.int64), index]))
+    return tf.nest.map_structure(lambda column: tf.gather(column, order), batch)
 
 
 def _assert_all(condition: tf.Tensor, message: str, record_names: tf.Tensor):
-    """Fails with `message` and the name of the first record where `condition` is false."""
-    # A sentinel True keeps argmin defined on an empty batch.
-    position = tf.argmin(tf.concat([tf.cast(condition, tf.int32), [1]], axis=0))
-    first_bad = tf.gather(tf.concat([record_names, [""]], axis=0), position)
+    """Fails with `message` and the name of the first record where `condition` is false.
+
+    `record_names`: one name per record, or one scalar name for all.
+    """
+    if record_names.shape.rank == 0:
+        first_bad = record_names
+    else:
+        # A sentinel True keeps argmin defined on an empty batch.
+        position = tf.argmin(tf.concat([tf.cast(condition, tf.int32), [1]], axis=0))
+        first_bad = tf.gather(tf.concat([record_names, [""]], axis=0), position)
     return tf.debugging.Assert(tf.reduce_all(condition), [message, "Name:", first_bad], summarize=1)
