@@ -3,8 +3,6 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.mlp import dense_side_by_side
-
 
 @keras.saving.register_keras_serializable(package="tfcvr")
 class CausalTransfer(keras.layers.Layer):
@@ -43,12 +41,8 @@ class CausalTransfer(keras.layers.Layer):
         # instead of five; contractions as products and sums: as einsum, oneDNN runs them as one tiny matrix
         # product per example.
         key_value = [self.key, self.value]
-        propensity_key, propensity_value = keras.ops.split(
-            dense_side_by_side(propensity_feature, key_value), 2, axis=-1
-        )
-        query, cvr_key, cvr_value = keras.ops.split(
-            dense_side_by_side(cvr_feature, [self.query, *key_value]), 3, axis=-1
-        )
+        propensity_key, propensity_value = _split(_dense(propensity_feature, key_value), 2)
+        query, cvr_key, cvr_value = _split(_dense(cvr_feature, [self.query, *key_value]), 3)
         scores = keras.ops.stack(
             [keras.ops.sum(query * propensity_key, axis=-1), keras.ops.sum(query * cvr_key, axis=-1)], axis=-1
         )
@@ -57,3 +51,14 @@ class CausalTransfer(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return input_shape[1]
+
+
+def _dense(inputs: tf.Tensor, layers: list) -> tf.Tensor:
+    """[inputs @ W_1 + b_1, inputs @ W_2 + b_2, ...] of Dense layers (no activation) as one matrix product."""
+    kernel = keras.ops.concatenate([layer.kernel for layer in layers], axis=-1)
+    bias = keras.ops.concatenate([layer.bias for layer in layers], axis=-1)
+    return keras.ops.matmul(inputs, kernel) + bias
+
+
+def _split(outputs: tf.Tensor, parts: int) -> list:
+    return keras.ops.split(outputs, parts, axis=-1)

@@ -1,4 +1,4 @@
-"""A stack of Dense + ReLU (+ dropout) layers, and several of them run as one (`parallel_mlps`)."""
+"""A stack of Dense + ReLU (+ dropout) layers."""
 
 import keras
 import tensorflow as tf
@@ -64,43 +64,3 @@ class MLP(keras.layers.Layer):
             "dropout": self.dropout,
             "batch_norm": self.batch_norm,
         }
-
-
-def dense_side_by_side(inputs: tf.Tensor, layers: list) -> tf.Tensor:
-    """[inputs @ W_1 + b_1, inputs @ W_2 + b_2, ...] of Dense layers (no activation) as one matrix product.
-
-    The layers keep their own weights (and so their checkpoint paths); one
-    wide product costs less than several narrow ones on CPU.
-    """
-    kernel = keras.ops.concatenate([layer.kernel for layer in layers], axis=-1)
-    bias = keras.ops.concatenate([layer.bias for layer in layers], axis=-1)
-    return keras.ops.matmul(inputs, kernel) + bias
-
-
-def parallel_mlps(mlps: list, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
-    """The MLPs' outputs on one input, stacked: [batch, len(mlps), width].
-
-    MLPs of the same widths without batch normalisation (experts of MMoE and
-    PLE) run together: their first layers as one matrix product
-    (`dense_side_by_side`), each later layer as one batched product of their
-    stacked kernels, each with its own weights; the first MLP's dropout masks
-    the stacked activations (the same rate, fresh noise per unit). Otherwise
-    each MLP runs on its own.
-    """
-    first = mlps[0]
-    alike = all(mlp.units == first.units and mlp.dropout == first.dropout for mlp in mlps)
-    if len(mlps) == 1 or not alike or first.batch_norm or not first.units or len(inputs.shape) != 2:
-        return keras.ops.stack([mlp(inputs, training=training) for mlp in mlps], axis=1)
-    x = keras.ops.relu(dense_side_by_side(inputs, [mlp.dense_layers[0] for mlp in mlps]))
-    x = _dropout(first, x, training)
-    x = keras.ops.transpose(keras.ops.reshape(x, (-1, len(mlps), first.units[0])), (1, 0, 2))  # [mlps, batch, width]
-    for index in range(1, len(first.units)):
-        layers = [mlp.dense_layers[index] for mlp in mlps]
-        kernels = tf.stack([tf.convert_to_tensor(layer.kernel) for layer in layers])  # [mlps, in, out]
-        biases = tf.stack([tf.convert_to_tensor(layer.bias) for layer in layers])[:, None, :]
-        x = _dropout(first, keras.ops.relu(keras.ops.matmul(x, kernels) + biases), training)
-    return keras.ops.transpose(x, (1, 0, 2))
-
-
-def _dropout(mlp: MLP, x: tf.Tensor, training: bool | None) -> tf.Tensor:
-    return x if mlp.dropout_layer is None else mlp.dropout_layer(x, training=training)

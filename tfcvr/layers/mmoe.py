@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.mlp import MLP, dense_side_by_side, parallel_mlps
+from tfcvr.layers.mlp import MLP
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -45,9 +45,9 @@ class MMoE(keras.layers.Layer):
             gate.build(input_shape)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
-        experts = parallel_mlps(self.experts, inputs, training)  # [batch, num_experts, width]
-        gate_logits = keras.ops.split(dense_side_by_side(inputs, self.gates), self.num_tasks, axis=-1)
-        return [mix_experts(logits, experts) for logits in gate_logits]
+        # [batch, num_experts, width]
+        experts = keras.ops.stack([expert(inputs, training=training) for expert in self.experts], axis=1)
+        return [mix_experts(gate(inputs), experts) for gate in self.gates]
 
     def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
         return [tuple(input_shape[:-1]) + (self.expert_units[-1],)] * self.num_tasks
