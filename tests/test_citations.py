@@ -26,6 +26,7 @@ REFERENCES = {
     "AAAI 2025": "https://arxiv.org/abs/2502.15687",  # Fei et al., EVI
     "WSDM 2026": "https://arxiv.org/abs/2502.08277",  # Cheng et al., ChorusCVR
     "ICML 2015": "https://arxiv.org/abs/1409.7495",  # Ganin and Lempitsky, gradient reversal
+    "ICLR 2015": "https://arxiv.org/abs/1412.6980",  # Kingma and Ba, Adam
     "ICLR 2017": "https://arxiv.org/abs/1608.03983",  # Loshchilov and Hutter, SGDR
     "Political Analysis 2001": "https://doi.org/10.1093/oxfordjournals.pan.a004868",  # King and Zeng
 }
