@@ -209,28 +209,50 @@ def measure_model(
     }
 
 
-def measure_official_ddpo(checkout, torch_python, data_dir, rows, batch_size, warmup, steps) -> dict | str:
-    """The official DDPO code's row (benchmarks/official_ddpo.py in `torch_python`), or why its column is skipped."""
+def measure_official_ddpo(checkout, torch_python, files, schema, rows, batch_size, warmup, steps) -> dict | str:
+    """The official DDPO code's row (benchmarks/official_ddpo.py in `torch_python`), or why its column is skipped.
+
+    The checkout's code needs PyTorch, pandas, scikit-learn and tqdm in
+    `torch_python`; it reads the same rows as `files` from a CSV written next
+    to them (a local folder). A failure of that code is reported as the
+    reason the column is skipped, so the tfcvr rows of the run are kept.
+    """
     skipped = "official DDPO column skipped: "
     if not checkout:
         return skipped + "--official_ddpo=<a checkout of https://github.com/TL-UESTC/DDPO> not given"
     if not os.path.isfile(os.path.join(checkout, "main.py")):
         return skipped + f"--official_ddpo={checkout} has no main.py (expected a checkout of TL-UESTC/DDPO)"
+    needs = "torch, pandas, sklearn, tqdm"
     try:
-        probe = subprocess.run([torch_python, "-c", "import torch"], capture_output=True, text=True)
-    except OSError as error:
+        probe = subprocess.run([torch_python, "-c", f"import {needs}"], capture_output=True, text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as error:
         return skipped + f"--torch_python={torch_python} cannot run ({error})"
     if probe.returncode:
-        return skipped + f"--torch_python={torch_python} cannot import torch ({probe.stderr.strip().splitlines()[-1]})"
-    csv = os.path.join(data_dir, f"official_ddpo-{rows}.csv")
+        return skipped + f"--torch_python={torch_python} cannot import {needs} ({_last_line(probe.stderr)})"
+    folder = os.path.dirname(files)
+    if "://" in folder:
+        return skipped + f"its CSV must be written to a local folder; --data_dir={folder} is not one"
+    written = TFRecordPipeline(files, schema, batch_size).record_count()
+    if written != rows:
+        return skipped + f"{files} holds {written} records, not --rows={rows}: its CSV would not be the same rows"
+    csv = os.path.join(folder, f"official_ddpo-{rows}.csv")
     if not os.path.isfile(csv):
         write_official_csv(csv, rows)
     runner = os.path.join(os.path.dirname(os.path.abspath(__file__)), "official_ddpo.py")
     command = [torch_python, runner, f"--checkout={checkout}", f"--csv={csv}", f"--batch_size={batch_size}"]
-    run = subprocess.run(command + [f"--warmup={warmup}", f"--steps={steps}"], capture_output=True, text=True)
-    if run.returncode:
-        raise RuntimeError(f"The official DDPO code failed ({' '.join(command)}):\n{run.stderr[-3000:]}")
+    command += [f"--warmup={warmup}", f"--steps={steps}"]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        return skipped + f"the official code did not finish within an hour ({' '.join(command)})"
+    if run.returncode or not run.stdout.strip():
+        return skipped + f"the official code failed ({' '.join(command)}):\n{run.stderr[-3000:]}"
     return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no message"
 
 
 def main():
@@ -275,7 +297,7 @@ def main():
     results = [measure_input(files, schema, args.batch_size, args.warmup, args.steps, args.cache)]
     _emit(results[-1], args.json)
     official = measure_official_ddpo(
-        args.official_ddpo, args.torch_python, data_dir, args.rows, args.batch_size, args.warmup, args.steps
+        args.official_ddpo, args.torch_python, files, schema, args.rows, args.batch_size, args.warmup, args.steps
     )
     if isinstance(official, str):
         print(official, file=sys.stderr, flush=True)

@@ -15,8 +15,10 @@ import step_times  # noqa: E402
 import throughput  # noqa: E402
 
 
-def _measure(checkout, torch_python, tmp_path):
-    return throughput.measure_official_ddpo(checkout, torch_python, str(tmp_path), 10, 4, 1, 2)
+def _measure(checkout, torch_python, tmp_path, rows=10):
+    files = str(tmp_path / "train-*.tfrecord")
+    schema = throughput.aliccp_shaped_schema()
+    return throughput.measure_official_ddpo(checkout, torch_python, files, schema, rows, 4, 1, 2)
 
 
 def test_official_column_says_why_it_is_skipped(tmp_path):
@@ -32,8 +34,21 @@ def test_official_column_says_why_it_is_skipped(tmp_path):
     no_torch.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'torch'\" >&2\nexit 1\n")
     no_torch.chmod(no_torch.stat().st_mode | stat.S_IEXEC)
     message = _measure(str(checkout), str(no_torch), tmp_path)
-    assert message.endswith("cannot import torch (ModuleNotFoundError: No module named 'torch')")
+    assert message.endswith("cannot import torch, pandas, sklearn, tqdm (ModuleNotFoundError: No module named 'torch')")
+    silent = tmp_path / "python-that-fails-silently"
+    silent.write_text("#!/bin/sh\nexit 1\n")
+    silent.chmod(silent.stat().st_mode | stat.S_IEXEC)
+    assert _measure(str(checkout), str(silent), tmp_path).endswith("(no message)")
+    # A "Python" whose imports succeed and whose run of the official code fails.
+    failing = tmp_path / "python-whose-run-fails"
+    failing.write_text('#!/bin/sh\n[ "$1" = "-c" ] && exit 0\necho "Traceback: boom" >&2\nexit 3\n')
+    failing.chmod(failing.stat().st_mode | stat.S_IEXEC)
+    throughput.write_data(str(tmp_path), rows=12, num_shards=2)  # the TFRecords must hold --rows records
+    assert "holds 12 records, not --rows=10" in _measure(str(checkout), str(failing), tmp_path)
     assert not list(tmp_path.glob("*.csv"))  # nothing written for a column that is skipped
+    message = _measure(str(checkout), str(failing), tmp_path, rows=12)
+    assert "the official code failed" in message and message.endswith("Traceback: boom\n")
+    assert (tmp_path / "official_ddpo-12.csv").is_file()
 
 
 def test_official_csv_holds_the_tfrecords_rows_in_its_column_order(tmp_path):

@@ -150,8 +150,8 @@ class OptimizationConfig(_Section):
     learning_rate: float = _field(1e-3, "Learning rate of every optimizer.")
     optimizer: str = _field(
         "adam",
-        "adam: Adam on the summed gradient, as the papers' PyTorch code (TensorFlow's fused kernel); lazy_adam: "
-        "Adam that updates only the embedding rows a batch looks up.",
+        "adam: dense Adam on the summed gradient, as the papers' PyTorch code (TensorFlow's fused kernel); "
+        "lazy_adam: Adam that updates only the embedding rows a batch looks up.",
         choices=sorted(optimizers.OPTIMIZERS),
     )
     learning_rate_schedule: str = _field(

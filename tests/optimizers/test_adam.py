@@ -12,6 +12,7 @@ import tensorflow as tf
 from tests.conftest import TINY_SCHEMA
 from tfcvr import models
 from tfcvr.optimizers import Adam, make_optimizer
+from tfcvr.optimizers.adam import has_handle
 
 LEARNING_RATE = 0.1
 REPO = Path(__file__).resolve().parents[2]
@@ -134,3 +135,11 @@ def test_mirrored_replicas_update_their_own_copies(tmp_path):
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
+
+
+def test_a_variable_split_across_parameter_servers_takes_keras_update():
+    from tensorflow.python.distribute.sharded_variable import ShardedVariable  # what a split table becomes
+
+    sharded = ShardedVariable([tf.Variable(tf.zeros((2, 3))), tf.Variable(tf.zeros((2, 3)))])
+    assert not has_handle(sharded)  # no single handle for the fused kernel
+    assert has_handle(tf.Variable(1.0)) and has_handle(keras.Variable(1.0))

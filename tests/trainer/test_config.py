@@ -23,8 +23,8 @@ def test_every_flag_has_its_section_default_and_help():
     assert values["epochs"].default == 1 and values["learning_rate"].default == 1e-3
     assert (
         values["optimizer"].help
-        == "<adam|lazy_adam>: adam: Adam on the summed gradient, as the papers' PyTorch code (TensorFlow's fused "
-        "kernel); lazy_adam: Adam that updates only the embedding rows a batch looks up."
+        == "<adam|lazy_adam>: adam: dense Adam on the summed gradient, as the papers' PyTorch code (TensorFlow's "
+        "fused kernel); lazy_adam: Adam that updates only the embedding rows a batch looks up."
     )
     section = config_lib.section_from_flags(config_lib.ArchitectureConfig, values)
     assert section == config_lib.ArchitectureConfig()  # one default per setting, the dataclass's

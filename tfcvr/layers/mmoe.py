@@ -66,6 +66,6 @@ def mix_experts(gate_logits: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:
     """softmax(gate logits) [batch, experts] times the experts [batch, experts, width] -> [batch, width].
 
     A broadcast product and a sum, not an einsum: on CPU oneDNN runs that
-    einsum as one tiny matrix product per example, several times slower.
+    einsum as one tiny matrix product per example, which is slower.
     """
     return keras.ops.sum(keras.ops.expand_dims(keras.ops.softmax(gate_logits, axis=-1), -1) * experts, axis=1)
