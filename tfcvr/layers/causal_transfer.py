@@ -41,8 +41,8 @@ class CausalTransfer(keras.layers.Layer):
         # instead of five; contractions as products and sums: as einsum, oneDNN runs them as one tiny matrix
         # product per example.
         key_value = [self.key, self.value]
-        propensity_key, propensity_value = _split(_dense(propensity_feature, key_value), 2)
-        query, cvr_key, cvr_value = _split(_dense(cvr_feature, [self.query, *key_value]), 3)
+        propensity_key, propensity_value = keras.ops.split(_dense(propensity_feature, key_value), 2, axis=-1)
+        query, cvr_key, cvr_value = keras.ops.split(_dense(cvr_feature, [self.query, *key_value]), 3, axis=-1)
         scores = keras.ops.stack(
             [keras.ops.sum(query * propensity_key, axis=-1), keras.ops.sum(query * cvr_key, axis=-1)], axis=-1
         )
@@ -58,7 +58,3 @@ def _dense(inputs: tf.Tensor, layers: list) -> tf.Tensor:
     kernel = keras.ops.concatenate([layer.kernel for layer in layers], axis=-1)
     bias = keras.ops.concatenate([layer.bias for layer in layers], axis=-1)
     return keras.ops.matmul(inputs, kernel) + bias
-
-
-def _split(outputs: tf.Tensor, parts: int) -> list:
-    return keras.ops.split(outputs, parts, axis=-1)

@@ -45,8 +45,7 @@ class MMoE(keras.layers.Layer):
             gate.build(input_shape)
 
     def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
-        # [batch, num_experts, width]
-        experts = keras.ops.stack([expert(inputs, training=training) for expert in self.experts], axis=1)
+        experts = stack_experts(self.experts, inputs, training)
         return [mix_experts(gate(inputs), experts) for gate in self.gates]
 
     def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
@@ -60,6 +59,11 @@ class MMoE(keras.layers.Layer):
             "expert_units": list(self.expert_units),
             "dropout": self.dropout,
         }
+
+
+def stack_experts(experts: list, inputs: tf.Tensor, training: bool | None) -> tf.Tensor:
+    """Each expert on `inputs`, stacked: [batch, experts, width]."""
+    return keras.ops.stack([expert(inputs, training=training) for expert in experts], axis=1)
 
 
 def mix_experts(gate_logits: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:

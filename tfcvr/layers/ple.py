@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr.layers.mlp import MLP
-from tfcvr.layers.mmoe import mix_experts
+from tfcvr.layers.mmoe import mix_experts, stack_experts
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -103,8 +103,8 @@ class PLE(keras.layers.Layer):
         for level in range(self.num_levels):
             experts, gates = self.experts[level], self.gates[level]
             # [batch, experts, width] per owner: each task's experts read that task's input, the shared ones the shared.
-            task_outputs = [_stacked(experts[k], task_inputs[k], training) for k in range(self.num_tasks)]
-            shared_outputs = _stacked(experts[self.num_tasks], shared_input, training)
+            task_outputs = [stack_experts(experts[k], task_inputs[k], training) for k in range(self.num_tasks)]
+            shared_outputs = stack_experts(experts[self.num_tasks], shared_input, training)
             next_inputs = [
                 mix_experts(gates[k](task_inputs[k]), keras.ops.concatenate([task_outputs[k], shared_outputs], axis=1))
                 for k in range(self.num_tasks)
@@ -132,7 +132,3 @@ class PLE(keras.layers.Layer):
 
 def _owner(k: int, num_tasks: int) -> str:
     return "shared" if k == num_tasks else f"task_{k}"
-
-
-def _stacked(experts: list, inputs: tf.Tensor, training: bool | None) -> tf.Tensor:
-    return keras.ops.stack([expert(inputs, training=training) for expert in experts], axis=1)

@@ -47,8 +47,8 @@ class Adam(keras.optimizers.Adam):
         self, gradient: tf.Tensor | tf.IndexedSlices, variable: keras.Variable, learning_rate: float | tf.Tensor
     ) -> None:
         index = self._get_variable_index(variable)
-        slots = [variable, self._momentums[index], self._velocities[index]]
-        if self.amsgrad or not all(has_handle(slot) for slot in slots):
+        m, v = self._momentums[index], self._velocities[index]
+        if self.amsgrad or not all(has_handle(x) for x in (variable, m, v)):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
         beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
@@ -56,8 +56,8 @@ class Adam(keras.optimizers.Adam):
         # Inside the strategy's update call a mirrored variable's handle is this replica's copy.
         tf.raw_ops.ResourceApplyAdam(
             var=_handle(variable),
-            m=_handle(self._momentums[index]),
-            v=_handle(self._velocities[index]),
+            m=_handle(m),
+            v=_handle(v),
             beta1_power=tf.pow(beta_1, local_step),
             beta2_power=tf.pow(beta_2, local_step),
             lr=tf.cast(learning_rate, dtype),
