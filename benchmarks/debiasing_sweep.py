@@ -30,6 +30,7 @@ methods. docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the
 
 import argparse
 import atexit
+import contextlib
 import dataclasses
 import json
 import math
@@ -109,10 +110,10 @@ def calibration_bound(positives: float) -> float:
     return max(CALIBRATION_TOLERANCE, 2.0 / math.sqrt(positives)) if positives > 0 else math.inf
 
 
-def calibration_table(results: dict) -> str:
+def calibration_table(results: dict, served: str) -> str:
     """Per method: the range over runs of Σ pCTR / clicks and Σ pCTCVR / conversions; ✓ when all are within bound."""
     lines = [
-        "Calibration over all test impressions (every run within ±5% or 2/√positives): ✓ meets, ✗ fails",
+        f"Calibration over all test impressions, {served} (every run within ±5% or 2/√positives): ✓ meets, ✗ fails",
         "",
         "| method | Σ pCTR / clicks | Σ pCTCVR / conversions | oracle pCTR | oracle pCTCVR | calibrated |",
         "|---|---|---|---|---|---|",
@@ -166,8 +167,12 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                 first_epoch = []
 
                 def keep_first_epoch(epoch, model, first_epoch=first_epoch, board=board):
-                    if epoch == 1:
-                        first_epoch.append(board.score_test(model))  # scored once naive's reference is known
+                    if epoch == 1:  # scored once naive's reference is known; training never sees the offsets
+                        with intercept_offsets(model, zero=True):
+                            raw = board.score_test(model)
+                        with intercept_offsets(model):
+                            board.refit_intercepts(model)
+                            first_epoch.append((board.score_test(model), raw))
 
                 try:
                     model, selection, validation = board.train_and_select(
@@ -181,16 +186,19 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
                     for kind in ("first", "selected"):
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
-                        record = _record(world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid)
+                        record = _record(world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid, diverged)
                         write({**record, "diverged": str(e)})
                     continue
                 test = board.score_test(model)
+                with intercept_offsets(model, zero=True):
+                    test_raw = board.score_test(model)
                 if method == debiasing_quality.REFERENCE:
                     reference.update(test=test[0]["ctr"], validation=validation[0]["ctr"])
                 previous[method] = {path: v.numpy() for path, v in model.weights_by_path().items()}
                 epoch = selection["selected_epoch"]
-                first = _metrics(first_epoch[0], reference["test"])
-                write(_record(world, seed, day, method, "first", epochs, rows, settings, 1, first, None))
+                first = _metrics(first_epoch[0][0], reference["test"])
+                first_raw = _metrics(first_epoch[0][1], reference["test"])
+                write(_record(world, seed, day, method, "first", epochs, rows, settings, 1, first, None, first_raw))
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])
                 write(
@@ -206,12 +214,31 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                         epoch,
                         selected,
                         validation_metrics,
+                        _metrics(test_raw, reference["test"]),
                     )
                 )
 
 
-def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation) -> dict:
-    """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's)."""
+@contextlib.contextmanager
+def intercept_offsets(model, zero: bool = False):
+    """Restores `model`'s served intercept offsets on exit (`zero`: serve the heads as trained inside)."""
+    layer = model.get_layer("intercept_calibration")
+    saved = [layer.ctr_offset.numpy(), layer.cvr_offset.numpy()]
+    try:
+        if zero:
+            layer.ctr_offset.assign(0.0)
+            layer.cvr_offset.assign(0.0)
+        yield
+    finally:
+        layer.ctr_offset.assign(saved[0])
+        layer.cvr_offset.assign(saved[1])
+
+
+def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, test_raw) -> dict:
+    """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's).
+
+    `test` as served (intercepts refitted, the library's default), `test_raw` with the heads as trained.
+    """
     return {
         "world": world,
         "seed": seed,
@@ -224,6 +251,7 @@ def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test,
         "epoch": epoch,
         "settings": settings,
         "test": test,
+        "test_raw": test_raw,
         "validation": validation,
     }
 
@@ -268,7 +296,10 @@ def report(lines: list) -> None:
             print()
             print(debiasing_quality.soundness_table(results))
             print()
-            print(calibration_table(results))
+            print(calibration_table(results, "as served (intercepts refitted)"))
+            raw = {m: [latest[(world, day, rows, kind, s, m)].get("test_raw") or {} for s in complete] for m in methods}
+            print()
+            print(calibration_table(raw, "heads as trained (--norefit_intercepts)"))
             if kind == "selected":
                 print()
                 print(debiasing_quality.recommendation_check(results, validation), flush=True)

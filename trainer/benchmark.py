@@ -155,10 +155,14 @@ class Leaderboard:
         )
 
     @functools.cached_property
+    def _unshuffled_train(self) -> pipeline_lib.TFRecordPipeline:
+        return self._pipeline(self.data["train"])
+
+    @functools.cached_property
     def data_statistics(self) -> dict:
         """`numeric_statistics` and `label_rates` of the unshuffled training files: one read for every run."""
         with self._train.named_errors():
-            return statistics.training_statistics(self._pipeline(self.data["train"]).dataset(), self.schema)
+            return statistics.training_statistics(self._unshuffled_train.dataset(), self.schema)
 
     @functools.cached_property
     def steps_per_epoch(self) -> int | None:
@@ -238,7 +242,17 @@ class Leaderboard:
             )
         for path, value in best_weights.items():
             weights[path].assign(value)
-        return model, {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}, best_validation
+        selection = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
+        if self.config.optimization.refit_intercepts:
+            selection["intercepts"] = self.refit_intercepts(model)
+            with valid.named_errors():  # the selected epoch's validation outputs as the refitted model serves them
+                best_validation = metrics_lib.collect_predictions(model, valid.dataset())
+        return model, selection, best_validation
+
+    def refit_intercepts(self, model: models.CVRModel) -> dict:
+        """Refits `model`'s served intercepts on the training files (`tfcvr.models.refit_intercepts`)."""
+        with self._train.named_errors():
+            return models.refit_intercepts(model, self._unshuffled_train.dataset())
 
     def score_test(self, model: models.CVRModel) -> tuple[dict, dict]:
         """(predictions, labels) on the test files: read only after selection."""

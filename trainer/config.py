@@ -163,6 +163,12 @@ class OptimizationConfig(_Section):
     seed: int = _field(
         0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses seed + r - 1)."
     )
+    refit_intercepts: bool = _field(
+        True,
+        "After training, refit the served pCTR and pCVR intercepts (two logit offsets inside the model and its "
+        "export) so that over the training impressions Σ pCTR = clicks and Σ pCTR·pCVR = conversions; training "
+        "itself is unchanged. --norefit_intercepts serves the heads as trained.",
+    )
 
     @property
     def needs_steps_per_epoch(self) -> bool:

@@ -90,6 +90,7 @@ class TrainingData:
     train: pipeline_lib.TFRecordPipeline
     eval: pipeline_lib.TFRecordPipeline
     statistics: dict  # `numeric_statistics` and `label_rates` (tfcvr.data.training_statistics)
+    unshuffled_train: pipeline_lib.TFRecordPipeline  # every training record once, for statistics and the refit
     steps_per_epoch: int | None  # a fixed count (--steps_per_epoch, or common to distributed workers), or None
     epoch_steps: int | None  # the steps of one epoch when known: a learning-rate schedule's period
 
@@ -102,6 +103,7 @@ class Outcome:
     results: dict
     warm_started: dict | None
     global_step: int
+    intercepts: dict | None  # the served intercepts' refit (tfcvr.models.refit_intercepts), None when off
 
 
 def main(argv: list[str]) -> None:
@@ -248,7 +250,16 @@ def _read_data(run: config_lib.TaskConfig, schema: schema_lib.Schema, placement)
         group=schema.group_key is not None,
         skip_corrupt_records=run.data.skip_corrupt_records,
     )
-    return TrainingData(train_files, eval_files, train, eval_pipeline, data_statistics, steps_per_epoch, epoch_steps)
+    return TrainingData(
+        train_files,
+        eval_files,
+        train,
+        eval_pipeline,
+        data_statistics,
+        statistics_pipeline,
+        steps_per_epoch,
+        epoch_steps,
+    )
 
 
 def _epoch_steps(run: config_lib.TaskConfig, train: pipeline_lib.TFRecordPipeline, placement) -> tuple:
@@ -272,15 +283,24 @@ def _epoch_steps(run: config_lib.TaskConfig, train: pipeline_lib.TFRecordPipelin
 
 
 class Evaluator:
-    """Evaluates the served outputs after each epoch of the served stage; `results` holds the latest."""
+    """Evaluates the served outputs after each epoch of the served stage; `results` holds the latest.
 
-    def __init__(self, model, eval_pipeline, served_stage: str, writer):
+    After the last epoch (`total_epochs` across stages) it first refits the served intercepts on
+    `refit_pipeline` (None: no refit), so the final metrics are those of what is exported.
+    """
+
+    def __init__(self, model, eval_pipeline, served_stage: str, writer, total_epochs: int, refit_pipeline=None):
         self.model, self.eval_pipeline, self.served_stage, self.writer = model, eval_pipeline, served_stage, writer
+        self.total_epochs, self.refit_pipeline = total_epochs, refit_pipeline
         self.results: dict | None = None
+        self.intercepts: dict | None = None
 
     def __call__(self, stage: str, epochs_done: int, step: int) -> None:
         if stage != self.served_stage:  # an earlier stage (UKD's teacher) does not train the served outputs
             return
+        if epochs_done == self.total_epochs and self.refit_pipeline is not None:
+            with self.refit_pipeline.named_errors():
+                self.intercepts = models.refit_intercepts(self.model, self.refit_pipeline.dataset())
         with self.eval_pipeline.named_errors():
             self.results = metrics.evaluate(self.model, self.eval_pipeline.dataset())
         if self.writer is not None:
@@ -302,8 +322,10 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
     log_dir = os.environ.get("AIP_TENSORBOARD_LOG_DIR") or os.path.join(setup.model_dir, "logs")
     # TensorBoard runs as Keras lays them out: logs/train (the loop's scalars) and logs/eval (per epoch).
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if placement.is_chief else None
-    served_stage = model.training_stages(run.optimization.epochs)[-1][0]
-    evaluator = Evaluator(model, data.eval, served_stage, writer)
+    stages = model.training_stages(run.optimization.epochs)
+    served_stage, total_epochs = stages[-1][0], sum(epochs for _, epochs in stages)
+    refit = data.unshuffled_train if run.optimization.refit_intercepts else None
+    evaluator = Evaluator(model, data.eval, served_stage, writer, total_epochs, refit)
     loop = TrainingLoop(
         model,
         placement.strategy,
@@ -348,10 +370,10 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
             "Dropped %d training records with conversion=1 and click=0.", data.train.invalid_conversions_dropped
         )
     global_step = int(loop.global_step.numpy())
-    if evaluator.results is None:  # a finished run restarted: no epoch left to train, evaluate now
-        evaluator(served_stage, run.optimization.epochs, global_step)
+    if evaluator.results is None:  # a finished run restarted: no epoch left to train, refit and evaluate now
+        evaluator(served_stage, total_epochs, global_step)
     assert evaluator.results is not None  # the evaluator has just run
-    return Outcome(training, evaluator.results, warm_started, global_step)
+    return Outcome(training, evaluator.results, warm_started, global_step, evaluator.intercepts)
 
 
 def _warm_start(run, model, setup: Setup, placement) -> dict | None:
@@ -391,6 +413,8 @@ def _publish(run, model, setup: Setup, data: TrainingData, outcome: Outcome, pla
     }
     if outcome.warm_started is not None:
         report["warm_start"] = outcome.warm_started
+    if outcome.intercepts is not None:
+        report["refit_intercepts"] = outcome.intercepts
     if run.output.export:
         shared_export_base = run.output.export_base or os.path.join(setup.model_dir, "export")
         export_base = distribution.writable_dir(shared_export_base, placement.strategy)

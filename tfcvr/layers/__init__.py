@@ -7,6 +7,7 @@ from tfcvr.layers.causal_transfer import CausalTransfer
 from tfcvr.layers.feature_embedding import FeatureEmbedding
 from tfcvr.layers.feature_interaction import INTERACTIONS, CrossNetwork, DotInteractionBottom, make_interaction
 from tfcvr.layers.gradient_reversal import GradientReversal
+from tfcvr.layers.intercept_calibration import InterceptCalibration
 from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import MMoE
 from tfcvr.layers.ple import PLE

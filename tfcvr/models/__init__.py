@@ -22,6 +22,7 @@ from tfcvr.models import (
 )
 from tfcvr.models.base import SERVING_OUTPUTS, CVRModel
 from tfcvr.models.counterfactual import CounterfactualModel
+from tfcvr.models.intercepts import refit_intercepts
 from tfcvr.models.registry import alias, get, names, register
 
 alias("joint", "naive")

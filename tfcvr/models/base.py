@@ -49,6 +49,7 @@ from tfcvr.layers import (
     INTERACTIONS,
     MLP,
     FeatureEmbedding,
+    InterceptCalibration,
     SchemaTransform,
     make_backbone,
     make_interaction,
@@ -332,7 +333,7 @@ class CVRModel(keras.Model):
         spec = dataclasses.replace(spec, embedded=self.feature_embedding(spec, name="feature_embedding")(inputs))
         representations = spec.backbone_layer(len(self.task_names))(spec.interact(spec.embedded))
         task_representations = dict(zip(self.task_names, representations))
-        outputs = self.build_outputs(inputs, task_representations, spec)
+        outputs = self.served_calibration(self.build_outputs(inputs, task_representations, spec))
         super().__init__(inputs=inputs, outputs=outputs, name=name or self.registered_name)
         self.schema = schema_obj
         self.architecture = spec
@@ -402,6 +403,16 @@ class CVRModel(keras.Model):
         }
         outputs["ctcvr"] = keras.ops.multiply(outputs["ctr"], outputs["cvr"])
         return outputs
+
+    @staticmethod
+    def served_calibration(outputs: dict) -> dict:
+        """`outputs` with ctr and cvr through the `intercept_calibration` layer, and ctcvr = ctr * cvr of those.
+
+        The layer passes them through in training and shifts their logits by the offsets
+        `tfcvr.models.refit_intercepts` fits after training at inference, for every method alike.
+        """
+        ctr, cvr = InterceptCalibration(name="intercept_calibration")([outputs["ctr"], outputs["cvr"]])
+        return {**outputs, "ctr": ctr, "cvr": cvr, "ctcvr": keras.ops.multiply(ctr, cvr)}
 
     @staticmethod
     def head_initial_logit(task: str, spec: ModelSpec) -> float | None:
