@@ -186,7 +186,9 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
                     for kind in ("first", "selected"):
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
-                        record = _record(world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid, diverged)
+                        record = _record(
+                            world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid, diverged
+                        )
                         write({**record, "diverged": str(e)})
                     continue
                 test = board.score_test(model)

@@ -44,6 +44,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable
+from typing import Any
 
 import keras
 import numpy as np
@@ -242,7 +243,7 @@ class Leaderboard:
             )
         for path, value in best_weights.items():
             weights[path].assign(value)
-        selection = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
+        selection: dict[str, Any] = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
         if self.config.optimization.refit_intercepts:
             selection["intercepts"] = self.refit_intercepts(model)
             with valid.named_errors():  # the selected epoch's validation outputs as the refitted model serves them
