@@ -110,13 +110,26 @@ def calibration_bound(positives: float) -> float:
     return max(CALIBRATION_TOLERANCE, 2.0 / math.sqrt(positives)) if positives > 0 else math.inf
 
 
-def calibration_table(results: dict, served: str) -> str:
-    """Per method: the range over runs of Σ pCTR / clicks and Σ pCTCVR / conversions; ✓ when all are within bound."""
+def calibration_table(results: dict, served: str, training: dict) -> str:
+    """Per method: the range over runs of each total's ratio, ✓ when every run is within its bound.
+
+    Two verdicts. Against the test labels (the issue's): Σ pCTR / clicks and
+    Σ pCTCVR / conversions within ±5% or 2/√(test positives). Against the
+    expected counts (ground truth, no test-label noise): Σ pCTR / Σ true_ctr and
+    Σ pCTCVR / Σ true_ctr·true_cvr within ±5% or 2/√(training positives), the
+    noise of the level any model fitted to the training labels inherits.
+    `training`: per method, per run, the training split's {"clicks",
+    "conversions"} (None where unknown: the expected-count verdict is then
+    "?"). The last column is the truth's own Σ true_ctr·true_cvr / conversions,
+    ✗ where the true probabilities themselves miss the test-label bound.
+    """
     lines = [
-        f"Calibration over all test impressions, {served} (every run within ±5% or 2/√positives): ✓ meets, ✗ fails",
+        f"Calibration over all test impressions, {served}. Test labels: every run within ±5% or "
+        "2/√(test positives); expected counts: within ±5% or 2/√(training positives). ✓ meets, ✗ fails",
         "",
-        "| method | Σ pCTR / clicks | Σ pCTCVR / conversions | oracle pCTR | oracle pCTCVR | calibrated |",
-        "|---|---|---|---|---|---|",
+        "| method | Σ pCTR / clicks | Σ pCTCVR / conversions | calibrated (labels) | Σ pCTR / expected | "
+        "Σ pCTCVR / expected | calibrated (expected) | truth / conversions |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for method, runs in results.items():
         cells, ok = [], True
@@ -124,12 +137,28 @@ def calibration_table(results: dict, served: str) -> str:
             values = [r.get(metric, math.nan) for r in runs]
             within = all(abs(v - 1) <= calibration_bound(r.get(count, 0)) for v, r in zip(values, runs))
             ok &= within
-            cells.append(f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f} {'✓' if within else '✗'}")
-        for metric in ("oracle_ctr_pcoc", "oracle_ctcvr_pcoc"):
+            cells.append(f"{_range(values)} {'✓' if within else '✗'}")
+        cells.append("yes" if ok else "NO")
+        verdict: bool | None = True
+        for metric, count in (("oracle_ctr_pcoc", "clicks"), ("oracle_ctcvr_pcoc", "conversions")):
             values = [r.get(metric, math.nan) for r in runs]
-            cells.append(f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | {'yes' if ok else 'NO'} |")
+            counts = [(t or {}).get(count) for t in training[method]]
+            if any(c is None for c in counts):
+                verdict, mark = None, "?"
+            else:
+                within = all(abs(v - 1) <= calibration_bound(c) for v, c in zip(values, counts))
+                verdict, mark = verdict and within, "✓" if within else "✗"
+            cells.append(f"{_range(values)} {mark}")
+        cells.append("?" if verdict is None else "yes" if verdict else "NO")
+        truth = [r.get("ctcvr_pcoc", math.nan) / r.get("oracle_ctcvr_pcoc", math.nan) for r in runs]
+        truth_within = all(abs(v - 1) <= calibration_bound(r.get("conversions", 0)) for v, r in zip(truth, runs))
+        cells.append(f"{_range(truth)} {'✓' if truth_within else '✗'}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _range(values) -> str:
+    return f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f}"
 
 
 def _config(methods, seed: int, folder: str, epochs: int) -> config_lib.BenchmarkConfig:
@@ -164,7 +193,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
             # naive comes first: its pCTR weighs every method's D-AUC/D-NLL, as on the leaderboard.
             reference = {}
             for method in board.model_names:
-                first_epoch = []
+                run, first_epoch = (world, seed, day, method), []
 
                 def keep_first_epoch(epoch, model, first_epoch=first_epoch, board=board):
                     if epoch == 1:  # scored once naive's reference is known; training never sees the offsets
@@ -186,9 +215,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
                     for kind in ("first", "selected"):
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
-                        record = _record(
-                            world, seed, day, method, kind, epochs, rows, settings, None, diverged, valid, diverged
-                        )
+                        record = _record(*run, kind, epochs, rows, settings, None, diverged, valid, diverged, None)
                         write({**record, "diverged": str(e)})
                     continue
                 test = board.score_test(model)
@@ -200,15 +227,14 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                 epoch = selection["selected_epoch"]
                 first = _metrics(first_epoch[0][0], reference["test"])
                 first_raw = _metrics(first_epoch[0][1], reference["test"])
-                write(_record(world, seed, day, method, "first", epochs, rows, settings, 1, first, None, first_raw))
+                counts = {k: selection["intercepts"][k] for k in ("examples", "clicks", "conversions")}
+                write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_raw, counts))
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])
+                selected_raw = _metrics(test_raw, reference["test"])
                 write(
                     _record(
-                        world,
-                        seed,
-                        day,
-                        method,
+                        *run,
                         "selected",
                         epochs,
                         rows,
@@ -216,7 +242,8 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                         epoch,
                         selected,
                         validation_metrics,
-                        _metrics(test_raw, reference["test"]),
+                        selected_raw,
+                        counts,
                     )
                 )
 
@@ -236,10 +263,11 @@ def intercept_offsets(model, zero: bool = False):
         layer.cvr_offset.assign(saved[1])
 
 
-def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, test_raw) -> dict:
+def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, test_raw, counts) -> dict:
     """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's).
 
-    `test` as served (intercepts refitted, the library's default), `test_raw` with the heads as trained.
+    `test` as served (intercepts refitted, the library's default), `test_raw` with the heads as trained;
+    `counts`: the training split's {"examples", "clicks", "conversions"}.
     """
     return {
         "world": world,
@@ -255,6 +283,7 @@ def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test,
         "test": test,
         "test_raw": test_raw,
         "validation": validation,
+        "training_labels": counts,
     }
 
 
@@ -298,10 +327,13 @@ def report(lines: list) -> None:
             print()
             print(debiasing_quality.soundness_table(results))
             print()
-            print(calibration_table(results, "as served (intercepts refitted)"))
+            training = {
+                m: [latest[(world, day, rows, kind, s, m)].get("training_labels") for s in complete] for m in methods
+            }
+            print(calibration_table(results, "as served (intercepts refitted)", training))
             raw = {m: [latest[(world, day, rows, kind, s, m)].get("test_raw") or {} for s in complete] for m in methods}
             print()
-            print(calibration_table(raw, "heads as trained (--norefit_intercepts)"))
+            print(calibration_table(raw, "heads as trained (--norefit_intercepts)", training))
             if kind == "selected":
                 print()
                 print(debiasing_quality.recommendation_check(results, validation), flush=True)

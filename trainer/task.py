@@ -301,6 +301,11 @@ class Evaluator:
         if epochs_done == self.total_epochs and self.refit_pipeline is not None:
             with self.refit_pipeline.named_errors():
                 self.intercepts = models.refit_intercepts(self.model, self.refit_pipeline.dataset())
+            logging.info(
+                "Served intercepts refitted on %d training impressions (%d clicks, %d conversions): "
+                "ctr logit %+.4f, cvr logit %+.4f.",
+                *(self.intercepts[k] for k in ("examples", "clicks", "conversions", "ctr_offset", "cvr_offset")),
+            )
         with self.eval_pipeline.named_errors():
             self.results = metrics.evaluate(self.model, self.eval_pipeline.dataset())
         if self.writer is not None:

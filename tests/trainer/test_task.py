@@ -42,6 +42,11 @@ def test_end_to_end_on_the_simulator(tmp_path):
     report = json.loads((model_dir / "metrics.json").read_text())
     assert report["model"] == "naive" and report["training"]["steps"] == 20
     assert report["metrics"]["impressions"] == 600
+    # The served intercepts were refitted on the 2,400 training impressions before the last evaluation and export.
+    refit = report["refit_intercepts"]
+    assert refit["examples"] == 2400 and 0 < refit["conversions"] < refit["clicks"] < 2400
+    assert "Served intercepts refitted on 2400 training impressions" in result.stderr
+    assert result.stderr.index("Served intercepts refitted") < result.stderr.index("Evaluated after epoch 2")
     versions = os.listdir(model_dir / "export")
     assert len(versions) == 1 and versions[0].isdigit()
     assert "serving_default" in tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures
@@ -79,9 +84,11 @@ def test_train_files_flags(simulated, tmp_path):
         "--epochs=1",
         "--batch_size=512",
         "--noexport",
+        "--norefit_intercepts",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "metrics.json").read_text())["training"]["steps"] == 5
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert report["training"]["steps"] == 5 and "refit_intercepts" not in report
 
 
 def test_ple_with_a_feature_interaction_trains_warm_starts_and_guards_its_folder(simulated, tmp_path):

@@ -15,7 +15,6 @@ held-out calibration further from the truth than no refit at all
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 from scipy import optimize, special
 
 from tfcvr.layers.intercept_calibration import EPSILON, InterceptCalibration
@@ -57,15 +56,6 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset) -> dict:
         raise
     layer.ctr_offset.assign(ctr_offset)
     layer.cvr_offset.assign(cvr_offset)
-    logging.info(
-        "Served intercepts refitted on %d training impressions (%d clicks, %d conversions): "
-        "ctr logit %+.4f, cvr logit %+.4f.",
-        counts["examples"],
-        counts["clicks"],
-        counts["conversions"],
-        ctr_offset,
-        cvr_offset,
-    )
     return {"ctr_offset": ctr_offset, "cvr_offset": cvr_offset, **counts}
 
 

@@ -1,0 +1,115 @@
+import math
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import TINY_SCHEMA, small_model, tiny_row, write_rows
+from tfcvr import export, metrics, models
+from tfcvr.data import TFRecordPipeline, example_writer
+from tfcvr.data import schema as schema_lib
+from tfcvr.models import intercepts
+
+
+def _offsets(model):
+    layer = model.get_layer("intercept_calibration")
+    return float(layer.ctr_offset.numpy()), float(layer.cvr_offset.numpy())
+
+
+def test_solve_matches_the_closed_form_of_constant_predictions():
+    # pCTR 0.1 everywhere, 20% clicked: a = logit(0.2) - logit(0.1). Then Σ 0.2·σ(logit 0.5 + b) = 4 conversions
+    # over 100 impressions: σ(b) = 0.2, b = logit(0.2).
+    predictions = {"ctr": np.full(100, 0.1, np.float32), "cvr": np.full(100, 0.5, np.float32)}
+    click = np.array([1] * 20 + [0] * 80)
+    conversion = np.array([1] * 4 + [0] * 96)
+    a, b, counts = intercepts._solve(predictions, {"click": click, "conversion": conversion})
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    assert a == pytest.approx(logit(0.2) - logit(0.1), abs=1e-7)
+    assert b == pytest.approx(logit(0.2), abs=1e-7)
+    assert counts == {"examples": 100, "clicks": 20, "conversions": 4}
+
+
+def test_conversions_without_a_click_do_not_count():
+    predictions = {"ctr": np.full(4, 0.5, np.float32), "cvr": np.full(4, 0.5, np.float32)}
+    _, _, counts = intercepts._solve(
+        predictions, {"click": np.array([1, 1, 0, 0]), "conversion": np.array([1, 0, 1, 0])}
+    )
+    assert counts["conversions"] == 1
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("intercepts")
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(600):
+        click = int(rng.random() < 0.3)
+        rows.append(
+            tiny_row(
+                user_id=i % 40,
+                item_cat=f"c{i % 7}",
+                price=float(i % 5),
+                click=click,
+                conversion=int(click and rng.random() < 0.4),
+            )
+        )
+    path = write_rows(folder / "train.tfrecord", rows)
+    schema = schema_lib.Schema.from_dict(TINY_SCHEMA)
+    keras.utils.set_random_seed(0)
+    model = small_model("escm2_ipw")
+    for batch in TFRecordPipeline(path, schema, 64, shuffle=True, seed=0).dataset():
+        model.train_step(batch)
+    return model, schema, path, rows, folder
+
+
+def test_refit_matches_the_label_counts_and_replaces_earlier_offsets(trained):
+    model, schema, path, rows, _ = trained
+    data = TFRecordPipeline(path, schema, 64).dataset()
+    features = next(iter(data))[0]
+    as_trained = model(features, training=True)
+    fit = models.refit_intercepts(model, data)
+    clicks = sum(r["click"] for r in rows)
+    conversions = sum(r["click"] * r["conversion"] for r in rows)
+    assert (fit["examples"], fit["clicks"], fit["conversions"]) == (600, clicks, conversions)
+    assert (fit["ctr_offset"], fit["cvr_offset"]) == pytest.approx(_offsets(model))
+    served, _ = metrics.collect_predictions(model, data)
+    assert served["ctr"].sum() == pytest.approx(clicks, rel=1e-4)
+    assert served["ctcvr"].sum() == pytest.approx(conversions, rel=1e-4)
+    np.testing.assert_allclose(served["ctcvr"], served["ctr"] * served["cvr"], rtol=1e-6)
+    # The objective's view is untouched.
+    for key in ("ctr", "cvr", "ctcvr"):
+        np.testing.assert_array_equal(model(features, training=True)[key], as_trained[key])
+    # Solved from the heads, not from the served outputs: a second refit finds the same offsets.
+    again = models.refit_intercepts(model, data)
+    assert (again["ctr_offset"], again["cvr_offset"]) == pytest.approx((fit["ctr_offset"], fit["cvr_offset"]))
+
+
+def test_undetermined_offsets_raise_and_leave_the_model_as_it_was(trained):
+    model, schema, _, _, folder = trained
+    model.get_layer("intercept_calibration").ctr_offset.assign(0.5)
+    before = _offsets(model)
+    no_conversion = write_rows(folder / "none.tfrecord", [tiny_row(click=i % 2, conversion=0) for i in range(8)])
+    with pytest.raises(ValueError, match=r"8 impressions, 4 clicks and 0 conversions.*--norefit_intercepts"):
+        models.refit_intercepts(model, TFRecordPipeline(no_conversion, schema, 4).dataset())
+    assert _offsets(model) == before
+
+
+def test_the_export_and_a_saved_model_serve_the_refitted_outputs(trained):
+    model, schema, path, rows, folder = trained
+    data = TFRecordPipeline(path, schema, 64).dataset()
+    models.refit_intercepts(model, data)
+    assert all(abs(offset) > 1e-4 for offset in _offsets(model))  # a refit that moved both
+    features = next(iter(data))[0]
+    expected = model(features)
+    exported = export.export_for_serving(model, schema, str(folder / "export"), version=1)
+    served = tf.saved_model.load(exported).signatures["serving_default"](
+        examples=tf.constant([example_writer.to_example(r).SerializeToString() for r in rows[:64]])
+    )
+    for key in ("ctr", "cvr", "ctcvr"):
+        np.testing.assert_allclose(served[key].numpy(), expected[key].numpy(), rtol=1e-5)
+    model.save(os.path.join(folder, "model.keras"))
+    loaded = keras.models.load_model(os.path.join(folder, "model.keras"))
+    assert _offsets(loaded) == pytest.approx(_offsets(model))
+    np.testing.assert_allclose(loaded(features)["ctcvr"].numpy(), expected["ctcvr"].numpy(), rtol=1e-6)
