@@ -101,6 +101,7 @@ MODES = {
         day_worlds=("low_ctr",),
     ),
 }
+DEFAULT_REFIT = config_lib.OptimizationConfig().refit_intercepts
 # Σ prediction / Σ label over all test impressions: within this, or two standard errors of the label count.
 CALIBRATION_TOLERANCE = 0.05
 
@@ -197,11 +198,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
 
                 def keep_first_epoch(epoch, model, first_epoch=first_epoch, board=board):
                     if epoch == 1:  # scored once naive's reference is known; training never sees the offsets
-                        with intercept_offsets(model, zero=True):
-                            raw = board.score_test(model)
-                        with intercept_offsets(model):
-                            board.refit_intercepts(model)
-                            first_epoch.append((board.score_test(model), raw))
+                        first_epoch.append(served_variants(board, model, refit=True))
 
                 try:
                     model, selection, validation = board.train_and_select(
@@ -215,23 +212,32 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
                     for kind in ("first", "selected"):
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
-                        record = _record(*run, kind, epochs, rows, settings, None, diverged, valid, diverged, None)
+                        record = _record(
+                            *run,
+                            kind,
+                            epochs,
+                            rows,
+                            settings,
+                            None,
+                            diverged,
+                            valid,
+                            {"raw": diverged, "ctcvr": diverged},
+                            None,
+                        )
                         write({**record, "diverged": str(e)})
                     continue
-                test = board.score_test(model)
-                with intercept_offsets(model, zero=True):
-                    test_raw = board.score_test(model)
+                test, variants = served_variants(board, model, refit=False)
                 if method == debiasing_quality.REFERENCE:
                     reference.update(test=test[0]["ctr"], validation=validation[0]["ctr"])
                 previous[method] = {path: v.numpy() for path, v in model.weights_by_path().items()}
                 epoch = selection["selected_epoch"]
                 first = _metrics(first_epoch[0][0], reference["test"])
-                first_raw = _metrics(first_epoch[0][1], reference["test"])
+                first_variants = {k: _metrics(v, reference["test"]) for k, v in first_epoch[0][1].items()}
                 counts = {k: selection["intercepts"][k] for k in ("examples", "clicks", "conversions")}
-                write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_raw, counts))
+                write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_variants, counts))
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])
-                selected_raw = _metrics(test_raw, reference["test"])
+                selected_variants = {k: _metrics(v, reference["test"]) for k, v in variants.items()}
                 write(
                     _record(
                         *run,
@@ -242,10 +248,28 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                         epoch,
                         selected,
                         validation_metrics,
-                        selected_raw,
+                        selected_variants,
                         counts,
                     )
                 )
+
+
+def served_variants(board, model, refit: bool) -> tuple:
+    """(test scores as the library serves by default, {variant: test scores}) of `model`, its offsets left as found.
+
+    Variants: "raw" (the heads as trained, `--refit_intercepts=none`) and "ctcvr" (`--refit_intercepts=ctcvr`).
+    `refit`: refit the default's offsets first (the first epoch; after selection the leaderboard has).
+    """
+    with intercept_offsets(model):
+        if refit:
+            board.refit_intercepts(model, DEFAULT_REFIT)
+        served = board.score_test(model)
+    with intercept_offsets(model, zero=True):
+        variants = {"raw": board.score_test(model)}
+    with intercept_offsets(model):
+        board.refit_intercepts(model, "ctcvr")
+        variants["ctcvr"] = board.score_test(model)
+    return served, variants
 
 
 @contextlib.contextmanager
@@ -263,10 +287,10 @@ def intercept_offsets(model, zero: bool = False):
         layer.cvr_offset.assign(saved[1])
 
 
-def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, test_raw, counts) -> dict:
+def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, variants, counts) -> dict:
     """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's).
 
-    `test` as served (intercepts refitted, the library's default), `test_raw` with the heads as trained;
+    `test` as served by default (`DEFAULT_REFIT`), `variants` {"raw", "ctcvr"} the other refits' test metrics;
     `counts`: the training split's {"examples", "clicks", "conversions"}.
     """
     return {
@@ -281,7 +305,7 @@ def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test,
         "epoch": epoch,
         "settings": settings,
         "test": test,
-        "test_raw": test_raw,
+        **{f"test_{name}": scored for name, scored in (variants or {}).items()},
         "validation": validation,
         "training_labels": counts,
     }
@@ -330,10 +354,14 @@ def report(lines: list) -> None:
             training = {
                 m: [latest[(world, day, rows, kind, s, m)].get("training_labels") for s in complete] for m in methods
             }
-            print(calibration_table(results, "as served (intercepts refitted)", training))
-            raw = {m: [latest[(world, day, rows, kind, s, m)].get("test_raw") or {} for s in complete] for m in methods}
-            print()
-            print(calibration_table(raw, "heads as trained (--norefit_intercepts)", training))
+            print(calibration_table(results, f"as served (--refit_intercepts={DEFAULT_REFIT})", training))
+            for variant, flag in (("ctcvr", "ctcvr"), ("raw", "none")):
+                scored = {
+                    m: [latest[(world, day, rows, kind, s, m)].get(f"test_{variant}") or {} for s in complete]
+                    for m in methods
+                }
+                print()
+                print(calibration_table(scored, f"--refit_intercepts={flag}", training))
             if kind == "selected":
                 print()
                 print(debiasing_quality.recommendation_check(results, validation), flush=True)

@@ -244,16 +244,16 @@ class Leaderboard:
         for path, value in best_weights.items():
             weights[path].assign(value)
         selection: dict[str, Any] = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
-        if self.config.optimization.refit_intercepts:
-            selection["intercepts"] = self.refit_intercepts(model)
+        if self.config.optimization.refit_intercepts != "none":
+            selection["intercepts"] = self.refit_intercepts(model, self.config.optimization.refit_intercepts)
             with valid.named_errors():  # the selected epoch's validation outputs as the refitted model serves them
                 best_validation = metrics_lib.collect_predictions(model, valid.dataset())
         return model, selection, best_validation
 
-    def refit_intercepts(self, model: models.CVRModel) -> dict:
-        """Refits `model`'s served intercepts on the training files (`tfcvr.models.refit_intercepts`)."""
+    def refit_intercepts(self, model: models.CVRModel, target: str) -> dict:
+        """Refits `model`'s served intercepts to `target` on the training files (`tfcvr.models.refit_intercepts`)."""
         with self._train.named_errors():
-            return models.refit_intercepts(model, self._unshuffled_train.dataset())
+            return models.refit_intercepts(model, self._unshuffled_train.dataset(), target=target)
 
     def score_test(self, model: models.CVRModel) -> tuple[dict, dict]:
         """(predictions, labels) on the test files: read only after selection."""

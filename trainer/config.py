@@ -27,6 +27,7 @@ from absl import app, flags
 
 from tfcvr import atomic, cli, optimizers
 from tfcvr.data import pipeline as pipeline_lib
+from tfcvr.models import intercepts
 from trainer import distribution
 from trainer.loop import STEPS_PER_EXECUTION
 
@@ -163,11 +164,13 @@ class OptimizationConfig(_Section):
     seed: int = _field(
         0, "Seed of shuffling, initialisation and the simulator (leaderboard: of run 1; run r uses seed + r - 1)."
     )
-    refit_intercepts: bool = _field(
-        True,
-        "After training, refit the served pCTR and pCVR intercepts (two logit offsets inside the model and its "
-        "export) so that over the training impressions Σ pCTR = clicks and Σ pCTR·pCVR = conversions; training "
-        "itself is unchanged. --norefit_intercepts serves the heads as trained.",
+    refit_intercepts: str = _field(
+        "ctr",
+        "After training, refit the served intercepts (logit offsets inside the model and its export) on the "
+        "training impressions; training itself is unchanged. ctr: Σ pCTR = clicks, pCVR as the method trained it; "
+        "ctcvr: also Σ pCTR·pCVR = conversions, through one shift of pCVR (undoes part of what debiasing "
+        "changes); none: the heads as trained.",
+        choices=[*intercepts.TARGETS, "none"],
     )
 
     @property

@@ -285,25 +285,38 @@ def _epoch_steps(run: config_lib.TaskConfig, train: pipeline_lib.TFRecordPipelin
 class Evaluator:
     """Evaluates the served outputs after each epoch of the served stage; `results` holds the latest.
 
-    After the last epoch (`total_epochs` across stages) it first refits the served intercepts on
-    `refit_pipeline` (None: no refit), so the final metrics are those of what is exported.
+    After the last epoch (`total_epochs` across stages) it first refits the served intercepts to `refit_target`
+    (`tfcvr.models.refit_intercepts`; "none": no refit) on `refit_pipeline`, so the final metrics are those of
+    what is exported.
     """
 
-    def __init__(self, model, eval_pipeline, served_stage: str, writer, total_epochs: int, refit_pipeline=None):
+    def __init__(
+        self,
+        model: models.CVRModel,
+        eval_pipeline: pipeline_lib.TFRecordPipeline,
+        served_stage: str,
+        writer,
+        total_epochs: int,
+        refit_pipeline: pipeline_lib.TFRecordPipeline,
+        refit_target: str,
+    ):
         self.model, self.eval_pipeline, self.served_stage, self.writer = model, eval_pipeline, served_stage, writer
-        self.total_epochs, self.refit_pipeline = total_epochs, refit_pipeline
+        self.total_epochs, self.refit_pipeline, self.refit_target = total_epochs, refit_pipeline, refit_target
         self.results: dict | None = None
         self.intercepts: dict | None = None
 
     def __call__(self, stage: str, epochs_done: int, step: int) -> None:
         if stage != self.served_stage:  # an earlier stage (UKD's teacher) does not train the served outputs
             return
-        if epochs_done == self.total_epochs and self.refit_pipeline is not None:
+        if epochs_done == self.total_epochs and self.refit_target != "none":
             with self.refit_pipeline.named_errors():
-                self.intercepts = models.refit_intercepts(self.model, self.refit_pipeline.dataset())
+                self.intercepts = models.refit_intercepts(
+                    self.model, self.refit_pipeline.dataset(), target=self.refit_target
+                )
             logging.info(
-                "Served intercepts refitted on %d training impressions (%d clicks, %d conversions): "
+                "Served %s intercepts refitted on %d training impressions (%d clicks, %d conversions): "
                 "ctr logit %+.4f, cvr logit %+.4f.",
+                self.refit_target,
                 *(self.intercepts[k] for k in ("examples", "clicks", "conversions", "ctr_offset", "cvr_offset")),
             )
         with self.eval_pipeline.named_errors():
@@ -329,8 +342,9 @@ def _train_and_evaluate(run, model, data: TrainingData, setup: Setup, placement)
     writer = tf.summary.create_file_writer(os.path.join(log_dir, "eval")) if placement.is_chief else None
     stages = model.training_stages(run.optimization.epochs)
     served_stage, total_epochs = stages[-1][0], sum(epochs for _, epochs in stages)
-    refit = data.unshuffled_train if run.optimization.refit_intercepts else None
-    evaluator = Evaluator(model, data.eval, served_stage, writer, total_epochs, refit)
+    evaluator = Evaluator(
+        model, data.eval, served_stage, writer, total_epochs, data.unshuffled_train, run.optimization.refit_intercepts
+    )
     loop = TrainingLoop(
         model,
         placement.strategy,

@@ -24,17 +24,20 @@ def test_solve_matches_the_closed_form_of_constant_predictions():
     predictions = {"ctr": np.full(100, 0.1, np.float32), "cvr": np.full(100, 0.5, np.float32)}
     click = np.array([1] * 20 + [0] * 80)
     conversion = np.array([1] * 4 + [0] * 96)
-    a, b, counts = intercepts._solve(predictions, {"click": click, "conversion": conversion})
+    labels = {"click": click, "conversion": conversion}
+    a, b, counts = intercepts._solve(predictions, labels, "ctcvr")
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
     assert a == pytest.approx(logit(0.2) - logit(0.1), abs=1e-7)
     assert b == pytest.approx(logit(0.2), abs=1e-7)
     assert counts == {"examples": 100, "clicks": 20, "conversions": 4}
+    # target "ctr": the same a, and pCVR left as trained.
+    assert intercepts._solve(predictions, labels, "ctr")[:2] == (pytest.approx(a, abs=1e-12), 0.0)
 
 
 def test_conversions_without_a_click_do_not_count():
     predictions = {"ctr": np.full(4, 0.5, np.float32), "cvr": np.full(4, 0.5, np.float32)}
     _, _, counts = intercepts._solve(
-        predictions, {"click": np.array([1, 1, 0, 0]), "conversion": np.array([1, 0, 1, 0])}
+        predictions, {"click": np.array([1, 1, 0, 0]), "conversion": np.array([1, 0, 1, 0])}, "ctcvr"
     )
     assert counts["conversions"] == 1
 
@@ -69,10 +72,18 @@ def test_refit_matches_the_label_counts_and_replaces_earlier_offsets(trained):
     data = TFRecordPipeline(path, schema, 64).dataset()
     features = next(iter(data))[0]
     as_trained = model(features, training=True)
-    fit = models.refit_intercepts(model, data)
+    heads = model(features)
     clicks = sum(r["click"] for r in rows)
     conversions = sum(r["click"] * r["conversion"] for r in rows)
+    # The default, target "ctr": Σ pCTR = clicks, pCVR served as trained.
+    fit = models.refit_intercepts(model, data)
     assert (fit["examples"], fit["clicks"], fit["conversions"]) == (600, clicks, conversions)
+    assert _offsets(model) == pytest.approx((fit["ctr_offset"], 0.0))
+    served, _ = metrics.collect_predictions(model, data)
+    assert served["ctr"].sum() == pytest.approx(clicks, rel=1e-4)
+    np.testing.assert_array_equal(model(features)["cvr"], heads["cvr"])
+    # "ctcvr": Σ pCTR·pCVR = conversions too.
+    fit = models.refit_intercepts(model, data, target="ctcvr")
     assert (fit["ctr_offset"], fit["cvr_offset"]) == pytest.approx(_offsets(model))
     served, _ = metrics.collect_predictions(model, data)
     assert served["ctr"].sum() == pytest.approx(clicks, rel=1e-4)
@@ -82,8 +93,10 @@ def test_refit_matches_the_label_counts_and_replaces_earlier_offsets(trained):
     for key in ("ctr", "cvr", "ctcvr"):
         np.testing.assert_array_equal(model(features, training=True)[key], as_trained[key])
     # Solved from the heads, not from the served outputs: a second refit finds the same offsets.
-    again = models.refit_intercepts(model, data)
+    again = models.refit_intercepts(model, data, target="ctcvr")
     assert (again["ctr_offset"], again["cvr_offset"]) == pytest.approx((fit["ctr_offset"], fit["cvr_offset"]))
+    with pytest.raises(ValueError, match=r"`target` must be one of \['ctr', 'ctcvr'\]. Received: 'cvr'"):
+        models.refit_intercepts(model, data, target="cvr")
 
 
 def test_undetermined_offsets_raise_and_leave_the_model_as_it_was(trained):
@@ -91,15 +104,19 @@ def test_undetermined_offsets_raise_and_leave_the_model_as_it_was(trained):
     model.get_layer("intercept_calibration").ctr_offset.assign(0.5)
     before = _offsets(model)
     no_conversion = write_rows(folder / "none.tfrecord", [tiny_row(click=i % 2, conversion=0) for i in range(8)])
-    with pytest.raises(ValueError, match=r"8 impressions, 4 clicks and 0 conversions.*--norefit_intercepts"):
-        models.refit_intercepts(model, TFRecordPipeline(no_conversion, schema, 4).dataset())
+    with pytest.raises(ValueError, match=r"8 impressions, 4 clicks and 0 conversions.*--refit_intercepts=none"):
+        models.refit_intercepts(model, TFRecordPipeline(no_conversion, schema, 4).dataset(), target="ctcvr")
+    assert _offsets(model) == before
+    no_click = write_rows(folder / "noclick.tfrecord", [tiny_row(click=0, conversion=0) for _ in range(8)])
+    with pytest.raises(ValueError, match=r"ctr intercepts needs impressions with and without clicks; .* 0 clicks"):
+        models.refit_intercepts(model, TFRecordPipeline(no_click, schema, 4).dataset())
     assert _offsets(model) == before
 
 
 def test_the_export_and_a_saved_model_serve_the_refitted_outputs(trained):
     model, schema, path, rows, folder = trained
     data = TFRecordPipeline(path, schema, 64).dataset()
-    models.refit_intercepts(model, data)
+    models.refit_intercepts(model, data, target="ctcvr")
     assert all(abs(offset) > 1e-4 for offset in _offsets(model))  # a refit that moved both
     features = next(iter(data))[0]
     expected = model(features)

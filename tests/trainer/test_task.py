@@ -45,8 +45,9 @@ def test_end_to_end_on_the_simulator(tmp_path):
     # The served intercepts were refitted on the 2,400 training impressions before the last evaluation and export.
     refit = report["refit_intercepts"]
     assert refit["examples"] == 2400 and 0 < refit["conversions"] < refit["clicks"] < 2400
-    assert "Served intercepts refitted on 2400 training impressions" in result.stderr
-    assert result.stderr.index("Served intercepts refitted") < result.stderr.index("Evaluated after epoch 2")
+    assert refit["cvr_offset"] == 0.0  # the default refits pCTR only
+    assert "Served ctr intercepts refitted on 2400 training impressions" in result.stderr
+    assert result.stderr.index("Served ctr intercepts refitted") < result.stderr.index("Evaluated after epoch 2")
     versions = os.listdir(model_dir / "export")
     assert len(versions) == 1 and versions[0].isdigit()
     assert "serving_default" in tf.saved_model.load(str(model_dir / "export" / versions[0])).signatures
@@ -84,7 +85,7 @@ def test_train_files_flags(simulated, tmp_path):
         "--epochs=1",
         "--batch_size=512",
         "--noexport",
-        "--norefit_intercepts",
+        "--refit_intercepts=none",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "metrics.json").read_text())

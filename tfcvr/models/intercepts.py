@@ -24,23 +24,35 @@ from tfcvr.metrics import prediction
 BRACKET = 20.0
 
 
-def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset) -> dict:
-    """Sets `model`'s served intercept offsets so Σ pCTR = Σ clicks and Σ pCTR·pCVR = Σ conversions over `dataset`.
+# What a refit matches over the training impressions (`refit_intercepts`' `target`).
+TARGETS = ("ctr", "ctcvr")
 
-    `dataset`: (features, labels) batches of the training impressions, each
-    read once (unshuffled is fine). The ctr offset a solves
-    Σ σ(logit pCTR + a) = Σ click; then the cvr offset b solves
-    Σ σ(logit pCTR + a)·σ(logit pCVR + b) = Σ click·conversion: the
-    entire-space identity pCTCVR = pCTR × pCVR every method serves, so the
-    offset of pCVR is fitted over all impressions, not over clicked ones
-    (where a debiased pCVR should not match the clicked rate).
-    Offsets are solved from the model's unshifted outputs (any earlier offsets
-    are replaced, not added to).
+
+def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str = "ctr") -> dict:
+    """Sets `model`'s served intercept offsets from the label counts of `dataset` (the training impressions).
+
+    `dataset`: (features, labels) batches, each impression read once
+    (unshuffled is fine). The ctr offset a solves Σ σ(logit pCTR + a) = Σ click.
+    `target`:
+      "ctr": only a; pCVR is served as the method trained it.
+      "ctcvr": a, then the cvr offset b solving
+        Σ σ(logit pCTR + a)·σ(logit pCVR + b) = Σ click·conversion, so that
+        pCTCVR = pCTR × pCVR, what a bid multiplies, matches the conversions
+        too. One shift of pCVR's logit over all impressions: it sets the
+        level of pCVR where clicks are likely, which is what a
+        propensity-weighted or entire-space method moves on purpose (its pCVR
+        is meant for every impression, and where clicks and conversions share
+        a hidden cause the true CVR times the true CTR does not add up to the
+        conversions), so it undoes part of what debiasing changed.
+    Offsets are solved from the model's unshifted outputs (earlier offsets are
+    replaced, not added to).
 
     Returns {"ctr_offset", "cvr_offset", "examples", "clicks", "conversions"}.
-    Raises ValueError when the data leave an offset undetermined (no impression,
-    no click or conversion, or every impression clicked).
+    Raises ValueError when the data leave an offset undetermined (no click,
+    every impression clicked, or, for "ctcvr", no conversion).
     """
+    if target not in TARGETS:
+        raise ValueError(f"`target` must be one of {list(TARGETS)}. Received: {target!r}")
     layer = model.get_layer("intercept_calibration")
     if not isinstance(layer, InterceptCalibration):
         raise TypeError(f"{model.name}'s layer 'intercept_calibration' is a {type(layer).__name__}.")
@@ -49,7 +61,7 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset) -> dict:
     layer.cvr_offset.assign(0.0)
     try:
         predictions, labels = prediction.collect_predictions(model, dataset)
-        ctr_offset, cvr_offset, counts = _solve(predictions, labels)
+        ctr_offset, cvr_offset, counts = _solve(predictions, labels, target)
     except BaseException:
         layer.ctr_offset.assign(previous[0])
         layer.cvr_offset.assign(previous[1])
@@ -64,18 +76,22 @@ def _logit(probability: np.ndarray) -> np.ndarray:
     return np.log(clipped) - np.log1p(-clipped)
 
 
-def _solve(predictions: dict, labels: dict) -> tuple[float, float, dict]:
+def _solve(predictions: dict, labels: dict, target: str) -> tuple[float, float, dict]:
     clicks = labels["click"].astype(np.float64)
     conversions = clicks * labels["conversion"]
     counts = {"examples": len(clicks), "clicks": int(clicks.sum()), "conversions": int(conversions.sum())}
-    if not 0 < counts["clicks"] < counts["examples"] or counts["conversions"] == 0:
+    if not 0 < counts["clicks"] < counts["examples"] or (target == "ctcvr" and counts["conversions"] == 0):
+        needs = " and at least one conversion" if target == "ctcvr" else ""
         raise ValueError(
-            f"Refitting the served intercepts needs impressions with and without clicks and at least one "
-            f"conversion; the training data hold {counts['examples']} impressions, {counts['clicks']} clicks and "
-            f"{counts['conversions']} conversions. Train on more data or turn the refit off (--norefit_intercepts)."
+            f"Refitting the served {target} intercepts needs impressions with and without clicks{needs}; the "
+            f"training data hold {counts['examples']} impressions, {counts['clicks']} clicks and "
+            f"{counts['conversions']} conversions. Train on more data or turn the refit off (--refit_intercepts=none)."
         )
-    ctr_logit, cvr_logit = _logit(predictions["ctr"]), _logit(predictions["cvr"])
+    ctr_logit = _logit(predictions["ctr"])
     ctr_offset = _root(lambda a: special.expit(ctr_logit + a).sum() - counts["clicks"], "ctr")
+    if target == "ctr":
+        return ctr_offset, 0.0, counts
+    cvr_logit = _logit(predictions["cvr"])
     ctr = special.expit(ctr_logit + ctr_offset)
     cvr_offset = _root(lambda b: (ctr * special.expit(cvr_logit + b)).sum() - counts["conversions"], "cvr")
     return ctr_offset, cvr_offset, counts
