@@ -19,11 +19,14 @@ own day's test split.
 
 Per world (and per day) it prints the metric table, the soundness table of
 benchmarks/debiasing_quality.py for the first and the selected epoch,
-the calibration table (Σ pCTR / clicks and Σ pCTCVR / conversions over all
+the calibration tables (Σ pCTR / clicks and Σ pCTCVR / conversions over all
 test impressions within ±5%, or 2/√positives where that is wider, in every
-run) and the recommendation (validation metrics only) against the ground
-truth. `full` runs every method, three seeds and three epochs at a quarter
-of each world's rows (sized for about 90 minutes on 2 cores; `--row_fraction`
+run; the same against the expected counts of the ground truth, within 2/√ of
+the training positives) as served by default (`--refit_intercepts=ctr`), with
+`ctcvr` and with `none`, all three from the same trained models, and the
+recommendation (validation metrics only) against the ground truth. `full`
+runs every method, three seeds and three epochs at a quarter of each world's
+rows (sized for about 90 minutes on 2 cores; `--row_fraction`
 and `--seeds` change it); `--mode quick` one seed, two epochs and six
 methods. docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the record.
 """

@@ -1,4 +1,5 @@
-"""The speed benchmarks' plumbing: the official DDPO column is skipped with a reason, its data and timer are right."""
+"""The benchmarks' plumbing: the official DDPO column is skipped with a reason, its data and timer are right; the
+sweep's calibration verdicts."""
 
 import stat
 import sys
@@ -10,6 +11,7 @@ import pytest
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
+import debiasing_sweep  # noqa: E402
 import official_ddpo  # noqa: E402
 import step_times  # noqa: E402
 import throughput  # noqa: E402
@@ -75,3 +77,40 @@ def test_step_time_summary_by_hand():
     assert result["examples_per_s"] == pytest.approx(5000.0)  # median 20 ms
     assert result["mean_examples_per_s"] == pytest.approx(100 / (0.07 / 3), rel=1e-3)
     assert step_times.summary([0.01, 0.02, 0.04], 100, rate_of="mean")["examples_per_s"] == pytest.approx(4285.7)
+
+
+def test_sweep_calibration_verdicts_by_hand():
+    # 100 test conversions: the test-label bound is max(5%, 2/10) = 0.2; 400 training conversions: the
+    # expected-count bound is max(5%, 2/20) = 0.1. 10,000 clicks (test and training): 5% for pCTR.
+    def run(ctcvr, oracle_ctcvr, ctr=1.0):
+        return {
+            "ctr_pcoc": ctr,
+            "ctcvr_pcoc": ctcvr,
+            "oracle_ctr_pcoc": ctr,
+            "oracle_ctcvr_pcoc": oracle_ctcvr,
+            "clicks": 10_000,
+            "conversions": 100,
+        }
+
+    training = {"clicks": 10_000, "conversions": 400}
+    results = {
+        "within": [run(1.19, 1.09)],  # inside both bounds
+        "label_noise": [run(1.3, 1.05)],  # 30% off the test labels, 5% off the expected count
+        "biased": [run(1.15, 1.15)],  # inside the labels' noise, 15% off the expected count
+        "ctr_off": [run(1.0, 1.0, ctr=1.06)],  # pCTR 6% off: beyond 5%
+        "unknown": [run(1.0, 1.0)],
+    }
+    counts = {name: [training] for name in results}
+    counts["unknown"] = [None]
+    rows = {
+        line.split(" | ")[0][2:]: line.split(" | ")[1:]
+        for line in debiasing_sweep.calibration_table(results, "served", counts).splitlines()
+        if line.startswith("| ") and not line.startswith("| method")
+    }
+    assert rows["within"][2] == "yes" and rows["within"][5] == "yes"
+    assert rows["label_noise"][2] == "NO" and rows["label_noise"][5] == "yes"
+    # The truth's own ratio: 1.3 / 1.05 = 1.238 conversions short of it, outside the labels' 0.2.
+    assert rows["label_noise"][6].startswith("1.238–1.238 ✗")
+    assert rows["biased"][2] == "yes" and rows["biased"][5] == "NO"
+    assert rows["ctr_off"][0].endswith("✗") and rows["ctr_off"][2] == "NO" and rows["ctr_off"][5] == "NO"
+    assert rows["unknown"][5] == "?" and rows["unknown"][3].endswith("?")

@@ -17,6 +17,9 @@ where day 1 ended although it is a new object in a new process.
   weights from their initial values (e.g. a new feature's embedding, and the
   first bottom layer whose input width grew with it), names each in the log
   and in the run's report, and ignores weights this model does not have.
+* The served intercepts (`intercept_calibration/*`, refitted after every run's
+  training and never read by training) are restored when the source has them;
+  a source written before they existed is no mismatch.
 * Optimizer state (Adam's moments and iteration count) is fresh by default:
   the data of a new day re-estimates it within a few hundred steps, and a
   fresh count keeps Adam's bias correction right for the new run.
@@ -154,6 +157,10 @@ def _unescape(name: str) -> str:
     return re.sub(r"\.(.)", lambda match: "/" if match.group(1) == "S" else match.group(1), name)
 
 
+# Weight paths set after training (the served intercepts, `tfcvr.models.refit_intercepts`), not learned.
+REFITTED_AFTER_TRAINING = ("intercept_calibration/",)
+
+
 def warm_start(
     model: keras.Model,
     source: WarmStartSource,
@@ -166,12 +173,17 @@ def warm_start(
     `method`: the registered name `model` was built as; with `optimizer_state`, the source's recorded method
     (its checkpoint folder's model_identity.json) must be the same.
 
-    Returns {"source", "kind", "restored": count, "initialized": [path (reason)], "ignored": [path],
-    "optimizer_state": bool}. Raises WarmStartError listing the mismatches unless `partial`.
+    Returns {"source", "kind", "restored": count, "initialized": [path (reason)], "refitted_after_training":
+    [path], "ignored": [path], "optimizer_state": bool}. Raises WarmStartError listing the mismatches unless
+    `partial`. Weights under REFITTED_AFTER_TRAINING that the source lacks are no mismatch: training never
+    reads them and every run sets them after training.
     """
     values = read_weights(source)
     target = model.weights_by_path()
     missing = sorted(path for path in target if path not in values)
+    # A source from before the served intercepts existed lacks them; every run refits them, so they start at 0.
+    refitted = [path for path in missing if path.startswith(REFITTED_AFTER_TRAINING)]
+    missing = [path for path in missing if path not in refitted]
     ignored = sorted(path for path in values if path not in target)
     matched = [path for path in target if path in values and tuple(values[path].shape) == tuple(target[path].shape)]
     reshaped = sorted(
@@ -196,6 +208,8 @@ def warm_start(
     if optimizer_state:
         _restore_optimizer_state(model, source, mismatched, method)
     initialized = missing + [f"{line} (shape)" for line in reshaped]
+    if refitted:
+        logging.info("Not in %s, set after training by the refit: %s.", source.describe(), _listed(refitted))
     if initialized or ignored:
         logging.warning(
             "Partial warm start from %s: %d weights restored; initial values kept for %s; not in this model: %s.",
@@ -211,6 +225,7 @@ def warm_start(
         "kind": source.kind,
         "restored": len(matched),
         "initialized": initialized,
+        "refitted_after_training": refitted,
         "ignored": ignored,
         "optimizer_state": bool(optimizer_state),
     }

@@ -157,3 +157,19 @@ def test_a_run_resumes_only_its_own_warm_started_checkpoints(tmp_path):
         warm_start.source_for_run(given, day1)
     warm_start.record(day1, given, {"restored": 3})  # its own checkpoints: a restart resumes them
     assert warm_start.source_for_run(given, day1) is None
+
+
+def test_a_source_from_before_the_served_intercepts_is_no_mismatch(tmp_path, monkeypatch):
+    source = _seeded("esmm", 1)
+    _checkpoint(source, str(tmp_path / "day1"))
+    resolved = warm_start.resolve(str(tmp_path / "day1"))
+    older = {k: v for k, v in warm_start.read_weights(resolved).items() if not k.startswith("intercept_calibration/")}
+    assert len(older) == len(source.weights_by_path()) - 2
+    monkeypatch.setattr(warm_start, "read_weights", lambda _: older)
+    target = _seeded("esmm", 2)
+    target.get_layer("intercept_calibration").ctr_offset.assign(0.25)
+    report = warm_start.warm_start(target, resolved)  # strict: no error
+    assert report["refitted_after_training"] == ["intercept_calibration/ctr_offset", "intercept_calibration/cvr_offset"]
+    assert report["initialized"] == [] and report["restored"] == len(older)
+    assert float(target.get_layer("intercept_calibration").ctr_offset.numpy()) == 0.25  # left as it was: refit later
+    _assert_same_weights(source, target, paths=list(older))

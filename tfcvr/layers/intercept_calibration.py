@@ -1,8 +1,9 @@
 """Recalibration-in-the-large: the served pCTR and pCVR shifted on the logit scale by two fitted offsets.
 
 The offsets are set after training by `tfcvr.models.refit_intercepts` so that, over the training impressions,
-Σ pCTR = Σ clicks and Σ pCTR·pCVR = Σ conversions (calibration-in-the-large; Steyerberg, "Clinical Prediction
-Models", 2nd ed., Springer 2019, https://doi.org/10.1007/978-3-030-16399-0, ch. 20 "updating the intercept").
+Σ pCTR = Σ clicks (and, with target "ctcvr", Σ pCTR·pCVR = Σ conversions): calibration-in-the-large by updating
+the intercept, as in Steyerberg, "Clinical Prediction Models", 2nd ed., Springer 2019,
+https://doi.org/10.1007/978-3-030-16399-0.
 """
 
 import keras

@@ -5,8 +5,9 @@ about one learning rate per step whatever its gradient, while the rest of the
 network keeps moving the heads' mean logit, and a warm-started day starts from
 yesterday's rates; so even on the impressions it was trained on, a model's
 Σ pCTR and Σ pCTCVR miss the label counts by several percent, alike for every
-method of a run. Solving for the two intercepts closes that gap exactly.
-Fitted on the training split rather than the validation split: the validation
+method of a run. Solving for pCTR's intercept (and, on request, for pCVR's
+through pCTCVR) closes that gap exactly. Fitted on the training split rather
+than the validation split: the validation
 split holds a seventh of the conversions, and intercepts fitted there moved the
 held-out calibration further from the truth than no refit at all
 (docs/benchmarks.md, "Calibration of the served outputs", has the measurements).
