@@ -49,6 +49,7 @@ import debiasing_quality  # noqa: E402 (the sibling benchmark: its soundness tab
 
 from tfcvr import metrics  # noqa: E402
 from tfcvr.data import simulate  # noqa: E402
+from tfcvr.models import intercepts  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer.benchmark import Leaderboard  # noqa: E402
 
@@ -207,7 +208,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     model, selection, validation = board.train_and_select(
                         method, 0, initial_weights=previous.get(method), on_epoch=keep_first_epoch
                     )
-                except FloatingPointError as e:
+                except (FloatingPointError, intercepts.RefitError) as e:
                     if method == debiasing_quality.REFERENCE:
                         raise
                     # Counted, not hidden: NaN metrics fail the soundness table; its next day starts afresh.

@@ -58,8 +58,9 @@ from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.metrics import calibration, plots
 from tfcvr.metrics.significance import paired_p_value
+from tfcvr.models import intercepts
 from trainer import config as config_lib
-from trainer import method_params, model_identity, preflight, recommendation
+from trainer import method_params, model_identity, preflight, recommendation, warm_start
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -197,7 +198,10 @@ class Leaderboard:
         initialisation (a warm start from an earlier day's `weights_by_path`,
         weights only, as `--warm_start_from` does). `on_epoch(epoch, model)`:
         called after each epoch's validation (a benchmark scoring every epoch).
-        Returns (model, history, (predictions, labels) of the validation files at the selected epoch).
+        Returns (model, history, (predictions, labels) of the validation files at the selected epoch). With
+        `refit_intercepts` (not "none") the selected weights' served intercepts are then refitted on the training
+        files (history["intercepts"]) and the validation predictions are those of the refitted model; the history's
+        `valid_history`, the selection metric per epoch, is that of the heads before the refit.
         """
         seed = self.seed + run
         model = self._fresh_model(name, seed)
@@ -213,7 +217,8 @@ class Leaderboard:
         )
         weights = model.weights_by_path()
         for path, value in (initial_weights or {}).items():
-            weights[path].assign(value)
+            if not warm_start.is_refitted(path):  # as --warm_start_from: the served intercepts are refitted anew
+                weights[path].assign(value)
         history, best_value, best_weights, best_epoch, best_validation = [], float("nan"), None, None, None
         try:
             for epoch in range(1, self.epochs + 1):
@@ -280,7 +285,7 @@ class Leaderboard:
                 self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
                 try:
                     model, selection, (valid_predictions, valid_labels) = self.train_and_select(name, run)
-                except FloatingPointError as e:
+                except (FloatingPointError, intercepts.RefitError) as e:
                     if name == BASELINE:
                         raise
                     # Counted, not hidden: NaN metrics, and the recommendation's guard sets the method aside.

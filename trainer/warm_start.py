@@ -18,8 +18,10 @@ where day 1 ended although it is a new object in a new process.
   first bottom layer whose input width grew with it), names each in the log
   and in the run's report, and ignores weights this model does not have.
 * The served intercepts (`intercept_calibration/*`, refitted after every run's
-  training and never read by training) are restored when the source has them;
-  a source written before they existed is no mismatch.
+  training and never read by training) are not carried over: the new run
+  starts them at 0 and refits them after its own training (or serves its heads
+  as trained with `--refit_intercepts=none`); a source written before they
+  existed is no mismatch.
 * Optimizer state (Adam's moments and iteration count) is fresh by default:
   the data of a new day re-estimates it within a few hundred steps, and a
   fresh count keeps Adam's bias correction right for the new run.
@@ -161,6 +163,11 @@ def _unescape(name: str) -> str:
 REFITTED_AFTER_TRAINING = ("intercept_calibration/",)
 
 
+def is_refitted(path: str) -> bool:
+    """Whether weight `path` is set after training rather than learned (a warm start leaves it as built)."""
+    return path.startswith(REFITTED_AFTER_TRAINING)
+
+
 def warm_start(
     model: keras.Model,
     source: WarmStartSource,
@@ -175,15 +182,16 @@ def warm_start(
 
     Returns {"source", "kind", "restored": count, "initialized": [path (reason)], "refitted_after_training":
     [path], "ignored": [path], "optimizer_state": bool}. Raises WarmStartError listing the mismatches unless
-    `partial`. Weights under REFITTED_AFTER_TRAINING that the source lacks are no mismatch: training never
-    reads them and every run sets them after training.
+    `partial`. Weights under REFITTED_AFTER_TRAINING are neither restored nor a mismatch (listed under
+    "refitted_after_training"): training never reads them and every run sets them after training.
     """
-    values = read_weights(source)
+    # The served intercepts are never carried over: a new day's heads are not yesterday's (and a source written
+    # before they existed lacks them); this run refits them after training, or serves its heads as trained.
+    values = {path: value for path, value in read_weights(source).items() if not is_refitted(path)}
     target = model.weights_by_path()
+    refitted = sorted(path for path in target if is_refitted(path))
+    target = {path: variable for path, variable in target.items() if not is_refitted(path)}
     missing = sorted(path for path in target if path not in values)
-    # A source from before the served intercepts existed lacks them; every run refits them, so they start at 0.
-    refitted = [path for path in missing if path.startswith(REFITTED_AFTER_TRAINING)]
-    missing = [path for path in missing if path not in refitted]
     ignored = sorted(path for path in values if path not in target)
     matched = [path for path in target if path in values and tuple(values[path].shape) == tuple(target[path].shape)]
     reshaped = sorted(
@@ -208,8 +216,6 @@ def warm_start(
     if optimizer_state:
         _restore_optimizer_state(model, source, mismatched, method)
     initialized = missing + [f"{line} (shape)" for line in reshaped]
-    if refitted:
-        logging.info("Not in %s, set after training by the refit: %s.", source.describe(), _listed(refitted))
     if initialized or ignored:
         logging.warning(
             "Partial warm start from %s: %d weights restored; initial values kept for %s; not in this model: %s.",

@@ -52,3 +52,11 @@ def test_offsets_round_trip_through_keras_serialization():
     restored = keras.Model.from_config(model.get_config())
     restored.set_weights(model.get_weights())
     assert float(restored.get_layer("intercept_calibration").ctr_offset.numpy()) == 0.25
+
+
+def test_a_model_saved_before_the_layer_existed_loads_with_zero_offsets():
+    layer = _layer(0.0, 0.0)
+    layer.load_own_variables({})  # what Keras hands a layer the saved file has no weights for
+    assert float(layer.ctr_offset.numpy()) == 0.0 and float(layer.cvr_offset.numpy()) == 0.0
+    layer.load_own_variables({"0": np.float32(0.5), "1": np.float32(-0.25)})
+    assert float(layer.ctr_offset.numpy()) == 0.5 and float(layer.cvr_offset.numpy()) == -0.25

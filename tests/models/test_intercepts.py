@@ -130,3 +130,23 @@ def test_the_export_and_a_saved_model_serve_the_refitted_outputs(trained):
     loaded = keras.models.load_model(os.path.join(folder, "model.keras"))
     assert _offsets(loaded) == pytest.approx(_offsets(model))
     np.testing.assert_allclose(loaded(features)["ctcvr"].numpy(), expected["ctcvr"].numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["escm2_ipw", "dr_jl", "ukd"])
+def test_training_steps_never_see_the_offsets(name, trained):
+    _, schema, path, _, _ = trained
+    batch = next(iter(TFRecordPipeline(path, schema, 64).dataset()))
+    updated = []
+    for ctr_offset, cvr_offset in ((0.0, 0.0), (1.5, -2.0)):
+        keras.utils.set_random_seed(3)
+        model = small_model(name)
+        model.get_layer("intercept_calibration").ctr_offset.assign(ctr_offset)
+        model.get_layer("intercept_calibration").cvr_offset.assign(cvr_offset)
+        for stage in [stage for stage, _ in model.training_stages(1)]:
+            model.stage_step(stage)(batch)
+        updated.append({p: v.numpy() for p, v in model.weights_by_path().items() if "intercept" not in p})
+    for weight_path, value in updated[0].items():
+        np.testing.assert_array_equal(value, updated[1][weight_path], err_msg=weight_path)
+    keras.utils.set_random_seed(3)
+    initial = small_model(name).weights_by_path()
+    assert any(not np.array_equal(initial[p].numpy(), value) for p, value in updated[0].items())  # steps did train

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfcvr import atomic
@@ -20,12 +21,14 @@ from trainer.loop import TrainingLoop
 pytestmark = pytest.mark.slow
 
 
-def _config(output_dir, epochs, cache_input=False):
+def _config(output_dir, epochs, cache_input=False, refit_intercepts="ctr"):
     """esmm (and naive) twice, seeds 3 and 4, on small towers."""
     return config_lib.BenchmarkConfig(
         data=config_lib.DataConfig(cache_input=cache_input),
         architecture=config_lib.ArchitectureConfig(embedding_dim=4, hidden_units=[8], tower_units=[4]),
-        optimization=config_lib.OptimizationConfig(epochs=epochs, batch_size=256, seed=3),
+        optimization=config_lib.OptimizationConfig(
+            epochs=epochs, batch_size=256, seed=3, refit_intercepts=refit_intercepts
+        ),
         leaderboard=config_lib.LeaderboardConfig(models=["esmm"], runs=2, selection_metric="ctcvr_auc"),
         report=config_lib.ReportConfig(output_dir=str(output_dir)),
     )
@@ -195,19 +198,42 @@ def test_a_diverged_run_is_reported_counted_and_set_aside(tiny_data, tmp_path, m
 
 def test_train_and_select_starts_from_initial_weights_and_calls_on_epoch(tiny_data, tmp_path):
     board = benchmark.Leaderboard(tiny_data, _config(tmp_path, epochs=2), log=lambda line: None)
-    trained, _, _ = board.train_and_select("esmm", 0)
+    trained, selection, _ = board.train_and_select("esmm", 0)
+    # The selected weights' served pCTR intercept was refitted on the training files (the default target "ctr").
+    refit = selection["intercepts"]
+    assert refit["examples"] > 0 and refit["cvr_offset"] == 0.0
+    offsets = trained.get_layer("intercept_calibration")
+    assert float(offsets.ctr_offset.numpy()) == pytest.approx(refit["ctr_offset"])
     start = {path: variable.numpy() for path, variable in trained.weights_by_path().items()}
     bias = next(path for path in start if path.endswith("cvr_head/bias"))
     start[bias] = start[bias] + 5.0  # far from anywhere an initialisation or training puts it
+    start["intercept_calibration/ctr_offset"] = np.float32(5.0)  # yesterday's refit: never carried over
     seen = []
-    board.train_and_select(
+    model, selection, _ = board.train_and_select(
         "esmm",
         0,
         initial_weights=start,
-        on_epoch=lambda epoch, model: seen.append((epoch, model.weights_by_path()[bias].numpy()[0])),
+        on_epoch=lambda epoch, model: seen.append(
+            (
+                epoch,
+                model.weights_by_path()[bias].numpy()[0],
+                float(model.get_layer("intercept_calibration").ctr_offset.numpy()),
+            )
+        ),
     )
-    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert [epoch for epoch, _, _ in seen] == [1, 2]
+    assert seen[0][2] == seen[1][2] == 0.0  # not yesterday's 5: until the refit the heads are served as trained
+    assert float(model.get_layer("intercept_calibration").ctr_offset.numpy()) == pytest.approx(
+        selection["intercepts"]["ctr_offset"]
+    )
     # Adam moves a weight by at most about the learning rate (1e-3) per step: 8 steps per epoch.
-    assert abs(seen[0][1] - start[bias][0]) < 0.05
+    assert abs(seen[0][1] - start[bias][0]) < 0.05  # the learned weights were carried over
+    # --refit_intercepts=none: the heads as trained, no refit recorded.
+    heads = benchmark.Leaderboard(
+        tiny_data, _config(tmp_path, epochs=1, refit_intercepts="none"), log=lambda line: None
+    )
+    model, selection, _ = heads.train_and_select("esmm", 0)
+    assert "intercepts" not in selection
+    assert float(model.get_layer("intercept_calibration").ctr_offset.numpy()) == 0.0
     with pytest.raises(KeyError):
         board.train_and_select("esmm", 0, initial_weights={"no/such/weight": 0.0})

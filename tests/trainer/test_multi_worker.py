@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfcvr import models
 from tfcvr.data import TFRecordPipeline, statistics
-from trainer import local_cluster
+from trainer import local_cluster, warm_start
 
 # End-to-end: subprocesses, clusters or training to a bar; left out of the fast tier (-m "not slow").
 pytestmark = pytest.mark.slow
@@ -53,6 +53,11 @@ def _assert_export_matches_checkpoint(name, simulated, model_dir, version):
     ((features, _),) = list(TFRecordPipeline(simulated["eval"], simulated["schema_obj"], 64).dataset().take(1))
     expected = _restored_predictions(name, simulated, model_dir, features)
     np.testing.assert_allclose(served["cvr"].numpy(), expected["cvr"].numpy(), rtol=1e-5, atol=1e-6)
+    # The chief refitted the served pCTR intercept after training (the checkpoint holds the heads as trained).
+    offset = json.loads((model_dir / "metrics.json").read_text())["refit_intercepts"]["ctr_offset"]
+    ctr = expected["ctr"].numpy().astype(np.float64)
+    refitted = 1 / (1 + np.exp(-(np.log(ctr) - np.log1p(-ctr) + offset)))
+    np.testing.assert_allclose(served["ctr"].numpy(), refitted, rtol=1e-4, atol=1e-6)
 
 
 def _model(name, simulated):
@@ -92,7 +97,8 @@ def _warm_start_source(name, simulated, tmp_path):
 
 def _assert_warm_started(name, simulated, model_dir, weights):
     report = json.loads((model_dir / "metrics.json").read_text())
-    assert report["warm_start"]["restored"] == len(weights) and report["warm_start"]["initialized"] == []
+    learned = [path for path in weights if not warm_start.is_refitted(path)]  # the served intercepts start at 0
+    assert report["warm_start"]["restored"] == len(learned) and report["warm_start"]["initialized"] == []
     for path, variable in _restored_model(name, simulated, model_dir).weights_by_path().items():
         np.testing.assert_array_equal(variable.numpy(), weights[path], err_msg=path)
 

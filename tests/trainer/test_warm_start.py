@@ -50,7 +50,8 @@ def test_every_method_starts_from_a_checkpoint_of_itself(name, tmp_path):
     resolved = warm_start.resolve(str(tmp_path / "day1"))  # a model_dir: its newest checkpoint
     assert resolved.kind == "checkpoint" and resolved.path.endswith("ckpt-7")
     report = warm_start.warm_start(target, resolved)
-    assert report["restored"] == len(target.weights_by_path()) and report["initialized"] == report["ignored"] == []
+    learned = [path for path in target.weights_by_path() if not warm_start.is_refitted(path)]
+    assert report["restored"] == len(learned) and report["initialized"] == report["ignored"] == []
     _assert_same_weights(source, target)
     np.testing.assert_allclose(
         target(tiny_features(), training=False)["cvr"], source(tiny_features(), training=False)["cvr"], rtol=1e-6
@@ -94,7 +95,7 @@ def test_a_mismatch_is_an_error_listing_it_and_partial_keeps_initial_values(tmp_
         "feature_embedding/item_cat_embedding/embeddings",
         "backbone/bottom/dense_0/kernel",
     }
-    assert report["restored"] == len(before) - 3 and report["ignored"] == []
+    assert report["restored"] == len(before) - 3 - 2 and report["ignored"] == []  # 2: the served intercepts
     for path, value in target.weights_by_path().items():
         expected = before[path] if path in reshaped else source.weights_by_path()[path].numpy()
         np.testing.assert_array_equal(value.numpy(), expected, err_msg=path)
@@ -159,17 +160,21 @@ def test_a_run_resumes_only_its_own_warm_started_checkpoints(tmp_path):
     assert warm_start.source_for_run(given, day1) is None
 
 
-def test_a_source_from_before_the_served_intercepts_is_no_mismatch(tmp_path, monkeypatch):
+def test_served_intercepts_are_never_carried_over_and_a_source_without_them_is_no_mismatch(tmp_path, monkeypatch):
     source = _seeded("esmm", 1)
-    _checkpoint(source, str(tmp_path / "day1"))
-    resolved = warm_start.resolve(str(tmp_path / "day1"))
-    older = {k: v for k, v in warm_start.read_weights(resolved).items() if not k.startswith("intercept_calibration/")}
-    assert len(older) == len(source.weights_by_path()) - 2
-    monkeypatch.setattr(warm_start, "read_weights", lambda _: older)
+    source.get_layer("intercept_calibration").ctr_offset.assign(0.25)  # yesterday's refit
+    base = str(tmp_path / "export")
+    version = export.export_for_serving(source, schema_lib.Schema.from_dict(TINY_SCHEMA), base, version=5)
+    learned = [path for path in source.weights_by_path() if not path.startswith("intercept_calibration/")]
+    refitted = ["intercept_calibration/ctr_offset", "intercept_calibration/cvr_offset"]
     target = _seeded("esmm", 2)
-    target.get_layer("intercept_calibration").ctr_offset.assign(0.25)
-    report = warm_start.warm_start(target, resolved)  # strict: no error
-    assert report["refitted_after_training"] == ["intercept_calibration/ctr_offset", "intercept_calibration/cvr_offset"]
-    assert report["initialized"] == [] and report["restored"] == len(older)
-    assert float(target.get_layer("intercept_calibration").ctr_offset.numpy()) == 0.25  # left as it was: refit later
-    _assert_same_weights(source, target, paths=list(older))
+    report = warm_start.warm_start(target, warm_start.resolve(version))
+    assert report["refitted_after_training"] == refitted and report["initialized"] == []
+    assert report["restored"] == len(learned)
+    assert float(target.get_layer("intercept_calibration").ctr_offset.numpy()) == 0.0  # today's heads, not yesterday's
+    _assert_same_weights(source, target, paths=learned)
+    # A source from before the served intercepts existed (an older tfcvr): no mismatch, strict as ever.
+    older = {k: v for k, v in warm_start.read_weights(warm_start.resolve(version)).items() if k in learned}
+    monkeypatch.setattr(warm_start, "read_weights", lambda _: older)
+    report = warm_start.warm_start(_seeded("esmm", 3), warm_start.resolve(version))
+    assert report["restored"] == len(learned) and report["initialized"] == report["ignored"] == []

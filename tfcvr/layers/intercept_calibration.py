@@ -28,8 +28,10 @@ class InterceptCalibration(keras.layers.Layer):
     training. A method's objective always sees its own heads (the layer
     passes its inputs through when `training` is true), so refitting never
     changes what or how a method learns, only what it serves: evaluation,
-    `predict`, the exported SavedModel. The offsets are model weights: they are
-    saved, exported and warm-started with the others.
+    `predict`, the exported SavedModel. The offsets are model weights, saved
+    with `model.save` and in the export; checkpoints taken during training
+    hold them as training left them, and a warm start does not carry them
+    over (each run refits its own).
 
     Example:
     >>> layer = InterceptCalibration()
@@ -41,6 +43,11 @@ class InterceptCalibration(keras.layers.Layer):
     def build(self, input_shape):
         self.ctr_offset = self.add_weight(shape=(), initializer="zeros", trainable=False, name="ctr_offset")
         self.cvr_offset = self.add_weight(shape=(), initializer="zeros", trainable=False, name="cvr_offset")
+
+    def load_own_variables(self, store):
+        # A model saved before the served intercepts existed holds none: they stay at 0, its heads as trained.
+        if len(store.keys()):
+            super().load_own_variables(store)
 
     def call(self, inputs, training=None):
         ctr, cvr = inputs

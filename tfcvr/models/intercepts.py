@@ -29,6 +29,10 @@ BRACKET = 20.0
 TARGETS = ("ctr", "ctcvr")
 
 
+class RefitError(ValueError):
+    """The training data or the model's predictions leave an intercept offset undetermined."""
+
+
 def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str = "ctr") -> dict:
     """Sets `model`'s served intercept offsets from the label counts of `dataset` (the training impressions).
 
@@ -49,8 +53,9 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str =
     replaced, not added to).
 
     Returns {"ctr_offset", "cvr_offset", "examples", "clicks", "conversions"}.
-    Raises ValueError when the data leave an offset undetermined (no click,
-    every impression clicked, or, for "ctcvr", no conversion).
+    Raises RefitError (a ValueError) when the data leave an offset undetermined
+    (no click, every impression clicked, or, for "ctcvr", no conversion) or the
+    predictions are saturated beyond any offset.
     """
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {list(TARGETS)}. Received: {target!r}")
@@ -83,7 +88,7 @@ def _solve(predictions: dict, labels: dict, target: str) -> tuple[float, float, 
     counts = {"examples": len(clicks), "clicks": int(clicks.sum()), "conversions": int(conversions.sum())}
     if not 0 < counts["clicks"] < counts["examples"] or (target == "ctcvr" and counts["conversions"] == 0):
         needs = " and at least one conversion" if target == "ctcvr" else ""
-        raise ValueError(
+        raise RefitError(
             f"Refitting the served {target} intercepts needs impressions with and without clicks{needs}; the "
             f"training data hold {counts['examples']} impressions, {counts['clicks']} clicks and "
             f"{counts['conversions']} conversions. Train on more data or turn the refit off (--refit_intercepts=none)."
@@ -102,7 +107,7 @@ def _root(excess, task: str) -> float:
     """The offset where `excess` (increasing in it) is 0, within ±BRACKET."""
     low, high = excess(-BRACKET), excess(BRACKET)
     if not low < 0 < high:
-        raise ValueError(
+        raise RefitError(
             f"The {task} intercept offset needed to match the training labels is beyond ±{BRACKET:g} logits: "
             "the model's predictions are saturated at 0 or 1."
         )
