@@ -49,7 +49,6 @@ import debiasing_quality  # noqa: E402 (the sibling benchmark: its soundness tab
 
 from tfcvr import metrics  # noqa: E402
 from tfcvr.data import simulate  # noqa: E402
-from tfcvr.models import intercepts  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer.benchmark import Leaderboard  # noqa: E402
 
@@ -208,7 +207,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                     model, selection, validation = board.train_and_select(
                         method, 0, initial_weights=previous.get(method), on_epoch=keep_first_epoch
                     )
-                except (FloatingPointError, intercepts.RefitError) as e:
+                except FloatingPointError as e:
                     if method == debiasing_quality.REFERENCE:
                         raise
                     # Counted, not hidden: NaN metrics fail the soundness table; its next day starts afresh.
@@ -237,7 +236,8 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
                 epoch = selection["selected_epoch"]
                 first = _metrics(first_epoch[0][0], reference["test"])
                 first_variants = {k: _metrics(v, reference["test"]) for k, v in first_epoch[0][1].items()}
-                counts = {k: selection["intercepts"][k] for k in ("examples", "clicks", "conversions")}
+                refit = selection["intercepts"]  # the training split's label counts, unless the refit was skipped
+                counts = None if "skipped" in refit else {k: refit[k] for k in ("examples", "clicks", "conversions")}
                 write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_variants, counts))
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])

@@ -251,14 +251,18 @@ class Leaderboard:
         selection: dict[str, Any] = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
         if self.config.optimization.refit_intercepts != "none":
             selection["intercepts"] = self.refit_intercepts(model, self.config.optimization.refit_intercepts)
+            if "skipped" in selection["intercepts"]:
+                self.log(
+                    f"  {name} run {run + 1}: served intercepts NOT refitted: {selection['intercepts']['skipped']}"
+                )
             with valid.named_errors():  # the selected epoch's validation outputs as the refitted model serves them
                 best_validation = metrics_lib.collect_predictions(model, valid.dataset())
         return model, selection, best_validation
 
     def refit_intercepts(self, model: models.CVRModel, target: str) -> dict:
-        """Refits `model`'s served intercepts to `target` on the training files (`tfcvr.models.refit_intercepts`)."""
+        """Refits `model`'s served intercepts to `target` on the training files (`intercepts.refit_or_skip`)."""
         with self._train.named_errors():
-            return models.refit_intercepts(model, self._unshuffled_train.dataset(), target=target)
+            return intercepts.refit_or_skip(model, self._unshuffled_train.dataset(), target)
 
     def score_test(self, model: models.CVRModel) -> tuple[dict, dict]:
         """(predictions, labels) on the test files: read only after selection."""
@@ -285,7 +289,7 @@ class Leaderboard:
                 self.log(f"[{done}/{total}] {name} run {run + 1}/{self.runs} (seed {self.seed + run})")
                 try:
                     model, selection, (valid_predictions, valid_labels) = self.train_and_select(name, run)
-                except (FloatingPointError, intercepts.RefitError) as e:
+                except FloatingPointError as e:
                     if name == BASELINE:
                         raise
                     # Counted, not hidden: NaN metrics, and the recommendation's guard sets the method aside.

@@ -29,6 +29,7 @@ from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import schema as schema_lib
 from tfcvr.data import simulate, statistics
 from tfcvr.export import model_config, retention
+from tfcvr.models import intercepts
 from trainer import config as config_lib
 from trainer import distribution, lease, method_params, model_identity, preemption, preflight, warm_start
 from trainer.loop import TrainingLoop
@@ -310,15 +311,18 @@ class Evaluator:
             return
         if epochs_done == self.total_epochs and self.refit_target != "none":
             with self.refit_pipeline.named_errors():
-                self.intercepts = models.refit_intercepts(
-                    self.model, self.refit_pipeline.dataset(), target=self.refit_target
+                self.intercepts = intercepts.refit_or_skip(self.model, self.refit_pipeline.dataset(), self.refit_target)
+            if "skipped" in self.intercepts:
+                logging.warning(
+                    "Served intercepts NOT refitted, the heads serve as trained: %s", self.intercepts["skipped"]
                 )
-            logging.info(
-                "Served %s intercepts refitted on %d training impressions (%d clicks, %d conversions): "
-                "ctr logit %+.4f, cvr logit %+.4f.",
-                self.refit_target,
-                *(self.intercepts[k] for k in ("examples", "clicks", "conversions", "ctr_offset", "cvr_offset")),
-            )
+            else:
+                logging.info(
+                    "Served %s intercepts refitted on %d training impressions (%d clicks, %d conversions): "
+                    "ctr logit %+.4f, cvr logit %+.4f.",
+                    self.refit_target,
+                    *(self.intercepts[k] for k in ("examples", "clicks", "conversions", "ctr_offset", "cvr_offset")),
+                )
         with self.eval_pipeline.named_errors():
             self.results = metrics.evaluate(self.model, self.eval_pipeline.dataset())
         if self.writer is not None:

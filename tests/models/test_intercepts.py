@@ -108,8 +108,14 @@ def test_undetermined_offsets_raise_and_leave_the_model_as_it_was(trained):
         models.refit_intercepts(model, TFRecordPipeline(no_conversion, schema, 4).dataset(), target="ctcvr")
     assert _offsets(model) == before
     no_click = write_rows(folder / "noclick.tfrecord", [tiny_row(click=0, conversion=0) for _ in range(8)])
-    with pytest.raises(ValueError, match=r"ctr intercepts needs impressions with and without clicks; .* 0 clicks"):
+    with pytest.raises(
+        intercepts.RefitError, match=r"ctr intercepts needs impressions with and without clicks; .* 0 clicks"
+    ):
         models.refit_intercepts(model, TFRecordPipeline(no_click, schema, 4).dataset())
+    assert _offsets(model) == before
+    # What trainer.task and the leaderboard call: the run goes on, serving its heads as trained, and says why.
+    skipped = intercepts.refit_or_skip(model, TFRecordPipeline(no_click, schema, 4).dataset(), "ctr")
+    assert set(skipped) == {"skipped"} and "0 clicks" in skipped["skipped"]
     assert _offsets(model) == before
 
 

@@ -77,6 +77,15 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str =
     return {"ctr_offset": ctr_offset, "cvr_offset": cvr_offset, **counts}
 
 
+def refit_or_skip(model: keras.Model, dataset: tf.data.Dataset, target: str) -> dict:
+    """`refit_intercepts`, or {"skipped": why} when the data leave an offset undetermined (the heads then serve as
+    trained): a log whose every impression was clicked still trains, evaluates and exports."""
+    try:
+        return refit_intercepts(model, dataset, target=target)
+    except RefitError as e:
+        return {"skipped": str(e)}
+
+
 def _logit(probability: np.ndarray) -> np.ndarray:
     clipped = np.clip(probability.astype(np.float64), EPSILON, 1.0 - EPSILON)
     return np.log(clipped) - np.log1p(-clipped)
