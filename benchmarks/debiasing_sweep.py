@@ -33,8 +33,8 @@ methods. docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the
 
 import argparse
 import atexit
-import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -49,6 +49,7 @@ import debiasing_quality  # noqa: E402 (the sibling benchmark: its soundness tab
 
 from tfcvr import metrics  # noqa: E402
 from tfcvr.data import simulate  # noqa: E402
+from tfcvr.models import intercepts  # noqa: E402
 from trainer import config as config_lib  # noqa: E402
 from trainer.benchmark import Leaderboard  # noqa: E402
 
@@ -264,31 +265,16 @@ def served_variants(board, model, refit: bool) -> tuple:
     Variants: "raw" (the heads as trained, `--refit_intercepts=none`) and "ctcvr" (`--refit_intercepts=ctcvr`).
     `refit`: refit the default's offsets first (the first epoch; after selection the leaderboard has).
     """
-    with intercept_offsets(model):
+    with intercepts.offsets_restored(model):
         if refit:
             board.refit_intercepts(model, DEFAULT_REFIT)
         served = board.score_test(model)
-    with intercept_offsets(model, zero=True):
+    with intercepts.offsets_restored(model, zero=True):
         variants = {"raw": board.score_test(model)}
-    with intercept_offsets(model):
+    with intercepts.offsets_restored(model):
         board.refit_intercepts(model, "ctcvr")
         variants["ctcvr"] = board.score_test(model)
     return served, variants
-
-
-@contextlib.contextmanager
-def intercept_offsets(model, zero: bool = False):
-    """Restores `model`'s served intercept offsets on exit (`zero`: serve the heads as trained inside)."""
-    layer = model.get_layer("intercept_calibration")
-    saved = [layer.ctr_offset.numpy(), layer.cvr_offset.numpy()]
-    try:
-        if zero:
-            layer.ctr_offset.assign(0.0)
-            layer.cvr_offset.assign(0.0)
-        yield
-    finally:
-        layer.ctr_offset.assign(saved[0])
-        layer.cvr_offset.assign(saved[1])
 
 
 def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, variants, counts) -> dict:
@@ -321,6 +307,11 @@ def _metrics(scored: tuple, reference_ctr) -> dict:
     return metrics.compute_metrics(predictions, labels, reference_ctr=reference_ctr)
 
 
+def _runs(latest: dict, group: tuple, seeds: list, methods: list, key: str) -> dict:
+    """{method: [each seed's run's `key`]} of one (world, day, rows, epoch kind); None where a run has no `key`."""
+    return {m: [latest[(*group, s, m)].get(key) for s in seeds] for m in methods}
+
+
 def report(lines: list) -> None:
     """The tables of every world (and day), from the JSON lines (a later line for the same run wins)."""
     latest = {}
@@ -341,8 +332,8 @@ def report(lines: list) -> None:
             complete = [s for s in seeds if all((world, day, rows, kind, s, m) in latest for m in methods)]
             if not complete:
                 continue
-            results = {m: [latest[(world, day, rows, kind, s, m)]["test"] for s in complete] for m in methods}
-            validation = {m: [latest[(world, day, rows, kind, s, m)]["validation"] for s in complete] for m in methods}
+            column = functools.partial(_runs, latest, (world, day, rows, kind), complete, methods)
+            results, validation = column("test"), column("validation")
             print(f"\n### {'first epoch' if kind == 'first' else 'validation-selected epoch'}\n")
             print("| method | " + " | ".join(t for _, t in debiasing_quality.COLUMNS) + " |")
             print("|---|" + "---|" * len(debiasing_quality.COLUMNS))
@@ -355,15 +346,10 @@ def report(lines: list) -> None:
             print()
             print(debiasing_quality.soundness_table(results))
             print()
-            training = {
-                m: [latest[(world, day, rows, kind, s, m)].get("training_labels") for s in complete] for m in methods
-            }
+            training = column("training_labels")
             print(calibration_table(results, f"as served (--refit_intercepts={DEFAULT_REFIT})", training))
             for variant, flag in (("ctcvr", "ctcvr"), ("raw", "none")):
-                scored = {
-                    m: [latest[(world, day, rows, kind, s, m)].get(f"test_{variant}") or {} for s in complete]
-                    for m in methods
-                }
+                scored = {m: [run or {} for run in runs] for m, runs in column(f"test_{variant}").items()}
                 print()
                 print(calibration_table(scored, f"--refit_intercepts={flag}", training))
             if kind == "selected":

@@ -13,6 +13,9 @@ held-out calibration further from the truth than no refit at all
 (docs/benchmarks.md, "Calibration of the served outputs", has the measurements).
 """
 
+import contextlib
+from collections.abc import Iterator
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -59,22 +62,35 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str =
     """
     if target not in TARGETS:
         raise ValueError(f"`target` must be one of {list(TARGETS)}. Received: {target!r}")
-    layer = model.get_layer("intercept_calibration")
-    if not isinstance(layer, InterceptCalibration):
-        raise TypeError(f"{model.name}'s layer 'intercept_calibration' is a {type(layer).__name__}.")
-    previous = (layer.ctr_offset.numpy(), layer.cvr_offset.numpy())
-    layer.ctr_offset.assign(0.0)
-    layer.cvr_offset.assign(0.0)
-    try:
+    with offsets_restored(model, zero=True):
         predictions, labels = prediction.collect_predictions(model, dataset)
-        ctr_offset, cvr_offset, counts = _solve(predictions, labels, target)
-    except BaseException:
-        layer.ctr_offset.assign(previous[0])
-        layer.cvr_offset.assign(previous[1])
-        raise
+    ctr_offset, cvr_offset, counts = _solve(predictions, labels, target)  # an error leaves the offsets as they were
+    layer = _layer(model)
     layer.ctr_offset.assign(ctr_offset)
     layer.cvr_offset.assign(cvr_offset)
     return {"ctr_offset": ctr_offset, "cvr_offset": cvr_offset, **counts}
+
+
+@contextlib.contextmanager
+def offsets_restored(model: keras.Model, zero: bool = False) -> Iterator[None]:
+    """Puts `model`'s served intercept offsets back as they were on exit; `zero`: serve the heads as trained inside."""
+    layer = _layer(model)
+    saved = (layer.ctr_offset.numpy(), layer.cvr_offset.numpy())
+    try:
+        if zero:
+            layer.ctr_offset.assign(0.0)
+            layer.cvr_offset.assign(0.0)
+        yield
+    finally:
+        layer.ctr_offset.assign(saved[0])
+        layer.cvr_offset.assign(saved[1])
+
+
+def _layer(model: keras.Model) -> InterceptCalibration:
+    layer = model.get_layer("intercept_calibration")
+    if not isinstance(layer, InterceptCalibration):
+        raise TypeError(f"{model.name}'s layer 'intercept_calibration' is a {type(layer).__name__}.")
+    return layer
 
 
 def refit_or_skip(model: keras.Model, dataset: tf.data.Dataset, target: str) -> dict:
@@ -87,8 +103,7 @@ def refit_or_skip(model: keras.Model, dataset: tf.data.Dataset, target: str) -> 
 
 
 def _logit(probability: np.ndarray) -> np.ndarray:
-    clipped = np.clip(probability.astype(np.float64), EPSILON, 1.0 - EPSILON)
-    return np.log(clipped) - np.log1p(-clipped)
+    return special.logit(np.clip(probability.astype(np.float64), EPSILON, 1.0 - EPSILON))
 
 
 def _solve(predictions: dict, labels: dict, target: str) -> tuple[float, float, dict]:
