@@ -4,6 +4,7 @@ and PLE backbones, method-specific blocks, and the schema's transform of raw fea
 from collections.abc import Sequence
 
 from tfcvr.layers.causal_transfer import CausalTransfer
+from tfcvr.layers.dropout import Dropout
 from tfcvr.layers.feature_embedding import FeatureEmbedding
 from tfcvr.layers.feature_interaction import INTERACTIONS, CrossNetwork, DotInteractionBottom, make_interaction
 from tfcvr.layers.gradient_reversal import GradientReversal

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from tfcvr.layers.dropout import Dropout
+
 
 @keras.saving.register_keras_serializable(package="tfcvr")
 class MLP(keras.layers.Layer):
@@ -33,7 +35,7 @@ class MLP(keras.layers.Layer):
         self.norm_layers = (
             [keras.layers.BatchNormalization(name=f"batch_norm_{i}") for i in range(len(units))] if batch_norm else []
         )
-        self.dropout_layer = keras.layers.Dropout(dropout) if dropout > 0 else None
+        self.dropout_layer = Dropout(dropout) if dropout > 0 else None
 
     def build(self, input_shape: tuple) -> None:
         shape = input_shape

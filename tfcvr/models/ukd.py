@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfcvr import losses
-from tfcvr.layers import MLP, GradientReversal
+from tfcvr.layers import MLP, Dropout, GradientReversal
 from tfcvr.models import registry
 from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, Step, head
 
@@ -151,9 +151,7 @@ class UKD(CVRModel):
             )
             # Eq. 11: S_p(dropout(h_conv)) and S_p'(dropout'(h_conv)), independent dropout masks.
             for predictor in ("cvr_first", "cvr_second"):
-                dropped = keras.layers.Dropout(self.options.student_dropout, name=f"{predictor}_dropout")(
-                    conversion_representation
-                )
+                dropped = Dropout(self.options.student_dropout, name=f"{predictor}_dropout")(conversion_representation)
                 outputs[predictor] = head(predictor, dropped, spec.log_odds("cvr"))
             outputs["cvr"] = keras.ops.multiply(0.5, outputs["cvr_first"] + outputs["cvr_second"])  # A.1
         else:
@@ -186,7 +184,16 @@ class UKD(CVRModel):
                 initial_logit=self._discriminator_log_odds(spec),
             ),
         }
-        return keras.Model(inputs=inputs, outputs=outputs, name="teacher")
+        teacher = keras.Model(inputs=inputs, outputs=outputs, name="teacher")
+        if self.options.uncertainty == "mc_dropout":
+            # The Monte-Carlo passes differ only from the backbone on (the embedding and interaction have no
+            # dropout): views of the teacher's own layers from its features to the backbone's input and from
+            # there to p_T, so the passes repeat the backbone input, not the lookups.
+            self._mc_views = _Untracked(
+                keras.Model(inputs, interacted, name="teacher_backbone_input"),
+                keras.Model(interacted, outputs["teacher_cvr"], name="teacher_cvr_from_backbone_input"),
+            )
+        return teacher
 
     def _discriminator_log_odds(self, spec):
         """L_d's base rate: clicks are 1 in 1 + k of its sample (k unclicked rows per click), or the CTR (k None)."""
@@ -264,11 +271,12 @@ class UKD(CVRModel):
         if self.options.uncertainty != "mc_dropout":
             return {"pseudo_label": tf.stop_gradient(self.teacher(features, training=False)["teacher_cvr"])}
         # Table 6: dropout on at inference, mean and variance over the passes. The passes run as one forward pass
-        # over the batch repeated mc_samples times: dropout draws its mask per row, so each copy is an
-        # independent pass, and one large matmul per layer costs less than mc_samples small ones.
+        # over the batch's backbone input repeated mc_samples times: dropout draws its mask per row, so each
+        # copy is an independent pass, and one large matmul per layer costs less than mc_samples small ones.
         passes = self.options.mc_samples
-        repeated = {name: tf.tile(value, [passes] + [1] * (value.shape.rank - 1)) for name, value in features.items()}
-        samples = tf.reshape(self.teacher(repeated, training=True)["teacher_cvr"], [passes, -1])  # [pass, row]
+        backbone_input, cvr_from_backbone_input = self._mc_views.models
+        repeated = tf.tile(backbone_input(features, training=True), [passes, 1])
+        samples = tf.reshape(cvr_from_backbone_input(repeated, training=True), [passes, -1])  # [pass, row]
         samples = tf.stop_gradient(samples)
         return {
             "pseudo_label": tf.reduce_mean(samples, axis=0),
@@ -334,3 +342,10 @@ class UKDMonteCarloDropout(UKD):
     """UKD with Monte-Carlo-dropout uncertainty (Xu et al., WWW 2022, §4.4, Table 6) instead of the two predictors."""
 
     preset = Preset(parent="ukd", fixed={"uncertainty": "mc_dropout"})
+
+
+class _Untracked:
+    """Holds Keras models out of the owner's tracking: views of layers it already owns (no second weight path)."""
+
+    def __init__(self, *models: keras.Model):
+        self.models = models
