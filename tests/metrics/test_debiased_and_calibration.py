@@ -54,6 +54,25 @@ def test_group_auc_weights_by_impressions_and_skips_one_class_groups():
     assert math.isnan(group_auc([0, 0], [0.1, 0.2], [1, 2])["gauc"])
 
 
+def test_group_auc_equals_sklearn_group_by_group():
+    # The vectorised ranks against one sklearn AUC per group: ties within a group (scores rounded to 0.1), the
+    # same score in different groups, one-class groups, unsorted groups.
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 300, 5000)
+    labels = rng.random(5000) < 0.2
+    scores = np.round(rng.random(5000), 1)
+    weighted, total, scored = 0.0, 0, 0
+    for g in np.unique(groups):
+        members = groups == g
+        if labels[members].min() != labels[members].max():
+            weighted += members.sum() * auc(labels[members], scores[members])
+            total += members.sum()
+            scored += 1
+    result = group_auc(labels, scores, groups)
+    assert result["gauc"] == pytest.approx(weighted / total, abs=1e-12)
+    assert (result["groups_scored"], result["groups_skipped"]) == (scored, len(np.unique(groups)) - scored)
+
+
 def test_gauc_and_calibration_metrics_in_compute_metrics():
     groups = np.array([7, 7, 8, 8, 8])
     m = _metrics_with_groups(groups)

@@ -31,21 +31,32 @@ def group_auc(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLik
     A group whose labels are all one class has no AUC: it is skipped and
     counted. Returns {"gauc", "groups_scored", "groups_skipped"}.
     """
-    labels = np.asarray(labels)
+    labels = np.asarray(labels).astype(bool)
     scores = np.asarray(scores)
     groups = np.asarray(groups)
     if labels.size == 0:
         return {"gauc": float("nan"), "groups_scored": 0, "groups_skipped": 0}
-    order = np.argsort(groups, kind="stable")
-    boundaries = np.flatnonzero(groups[order][1:] != groups[order][:-1]) + 1
-    weighted, total_weight, scored, skipped = 0.0, 0, 0, 0
-    for members in np.split(order, boundaries):
-        value = auc(labels[members], scores[members])
-        if np.isnan(value):
-            skipped += 1
-            continue
-        weighted += members.size * value
-        total_weight += members.size
-        scored += 1
-    gauc = weighted / total_weight if total_weight else float("nan")
-    return {"gauc": float(gauc), "groups_scored": scored, "groups_skipped": skipped}
+    # One pass over all groups (a loop of sklearn calls costs ~1 ms per group, which made per-user GAUC most of an
+    # evaluation): sort by group, then score; each group's AUC is the Mann-Whitney U of its positives' ranks,
+    # ties at their average rank (so a tie counts 1/2, as in `auc`).
+    order = np.lexsort((scores, groups))
+    groups, scores, labels = groups[order], scores[order], labels[order]
+    new_group = np.r_[True, groups[1:] != groups[:-1]]
+    group_index = np.cumsum(new_group) - 1
+    group_start = np.flatnonzero(new_group)
+    new_tie = new_group | np.r_[True, scores[1:] != scores[:-1]]
+    tie_index = np.cumsum(new_tie) - 1
+    tie_start = np.flatnonzero(new_tie)
+    tie_end = np.r_[tie_start[1:], labels.size]  # exclusive
+    # 1-based rank within the group, the mean of the tie block's positions.
+    rank = (tie_start + tie_end + 1) / 2.0 - group_start[group_index[tie_start]]
+    size = np.bincount(group_index)
+    positives = np.bincount(group_index, weights=labels)
+    negatives = size - positives
+    positive_ranks = np.bincount(group_index, weights=labels * rank[tie_index])
+    scored = (positives > 0) & (negatives > 0)
+    u = positive_ranks[scored] - positives[scored] * (positives[scored] + 1) / 2
+    aucs = u / (positives[scored] * negatives[scored])
+    weights = size[scored]
+    gauc = float(np.sum(weights * aucs) / np.sum(weights)) if weights.size else float("nan")
+    return {"gauc": gauc, "groups_scored": int(scored.sum()), "groups_skipped": int((~scored).sum())}
