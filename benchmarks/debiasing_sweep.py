@@ -263,18 +263,25 @@ def served_variants(board, model, refit: bool) -> tuple:
     """(test scores as the library serves by default, {variant: test scores}) of `model`, its offsets left as found.
 
     Variants: "raw" (the heads as trained, `--refit_intercepts=none`) and "ctcvr" (`--refit_intercepts=ctcvr`).
-    `refit`: refit the default's offsets first (the first epoch; after selection the leaderboard has).
+    `refit`: refit the default's offsets first (the first epoch; after selection the leaderboard has). One pass over
+    the test split and one over the training split with the offsets at 0; each variant is those test predictions
+    shifted as the model would serve them (`intercepts.shifted`). A refit the data leave undetermined keeps the
+    offsets the model has, as `refit_or_skip` does.
     """
-    with intercepts.offsets_restored(model):
-        if refit:
-            board.refit_intercepts(model, DEFAULT_REFIT)
-        served = board.score_test(model)
+    current = intercepts.served_offsets(model)
     with intercepts.offsets_restored(model, zero=True):
-        variants = {"raw": board.score_test(model)}
-    with intercepts.offsets_restored(model):
-        board.refit_intercepts(model, "ctcvr")
-        variants["ctcvr"] = board.score_test(model)
-    return served, variants
+        raw, labels = board.score_test(model)
+        training = board.training_predictions(model)
+
+    def refitted(target: str) -> tuple:
+        try:
+            return intercepts.solve_offsets(*training, target)[:2]
+        except intercepts.RefitError:
+            return current
+
+    served = refitted(DEFAULT_REFIT) if refit else current
+    variants = {"raw": (raw, labels), "ctcvr": (intercepts.shifted(raw, *refitted("ctcvr")), labels)}
+    return (intercepts.shifted(raw, *served), labels), variants
 
 
 def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, variants, counts) -> dict:

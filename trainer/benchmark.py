@@ -264,6 +264,11 @@ class Leaderboard:
         with self._train.named_errors():
             return intercepts.refit_or_skip(model, self._unshuffled_train.dataset(), target)
 
+    def training_predictions(self, model: models.CVRModel) -> tuple[dict, dict]:
+        """(predictions, labels) on the training files, unshuffled: what a refit of the intercepts reads."""
+        with self._train.named_errors():
+            return metrics_lib.collect_predictions(model, self._unshuffled_train.dataset())
+
     def score_test(self, model: models.CVRModel) -> tuple[dict, dict]:
         """(predictions, labels) on the test files: read only after selection."""
         test = self._pipeline(

@@ -1,4 +1,5 @@
-"""AUC, log loss and group AUC over numpy arrays; sklearn does the arithmetic.
+"""AUC, log loss and group AUC over numpy arrays; sklearn does the arithmetic of AUC and log loss, group AUC
+ranks every group in one numpy pass (sklearn has no grouped AUC; one call per group is slow with many users).
 
 An AUC needs both classes: a population with one class gives NaN rather than
 an exception, so a small evaluation split never crashes a leaderboard.

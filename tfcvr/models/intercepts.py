@@ -64,7 +64,7 @@ def refit_intercepts(model: keras.Model, dataset: tf.data.Dataset, target: str =
         raise ValueError(f"`target` must be one of {list(TARGETS)}. Received: {target!r}")
     with offsets_restored(model, zero=True):
         predictions, labels = prediction.collect_predictions(model, dataset)
-    ctr_offset, cvr_offset, counts = _solve(predictions, labels, target)  # an error leaves the offsets as they were
+    ctr_offset, cvr_offset, counts = solve_offsets(predictions, labels, target)  # an error leaves them as they were
     layer = _layer(model)
     layer.ctr_offset.assign(ctr_offset)
     layer.cvr_offset.assign(cvr_offset)
@@ -106,7 +106,25 @@ def _logit(probability: np.ndarray) -> np.ndarray:
     return special.logit(np.clip(probability.astype(np.float64), EPSILON, 1.0 - EPSILON))
 
 
-def _solve(predictions: dict, labels: dict, target: str) -> tuple[float, float, dict]:
+def served_offsets(model: keras.Model) -> tuple[float, float]:
+    """(ctr offset, cvr offset) that `model` serves now."""
+    layer = _layer(model)
+    return float(layer.ctr_offset.numpy()), float(layer.cvr_offset.numpy())
+
+
+def shifted(predictions: dict, ctr_offset: float, cvr_offset: float) -> dict:
+    """`predictions` (NumPy, made with the offsets at 0) as the model serves them with these offsets: σ(logit p + a)
+    for ctr, σ(logit p + b) for cvr, ctcvr their product (`InterceptCalibration` in NumPy); other outputs as given."""
+    if ctr_offset == 0.0 and cvr_offset == 0.0:
+        return dict(predictions)
+    ctr = special.expit(_logit(predictions["ctr"]) + ctr_offset)
+    cvr = special.expit(_logit(predictions["cvr"]) + cvr_offset)
+    return {**predictions, "ctr": ctr, "cvr": cvr, "ctcvr": ctr * cvr}
+
+
+def solve_offsets(predictions: dict, labels: dict, target: str) -> tuple[float, float, dict]:
+    """(ctr offset, cvr offset, label counts) that `refit_intercepts` sets, from predictions made with the offsets
+    at 0 and their labels (NumPy); raises RefitError as it does."""
     clicks = labels["click"].astype(np.float64)
     conversions = clicks * labels["conversion"]
     counts = {"examples": len(clicks), "clicks": int(clicks.sum()), "conversions": int(conversions.sum())}
