@@ -6,8 +6,9 @@ r"""Does every method hold in every world, epoch and day? A sweep of simulated w
 
 Worlds (`WORLDS`) span production regimes of the built-in simulator: CTR
 1-10%, true CVR on clicks 2-28%, selection on the features only up to
-strong hidden intent, users and items from hundreds to hundreds of
-thousands. In each world and seed one log (train/valid/test 70/10/20) is
+strong hidden intent, 100,000 to 2,000,000 impressions, users and items from
+hundreds to hundreds of thousands. In each world and seed one log
+(train/valid/test 70/10/20) is
 shared by every method; `trainer.benchmark.Leaderboard` trains each at the
 library's defaults for `epochs` epochs (paired: same data, order and
 initialisation), and both the first epoch and the validation-selected epoch
@@ -25,10 +26,13 @@ run; the same against the expected counts of the ground truth, within 2/√ of
 the training positives) as served by default (`--refit_intercepts=ctr`), with
 `ctcvr` and with `none`, all three from the same trained models, and the
 recommendation (validation metrics only) against the ground truth. `full`
-runs every method, three seeds and three epochs at a quarter of each world's
-rows (sized for about 90 minutes on 2 cores; `--row_fraction`
-and `--seeds` change it); `--mode quick` one seed, two epochs and six
-methods. docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the record.
+runs every method, three seeds and three epochs on each world's rows, but
+only `LARGE_WORLD_METHODS` (naive, nise, ddpo) in the 2M-row `large` world
+(sized for about 90 minutes on 2 cores; `--row_fraction` and `--seeds`
+change it); `--mode quick` six methods (`REPRESENTATIVE_METHODS`, one per
+family) in every world, one seed, two epochs and half the rows.
+docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the
+record.
 """
 
 import argparse
@@ -56,27 +60,37 @@ from trainer.benchmark import Leaderboard  # noqa: E402
 # name -> (SimulationConfig fields, impressions in full mode); rates measured on 200k rows of seed 0.
 WORLDS = {
     # CTR 7.9%, true CVR 24.7% clicked / 7.8% unclicked, hidden intent 1 (the simulator's defaults).
-    "default": ({}, 200_000),
+    "default": ({}, 100_000),
     # CTR 3.8%, CVR 9.7% / 3.3%, CTCVR 0.37%, weaker intent.
-    "low_ctr": ({"ctr_bias": -3.2, "cvr_bias": -3.9, "selection_strength": 0.5}, 300_000),
+    "low_ctr": ({"ctr_bias": -3.2, "cvr_bias": -3.9, "selection_strength": 0.5}, 150_000),
     # CTR 9.9%, CVR 23.6% / 12.8%: selection on the features only; 300 users, 200 items.
     "features_only": (
         {"ctr_bias": -2.0, "cvr_bias": -2.2, "selection_strength": 0.0, "num_users": 300, "num_items": 200},
         100_000,
     ),
     # CTR 7.1%, CVR 28.2% / 3.7%: strong hidden intent (the unclicked space's CVR is 1/8 of the clicked one's).
-    "strong_intent": ({"ctr_bias": -3.6, "cvr_bias": -4.6, "selection_strength": 2.0}, 300_000),
+    "strong_intent": ({"ctr_bias": -3.6, "cvr_bias": -4.6, "selection_strength": 2.0}, 150_000),
     # CTR 5.6%, CVR 2.0% / 0.4%, CTCVR 0.12%; 20k users, 5k items.
     "rare_conversion": (
         {"ctr_bias": -3.0, "cvr_bias": -6.3, "num_users": 20_000, "num_items": 5_000},
-        600_000,
+        300_000,
     ),
     # CTR 1.1%, CVR 22.3% / 5.7%; 50k users, 20k items.
     "very_low_ctr": (
         {"ctr_bias": -4.8, "cvr_bias": -3.6, "num_users": 50_000, "num_items": 20_000},
-        600_000,
+        300_000,
+    ),
+    # CTR 4.1%, CVR 12.1% / 3.0%, CTCVR 0.48%; 200k users, 100k items, 2M impressions: a production-sized log.
+    "large": (
+        {"ctr_bias": -3.4, "cvr_bias": -4.3, "num_users": 200_000, "num_items": 100_000},
+        2_000_000,
     ),
 }
+# One method of each family (and naive): what the quick mode runs.
+REPRESENTATIVE_METHODS = ("naive", "esmm", "escm2_ipw", "dr_jl", "nise", "ddpo")
+# What the full mode runs in its `large_worlds`: naive, the best and the least stable method of the earlier sweeps
+# (one method there takes about 2.5 minutes per seed; all of them would take several times the whole budget).
+LARGE_WORLD_METHODS = ("naive", "nise", "ddpo")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,21 +101,24 @@ class Mode:
     methods: tuple
     day_worlds: tuple
     days: int = 3
+    # Worlds where only LARGE_WORLD_METHODS run.
+    large_worlds: tuple = ()
 
 
 MODES = {
     "full": Mode(
         seeds=(0, 1, 2),
         epochs=3,
-        row_fraction=0.25,
+        row_fraction=1.0,
         methods=tuple(debiasing_quality._distinct_methods()),
         day_worlds=("low_ctr", "strong_intent"),
+        large_worlds=("large",),
     ),
     "quick": Mode(
         seeds=(0,),
         epochs=2,
-        row_fraction=0.25,
-        methods=("naive", "esmm", "escm2_ipw", "dr_jl", "nise", "ddpo"),
+        row_fraction=0.5,
+        methods=REPRESENTATIVE_METHODS,
         day_worlds=("low_ctr",),
     ),
 }
@@ -175,7 +192,12 @@ def _config(methods, seed: int, folder: str, epochs: int) -> config_lib.Benchmar
 
 
 def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
-    """Every seed (and day) of `world`: trains, scores and writes one JSON line per method, seed, day and epoch kind."""
+    """Every seed (and day) of `world`: trains, scores and writes one JSON line per method, seed, day and epoch kind.
+
+    `methods`: None for the mode's (LARGE_WORLD_METHODS in its `large_worlds`).
+    """
+    if methods is None:
+        methods = LARGE_WORLD_METHODS if world in mode.large_worlds else mode.methods
     settings, rows = WORLDS[world]
     rows = int(rows * mode.row_fraction)
     days = range(1, mode.days + 1) if world in mode.day_worlds else (None,)
@@ -389,7 +411,7 @@ def main():
     unknown = sorted(set(worlds) - set(WORLDS))
     if unknown:
         parser.error(f"--worlds: unknown {unknown}; expected some of {list(WORLDS)}")
-    methods = args.methods.split(",") if args.methods else list(mode.methods)
+    methods = args.methods.split(",") if args.methods else None
     root = tempfile.mkdtemp(prefix="tfcvr-sweep-")
     atexit.register(shutil.rmtree, root, ignore_errors=True)  # the simulated logs; --runs_jsonl keeps the results
     lines = []

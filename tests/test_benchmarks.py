@@ -114,3 +114,15 @@ def test_sweep_calibration_verdicts_by_hand():
     assert rows["biased"][2] == "yes" and rows["biased"][5] == "NO"
     assert rows["ctr_off"][0].endswith("✗") and rows["ctr_off"][2] == "NO" and rows["ctr_off"][5] == "NO"
     assert rows["unknown"][5] == "?" and rows["unknown"][3].endswith("?")
+
+
+def test_sweep_modes_span_the_production_sizes_and_run_known_methods():
+    from tfcvr import models
+
+    full, quick = debiasing_sweep.MODES["full"], debiasing_sweep.MODES["quick"]
+    sizes = [rows * full.row_fraction for _, rows in debiasing_sweep.WORLDS.values()]
+    assert min(sizes) == 100_000 and max(sizes) == 2_000_000  # the span of log sizes
+    assert len(debiasing_sweep.WORLDS) - len(full.large_worlds) >= 6 and len(full.day_worlds) >= 2
+    assert full.epochs == 3 and len(full.seeds) == 3 and set(full.large_worlds) <= set(debiasing_sweep.WORLDS)
+    for methods in (debiasing_sweep.LARGE_WORLD_METHODS, quick.methods, full.methods):
+        assert "naive" in methods and set(methods) <= set(models.names())  # naive: every paired comparison's base
