@@ -1,6 +1,6 @@
 r"""Does every method hold in every world, epoch and day? A sweep of simulated worlds with ground truth.
 
-    python benchmarks/debiasing_sweep.py [--mode full|quick] [--worlds default,low_ctr,...]
+    python benchmarks/debiasing_sweep.py [--mode full|quick|large] [--worlds default,low_ctr,...]
         [--methods naive,esmm,...] [--runs_jsonl sweep.jsonl]
     python benchmarks/debiasing_sweep.py --report sweep.jsonl
 
@@ -26,11 +26,12 @@ run; the same against the expected counts of the ground truth, within 2/√ of
 the training positives) as served by default (`--refit_intercepts=ctr`), with
 `ctcvr` and with `none`, all three from the same trained models, and the
 recommendation (validation metrics only) against the ground truth. `full`
-runs every method, three seeds and three epochs on each world's rows, but
-only `LARGE_WORLD_METHODS` (naive, nise, ddpo) in the 2M-row `large` world
-(sized for about 90 minutes on 2 cores; `--row_fraction` and `--seeds`
-change it); `--mode quick` six methods (`REPRESENTATIVE_METHODS`, one per
-family) in every world, one seed, two epochs and half the rows.
+runs every method, three seeds and three epochs in the six worlds of
+100k-200k rows (sized for about 90 minutes on 2 cores; `--row_fraction` and
+`--seeds` change it); `--mode large` the 2M-row world with naive, nise and
+ddpo, three seeds and three epochs (a run of its own, about half an hour);
+`--mode quick` six methods (`REPRESENTATIVE_METHODS`, one per family) in the
+six worlds, one seed, two epochs and half the rows.
 docs/benchmarks.md, section "Sweep of worlds, epochs and days", has the
 record.
 """
@@ -62,23 +63,23 @@ WORLDS = {
     # CTR 7.9%, true CVR 24.7% clicked / 7.8% unclicked, hidden intent 1 (the simulator's defaults).
     "default": ({}, 100_000),
     # CTR 3.8%, CVR 9.7% / 3.3%, CTCVR 0.37%, weaker intent.
-    "low_ctr": ({"ctr_bias": -3.2, "cvr_bias": -3.9, "selection_strength": 0.5}, 150_000),
+    "low_ctr": ({"ctr_bias": -3.2, "cvr_bias": -3.9, "selection_strength": 0.5}, 100_000),
     # CTR 9.9%, CVR 23.6% / 12.8%: selection on the features only; 300 users, 200 items.
     "features_only": (
         {"ctr_bias": -2.0, "cvr_bias": -2.2, "selection_strength": 0.0, "num_users": 300, "num_items": 200},
         100_000,
     ),
     # CTR 7.1%, CVR 28.2% / 3.7%: strong hidden intent (the unclicked space's CVR is 1/8 of the clicked one's).
-    "strong_intent": ({"ctr_bias": -3.6, "cvr_bias": -4.6, "selection_strength": 2.0}, 150_000),
+    "strong_intent": ({"ctr_bias": -3.6, "cvr_bias": -4.6, "selection_strength": 2.0}, 100_000),
     # CTR 5.6%, CVR 2.0% / 0.4%, CTCVR 0.12%; 20k users, 5k items.
     "rare_conversion": (
         {"ctr_bias": -3.0, "cvr_bias": -6.3, "num_users": 20_000, "num_items": 5_000},
-        300_000,
+        200_000,
     ),
     # CTR 1.1%, CVR 22.3% / 5.7%; 50k users, 20k items.
     "very_low_ctr": (
         {"ctr_bias": -4.8, "cvr_bias": -3.6, "num_users": 50_000, "num_items": 20_000},
-        300_000,
+        200_000,
     ),
     # CTR 4.1%, CVR 12.1% / 3.0%, CTCVR 0.48%; 200k users, 100k items, 2M impressions: a production-sized log.
     "large": (
@@ -88,9 +89,7 @@ WORLDS = {
 }
 # One method of each family (and naive): what the quick mode runs.
 REPRESENTATIVE_METHODS = ("naive", "esmm", "escm2_ipw", "dr_jl", "nise", "ddpo")
-# What the full mode runs in its `large_worlds`: naive, the best and the least stable method of the earlier sweeps
-# (one method there takes about 2.5 minutes per seed; all of them would take several times the whole budget).
-LARGE_WORLD_METHODS = ("naive", "nise", "ddpo")
+SIZED_WORLDS = tuple(name for name in WORLDS if name != "large")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,8 +100,7 @@ class Mode:
     methods: tuple
     day_worlds: tuple
     days: int = 3
-    # Worlds where only LARGE_WORLD_METHODS run.
-    large_worlds: tuple = ()
+    worlds: tuple = SIZED_WORLDS  # the default of --worlds
 
 
 MODES = {
@@ -112,7 +110,17 @@ MODES = {
         row_fraction=1.0,
         methods=tuple(debiasing_quality._distinct_methods()),
         day_worlds=("low_ctr", "strong_intent"),
-        large_worlds=("large",),
+    ),
+    # The 2M-row world on its own: naive, the best and the least stable method of the earlier sweeps. One method
+    # there takes minutes per seed (its 600,000 embedding rows updated every step by the default dense Adam), so
+    # every method would take several times the full mode's budget.
+    "large": Mode(
+        seeds=(0, 1, 2),
+        epochs=3,
+        row_fraction=1.0,
+        methods=("naive", "nise", "ddpo"),
+        day_worlds=(),
+        worlds=("large",),
     ),
     "quick": Mode(
         seeds=(0,),
@@ -194,10 +202,9 @@ def _config(methods, seed: int, folder: str, epochs: int) -> config_lib.Benchmar
 def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
     """Every seed (and day) of `world`: trains, scores and writes one JSON line per method, seed, day and epoch kind.
 
-    `methods`: None for the mode's (LARGE_WORLD_METHODS in its `large_worlds`).
+    `methods`: None for the mode's.
     """
-    if methods is None:
-        methods = LARGE_WORLD_METHODS if world in mode.large_worlds else mode.methods
+    methods = methods or mode.methods
     settings, rows = WORLDS[world]
     rows = int(rows * mode.row_fraction)
     days = range(1, mode.days + 1) if world in mode.day_worlds else (None,)
@@ -389,7 +396,9 @@ def report(lines: list) -> None:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--mode", default="full", choices=sorted(MODES))
-    parser.add_argument("--worlds", default=",".join(WORLDS), help=f"Comma-separated, of {list(WORLDS)}.")
+    parser.add_argument(
+        "--worlds", default=None, help=f"Comma-separated, of {list(WORLDS)}; default: the mode's (large: 'large')."
+    )
     parser.add_argument("--methods", default=None, help="Comma-separated; default: the mode's list.")
     parser.add_argument("--seeds", default=None, help="Comma-separated; default: the mode's.")
     parser.add_argument(
@@ -407,7 +416,7 @@ def main():
         mode = dataclasses.replace(mode, seeds=tuple(int(s) for s in args.seeds.split(",")))
     if args.row_fraction:
         mode = dataclasses.replace(mode, row_fraction=args.row_fraction)
-    worlds = args.worlds.split(",")
+    worlds = args.worlds.split(",") if args.worlds else list(mode.worlds)
     unknown = sorted(set(worlds) - set(WORLDS))
     if unknown:
         parser.error(f"--worlds: unknown {unknown}; expected some of {list(WORLDS)}")

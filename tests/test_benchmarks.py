@@ -119,10 +119,14 @@ def test_sweep_calibration_verdicts_by_hand():
 def test_sweep_modes_span_the_production_sizes_and_run_known_methods():
     from tfcvr import models
 
-    full, quick = debiasing_sweep.MODES["full"], debiasing_sweep.MODES["quick"]
-    sizes = [rows * full.row_fraction for _, rows in debiasing_sweep.WORLDS.values()]
-    assert min(sizes) == 100_000 and max(sizes) == 2_000_000  # the span of log sizes
-    assert len(debiasing_sweep.WORLDS) - len(full.large_worlds) >= 6 and len(full.day_worlds) >= 2
-    assert full.epochs == 3 and len(full.seeds) == 3 and set(full.large_worlds) <= set(debiasing_sweep.WORLDS)
-    for methods in (debiasing_sweep.LARGE_WORLD_METHODS, quick.methods, full.methods):
-        assert "naive" in methods and set(methods) <= set(models.names())  # naive: every paired comparison's base
+    modes = debiasing_sweep.MODES
+    full, large = modes["full"], modes["large"]
+    sizes = {name: rows for name, (_, rows) in debiasing_sweep.WORLDS.items()}
+    assert min(sizes[w] for w in full.worlds) * full.row_fraction == 100_000  # the span of log sizes ...
+    assert sizes["large"] * large.row_fraction == 2_000_000 and large.worlds == ("large",)  # ... to 2M rows
+    assert len(full.worlds) >= 6 and len(full.day_worlds) >= 2 and set(full.day_worlds) <= set(full.worlds)
+    for mode in (full, large):
+        assert mode.epochs == 3 and len(mode.seeds) == 3
+    for mode in modes.values():
+        assert "naive" in mode.methods and set(mode.methods) <= set(models.names())  # naive: the paired base
+        assert set(mode.worlds) <= set(debiasing_sweep.WORLDS)
