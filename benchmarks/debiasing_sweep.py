@@ -111,9 +111,9 @@ MODES = {
         methods=tuple(debiasing_quality._distinct_methods()),
         day_worlds=("low_ctr", "strong_intent"),
     ),
-    # The 2M-row world on its own: naive, the best and the least stable method of the earlier sweeps. One method
-    # there takes minutes per seed (its 600,000 embedding rows updated every step by the default dense Adam), so
-    # every method would take several times the full mode's budget.
+    # The 2M-row world on its own: naive, the best and the least stable method of the earlier sweeps. A method
+    # there takes about 2.5 minutes per seed (naive and ddpo: 308 s for one seed, 30 s of it simulating the log),
+    # so every method would take about three times the full mode's budget.
     "large": Mode(
         seeds=(0, 1, 2),
         epochs=3,
