@@ -39,4 +39,5 @@ class Dropout(keras.layers.Dropout):
         halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]  # two 16-bit draws per 32-bit one
         threshold = tf.constant(round(self.rate * MASK_LEVELS), tf.uint16)
         keep = tf.reshape(halves, tf.shape(inputs)) >= threshold
-        return tf.where(keep, inputs * (1.0 / (1.0 - self.rate)), tf.zeros_like(inputs))
+        # One product with the scaled 0/1 mask: cheaper than a select against zeros, forward and backward.
+        return inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - self.rate)))
