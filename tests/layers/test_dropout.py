@@ -50,6 +50,12 @@ def test_gradient_flows_through_the_kept_elements_only():
     np.testing.assert_array_equal(gradient, np.where(y.numpy() > 0, 2.0, 0.0))
 
 
+def test_a_rate_16_bits_cannot_tell_from_1_keeps_keras_behaviour():
+    np.testing.assert_array_equal(_mask(Dropout(1.0, seed=8), (4, 4)), np.zeros((4, 4)))  # Keras: all dropped
+    kept = _mask(Dropout(1 - 2**-18, seed=8), (64, 64))  # threshold would be 2^16, beyond 16 bits
+    assert kept.shape == (64, 64) and (kept == 0).mean() > 0.99
+
+
 def test_noise_shape_keeps_keras_behaviour():
     values = _mask(Dropout(0.5, noise_shape=(None, 1), seed=6), (200, 8))
     assert np.all(values == values[:, :1])  # one decision per row

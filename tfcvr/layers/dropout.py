@@ -19,8 +19,9 @@ class Dropout(keras.layers.Dropout):
     are at least round(rate · 2^16), so the rate is applied to within 2^-17
     (0.2 drops with probability 13107/65536 = 0.199997). Kept values are scaled
     by 1/(1 − rate), as Keras does; the mask is drawn from the layer's seed
-    generator, so a seeded model repeats its masks. With a `noise_shape` the
-    layer is Keras' own.
+    generator, so a seeded model repeats its masks. With a `noise_shape`, or a
+    rate within 2^-17 of 1 (which 16 bits cannot tell from 1), the layer is
+    Keras' own.
 
     Example:
     >>> layer = Dropout(0.5, seed=1)
@@ -30,7 +31,12 @@ class Dropout(keras.layers.Dropout):
     """
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if not training or self.rate == 0 or self.noise_shape is not None:
+        if (
+            not training
+            or self.rate == 0
+            or self.noise_shape is not None
+            or round(self.rate * MASK_LEVELS) >= MASK_LEVELS
+        ):
             return super().call(inputs, training=training)
         size = tf.size(inputs)
         bits = tf.random.stateless_uniform(
