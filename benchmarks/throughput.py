@@ -2,7 +2,7 @@ r"""Training throughput per method from TFRecord, at the official DDPO code's co
 
     python benchmarks/throughput.py [--models ddpo,esmm] [--optimizer adam|lazy_adam] [--backbone mmoe|ple]
         [--interaction cross|dot]
-        [--steps_per_execution 16] [--cache]
+        [--steps_per_execution 16] [--cache] [--intra_op_threads 0]
         [--rows 400000] [--steps 200] [--warmup 30] [--data_dir DIR] [--json]
         [--official_ddpo CHECKOUT --torch_python PYTHON]
 
@@ -54,6 +54,7 @@ import tensorflow as tf
 from tfcvr import models, optimizers
 from tfcvr.data import TFRecordPipeline, example_writer
 from tfcvr.data import schema as schema_lib
+from trainer import threads
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -206,6 +207,7 @@ def measure_model(
         "interaction": interaction,
         "steps_per_execution": steps_per_execution,
         "cache": cache,
+        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),  # 0: TensorFlow's default
     }
 
 
@@ -285,8 +287,15 @@ def main():
     parser.add_argument(
         "--torch_python", default="python3", help="A Python with PyTorch to run the official code with."
     )
+    parser.add_argument(
+        "--intra_op_threads",
+        type=int,
+        default=threads.AUTO,
+        help="Threads per TensorFlow op (trainer.task --intra_op_threads; default 0: its auto rule).",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    threads.configure(args.intra_op_threads)  # before TensorFlow runs an op
     names = args.models.split(",") if args.models else [n for n in models.names() if models.get(n).registered_name == n]
     data_dir = args.data_dir or tempfile.mkdtemp(prefix="tfcvr-throughput-")
     files = os.path.join(data_dir, "train-*.tfrecord")

@@ -28,7 +28,7 @@ from absl import app, flags
 from tfcvr import atomic, cli, optimizers
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.models import intercepts
-from trainer import distribution
+from trainer import distribution, threads
 from trainer.loop import STEPS_PER_EXECUTION
 
 
@@ -194,6 +194,13 @@ class RuntimeConfig(_Section):
         STEPS_PER_EXECUTION,
         "Training steps per tf.function call (same results; fewer calls are faster).",
         lower_bound=1,
+    )
+    intra_op_threads: int = _field(
+        threads.AUTO,
+        "Threads one TensorFlow op may use; 0 (auto): 1 on a machine with at most "
+        f"{threads.SINGLE_THREAD_MAX_CORES} cores (ops then run side by side, faster there: docs/benchmarks.md), "
+        "TensorFlow's default (or TF_NUM_INTRAOP_THREADS) otherwise.",
+        lower_bound=0,
     )
     log_every: int = _field(100, "Steps between progress lines and summaries.", lower_bound=1)
     checkpoint_every: int = _field(1000, "Steps between checkpoints.", lower_bound=1)

@@ -31,7 +31,7 @@ from tfcvr.data import simulate, statistics
 from tfcvr.export import model_config, retention
 from tfcvr.models import intercepts
 from trainer import config as config_lib
-from trainer import distribution, lease, method_params, model_identity, preemption, preflight, warm_start
+from trainer import distribution, lease, method_params, model_identity, preemption, preflight, threads, warm_start
 from trainer.loop import TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -111,6 +111,7 @@ def main(argv: list[str]) -> None:
     """Resolve the configuration, validate and identify the run, read the data, build, train and evaluate, publish."""
     del argv
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
+    threads.configure(run.runtime.intra_op_threads)  # before the strategy or any op starts TensorFlow
     if os.environ.get("CLOUD_ML_TRIAL_ID"):
         optional.require("hypertune", TUNING_FEATURE)  # reported after training: missing, fail before it
     model_class = method_params.model_class(run.method.model)
