@@ -1,7 +1,7 @@
 r"""Does every method hold in every world, epoch and day? A sweep of simulated worlds with ground truth.
 
     python benchmarks/debiasing_sweep.py [--mode full|quick|large] [--worlds default,low_ctr,...]
-        [--methods naive,esmm,...] [--runs_jsonl sweep.jsonl]
+        [--methods naive,esmm,...] [--selection_metric ctcvr_nll] [--runs_jsonl sweep.jsonl]
     python benchmarks/debiasing_sweep.py --report sweep.jsonl
 
 Worlds (`WORLDS`) span production regimes of the built-in simulator: CTR
@@ -131,6 +131,7 @@ MODES = {
     ),
 }
 DEFAULT_REFIT = config_lib.OptimizationConfig().refit_intercepts
+SELECTION_METRIC = config_lib.LeaderboardConfig().selection_metric  # the leaderboard's default
 # Σ prediction / Σ label over all test impressions: within this, or two standard errors of the label count.
 CALIBRATION_TOLERANCE = 0.05
 
@@ -191,18 +192,18 @@ def _range(values) -> str:
     return f"{np.nanmin(values):.3f}–{np.nanmax(values):.3f}"
 
 
-def _config(methods, seed: int, folder: str, epochs: int) -> config_lib.BenchmarkConfig:
+def _config(methods, seed: int, folder: str, epochs: int, selection_metric: str) -> config_lib.BenchmarkConfig:
     return config_lib.BenchmarkConfig(
         optimization=config_lib.OptimizationConfig(epochs=epochs, seed=seed),
-        leaderboard=config_lib.LeaderboardConfig(models=list(methods), runs=1),
+        leaderboard=config_lib.LeaderboardConfig(models=list(methods), runs=1, selection_metric=selection_metric),
         report=config_lib.ReportConfig(output_dir=folder),
     )
 
 
-def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
+def run_world(world: str, mode: Mode, methods, root: str, write, selection_metric: str = SELECTION_METRIC) -> None:
     """Every seed (and day) of `world`: trains, scores and writes one JSON line per method, seed, day and epoch kind.
 
-    `methods`: None for the mode's.
+    `methods`: None for the mode's; `selection_metric`: the validation metric that selects the epoch.
     """
     methods = methods or mode.methods
     settings, rows = WORLDS[world]
@@ -223,7 +224,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write) -> None:
             )
             # A warm-started day trains one epoch, as a daily retrain does; day 1 and single-day worlds all epochs.
             epochs = 1 if previous else mode.epochs
-            board = Leaderboard(data, _config(methods, seed, folder, epochs), log=lambda line: None)
+            board = Leaderboard(data, _config(methods, seed, folder, epochs, selection_metric), log=lambda line: None)
             # naive comes first: its pCTR weighs every method's D-AUC/D-NLL, as on the leaderboard.
             reference = {}
             for method in board.model_names:
@@ -404,6 +405,11 @@ def main():
     parser.add_argument(
         "--row_fraction", type=float, default=None, help="Of each world's impressions (WORLDS); default: the mode's."
     )
+    parser.add_argument(
+        "--selection_metric",
+        default=SELECTION_METRIC,
+        help="Validation metric that selects each run's epoch (trainer.benchmark --selection_metric; its default).",
+    )
     parser.add_argument("--runs_jsonl", default=None, help="Append every run's metrics here (one JSON per line).")
     parser.add_argument("--report", default=None, help="Only print the tables of a --runs_jsonl file.")
     args = parser.parse_args()
@@ -439,7 +445,7 @@ def main():
                 f.write(json.dumps(run) + "\n")
 
     for world in worlds:
-        run_world(world, mode, methods, root, write)
+        run_world(world, mode, methods, root, write, args.selection_metric)
     report(lines)
 
 

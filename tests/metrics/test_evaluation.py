@@ -33,6 +33,19 @@ def test_metrics_by_hand():
     assert m["cvr_bias_unclicked"] == pytest.approx((0.3 + 0.5 + 0.1) / 3 - (0.1 + 0.3 + 0.2) / 3)
     assert m["cvr_bias_all"] == pytest.approx(np.mean(PREDICTIONS["cvr"]) - np.mean(LABELS["true_cvr"]))
     assert (m["impressions"], m["clicks"], m["conversions"]) == (6, 3, 2)
+    # joint: -log of each impression's observed outcome, averaged: clicked rows pCTR·pCVR or pCTR·(1 - pCVR),
+    # unclicked rows 1 - pCTR.
+    outcomes = [0.9 * 0.6, 0.6 * 0.3, 0.7 * 0.4, 0.8, 0.2, 0.9]
+    assert m["joint_nll"] == pytest.approx(-sum(math.log(p) for p in outcomes) / 6)
+    assert m["joint_nll"] == pytest.approx(m["ctr_nll"] + 0.5 * m["cvr_nll"])
+
+
+def test_joint_log_loss_without_clicks_is_the_ctr_log_loss():
+    labels = {"click": np.array([0, 0]), "conversion": np.array([0, 0])}
+    m = compute_metrics(
+        {"ctr": np.array([0.2, 0.4]), "cvr": np.array([0.5, 0.5]), "ctcvr": np.array([0.1, 0.2])}, labels
+    )
+    assert m["joint_nll"] == pytest.approx(-(math.log(0.8) + math.log(0.6)) / 2)
 
 
 def test_undefined_auc_is_nan_and_ground_truth_optional():

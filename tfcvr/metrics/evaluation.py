@@ -30,6 +30,8 @@ METRIC_DESCRIPTIONS = {
     "cvr_auc_all_ctcvr_label": "AUC of pCVR against click-and-conversion, all impressions (ESCM²/NISE code)",
     "ctcvr_auc": "AUC of pCTCVR against click-and-conversion, all impressions",
     "ctcvr_nll": "log loss of pCTCVR against click-and-conversion, all impressions",
+    "joint_nll": "log loss of the observed outcome (no click / click only / click and conversion) per impression: "
+    "ctr_nll + CTR·cvr_nll",
     "d_cvr_auc": "D-AUC: AUC of pCVR on clicked impressions, each weighted 1/pCTR (Xu et al., WWW 2022, Eq. 14)",
     "d_cvr_nll": "D-NLL: log loss of pCVR on clicked impressions, each weighted 1/pCTR (Xu et al., WWW 2022, Eq. 16)",
     "ctr_gauc": "GAUC of pCTR against click, impression-weighted over groups (Zhang et al., WWW 2020, Eq. 12)",
@@ -89,6 +91,9 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr: npt.ArrayLik
         "cvr_auc_all_ctcvr_label": _auc(click_and_conversion, cvr),
         "ctcvr_auc": _auc(click_and_conversion, ctcvr),
         "ctcvr_nll": _nll(click_and_conversion, ctcvr),
+        # -log P(observed outcome) = -log pCTR·(pCVR or 1 - pCVR) on a click, -log(1 - pCTR) otherwise: unlike
+        # ctcvr_nll it scores pCVR on the clicked rows itself, not only through the product pCTR·pCVR.
+        "joint_nll": _nll(click, ctr) + (click.mean() * _nll(conversion[click], cvr[click]) if click.any() else 0.0),
         "d_cvr_auc": _auc(conversion[click], cvr[click], sample_weight=inverse_ctr),
         "d_cvr_nll": _nll(conversion[click], cvr[click], sample_weight=inverse_ctr),
         "ctr_pcoc": calibration.pcoc(ctr, click),
