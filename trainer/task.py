@@ -111,7 +111,7 @@ def main(argv: list[str]) -> None:
     """Resolve the configuration, validate and identify the run, read the data, build, train and evaluate, publish."""
     del argv
     run = config_lib.config_from_flags(config_lib.TaskConfig, FLAGS, FLAGS.config)
-    threads.configure(run.runtime.intra_op_threads)  # before the strategy or any op starts TensorFlow
+    intra_op_threads = threads.configure(run.runtime.intra_op_threads)  # before the strategy or any op starts TF
     if os.environ.get("CLOUD_ML_TRIAL_ID"):
         optional.require("hypertune", TUNING_FEATURE)  # reported after training: missing, fail before it
     model_class = method_params.model_class(run.method.model)
@@ -122,7 +122,12 @@ def main(argv: list[str]) -> None:
     setup = _validate_and_identify(run, method, placement)
     # Logged once everything is checked: a bad command line prints its one-line error and nothing before it.
     logging.info(
-        "Strategy %s (%s), %d replicas.", placement.kind.value, type(placement.strategy).__name__, placement.replicas
+        "Strategy %s (%s), %d replicas; %s thread(s) per TensorFlow op (--intra_op_threads=%d).",
+        placement.kind.value,
+        type(placement.strategy).__name__,
+        placement.replicas,
+        intra_op_threads or "TensorFlow's default",
+        run.runtime.intra_op_threads,
     )
     data = _read_data(run, setup.schema, placement)
     with placement.strategy.scope():

@@ -73,5 +73,4 @@ def configure(requested: int = AUTO) -> int | None:
             f"--intra_op_threads={requested} (resolved to {threads}) must be set before TensorFlow runs its "
             f"first op; TensorFlow has already started with {running} intra-op threads (0: its default) ({e})."
         ) from e
-    logging.info("TensorFlow ops use %d thread(s) each (--intra_op_threads=%d).", threads, requested)
-    return threads
+    return threads  # logged by the caller, once its command line is checked
