@@ -68,7 +68,7 @@ def configure(requested: int = AUTO) -> int | None:
                 threads,
                 running,
             )
-            return running
+            return running or None  # 0 is TensorFlow's default, which this function reports as None
         raise RuntimeError(
             f"--intra_op_threads={requested} (resolved to {threads}) must be set before TensorFlow runs its "
             f"first op; TensorFlow has already started with {running} intra-op threads (0: its default) ({e})."

@@ -83,17 +83,18 @@ def compute_metrics(predictions: dict, labels: dict, reference_ctr: npt.ArrayLik
     click_and_conversion = conversion * click
     ctr, cvr, ctcvr = (np.asarray(predictions[k], np.float64) for k in ("ctr", "cvr", "ctcvr"))
     inverse_ctr = 1.0 / np.asarray(ctr if reference_ctr is None else reference_ctr, np.float64)[click]
+    ctr_nll, cvr_nll = _nll(click, ctr), _nll(conversion[click], cvr[click])
     results = {
         "ctr_auc": _auc(click, ctr),
-        "ctr_nll": _nll(click, ctr),
+        "ctr_nll": ctr_nll,
         "cvr_auc": _auc(conversion[click], cvr[click]),
-        "cvr_nll": _nll(conversion[click], cvr[click]),
+        "cvr_nll": cvr_nll,
         "cvr_auc_all_ctcvr_label": _auc(click_and_conversion, cvr),
         "ctcvr_auc": _auc(click_and_conversion, ctcvr),
         "ctcvr_nll": _nll(click_and_conversion, ctcvr),
         # -log P(observed outcome) = -log pCTR·(pCVR or 1 - pCVR) on a click, -log(1 - pCTR) otherwise: unlike
         # ctcvr_nll it scores pCVR on the clicked rows itself, not only through the product pCTR·pCVR.
-        "joint_nll": _nll(click, ctr) + (click.mean() * _nll(conversion[click], cvr[click]) if click.any() else 0.0),
+        "joint_nll": ctr_nll + (click.mean() * cvr_nll if click.any() else 0.0),
         "d_cvr_auc": _auc(conversion[click], cvr[click], sample_weight=inverse_ctr),
         "d_cvr_nll": _nll(conversion[click], cvr[click], sample_weight=inverse_ctr),
         "ctr_pcoc": calibration.pcoc(ctr, click),
