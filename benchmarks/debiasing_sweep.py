@@ -16,7 +16,9 @@ initialisation), and both the first epoch and the validation-selected epoch
 the `day_worlds`, three days of the same world follow (`simulate --day`):
 day 1 from scratch, days 2 and 3 warm-started from the previous day's
 selected weights (weights only, as `--warm_start_from`), each scored on its
-own day's test split.
+own day's test split. `--runs_jsonl` also keeps every epoch of every run
+(epoch kind "every": its test metrics as served and its validation metrics as
+selection saw them), so a selection rule can be replayed without training.
 
 Per world (and per day) it prints the metric table, the soundness table of
 benchmarks/debiasing_quality.py for the first and the selected epoch,
@@ -131,6 +133,10 @@ MODES = {
     ),
 }
 DEFAULT_REFIT = config_lib.OptimizationConfig().refit_intercepts
+# The epoch kind of the lines that record each epoch (its test metrics as served, its validation metrics as selection
+# saw them); "first" and "selected" are the tables' kinds.
+EVERY_EPOCH = "every"
+TABLE_KINDS = ("first", "selected")
 SELECTION_METRIC = config_lib.LeaderboardConfig().selection_metric  # the leaderboard's default
 # Σ prediction / Σ label over all test impressions: within this, or two standard errors of the label count.
 CALIBRATION_TOLERANCE = 0.05
@@ -228,15 +234,15 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
             # naive comes first: its pCTR weighs every method's D-AUC/D-NLL, as on the leaderboard.
             reference = {}
             for method in board.model_names:
-                run, first_epoch = (world, seed, day, method), []
+                run, every_epoch = (world, seed, day, method), []
 
-                def keep_first_epoch(epoch, model, first_epoch=first_epoch, board=board):
-                    if epoch == 1:  # scored once naive's reference is known; training never sees the offsets
-                        first_epoch.append(served_variants(board, model, refit=True))
+                def score_epoch(epoch, model, validation, every_epoch=every_epoch, board=board):
+                    # Metrics once naive's reference is known; training never sees the refit's offsets.
+                    every_epoch.append((served_variants(board, model, refit=True), validation))
 
                 try:
                     model, selection, validation = board.train_and_select(
-                        method, 0, initial_weights=previous.get(method), on_epoch=keep_first_epoch
+                        method, 0, initial_weights=previous.get(method), on_epoch=score_epoch
                     )
                 except FloatingPointError as e:
                     if method == debiasing_quality.REFERENCE:
@@ -244,7 +250,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
                     # Counted, not hidden: NaN metrics fail the soundness table; its next day starts afresh.
                     previous.pop(method, None)
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
-                    for kind in ("first", "selected"):
+                    for kind in TABLE_KINDS:
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
                         record = _record(
                             *run,
@@ -265,11 +271,16 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
                     reference.update(test=test[0]["ctr"], validation=validation[0]["ctr"])
                 previous[method] = {path: v.numpy() for path, v in model.weights_by_path().items()}
                 epoch = selection["selected_epoch"]
-                first = _metrics(first_epoch[0][0], reference["test"])
-                first_variants = {k: _metrics(v, reference["test"]) for k, v in first_epoch[0][1].items()}
+                (first_test, first_variants), _ = every_epoch[0]
+                first = _metrics(first_test, reference["test"])
+                first_variants = {k: _metrics(v, reference["test"]) for k, v in first_variants.items()}
                 refit = selection["intercepts"]  # the training split's label counts, unless the refit was skipped
                 counts = None if "skipped" in refit else {k: refit[k] for k in ("examples", "clicks", "conversions")}
                 write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_variants, counts))
+                # Every epoch as served and as validation scored it before any refit: selection rules replay offline.
+                for number, ((test_at, _), valid_at) in enumerate(every_epoch, start=1):
+                    scored = _metrics(test_at, reference["test"]), _metrics(valid_at, reference["validation"])
+                    write(_record(*run, EVERY_EPOCH, epochs, rows, settings, number, *scored, None, counts))
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])
                 selected_variants = {k: _metrics(v, reference["test"]) for k, v in variants.items()}
@@ -315,7 +326,9 @@ def served_variants(board, model, refit: bool) -> tuple:
 
 
 def _record(world, seed, day, method, kind, epochs, rows, settings, epoch, test, validation, variants, counts) -> dict:
-    """One JSON line: a method's test metrics at its first or validation-selected epoch (validation: the selected's).
+    """One JSON line: a method's test metrics at its first, validation-selected or every (`EVERY_EPOCH`) epoch.
+
+    `validation`: the selected epoch's validation metrics (after the refit), or each epoch's before it (every epoch).
 
     `test` as served by default (`DEFAULT_REFIT`), `variants` {"raw", "ctcvr"} the other refits' test metrics;
     `counts`: the training split's {"examples", "clicks", "conversions"}.
@@ -353,6 +366,8 @@ def report(lines: list) -> None:
     """The tables of every world (and day), from the JSON lines (a later line for the same run wins)."""
     latest = {}
     for run in lines:
+        if run["epoch_kind"] not in TABLE_KINDS:  # the per-epoch lines: for replaying selection offline
+            continue
         latest[(run["world"], run["day"], run["rows"], run["epoch_kind"], run["seed"], run["method"])] = run
     # One group per world, day and size (a quick and a full run appended to one file stay apart).
     groups = sorted({key[:3] for key in latest}, key=lambda k: (k[0], k[1] or 0, k[2]))
@@ -365,7 +380,7 @@ def report(lines: list) -> None:
         print(
             f"\n{title}: {len(seeds)} seed(s), {sample['rows']} rows, {sample['epochs']} epoch(s), {sample['settings']}"
         )
-        for kind in ("first", "selected"):
+        for kind in TABLE_KINDS:
             complete = [s for s in seeds if all((world, day, rows, kind, s, m) in latest for m in methods)]
             if not complete:
                 continue

@@ -130,3 +130,30 @@ def test_sweep_modes_span_the_production_sizes_and_run_known_methods():
     for mode in modes.values():
         assert "naive" in mode.methods and set(mode.methods) <= set(models.names())  # naive: the paired base
         assert set(mode.worlds) <= set(debiasing_sweep.WORLDS)
+
+
+@pytest.mark.slow
+def test_sweep_records_every_epoch_as_the_tables_score_it(tmp_path):
+    """The per-epoch lines replay selection offline: epoch 1's test line is the "first" line's, the selected epoch's
+    validation scores are the ones selection compared, and the report's tables ignore these lines."""
+    mode = debiasing_sweep.Mode(
+        seeds=(0,), epochs=2, row_fraction=0.02, methods=("naive", "esmm"), day_worlds=("default",), days=2
+    )
+    lines: list = []
+    debiasing_sweep.run_world("default", mode, None, str(tmp_path), lines.append, "ctcvr_nll")
+    for day, epochs in ((1, 2), (2, 1)):  # a warm-started day trains one epoch
+        for method in ("naive", "esmm"):
+            runs = [r for r in lines if (r["day"], r["method"]) == (day, method)]
+            by_kind = {kind: [r for r in runs if r["epoch_kind"] == kind] for kind in ("first", "every", "selected")}
+            assert [len(by_kind[k]) for k in by_kind] == [1, epochs, 1]
+            every, (first,), (selected,) = by_kind["every"], by_kind["first"], by_kind["selected"]
+            assert [r["epoch"] for r in every] == list(range(1, epochs + 1))
+            assert every[0]["test"] == pytest.approx(first["test"], rel=1e-9, nan_ok=True)
+            nll = [r["validation"]["ctcvr_nll"] for r in every]
+            assert selected["epoch"] == 1 + int(np.argmin(nll))
+            # Served alike (the default refit of the same weights on the same training split).
+            chosen = every[selected["epoch"] - 1]["test"]
+            assert chosen["ctcvr_nll"] == pytest.approx(selected["test"]["ctcvr_nll"], rel=1e-5)
+            assert chosen["oracle_cvr_nll"] == pytest.approx(selected["test"]["oracle_cvr_nll"], rel=1e-5)
+            assert every[0]["training_labels"] == selected["training_labels"]
+    debiasing_sweep.report(lines)  # the tables read "first" and "selected" only: one row per method, not per epoch

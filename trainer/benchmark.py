@@ -216,8 +216,9 @@ class Leaderboard:
 
         `initial_weights`: {variable path: value} to start from instead of the
         initialisation (a warm start from an earlier day's `weights_by_path`,
-        weights only, as `--warm_start_from` does). `on_epoch(epoch, model)`:
-        called after each epoch's validation (a benchmark scoring every epoch).
+        weights only, as `--warm_start_from` does). `on_epoch(epoch, model, validation)`:
+        called after each epoch's validation with that epoch's validation (predictions, labels), what selection
+        saw (a benchmark scoring every epoch).
         Returns (model, history, (predictions, labels) of the validation files at the selected epoch). With
         `refit_intercepts` (not "none") the selected weights' served intercepts are then refitted on the training
         files (history["intercepts"]) and the validation predictions are those of the refitted model; the history's
@@ -259,7 +260,7 @@ class Leaderboard:
                     f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else "")
                 )
                 if on_epoch is not None:
-                    on_epoch(epoch, model)
+                    on_epoch(epoch, model, validation)
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         if best_weights is None or best_validation is None:  # the first epoch is always kept: there was none

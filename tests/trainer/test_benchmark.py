@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfcvr import atomic
+from tfcvr import atomic, metrics
 from tfcvr.data import pipeline as pipeline_lib
 from tfcvr.data import simulate
 from tfcvr.models.esmm import ESMM
@@ -220,15 +220,18 @@ def test_train_and_select_starts_from_initial_weights_and_calls_on_epoch(tiny_da
         "esmm",
         0,
         initial_weights=start,
-        on_epoch=lambda epoch, model: seen.append(
+        on_epoch=lambda epoch, model, validation: seen.append(
             (
                 epoch,
                 model.weights_by_path()[bias].numpy()[0],
                 float(model.get_layer("intercept_calibration").ctr_offset.numpy()),
+                metrics.compute_metrics(*validation)["ctcvr_auc"],
             )
         ),
     )
-    assert [epoch for epoch, _, _ in seen] == [1, 2]
+    assert [epoch for epoch, *_ in seen] == [1, 2]
+    # Each epoch's validation outputs are the ones selection scored (on ctcvr_auc here).
+    assert [auc for *_, auc in seen] == pytest.approx(selection["valid_history"], rel=1e-6)
     assert seen[0][2] == seen[1][2] == 0.0  # not yesterday's 5: until the refit the heads are served as trained
     assert float(model.get_layer("intercept_calibration").ctr_offset.numpy()) == pytest.approx(
         selection["intercepts"]["ctr_offset"]
