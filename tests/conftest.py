@@ -137,3 +137,18 @@ def corrupt_copy(source, destination, record):
     assert record < count, f"{source} holds {count} records"
     open(destination, "wb").write(bytes(data))
     return count
+
+
+def dropout_passes_and_repeated_rows(layer, inputs, passes):
+    """`layer(inputs, passes=passes)` and `layer` on `inputs` repeated `passes` times, from the same dropout seeds.
+
+    Every seed generator's state is restored between the two calls, so both draw the same masks: equal outputs
+    mean the passes are the repeated rows' stack, pass-major, whatever the layer computes only once.
+    """
+    states = [v for v in layer.variables if "seed_generator" in v.path]
+    saved = [v.numpy() for v in states]
+    passed = layer(inputs, training=True, passes=passes)
+    for variable, value in zip(states, saved):
+        variable.assign(value)
+    repeated = layer(tf.tile(inputs, [passes, 1]), training=True)
+    return passed, repeated

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import dropout_passes_and_repeated_rows
 from tfcvr.layers import MMoE
 
 
@@ -35,3 +36,12 @@ def test_config_round_trip_and_shapes():
 def test_invalid_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MMoE(**kwargs)
+
+
+def test_dropout_passes_are_the_layer_on_repeated_rows():
+    layer = MMoE(num_tasks=2, num_experts=3, expert_units=(16, 8), dropout=0.3)
+    x = keras.random.normal((5, 4), seed=2)
+    passed, repeated = dropout_passes_and_repeated_rows(layer, x, 3)
+    for task_passed, task_repeated in zip(passed, repeated):
+        assert task_passed.shape == (15, 8)
+        np.testing.assert_allclose(task_passed, task_repeated, rtol=1e-5, atol=1e-6)

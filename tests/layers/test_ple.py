@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from tests.conftest import dropout_passes_and_repeated_rows
 from tfcvr.layers import PLE, make_backbone
 
 
@@ -88,3 +89,12 @@ def test_made_by_name_with_the_architecture_arguments():
 def test_invalid_arguments(arguments, message):
     with pytest.raises(ValueError, match=message):
         PLE(num_tasks=2, **arguments)
+
+
+def test_dropout_passes_are_the_layer_on_repeated_rows():
+    layer = PLE(num_tasks=2, num_levels=2, task_experts=2, shared_experts=1, expert_units=(16, 8), dropout=0.3)
+    x = keras.random.normal((5, 4), seed=3)
+    passed, repeated = dropout_passes_and_repeated_rows(layer, x, 3)
+    for task_passed, task_repeated in zip(passed, repeated):
+        assert task_passed.shape == (15, 8)
+        np.testing.assert_allclose(task_passed, task_repeated, rtol=1e-5, atol=1e-6)

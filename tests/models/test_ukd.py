@@ -204,8 +204,8 @@ def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
     inference = exact.teacher(features, training=False)["teacher_cvr"]
     np.testing.assert_allclose(labels["pseudo_label"].numpy(), inference.numpy(), rtol=1e-6)
     np.testing.assert_allclose(labels["pseudo_label_variance"].numpy(), 0.0, atol=1e-12)
-    # The passes start at the backbone's input through views of the teacher's own layers, not copies: a changed
-    # teacher weight is what they read, and the model holds each weight once.
+    # The passes run through views of the teacher's own layers, not copies: a changed teacher weight is what they
+    # read, and the model holds each weight once.
     bias = exact.teacher.get_layer("teacher_cvr_head").weights[-1]
     bias.assign(bias + 1.0)
     np.testing.assert_allclose(
@@ -226,6 +226,24 @@ def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
     assert np.all(np.abs(batched["pseudo_label"].numpy() - looped.mean(0)) <= 4 * standard_error)
     np.testing.assert_allclose(batched["pseudo_label_variance"].numpy(), looped.var(0), rtol=0.3, atol=1e-4)
     assert batched["pseudo_label"].shape == (8,) and float(tf.reduce_min(batched["pseudo_label_variance"])) > 0
+
+
+def test_mc_dropout_passes_start_at_the_backbones_first_dropout():
+    # The backbone's first layer runs once per row and its output is repeated: the same samples, from the same
+    # masks, as the whole backbone on the backbone input repeated per pass.
+    model = _model("ukd_mc_dropout", mc_samples=5, teacher_dropout=0.5)
+    features = tiny_features(8)
+    states = [v for v in model.teacher.variables if "seed_generator" in v.path]
+    saved = [v.numpy() for v in states]
+    labels = model.pseudo_labels(features)
+    for variable, value in zip(states, saved):
+        variable.assign(value)
+    backbone_input, backbone, cvr_from_representation = model._mc_views.models
+    repeated = tf.tile(backbone_input(features, training=True), [5, 1])
+    samples = tf.reshape(cvr_from_representation(backbone(repeated, training=True)[0], training=True), [5, -1])
+    np.testing.assert_allclose(labels["pseudo_label"], tf.reduce_mean(samples, 0), rtol=1e-5)
+    np.testing.assert_allclose(labels["pseudo_label_variance"], tf.math.reduce_variance(samples, 0), rtol=1e-4)
+    assert float(tf.reduce_min(labels["pseudo_label_variance"])) > 0
 
 
 def test_invalid_arguments():

@@ -45,16 +45,28 @@ class MLP(keras.layers.Layer):
             if self.norm_layers:
                 self.norm_layers[i].build(shape)
 
-    def call(self, inputs: tf.Tensor, training: bool | None = None) -> tf.Tensor:
+    def call(self, inputs: tf.Tensor, training: bool | None = None, passes: int = 1) -> tf.Tensor:
+        """The stack on `inputs`; with `passes` > 1, that many dropout passes per row, stacked pass-major.
+
+        `passes`: Monte-Carlo dropout ([passes · batch, width], the rows of
+        pass p at p · batch ...). Only dropout differs between passes, so the
+        first layer (Dense, normalisation, ReLU) runs once per row and its
+        output is repeated before the first dropout: the same values and masks
+        as the stack on the input repeated `passes` times, without repeating the
+        widest product. Normalisation's batch statistics are unchanged by
+        repeating every row alike.
+        """
         x = inputs
         for i, dense in enumerate(self.dense_layers):
             x = dense(x)
             if self.norm_layers:
                 x = self.norm_layers[i](x, training=training)
             x = keras.ops.relu(x)
+            if i == 0 and self.dropout_layer is not None:
+                x = repeat_rows(x, passes)
             if self.dropout_layer is not None:
                 x = self.dropout_layer(x, training=training)
-        return x
+        return x if self.dense_layers and self.dropout_layer is not None else repeat_rows(x, passes)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return tuple(input_shape[:-1]) + ((self.units[-1],) if self.units else (input_shape[-1],))
@@ -66,3 +78,10 @@ class MLP(keras.layers.Layer):
             "dropout": self.dropout,
             "batch_norm": self.batch_norm,
         }
+
+
+def repeat_rows(x: tf.Tensor, passes: int) -> tf.Tensor:
+    """`x` [batch, ...] stacked `passes` times along the batch, pass-major: [passes · batch, ...]."""
+    if passes < 1:
+        raise ValueError(f"`passes` must be at least 1. Received: {passes}")
+    return x if passes == 1 else keras.ops.tile(x, [passes] + [1] * (len(x.shape) - 1))

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.mlp import MLP
+from tfcvr.layers.mlp import MLP, repeat_rows
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -44,9 +44,10 @@ class MMoE(keras.layers.Layer):
         for gate in self.gates:
             gate.build(input_shape)
 
-    def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
-        experts = stack_experts(self.experts, inputs, training)
-        return [mix_experts(gate(inputs), experts) for gate in self.gates]
+    def call(self, inputs: tf.Tensor, training: bool | None = None, passes: int = 1) -> list[tf.Tensor]:
+        """`passes` > 1: Monte-Carlo dropout passes stacked pass-major (`MLP.call`); the gates have no dropout."""
+        experts = stack_experts(self.experts, inputs, training, passes)
+        return [mix_experts(repeat_rows(gate(inputs), passes), experts) for gate in self.gates]
 
     def compute_output_shape(self, input_shape: tuple) -> list[tuple]:
         return [tuple(input_shape[:-1]) + (self.expert_units[-1],)] * self.num_tasks
@@ -61,9 +62,9 @@ class MMoE(keras.layers.Layer):
         }
 
 
-def stack_experts(experts: list, inputs: tf.Tensor, training: bool | None) -> tf.Tensor:
-    """Each expert on `inputs`, stacked: [batch, experts, width]."""
-    return keras.ops.stack([expert(inputs, training=training) for expert in experts], axis=1)
+def stack_experts(experts: list, inputs: tf.Tensor, training: bool | None, passes: int = 1) -> tf.Tensor:
+    """Each expert on `inputs`, stacked: [batch, experts, width] ([passes · batch, ...] with `passes`)."""
+    return keras.ops.stack([expert(inputs, training=training, passes=passes) for expert in experts], axis=1)
 
 
 def mix_experts(gate_logits: tf.Tensor, experts: tf.Tensor) -> tf.Tensor:

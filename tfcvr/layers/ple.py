@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.mlp import MLP
+from tfcvr.layers.mlp import MLP, repeat_rows
 from tfcvr.layers.mmoe import mix_experts, stack_experts
 
 
@@ -98,20 +98,28 @@ class PLE(keras.layers.Layer):
                 gate.build(width)
             width = tuple(input_shape[:-1]) + (self.expert_units[-1],)
 
-    def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
+    def call(self, inputs: tf.Tensor, training: bool | None = None, passes: int = 1) -> list[tf.Tensor]:
+        """`passes` > 1: Monte-Carlo dropout passes stacked pass-major (`MLP.call`): the first layer's experts
+        repeat their rows before their dropout and its gates' outputs are repeated; the layers above read the
+        repeated rows."""
         task_inputs, shared_input = [inputs] * self.num_tasks, inputs
         for level in range(self.num_levels):
             experts, gates = self.experts[level], self.gates[level]
+            repeat = passes if level == 0 else 1
+
+            def gate(index: int, gate_input: tf.Tensor, repeat=repeat, gates=gates) -> tf.Tensor:
+                return repeat_rows(gates[index](gate_input), repeat)
+
             # [batch, experts, width] per owner: each task's experts read that task's input, the shared ones the shared.
-            task_outputs = [stack_experts(experts[k], task_inputs[k], training) for k in range(self.num_tasks)]
-            shared_outputs = stack_experts(experts[self.num_tasks], shared_input, training)
+            task_outputs = [stack_experts(experts[k], task_inputs[k], training, repeat) for k in range(self.num_tasks)]
+            shared_outputs = stack_experts(experts[self.num_tasks], shared_input, training, repeat)
             next_inputs = [
-                mix_experts(gates[k](task_inputs[k]), keras.ops.concatenate([task_outputs[k], shared_outputs], axis=1))
+                mix_experts(gate(k, task_inputs[k]), keras.ops.concatenate([task_outputs[k], shared_outputs], axis=1))
                 for k in range(self.num_tasks)
             ]
             if level < self.num_levels - 1:
                 every = keras.ops.concatenate([*task_outputs, shared_outputs], axis=1)
-                shared_input = mix_experts(gates[self.num_tasks](shared_input), every)
+                shared_input = mix_experts(gate(self.num_tasks, shared_input), every)
             task_inputs = next_inputs
         return task_inputs
 

@@ -35,8 +35,9 @@ class SharedBottom(keras.layers.Layer):
     def build(self, input_shape: tuple) -> None:
         self.bottom.build(input_shape)
 
-    def call(self, inputs: tf.Tensor, training: bool | None = None) -> list[tf.Tensor]:
-        shared = self.bottom(inputs, training=training)
+    def call(self, inputs: tf.Tensor, training: bool | None = None, passes: int = 1) -> list[tf.Tensor]:
+        """`passes` > 1: Monte-Carlo dropout passes stacked pass-major (`MLP.call`)."""
+        shared = self.bottom(inputs, training=training, passes=passes)
         return [shared] * self.num_tasks
 
     def compute_output_shape(self, input_shape: tuple) -> list[tuple]:

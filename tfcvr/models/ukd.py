@@ -168,7 +168,8 @@ class UKD(CVRModel):
         inputs = self.feature_inputs(spec.schema)
         embedded = self.feature_embedding(teacher_spec, name="teacher_embedding")(inputs)
         interacted = teacher_spec.interact(embedded, name_prefix="teacher_")
-        representation = teacher_spec.backbone_layer(1, layer_name="teacher_backbone")(interacted)[0]
+        backbone = teacher_spec.backbone_layer(1, layer_name="teacher_backbone")
+        representation = backbone(interacted)[0]
         reversed_representation = GradientReversal(self.options.reversal_scale, name="gradient_reversal")(
             representation
         )
@@ -186,12 +187,14 @@ class UKD(CVRModel):
         }
         teacher = keras.Model(inputs=inputs, outputs=outputs, name="teacher")
         if self.options.uncertainty == "mc_dropout":
-            # The Monte-Carlo passes differ only from the backbone on (the embedding and interaction have no
-            # dropout): views of the teacher's own layers from its features to the backbone's input and from
-            # there to p_T, so the passes repeat the backbone input, not the lookups.
+            # The Monte-Carlo passes differ only from the backbone's first dropout on (the embedding and interaction
+            # have none): views of the teacher's own layers from its features to the backbone's input and from its
+            # representation to p_T, around the backbone itself, which runs the passes from its first dropout
+            # (`passes`), so neither the lookups nor the backbone's first product are repeated.
             self._mc_views = _Untracked(
                 keras.Model(inputs, interacted, name="teacher_backbone_input"),
-                keras.Model(interacted, outputs["teacher_cvr"], name="teacher_cvr_from_backbone_input"),
+                backbone,
+                keras.Model(representation, outputs["teacher_cvr"], name="teacher_cvr_from_representation"),
             )
         return teacher
 
@@ -271,12 +274,13 @@ class UKD(CVRModel):
         if self.options.uncertainty != "mc_dropout":
             return {"pseudo_label": tf.stop_gradient(self.teacher(features, training=False)["teacher_cvr"])}
         # Table 6: dropout on at inference, mean and variance over the passes. The passes run as one forward pass
-        # over the batch's backbone input repeated mc_samples times: dropout draws its mask per row, so each
-        # copy is an independent pass, and one large matmul per layer costs less than mc_samples small ones.
+        # over the batch's rows repeated mc_samples times from the backbone's first dropout on: dropout draws its
+        # mask per row, so each copy is an independent pass, and one large matmul per layer costs less than
+        # mc_samples small ones.
         passes = self.options.mc_samples
-        backbone_input, cvr_from_backbone_input = self._mc_views.models
-        repeated = tf.tile(backbone_input(features, training=True), [passes, 1])
-        samples = tf.reshape(cvr_from_backbone_input(repeated, training=True), [passes, -1])  # [pass, row]
+        backbone_input, backbone, cvr_from_representation = self._mc_views.models
+        representation = backbone(backbone_input(features, training=True), training=True, passes=passes)[0]
+        samples = tf.reshape(cvr_from_representation(representation, training=True), [passes, -1])  # [pass, row]
         samples = tf.stop_gradient(samples)
         return {
             "pseudo_label": tf.reduce_mean(samples, axis=0),
@@ -345,7 +349,7 @@ class UKDMonteCarloDropout(UKD):
 
 
 class _Untracked:
-    """Holds Keras models out of the owner's tracking: views of layers it already owns (no second weight path)."""
+    """Holds Keras layers and models out of the owner's tracking: views of layers it owns (no second weight path)."""
 
-    def __init__(self, *models: keras.Model):
+    def __init__(self, *models: keras.Layer):
         self.models = models
