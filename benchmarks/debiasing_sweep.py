@@ -12,13 +12,16 @@ hundreds to hundreds of thousands. In each world and seed one log
 shared by every method; `trainer.benchmark.Leaderboard` trains each at the
 library's defaults for `epochs` epochs (paired: same data, order and
 initialisation), and both the first epoch and the validation-selected epoch
-(by the leaderboard's selection metric) are scored on the test split. In
+(as the leaderboard selects it: its selection metric, among the epochs that
+do not over-predict the clicked rows, `trainer.epoch_selection`) are scored
+on the test split. In
 the `day_worlds`, three days of the same world follow (`simulate --day`):
 day 1 from scratch, days 2 and 3 warm-started from the previous day's
 selected weights (weights only, as `--warm_start_from`), each scored on its
-own day's test split. `--runs_jsonl` also keeps every epoch of every run
-(epoch kind "every": its test metrics as served and its validation metrics as
-selection saw them), so a selection rule can be replayed without training.
+own day's test split. Every epoch of every run is also written (epoch kind
+"every": its test metrics as served and its validation metrics as selection
+saw them; with `--runs_jsonl`, to that file), so a selection rule can be
+replayed without training.
 
 Per world (and per day) it prints the metric table, the soundness table of
 benchmarks/debiasing_quality.py for the first and the selected epoch,
@@ -213,6 +216,13 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
     """
     methods = methods or mode.methods
     settings, rows = WORLDS[world]
+
+    def write_every_epoch(run, epochs, every_epoch, reference, counts):
+        # Each epoch as served and as validation scored it before any refit: selection rules replay offline.
+        for number, ((test_at, _), valid_at) in enumerate(every_epoch, start=1):
+            scored = _metrics(test_at, reference["test"]), _metrics(valid_at, reference["validation"])
+            write(_record(*run, EVERY_EPOCH, epochs, rows, settings, number, *scored, None, counts))
+
     rows = int(rows * mode.row_fraction)
     days = range(1, mode.days + 1) if world in mode.day_worlds else (None,)
     for seed in mode.seeds:
@@ -249,6 +259,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
                         raise
                     # Counted, not hidden: NaN metrics fail the soundness table; its next day starts afresh.
                     previous.pop(method, None)
+                    write_every_epoch(run, epochs, every_epoch, reference, None)
                     diverged = {name: math.nan for name in metrics.METRIC_DESCRIPTIONS}
                     for kind in TABLE_KINDS:
                         valid = diverged if kind == "selected" else None  # the recommendation's guard sets it aside
@@ -277,10 +288,7 @@ def run_world(world: str, mode: Mode, methods, root: str, write, selection_metri
                 refit = selection["intercepts"]  # the training split's label counts, unless the refit was skipped
                 counts = None if "skipped" in refit else {k: refit[k] for k in ("examples", "clicks", "conversions")}
                 write(_record(*run, "first", epochs, rows, settings, 1, first, None, first_variants, counts))
-                # Every epoch as served and as validation scored it before any refit: selection rules replay offline.
-                for number, ((test_at, _), valid_at) in enumerate(every_epoch, start=1):
-                    scored = _metrics(test_at, reference["test"]), _metrics(valid_at, reference["validation"])
-                    write(_record(*run, EVERY_EPOCH, epochs, rows, settings, number, *scored, None, counts))
+                write_every_epoch(run, epochs, every_epoch, reference, counts)
                 selected = _metrics(test, reference["test"])
                 validation_metrics = _metrics(validation, reference["validation"])
                 selected_variants = {k: _metrics(v, reference["test"]) for k, v in variants.items()}

@@ -7,7 +7,10 @@ r"""Leaderboard: which debiasing method to ship, on your data.
 Every method trains --runs times; run r uses seed --seed+r for every method
 (data order and initialisation), so runs are paired across methods. After
 each epoch the model is scored on the validation files and the epoch with
-the best --selection_metric is kept; only then is the model scored on
+the best --selection_metric is kept, among the epochs that do not
+over-predict the validation conversions on clicked rows beyond their noise
+(with --positive_selection, the default: `trainer.epoch_selection`); only
+then is the model scored on
 --eval_files (the test split), once. Selection never reads the test files
 (published code that picks the best test epoch reports optimistic numbers).
 
@@ -19,14 +22,16 @@ impressions.
 
 The leaderboard ends with a recommendation computed from validation metrics
 only, what a user with a real log can observe (`trainer.recommendation`
-states the rule): guards against diverged runs, collapsed calibration and a
-worse CTCVR log loss than naive's, then the lowest validation D-NLL, with
+states the rule): guards against diverged runs, collapsed calibration, a
+worse CTCVR log loss than naive's, a CVR AUC on clicks more than 0.02 below
+naive's and (positive selection) pCVR above naive's on clicked rows, then
+the lowest validation D-NLL, with
 its runner-up and whether a paired t-test separates them.
 
 Writes into --output_dir: leaderboard.md (mean ± std per metric over runs;
 paired t-test p-values against naive and against the best other method),
 leaderboard.csv (long form: method, metric, mean, std, p-values), runs.csv
-(one row per method and run, with the selected epoch), leaderboard.json, and
+(one row per method and run, with the selected and the set-aside epochs), leaderboard.json, and
 plots/: metrics.png (bars with ±std), calibration.png (pCVR vs observed CVR
 per pCTR bucket; with ground truth also vs true CVR over all impressions),
 bias.png (pCVR bias on clicked vs unclicked impressions; needs ground truth).
@@ -61,6 +66,7 @@ from tfcvr.metrics.significance import paired_p_value
 from tfcvr.models import intercepts
 from trainer import config as config_lib
 from trainer import method_params, model_identity, preflight, recommendation, warm_start
+from trainer.epoch_selection import OVER_PREDICTION_Z, EpochSelection, better, selection_direction
 from trainer.loop import STEPS_PER_EXECUTION, TrainingLoop
 
 FLAGS = flags.FLAGS
@@ -83,24 +89,6 @@ TABLE_METRICS = {
     "cvr_bias_unclicked": "zero",
 }
 SIGNIFICANCE_LEVEL = 0.05
-
-
-def selection_direction(metric: str) -> str:
-    """ "max" for AUCs, "min" for log losses: the metrics an epoch can be selected on."""
-    if metric.endswith("_auc") or metric.endswith("_gauc"):
-        return "max"
-    if metric.endswith("_nll"):
-        return "min"
-    raise ValueError(f"--selection_metric must be an AUC or log loss (e.g. ctcvr_auc, cvr_nll). Received: {metric!r}")
-
-
-def better(direction: str, a: float, b: float) -> bool:
-    """Whether value `a` beats `b` (NaN never beats anything)."""
-    if math.isnan(a):
-        return False
-    if math.isnan(b):
-        return True
-    return {"max": a > b, "min": a < b, "zero": abs(a) < abs(b), "one": abs(a - 1) < abs(b - 1)}[direction]
 
 
 def best_method(names: Iterable[str], metric: str, summary: dict) -> str | None:
@@ -212,7 +200,11 @@ class Leaderboard:
     def train_and_select(
         self, name: str, run: int, initial_weights: dict | None = None, on_epoch=None
     ) -> tuple[models.CVRModel, dict, tuple[dict, dict]]:
-        """Trains `name` with seed+run, keeping the weights of the best validation epoch.
+        """Trains `name` with seed+run, keeping the weights of the epoch `trainer.epoch_selection` selects.
+
+        That is the best validation `selection_metric` among the epochs whose clicked-row pCVR does not exceed the
+        validation conversions beyond their noise (with `positive_selection`); history["set_aside_epochs"] lists
+        the epochs that did.
 
         `initial_weights`: {variable path: value} to start from instead of the
         initialisation (a warm start from an earlier day's `weights_by_path`,
@@ -222,7 +214,8 @@ class Leaderboard:
         Returns (model, history, (predictions, labels) of the validation files at the selected epoch). With
         `refit_intercepts` (not "none") the selected weights' served intercepts are then refitted on the training
         files (history["intercepts"]) and the validation predictions are those of the refitted model; the history's
-        `valid_history`, the selection metric per epoch, is that of the heads before the refit.
+        `valid_history`, the selection metric per epoch, is that of the heads before the refit;
+        `set_aside_epochs` the epochs over the limit, `all_epochs_set_aside` whether every epoch was.
         """
         seed = self.seed + run
         model = self._fresh_model(name, seed)
@@ -240,7 +233,8 @@ class Leaderboard:
         for path, value in (initial_weights or {}).items():
             if not warm_start.is_refitted(path):  # as --warm_start_from: the served intercepts are refitted anew
                 weights[path].assign(value)
-        history, best_value, best_weights, best_epoch, best_validation = [], float("nan"), None, None, None
+        history = []
+        selector = EpochSelection(self.selection_metric, self.direction, self.config.leaderboard.positive_selection)
         try:
             for epoch in range(1, self.epochs + 1):
                 with train.named_errors():
@@ -249,27 +243,43 @@ class Leaderboard:
                     )
                 with valid.named_errors():
                     validation = metrics_lib.collect_predictions(model, self._valid_batches)
-                value = metrics_lib.compute_metrics(*validation)[self.selection_metric]
-                history.append(value)
-                chosen = best_weights is None or better(self.direction, value, best_value)
-                if chosen:
-                    best_value, best_epoch, best_validation = value, epoch, validation
-                    best_weights = {path: variable.numpy() for path, variable in weights.items()}
+                scores = metrics_lib.compute_metrics(*validation)
+                history.append(scores[self.selection_metric])
+                note = selector.offer(
+                    epoch,
+                    scores,
+                    lambda validation=validation: (
+                        {path: variable.numpy() for path, variable in weights.items()},
+                        validation,
+                    ),
+                )
                 self.log(
                     f"  {name} run {run + 1}/{self.runs} epoch {epoch}/{self.epochs}: valid "
-                    f"{self.selection_metric}={value:.5f}" + (" (best so far)" if chosen else "")
+                    f"{self.selection_metric}={history[-1]:.5f}" + (f" ({note})" if note else "")
                 )
                 if on_epoch is not None:
                     on_epoch(epoch, model, validation)
         finally:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        if best_weights is None or best_validation is None:  # the first epoch is always kept: there was none
-            raise ValueError(
-                f"Selecting an epoch needs at least one: `epochs` must be at least 1. Received: {self.epochs}"
+        try:
+            chosen = selector.selected
+        except ValueError as e:  # the first epoch is always kept: there was none
+            raise ValueError(f"{e} Received: {self.epochs}") from None
+        if selector.all_set_aside:
+            self.log(
+                f"  {name} run {run + 1}: every epoch over-predicts the validation conversions on clicked rows; "
+                f"kept epoch {chosen.epoch}, the least over"
             )
+        best_epoch, (best_weights, best_validation) = chosen.epoch, chosen.state
         for path, value in best_weights.items():
             weights[path].assign(value)
-        selection: dict[str, Any] = {"selected_epoch": best_epoch, "valid_history": history, "seed": seed}
+        selection: dict[str, Any] = {
+            "selected_epoch": best_epoch,
+            "valid_history": history,
+            "set_aside_epochs": selector.set_aside,
+            "all_epochs_set_aside": selector.all_set_aside,
+            "seed": seed,
+        }
         if self.config.optimization.refit_intercepts != "none":
             selection["intercepts"] = self.refit_intercepts(model, self.config.optimization.refit_intercepts)
             if "skipped" in selection["intercepts"]:
@@ -321,6 +331,8 @@ class Leaderboard:
                         {
                             "selected_epoch": None,
                             "valid_history": [],
+                            "set_aside_epochs": [],
+                            "all_epochs_set_aside": False,
                             "seed": self.seed + run,
                             "diverged": str(e),
                             "metrics": {},
@@ -416,12 +428,17 @@ class Leaderboard:
                 rows.append([n, m, *summary[n][m], self.runs, s["p_vs_naive"], s["best_other"], s["p_vs_best_other"]])
         atomic.write_file(os.path.join(out, "leaderboard.csv"), _csv(rows))
         all_metrics = sorted({k for n in names for r in board["results"][n] for k in r["metrics"]})
-        rows = [["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}"] + all_metrics]
+        rows = [
+            ["method", "run", "seed", "selected_epoch", f"valid_{self.selection_metric}", "set_aside_epochs"]
+            + all_metrics
+        ]
         for n in names:
             for run, r in enumerate(board["results"][n]):
                 chosen = r["valid_history"][r["selected_epoch"] - 1] if r["selected_epoch"] else "diverged"
+                set_aside = ";".join(str(e) for e in r["set_aside_epochs"])
                 rows.append(
-                    [n, run, r["seed"], r["selected_epoch"], chosen] + [r["metrics"].get(k, "") for k in all_metrics]
+                    [n, run, r["seed"], r["selected_epoch"], chosen, set_aside]
+                    + [r["metrics"].get(k, "") for k in all_metrics]
                 )
         atomic.write_file(os.path.join(out, "runs.csv"), _csv(rows))
         self._write_plots(board)
@@ -513,12 +530,27 @@ def _cell(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.4f}"
 
 
+def _set_aside_note(board: dict, setup: dict) -> str:
+    """What the epoch guard did (`trainer.epoch_selection`), for the table's caption; "" when it is off."""
+    if not setup["config"]["leaderboard"]["positive_selection"]:
+        return ""
+    runs = [r for name in board["names"] for r in board["results"][name]]
+    guarded = sum(bool(r["set_aside_epochs"]) and not r["all_epochs_set_aside"] for r in runs)
+    over = sum(r["all_epochs_set_aside"] for r in runs)
+    return (
+        f", among the epochs whose validation pCVR on clicked rows is at most 1 + {OVER_PREDICTION_Z:g}/√conversions "
+        f"times the conversions there (in {guarded} of {len(runs)} runs an epoch was set aside"
+        + (f"; in {over} every epoch was over and the least over was kept" if over else "")
+        + ")"
+    )
+
+
 def leaderboard_markdown(board: dict, setup: dict) -> str:
     """The leaderboard as markdown: a mean ± std table with significance marks and p-value tables."""
     names, metrics_present, summary, significance = (board[k] for k in ("names", "metrics", "summary", "significance"))
     lines = [
         f"Test metrics, mean ± std over {setup['runs']} paired run(s) (seeds {setup['seeds']}); epoch selected on "
-        f"validation `{setup['selection_metric']}` out of {setup['epochs']}. "
+        f"validation `{setup['selection_metric']}` out of {setup['epochs']}{_set_aside_note(board, setup)}. "
         f"`*`: differs from naive, `‡`: differs from the best other method (paired t-test, p < {SIGNIFICANCE_LEVEL}). "
         "Best mean in bold.",
         "",

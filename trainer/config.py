@@ -278,9 +278,10 @@ class LeaderboardConfig(_Section):
     )
     positive_selection: bool = _field(
         True,
-        "The recommendation assumes clicks select for conversion intent and "
-        "sets aside methods predicting above naive's pCVR on clicked rows; false for "
-        "a log where clicks may select against conversion.",
+        "Clicks select for conversion intent: epoch selection sets aside epochs whose validation pCVR on clicked "
+        "rows exceeds the conversions there by more than 3 standard errors, and the recommendation sets aside "
+        "methods predicting above naive's pCVR on clicked rows; false for a log where clicks may select against "
+        "conversion.",
     )
 
 

@@ -78,7 +78,10 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
         for run in result["results"][name]:
             assert run["selected_epoch"] in (1, 2) and len(run["valid_history"]) == 2
             chosen = run["valid_history"][run["selected_epoch"] - 1]
-            assert chosen == max(run["valid_history"])
+            # The best of the epochs not set aside for over-predicting the clicked rows (trainer.epoch_selection).
+            kept = [v for e, v in enumerate(run["valid_history"], start=1) if e not in run["set_aside_epochs"]]
+            assert run["selected_epoch"] not in run["set_aside_epochs"] or not kept
+            assert not kept or chosen == max(kept)
     assert [r["seed"] for r in result["results"]["esmm"]] == [3, 4]
     assert any("[4/4] esmm run 2/2" in line for line in lines)
     assert any("(best so far)" in line for line in lines)
@@ -87,6 +90,7 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     markdown = (tmp_path / "leaderboard.md").read_text()
     assert "| naive |" in markdown and "| esmm |" in markdown and "oracle_cvr_auc" in markdown
     assert "p-values against naive" in markdown
+    assert "among the epochs whose validation pCVR on clicked rows is at most 1 + 3/√conversions" in markdown
     # The recommendation: validation metrics of the selected epoch, D-NLL weighted by naive's validation pCTR.
     advice = result["recommendation"]
     assert "## Recommendation" in markdown and advice["recommended"] in ("naive", "esmm")
@@ -106,6 +110,8 @@ def test_leaderboard_selects_on_validation_only(tiny_data, tmp_path, monkeypatch
     with open(tmp_path / "runs.csv") as f:
         run_rows = list(csv.DictReader(f))
     assert [(r["method"], r["run"]) for r in run_rows] == [("naive", "0"), ("naive", "1"), ("esmm", "0"), ("esmm", "1")]
+    set_aside = [";".join(map(str, r["set_aside_epochs"])) for n in ("naive", "esmm") for r in result["results"][n]]
+    assert [r["set_aside_epochs"] for r in run_rows] == set_aside
     for plot in ("metrics.png", "calibration.png", "bias.png"):
         assert (tmp_path / "plots" / plot).stat().st_size > 1000
     assert not [p for p in os.listdir(tmp_path) if p.startswith(("naive-", "esmm-"))]  # checkpoints removed
@@ -161,14 +167,37 @@ def test_cached_input_parses_train_and_valid_once_for_every_run(tiny_data, tmp_p
         assert all(0.0 < r["metrics"]["ctcvr_auc"] < 1.0 for r in result["results"][name])
 
 
-def test_paired_p_value_and_better():
+def test_an_epoch_that_over_predicts_the_clicked_rows_is_not_kept(tiny_data, tmp_path, monkeypatch):
+    # Epoch 2 scores best but its validation pCVR on the clicked rows is 5x the conversions (over 1 + 3/√c, c ≥ 1):
+    # epoch 1's weights are kept, and the run records the set-aside epoch; without positive selection, epoch 2.
+    real = benchmark.metrics_lib.compute_metrics
+    calls = []
+
+    def scripted(predictions, labels, **kwargs):
+        scores = real(predictions, labels, **kwargs)
+        calls.append(1)
+        return {**scores, "ctcvr_auc": 0.5 + 0.1 * len(calls), "cvr_pcoc": 1.0 if len(calls) == 1 else 5.0}
+
+    snapshots = []
+    for positive_selection, kept, set_aside in ((True, 1, [2]), (False, 2, [])):
+        calls.clear()
+        monkeypatch.setattr(benchmark.metrics_lib, "compute_metrics", scripted)
+        config = _config(tmp_path, epochs=2, refit_intercepts="none")
+        config.leaderboard.positive_selection = positive_selection
+        board = benchmark.Leaderboard(tiny_data, config, log=lambda line: None)
+        model, selection, _ = board.train_and_select(
+            "esmm", 0, on_epoch=lambda epoch, model, validation: snapshots.append(model.get_weights())
+        )
+        monkeypatch.undo()
+        assert selection["selected_epoch"] == kept and selection["set_aside_epochs"] == set_aside
+        for actual, expected in zip(model.get_weights(), snapshots[-2:][kept - 1]):
+            np.testing.assert_array_equal(actual, expected)
+
+
+def test_paired_p_value():  # `better` and `selection_direction`: tests/trainer/test_epoch_selection.py
     assert benchmark.paired_p_value([0.7, 0.72, 0.71], [0.6, 0.61, 0.62]) < 0.01
     assert math.isnan(benchmark.paired_p_value([0.7], [0.6]))
     assert math.isnan(benchmark.paired_p_value([0.7, 0.8], [0.6, 0.7]))  # constant difference: no variance
-    assert benchmark.better("zero", -0.01, 0.02) and benchmark.better("one", 1.1, 0.8)
-    assert benchmark.better("min", 0.2, 0.3) and not benchmark.better("max", float("nan"), 0.1)
-    with pytest.raises(ValueError, match="--selection_metric must be an AUC or log loss"):
-        benchmark.selection_direction("cvr_pcoc")
 
 
 def test_command_line_needs_all_data_flags(tiny_data, tmp_path):

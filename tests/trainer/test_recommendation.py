@@ -50,6 +50,32 @@ def test_guards_set_aside_diverged_collapsed_and_worse_ctcvr_methods():
     assert "- nise:" in recommendation.recommendation_markdown(advice)
 
 
+def test_a_method_ranking_the_clicked_rows_worse_than_naive_by_more_than_0_02_is_set_aside():
+    def ranked(d_nll, auc):
+        return [{**run, "cvr_auc": a} for run, a in zip(_runs(d_nll), auc)]
+
+    board = {
+        "naive": ranked([0.50, 0.52, 0.51], (0.70, 0.72, 0.71)),
+        "division": ranked([0.40, 0.41, 0.42], (0.66, 0.69, 0.69)),  # 0.0300 below on average: set aside
+        "nise": ranked([0.45, 0.46, 0.47], (0.65, 0.72, 0.73)),  # 0.0100 below on average (one run 0.05): kept
+    }
+    advice = recommendation.recommend(board)
+    assert advice["recommended"] == "nise" and set(advice["excluded"]) == {"division"}
+    assert advice["excluded"]["division"] == (
+        "cvr_auc on clicked rows 0.0300 below naive's on average (more than 0.02): ranks the observed conversions worse"
+    )
+    # A run without an AUC (its clicked rows hold one class, for every method alike) is left out of the pairs.
+    for runs in board.values():
+        runs[0]["cvr_auc"] = float("nan")
+    advice = recommendation.recommend(board)
+    assert set(advice["excluded"]) == {"division"} and "0.0250 below" in advice["excluded"]["division"]
+    assert "nise" not in advice["excluded"]  # 0.01 above over runs 2 and 3
+    for runs in board.values():
+        for run in runs:
+            run["cvr_auc"] = float("nan")
+    assert not recommendation.recommend(board)["excluded"]  # nothing to judge by
+
+
 def test_positive_selection_sets_aside_methods_predicting_above_naive_on_clicked_rows():
     # pcoc of one run's models share the denominator (the same clicked rows' conversions): their ratio is the
     # ratio of Σ pCVR. ukd: 1.20/1.00, 1.10/1.00, 1.00/0.90 -> geometric mean
