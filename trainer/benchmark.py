@@ -263,7 +263,7 @@ class Leaderboard:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
         try:
             chosen = selector.selected
-        except ValueError as e:  # the first epoch is always kept: there was none
+        except ValueError as e:  # no epoch was trained (epochs < 1)
             raise ValueError(f"{e} Received: {self.epochs}") from None
         if selector.all_set_aside:
             self.log(
