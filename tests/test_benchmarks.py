@@ -13,6 +13,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import debiasing_sweep  # noqa: E402
 import official_ddpo  # noqa: E402
+import selection_replay  # noqa: E402
 import step_times  # noqa: E402
 import throughput  # noqa: E402
 
@@ -160,3 +161,43 @@ def test_sweep_records_every_epoch_as_the_tables_score_it(tmp_path):
             assert chosen["ctcvr_nll"] == pytest.approx(selected["test"]["ctcvr_nll"], rel=1e-5)
             assert chosen["oracle_cvr_nll"] == pytest.approx(selected["test"]["oracle_cvr_nll"], rel=1e-5)
     debiasing_sweep.report(lines)  # the tables read "first" and "selected" only: one row per method, not per epoch
+
+
+def _epoch_line(kind, method, epoch, ctcvr_nll, pcoc, oracle, seed=0):
+    validation = {
+        "ctcvr_nll": ctcvr_nll,
+        "cvr_pcoc": pcoc,
+        "conversions": 100.0,
+        "d_cvr_nll": 0.5,
+        "cvr_nll": 0.5,
+        "cvr_auc": 0.7,
+    }
+    return {
+        "world": "w",
+        "day": None,
+        "seed": seed,
+        "method": method,
+        "epoch_kind": kind,
+        "epoch": epoch,
+        "validation": validation,
+        "test": {"oracle_cvr_nll": oracle, "cvr_pcoc": pcoc},
+    }
+
+
+def test_selection_replay_scores_each_rule_on_the_epochs_it_keeps():
+    # naive: epoch 2 best and sound. x: epoch 3 best on ctcvr_nll but 1.5x the conversions of 100 (over 1 + 3/√100
+    # and over 1.2x naive's 1.0): a runaway (oracle 0.60 against naive's 0.30); epoch 2 is within both limits.
+    naive = [(1, 0.11, 1.0, 0.32), (2, 0.10, 1.0, 0.30)]
+    x = [(1, 0.12, 1.1, 0.31), (2, 0.11, 1.25, 0.33), (3, 0.09, 1.5, 0.60)]
+    lines = [_epoch_line("every", "naive", *e) for e in naive] + [_epoch_line("every", "x", *e) for e in x]
+    lines += [_epoch_line("selected", "naive", *naive[1]), _epoch_line("selected", "x", *x[2])]
+    record = selection_replay.replay(lines, ("metric",))
+    assert (record["changed"], record["runaways"]) == (0, 1)
+    assert record["worst"] == pytest.approx(0.30) and record["mean"] == pytest.approx(0.30)
+    guarded = selection_replay.replay(lines, ("z", 3.0))
+    assert (guarded["changed"], guarded["runaways"], guarded["worst"]) == (1, 0, pytest.approx(0.03))
+    assert selection_replay.replay(lines, ("z", 6.0))["changed"] == 0  # 1 + 6/10 = 1.6: epoch 3 within
+    relative = selection_replay.replay(lines, ("naive_ratio", 1.2))  # 1.25 is over 1.2x too: epoch 1
+    assert relative["changed"] == 1 and relative["worst"] == pytest.approx(0.01)
+    assert [verdict for *_, verdict in guarded["verdicts"]] == ["PASS"]
+    assert np.isnan(selection_replay.replay(lines, ("z", 3.0), excluded=("x",))["mean"])  # no method left

@@ -55,11 +55,13 @@ class EpochSelection:
       direction: "min" (log losses) or "max" (AUCs).
       positive_selection: set aside epochs that over-predict the clicked rows' conversions (module docstring);
         False: the selection metric alone.
+      z: the standard errors of the conversion count the limit allows (`OVER_PREDICTION_Z`).
     """
 
     metric: str
     direction: str
     positive_selection: bool = True
+    z: float = OVER_PREDICTION_Z
     best: Candidate | None = None  # the best admissible epoch so far
     closest: Candidate | None = None  # of the inadmissible epochs, the one least over its limit
     set_aside: list[int] = dataclasses.field(default_factory=list)  # the epochs over their limit, in order
@@ -69,7 +71,7 @@ class EpochSelection:
         value = float(metrics[self.metric])
         if self.positive_selection:
             conversions = float(metrics[CONVERSIONS])
-            limit = over_prediction_limit(conversions)
+            limit = over_prediction_limit(conversions, self.z)
             # Over its limit, or NaN (a diverged epoch): set aside. Without conversions there is nothing to judge by.
             over = float(metrics[CALIBRATION_METRIC]) / limit if conversions > 0 else 0.0
             if not over <= 1.0:
@@ -79,7 +81,7 @@ class EpochSelection:
                     self.closest = Candidate(epoch, value, rank, state_fn())
                 return (
                     f"set aside: clicked-row pCVR {metrics[CALIBRATION_METRIC]:.3f}x the conversions, above "
-                    f"{limit:.3f} (1 + {OVER_PREDICTION_Z:g}/√{conversions:.0f})"
+                    f"{limit:.3f} (1 + {self.z:g}/√{conversions:.0f})"
                 )
         if self.best is None or better(self.direction, value, self.best.value):
             self.best = Candidate(epoch, value, 0.0, state_fn())
