@@ -21,7 +21,7 @@ selected weights (weights only, as `--warm_start_from`), each scored on its
 own day's test split. Every epoch of every run is also written (epoch kind
 "every": its test metrics as served and its validation metrics as selection
 saw them; with `--runs_jsonl`, to that file), so a selection rule can be
-replayed without training.
+replayed without training (benchmarks/selection_replay.py).
 
 Per world (and per day) it prints the metric table, the soundness table of
 benchmarks/debiasing_quality.py for the first and the selected epoch,

@@ -41,7 +41,7 @@ RUNAWAY = 0.05  # oracle CVR log loss above naive's in the same run
 
 
 def load(lines: list) -> tuple[dict, dict]:
-    """({run: {epoch: line}} of the "every" lines, {run: line} of the "selected" ones); run: (world, day, seed, method)."""
+    """({run: {epoch: line}} of the "every" lines, {run: line} of the "selected"); run = (world, day, seed, method)."""
     every: dict = collections.defaultdict(dict)
     selected = {}
     for line in lines:
