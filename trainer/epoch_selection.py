@@ -28,7 +28,8 @@ import dataclasses
 import math
 from typing import Any
 
-CALIBRATION_METRIC = "cvr_pcoc"  # Σ pCVR / Σ conversions over the clicked rows
+from trainer.recommendation import CALIBRATION_METRIC  # Σ pCVR / Σ conversions over the clicked rows
+
 CONVERSIONS = "conversions"
 OVER_PREDICTION_Z = 3.0
 
