@@ -12,6 +12,7 @@ BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import debiasing_sweep  # noqa: E402
+import entire_space_ctcvr  # noqa: E402
 import official_ddpo  # noqa: E402
 import selection_replay  # noqa: E402
 import step_times  # noqa: E402
@@ -201,3 +202,15 @@ def test_selection_replay_scores_each_rule_on_the_epochs_it_keeps():
     assert relative["changed"] == 1 and relative["worst"] == pytest.approx(0.01)
     assert [verdict for *_, verdict in guarded["verdicts"]] == ["PASS"]
     assert np.isnan(selection_replay.replay(lines, ("z", 3.0), excluded=("x",))["mean"])  # no method left
+
+
+def test_entire_space_ctcvr_is_exact_without_intent_and_short_with_it():
+    alone = entire_space_ctcvr.world_seed("features_only", 0, row_fraction=0.05)  # no hidden intent
+    assert alone["vs_expected"] == pytest.approx(1.0, abs=1e-9) and alone["test_rows"] == 1000
+    shared = entire_space_ctcvr.world_seed("strong_intent", 0, row_fraction=0.05)
+    assert shared["vs_expected"] < 0.5 and not shared["inside"]  # intent 2: most conversions unexplained
+    assert shared["bound"] == pytest.approx(max(0.05, 2 / np.sqrt(shared["conversions"])))
+    printed = entire_space_ctcvr.table([alone, shared])
+    assert printed.count("\n") == 3 and "| strong_intent | 0 | 2 |" in printed
+    with pytest.raises(SystemExit):
+        entire_space_ctcvr.main(["--worlds", "no_such_world"])

@@ -77,3 +77,42 @@ def test_days_share_the_population_and_draw_fresh_impressions():
     np.testing.assert_array_equal(day1["item_id"], simulate.simulate(3000, seed=4, day=1)["item_id"])
     with pytest.raises(ValueError, match="`day` must be non-negative"):
         simulate.simulate(10, day=-1)
+
+
+def test_features_only_truth_without_intent_is_the_truth_itself():
+    config = simulate.SimulationConfig(selection_strength=0.0)
+    truth, log = simulate.features_only_truth(3000, 4, config, day=2), simulate.simulate(3000, 4, config, day=2)
+    np.testing.assert_allclose(truth["ctr"], log["true_ctr"], rtol=1e-6)
+    np.testing.assert_allclose(truth["cvr"], log["true_cvr"], rtol=1e-6)
+    np.testing.assert_allclose(truth["ctcvr"], truth["ctr"] * truth["cvr"], rtol=1e-12)
+
+
+def test_features_only_truth_integrates_the_hidden_intent_out():
+    from scipy import integrate, special, stats
+
+    config = simulate.SimulationConfig(selection_strength=1.5)
+    truth = simulate.features_only_truth(2000, 1, config)
+    # The feature part of each logit, by hand: the same draws without intent (the intent is drawn either way).
+    without = simulate.simulate(2000, 1, simulate.SimulationConfig(selection_strength=0.0))
+    click_part, conversion_part = special.logit(without["true_ctr"][:3]), special.logit(without["true_cvr"][:3])
+    for row in range(3):
+
+        def expected(f):
+            return integrate.quad(lambda z: f(z) * stats.norm.pdf(z), -12, 12, epsabs=1e-12)[0]
+
+        ctr = expected(lambda z, a=click_part[row]: special.expit(a + 1.5 * z))
+        cvr = expected(lambda z, b=conversion_part[row]: special.expit(b + 1.5 * z))
+        both = expected(
+            lambda z, a=click_part[row], b=conversion_part[row]: special.expit(a + 1.5 * z) * special.expit(b + 1.5 * z)
+        )
+        np.testing.assert_allclose(
+            [truth["ctr"][row], truth["cvr"][row], truth["ctcvr"][row]], [ctr, cvr, both], rtol=1e-5
+        )
+    # Click and conversion share the intent: every row converts-and-clicks more often than the product says.
+    assert np.all(truth["ctcvr"] > truth["ctr"] * truth["cvr"])
+    # The realised truth of the same impressions averages to the same rates (a fresh intent per row).
+    log = simulate.simulate(2000, 1, config)
+    for name, column in (("ctr", "true_ctr"), ("cvr", "true_cvr")):
+        assert abs(log[column].mean() - truth[name].mean()) < 4 * log[column].std() / np.sqrt(2000)
+    with pytest.raises(ValueError, match="quadrature_points"):
+        simulate.features_only_truth(10, quadrature_points=0)

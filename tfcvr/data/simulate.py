@@ -26,7 +26,9 @@ Both logits share s (learnable from the ids) and the hidden z, so clicked
 impressions have a higher true CVR than unclicked ones even at equal features:
 selection is missing-not-at-random, and a CVR model trained on clicks only
 over-estimates CVR on the unclicked space. Each record carries `true_ctr`,
-`true_cvr` and `potential_conversion` for oracle evaluation. With the
+`true_cvr` and `potential_conversion` for oracle evaluation;
+`features_only_truth` gives the best predictions the features alone allow
+for the same impressions (the hidden intent integrated out). With the
 defaults (seed 0, 200k rows): CTR 7.9%, mean true CVR 24.7% on clicked and
 7.8% on unclicked impressions.
 """
@@ -91,6 +93,89 @@ def simulate(
     generator (seed, day), so days 1, 2, ... are fresh impressions of the
     same world (a daily retrain's data). None: one generator for everything.
     """
+    impressions = _draw_impressions(num_rows, seed, config, day)
+    true_ctr = _sigmoid(impressions.click_logit(impressions.intent))
+    true_cvr = _sigmoid(impressions.conversion_logit(impressions.intent))
+    # Step 5: outcomes.
+    rng = impressions.rng
+    click = (rng.random(num_rows) < true_ctr).astype(np.int64)
+    potential_conversion = (rng.random(num_rows) < true_cvr).astype(np.int64)
+    return {
+        **impressions.features,
+        "click": click,
+        "conversion": click * potential_conversion,
+        "true_ctr": true_ctr.astype(np.float32),
+        "true_cvr": true_cvr.astype(np.float32),
+        "potential_conversion": potential_conversion,
+    }
+
+
+def features_only_truth(
+    num_rows: int,
+    seed: int = 0,
+    config: SimulationConfig = SimulationConfig(),
+    day: int | None = None,
+    quadrature_points: int = 32,
+) -> dict:
+    """The best predictions from the features alone for the impressions `simulate` draws with the same arguments.
+
+    The hidden intent z ~ N(0, 1) is independent of the features, so what a
+    model that sees only the features can at best learn is the expectation
+    over z (step 4's logits A + s·z and B + s·z, s the selection
+    strength): "ctr" E_z σ(A + s·z), "cvr" E_z σ(B + s·z) (the
+    entire-space CVR, what debiasing aims at), "ctcvr" E_z σ(A + s·z) ·
+    σ(B + s·z) (click and conversion), row for row with `simulate`'s
+    columns (Gauss-Hermite quadrature with `quadrature_points` nodes).
+    Click and conversion share z, so ctcvr ≥ ctr · cvr, equal only without
+    intent: a model serving pCTCVR = pCTR × pCVR with the right pCTR and the
+    right entire-space pCVR predicts fewer conversions than the log has.
+    """
+    if quadrature_points < 1:
+        raise ValueError(f"`quadrature_points` must be positive. Received: {quadrature_points}")
+    impressions = _draw_impressions(num_rows, seed, config, day)
+    nodes, weights = np.polynomial.hermite_e.hermegauss(quadrature_points)  # weight exp(-z²/2)
+    weights = weights / np.sqrt(2.0 * np.pi)
+    truth = {name: np.zeros(num_rows) for name in ("ctr", "cvr", "ctcvr")}
+    for z, weight in zip(nodes, weights, strict=True):
+        ctr = _sigmoid(impressions.click_logit(z))
+        cvr = _sigmoid(impressions.conversion_logit(z))
+        truth["ctr"] += weight * ctr
+        truth["cvr"] += weight * cvr
+        truth["ctcvr"] += weight * ctr * cvr
+    return truth
+
+
+@dataclasses.dataclass(frozen=True)
+class _Impressions:
+    """Steps 1-4 of the generative process: the written features, what the logits are made of, the hidden intent."""
+
+    config: SimulationConfig
+    features: dict
+    affinity: np.ndarray
+    position: np.ndarray
+    user_activity: np.ndarray
+    price: np.ndarray
+    intent: np.ndarray
+    rng: np.random.Generator  # where step 5 continues the draws
+
+    def click_logit(self, intent: np.ndarray | float) -> np.ndarray:
+        """Step 4's click logit at hidden intent `intent` (the impressions' own, or one value for all)."""
+        c = self.config
+        return (
+            c.ctr_bias
+            + self.affinity
+            + c.selection_strength * intent
+            - c.position_effect * (self.position - 1)
+            + 0.3 * np.log(self.user_activity)
+        )
+
+    def conversion_logit(self, intent: np.ndarray | float) -> np.ndarray:
+        """Step 4's conversion logit at hidden intent `intent`."""
+        c = self.config
+        return c.cvr_bias + self.affinity + c.selection_strength * intent - c.price_effect * (np.log(self.price) - 3.0)
+
+
+def _draw_impressions(num_rows: int, seed: int, config: SimulationConfig, day: int | None) -> _Impressions:
     if num_rows < 1:
         raise ValueError(f"`num_rows` must be positive. Received: {num_rows}")
     if day is not None and day < 0:
@@ -115,38 +200,16 @@ def simulate(
     affinity = np.einsum("nk,nk->n", user_taste[user], item_latent[item]) + category_offset[item_category[item]]
     affinity = (affinity - affinity.mean()) / affinity.std()
     intent = rng.normal(0.0, 1.0, num_rows)
-    # Step 4: the two logits share affinity and intent.
-    click_logit = (
-        config.ctr_bias
-        + affinity
-        + config.selection_strength * intent
-        - config.position_effect * (position - 1)
-        + 0.3 * np.log(user_activity[user])
-    )
-    conversion_logit = (
-        config.cvr_bias
-        + affinity
-        + config.selection_strength * intent
-        - config.price_effect * (np.log(item_price[item]) - 3.0)
-    )
-    true_ctr = _sigmoid(click_logit)
-    true_cvr = _sigmoid(conversion_logit)
-    # Step 5: outcomes.
-    click = (rng.random(num_rows) < true_ctr).astype(np.int64)
-    potential_conversion = (rng.random(num_rows) < true_cvr).astype(np.int64)
-    return {
+    # Step 4 (`_Impressions.click_logit`, `conversion_logit`): the two logits share affinity and intent.
+    features = {
         "user_id": user_ids[user],
         "item_id": item_ids[item],
         "item_category": np.char.add("cat_", item_category[item].astype(str)),
         "position": position.astype(np.int64),
         "price": item_price[item].astype(np.float32),
         "user_activity": user_activity[user].astype(np.float32),
-        "click": click,
-        "conversion": click * potential_conversion,
-        "true_ctr": true_ctr.astype(np.float32),
-        "true_cvr": true_cvr.astype(np.float32),
-        "potential_conversion": potential_conversion,
     }
+    return _Impressions(config, features, affinity, position, user_activity[user], item_price[item], intent, rng)
 
 
 def write_simulation(
