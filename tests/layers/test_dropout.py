@@ -4,29 +4,44 @@ import pytest
 import tensorflow as tf
 
 from tfcvr.layers import MLP, Dropout
-from tfcvr.layers.dropout import MASK_LEVELS
+from tfcvr.layers.dropout import applied_rate, mask_bits
 
 
 def _mask(layer, shape):
     return keras.ops.convert_to_numpy(layer(tf.ones(shape), training=True))
 
 
-def test_drops_at_the_rate_and_scales_the_kept_values():
-    values = _mask(Dropout(0.2, seed=1), (500, 200))
-    assert set(np.unique(values)) == {0.0, np.float32(1 / 0.8)}
-    # 100,000 Bernoulli(0.2) draws: sd of the dropped fraction 0.0013.
-    assert abs((values == 0).mean() - 13107 / MASK_LEVELS) < 4 * np.sqrt(0.2 * 0.8 / values.size)
-    assert round(0.2 * MASK_LEVELS) == 13107  # the threshold of the 16 random bits, by hand
+def test_bits_per_decision_are_the_fewest_that_apply_the_rate_within_one_percent():
+    # By hand: 0.2 · 256 = 51.2 -> 51/256 = 0.19922 (0.4% off); 0.1 · 256 = 25.6 -> 26/256 = 0.1016 (1.6% off), so
+    # 16 bits: 6554/65536; 0.0001 · 65536 = 6.55 -> 7/65536 (6.8% off): Keras' own.
+    assert (mask_bits(0.2), applied_rate(0.2)) == (8, 51 / 256)
+    assert (mask_bits(0.5), applied_rate(0.5)) == (8, 0.5)
+    assert (mask_bits(0.1), applied_rate(0.1)) == (16, 6554 / 65536)
+    assert (mask_bits(0.0001), applied_rate(0.0001)) == (None, 0.0001)
+    assert mask_bits(1 - 2**-18) is None  # its 16-bit threshold would be 2^16
 
 
-def test_neighbouring_elements_are_independent():
-    # Each 32-bit draw decides two neighbouring elements (its two 16-bit halves): their masks must not correlate.
-    kept = (_mask(Dropout(0.5, seed=2), (100_000,)) > 0).astype(float).reshape(-1, 2)
-    assert abs(np.corrcoef(kept[:, 0], kept[:, 1])[0, 1]) < 4 / np.sqrt(len(kept))
+@pytest.mark.parametrize(("rate", "threshold", "levels"), [(0.2, 51, 256), (0.1, 6554, 65536)])
+def test_drops_at_the_applied_rate_and_scales_the_kept_values_to_keep_the_mean(rate, threshold, levels):
+    values = _mask(Dropout(rate, seed=1), (500, 200))
+    assert set(np.unique(values)) == {0.0, np.float32(levels / (levels - threshold))}
+    # 100,000 Bernoulli draws: sd of the dropped fraction at most 0.0013.
+    assert abs((values == 0).mean() - threshold / levels) < 4 * np.sqrt(rate * (1 - rate) / values.size)
+    assert abs(values.mean() - 1.0) < 4 * np.sqrt(rate / (1 - rate) / values.size)
 
 
-def test_inference_is_the_identity_and_an_odd_size_is_masked_whole():
-    layer = Dropout(0.3, seed=3)
+@pytest.mark.parametrize(("rate", "per_draw"), [(0.5, 4), (0.1, 2)])
+def test_elements_decided_by_one_draw_are_independent(rate, per_draw):
+    # Each 32-bit draw decides per_draw neighbouring elements (its bytes or 16-bit halves): no pair may correlate.
+    kept = (_mask(Dropout(rate, seed=2), (200_000,)) > 0).astype(float).reshape(-1, per_draw)
+    correlation = np.corrcoef(kept, rowvar=False)
+    off_diagonal = correlation[~np.eye(per_draw, dtype=bool)]
+    assert np.all(np.abs(off_diagonal) < 4 / np.sqrt(len(kept)))
+
+
+@pytest.mark.parametrize("rate", [0.3, 0.1])  # 8 and 16 bits: 21 elements are not a whole number of draws
+def test_inference_is_the_identity_and_an_odd_size_is_masked_whole(rate):
+    layer = Dropout(rate, seed=3)
     x = tf.random.normal((7, 3))
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(layer(x, training=False)), x.numpy())
     assert _mask(layer, (7, 3)).shape == (7, 3) and _mask(layer, (1,)).shape == (1,)
@@ -50,10 +65,12 @@ def test_gradient_flows_through_the_kept_elements_only():
     np.testing.assert_array_equal(gradient, np.where(y.numpy() > 0, 2.0, 0.0))
 
 
-def test_a_rate_16_bits_cannot_tell_from_1_keeps_keras_behaviour():
+def test_a_rate_16_bits_cannot_apply_keeps_keras_behaviour():
     np.testing.assert_array_equal(_mask(Dropout(1.0, seed=8), (4, 4)), np.zeros((4, 4)))  # Keras: all dropped
     kept = _mask(Dropout(1 - 2**-18, seed=8), (64, 64))  # threshold would be 2^16, beyond 16 bits
     assert kept.shape == (64, 64) and (kept == 0).mean() > 0.99
+    small = _mask(Dropout(0.0001, seed=8), (1000, 100))
+    assert set(np.unique(small)) == {0.0, np.float32(1 / 0.9999)}  # Keras' scale by the rate itself
 
 
 def test_noise_shape_keeps_keras_behaviour():

@@ -1,10 +1,29 @@
-"""Dropout whose keep mask costs half the random bits of Keras' (16 per element, not 32)."""
+"""Dropout whose keep mask costs a quarter or half the random bits of Keras' (8 or 16 per element, not 32)."""
 
 import keras
 import tensorflow as tf
 
-# The keep decision compares 16 random bits with the rate scaled to this many levels.
-MASK_LEVELS = 1 << 16
+# Random bits per keep decision, fewest first: a layer uses the fewest that apply its rate to within
+# RATE_TOLERANCE of itself (relative); a rate none of them can apply falls back to Keras' 32-bit uniform floats.
+MASK_BITS = (8, 16)
+RATE_TOLERANCE = 0.01
+_UNSIGNED = {8: tf.uint8, 16: tf.uint16}
+
+
+def mask_bits(rate: float) -> int | None:
+    """How many random bits decide one element at `rate` (`MASK_BITS`), or None when none apply it closely enough."""
+    for bits in MASK_BITS:
+        levels = 1 << bits
+        threshold = round(rate * levels)
+        if 0 < threshold < levels and abs(threshold / levels - rate) <= RATE_TOLERANCE * rate:
+            return bits
+    return None
+
+
+def applied_rate(rate: float) -> float:
+    """The drop probability the mask applies for `rate`: round(rate · 2^bits) / 2^bits (`rate` itself with Keras')."""
+    bits = mask_bits(rate)
+    return rate if bits is None else round(rate * (1 << bits)) / (1 << bits)
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -15,13 +34,16 @@ class Dropout(keras.layers.Dropout):
     generator); generating those numbers is most of dropout's cost on CPU, and
     most of a step where dropout runs over many rows (UKD's Monte-Carlo-dropout
     teacher scores every batch 10 times). Here each 32-bit draw of the same
-    generator decides two elements: an element is kept when its 16 random bits
-    are at least round(rate · 2^16), so the rate is applied to within 2^-17
-    (0.2 drops with probability 13107/65536 = 0.199997). Kept values are scaled
-    by 1/(1 − rate), as Keras does; the mask is drawn from the layer's seed
-    generator, so a seeded model repeats its masks. With a `noise_shape`, or a
-    rate within 2^-17 of 1 (which 16 bits cannot tell from 1), the layer is
-    Keras' own.
+    generator decides four elements (8 bits each) or two (16 bits each): an
+    element is kept when its bits are at least round(rate · 2^bits). A layer
+    uses 8 bits when they apply its rate to within 1% of itself, else 16:
+    0.2 drops with probability 51/256 = 0.1992 (8 bits), 0.1 with
+    6554/65536 = 0.10001 (16 bits; 8 bits would give 0.1016). Kept values
+    are scaled by 1/(1 − applied rate), so the expected output is the input,
+    as with Keras' 1/(1 − rate). The mask is drawn from the layer's seed
+    generator, so a seeded model repeats its masks. With a `noise_shape`, or
+    a rate that 16 bits cannot apply to within 1% (a few in ten thousand and
+    below, or within 2^-17 of 1), the layer is Keras' own.
 
     Example:
     >>> layer = Dropout(0.5, seed=1)
@@ -31,19 +53,16 @@ class Dropout(keras.layers.Dropout):
     """
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if (
-            not training
-            or self.rate == 0
-            or self.noise_shape is not None
-            or round(self.rate * MASK_LEVELS) >= MASK_LEVELS
-        ):
+        bits = mask_bits(self.rate)
+        if not training or self.rate == 0 or self.noise_shape is not None or bits is None:
             return super().call(inputs, training=training)
+        per_draw = 32 // bits
         size = tf.size(inputs)
-        bits = tf.random.stateless_uniform(
-            [(size + 1) // 2], self.seed_generator.next(), minval=None, maxval=None, dtype=tf.uint32
+        draws = tf.random.stateless_uniform(
+            [(size + per_draw - 1) // per_draw], self.seed_generator.next(), minval=None, maxval=None, dtype=tf.uint32
         )
-        halves = tf.reshape(tf.bitcast(bits, tf.uint16), [-1])[:size]  # two 16-bit draws per 32-bit one
-        threshold = tf.constant(round(self.rate * MASK_LEVELS), tf.uint16)
-        keep = tf.reshape(halves, tf.shape(inputs)) >= threshold
+        parts = tf.reshape(tf.bitcast(draws, _UNSIGNED[bits]), [-1])[:size]  # per_draw decisions per 32-bit draw
+        threshold = tf.constant(round(self.rate * (1 << bits)), _UNSIGNED[bits])
+        keep = tf.reshape(parts, tf.shape(inputs)) >= threshold
         # One product with the scaled 0/1 mask: cheaper than a select against zeros, forward and backward.
-        return inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - self.rate)))
+        return inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - applied_rate(self.rate))))
