@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tests.conftest import HAND_CTR, HAND_CTR_LOSS, HAND_LABELS, small_model, tiny_features, variables_named
 from tfcvr import losses
+from tfcvr.models import ukd
 
 LABELS = {
     "click": tf.constant([1, 1, 0, 0, 1, 0, 0, 0], tf.int64),
@@ -196,7 +197,7 @@ def test_mc_dropout_keeps_the_unclicked_rows_of_lowest_pseudo_label_variance():
     assert model.teacher.get_layer("teacher_backbone").dropout == 0.2
 
 
-def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
+def test_mc_dropout_passes_run_as_batched_passes_of_independent_masks():
     features = tiny_features(8)
     # Without dropout every pass is the teacher's inference: mean = its prediction, variance 0.
     exact = _model("ukd_mc_dropout", teacher_dropout=0.0, mc_samples=4)
@@ -216,8 +217,8 @@ def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
     assert len(exact.weights_by_path()) == len({id(w) for w in exact.weights if "seed_generator" not in w.path})
     # With dropout each of the copies draws its own mask: the batched mean and variance match those of separate
     # passes of the whole teacher (the loop this replaced) over many passes: the means within 4 standard errors
-    # of their difference, the variances within 30% (their sampling error is about 7% each at 400 passes).
-    passes = 400
+    # of their difference, the variances within 30% (their ratio's sampling sd is about 0.05 at 1000 passes).
+    passes = 1000
     model = _model("ukd_mc_dropout", mc_samples=passes, teacher_dropout=0.5)
     keras.utils.set_random_seed(3)
     batched = model.pseudo_labels(features)
@@ -226,11 +227,19 @@ def test_mc_dropout_passes_run_as_one_batched_pass_of_independent_masks():
     assert np.all(np.abs(batched["pseudo_label"].numpy() - looped.mean(0)) <= 4 * standard_error)
     np.testing.assert_allclose(batched["pseudo_label_variance"].numpy(), looped.var(0), rtol=0.3, atol=1e-4)
     assert batched["pseudo_label"].shape == (8,) and float(tf.reduce_min(batched["pseudo_label_variance"])) > 0
+    # Two passes run as two batches of one (ukd.MC_PARALLEL_BATCHES): each draws its own masks, so they disagree.
+    assert ukd._split(2, ukd.MC_PARALLEL_BATCHES) == [1, 1]
+    pair = _model("ukd_mc_dropout", mc_samples=2, teacher_dropout=0.5).pseudo_labels(tiny_features(64))
+    assert float(tf.reduce_mean(tf.cast(pair["pseudo_label_variance"] > 0, tf.float32))) > 0.9
+
+
+def test_mc_passes_split_into_near_equal_batches():
+    assert ukd._split(10, 2) == [5, 5] and ukd._split(5, 2) == [3, 2] and ukd._split(3, 4) == [1, 1, 1]
 
 
 def test_mc_dropout_passes_start_at_the_backbones_first_dropout():
     # The backbone's first layer runs once per row and its output is repeated: the same samples, from the same
-    # masks, as the whole backbone on the backbone input repeated per pass.
+    # masks, as the whole backbone on the backbone input repeated per pass (5 passes: batches of 3 and 2).
     model = _model("ukd_mc_dropout", mc_samples=5, teacher_dropout=0.5)
     features = tiny_features(8)
     states = [v for v in model.teacher.variables if "seed_generator" in v.path]
@@ -239,8 +248,12 @@ def test_mc_dropout_passes_start_at_the_backbones_first_dropout():
     for variable, value in zip(states, saved):
         variable.assign(value)
     backbone_input, backbone, cvr_from_representation = model._mc_views.models
-    repeated = tf.tile(backbone_input(features, training=True), [5, 1])
-    samples = tf.reshape(cvr_from_representation(backbone(repeated, training=True)[0], training=True), [5, -1])
+    samples = []
+    for passes in (3, 2):
+        repeated = tf.tile(backbone_input(features, training=True), [passes, 1])
+        representation = backbone(repeated, training=True)[0]
+        samples.append(tf.reshape(cvr_from_representation(representation, training=True), [passes, -1]))
+    samples = tf.concat(samples, 0)
     np.testing.assert_allclose(labels["pseudo_label"], tf.reduce_mean(samples, 0), rtol=1e-5)
     np.testing.assert_allclose(labels["pseudo_label_variance"], tf.math.reduce_variance(samples, 0), rtol=1e-4)
     assert float(tf.reduce_min(labels["pseudo_label_variance"])) > 0

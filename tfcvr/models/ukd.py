@@ -12,6 +12,8 @@ from tfcvr.models import registry
 from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, Step, head
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
+# "mc_dropout" runs its passes as this many independent batches (`UKD.pseudo_labels`).
+MC_PARALLEL_BATCHES = 2
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -273,15 +275,18 @@ class UKD(CVRModel):
         """
         if self.options.uncertainty != "mc_dropout":
             return {"pseudo_label": tf.stop_gradient(self.teacher(features, training=False)["teacher_cvr"])}
-        # Table 6: dropout on at inference, mean and variance over the passes. The passes run as one forward pass
-        # over the batch's rows repeated mc_samples times from the backbone's first dropout on: dropout draws its
-        # mask per row, so each copy is an independent pass, and one large matmul per layer costs less than
-        # mc_samples small ones.
-        passes = self.options.mc_samples
+        # Table 6: dropout on at inference, mean and variance over the passes. The passes run as forward passes over
+        # the batch's rows repeated from the backbone's first dropout on: dropout draws its mask per row, so each
+        # copy is an independent pass, and one large matmul per layer costs less than mc_samples small ones. They
+        # are split into MC_PARALLEL_BATCHES independent batches, which TensorFlow's executor runs side by side on
+        # two cores when each op runs on one thread (`--intra_op_threads`' auto on two cores).
         backbone_input, backbone, cvr_from_representation = self._mc_views.models
-        representation = backbone(backbone_input(features, training=True), training=True, passes=passes)[0]
-        samples = tf.reshape(cvr_from_representation(representation, training=True), [passes, -1])  # [pass, row]
-        samples = tf.stop_gradient(samples)
+        backbone_inputs = backbone_input(features, training=True)
+        samples = []
+        for passes in _split(self.options.mc_samples, MC_PARALLEL_BATCHES):
+            representation = backbone(backbone_inputs, training=True, passes=passes)[0]
+            samples.append(tf.reshape(cvr_from_representation(representation, training=True), [passes, -1]))
+        samples = tf.stop_gradient(tf.concat(samples, axis=0))  # [pass, row]
         return {
             "pseudo_label": tf.reduce_mean(samples, axis=0),
             "pseudo_label_variance": tf.math.reduce_variance(samples, axis=0),
@@ -353,3 +358,8 @@ class _Untracked:
 
     def __init__(self, *models: keras.Layer):
         self.models = models
+
+
+def _split(total: int, parts: int) -> list[int]:
+    """`total` as at most `parts` positive sizes, differing by at most one (larger first)."""
+    return [size for size in (total // parts + (i < total % parts) for i in range(parts)) if size > 0]
