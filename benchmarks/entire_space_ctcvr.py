@@ -11,8 +11,10 @@ given the features; so even the best possible model of that kind, right
 about both, predicts fewer conversions than the log has. This prints by how
 much, from the simulator's ground truth (`simulate.features_only_truth`: the
 expectations over the hidden intent given the features), on the test split
-(the first 20% of each world's impressions, as `debiasing_sweep.py` draws
-it) of each world and seed:
+of each world and seed (the first 20% of the impressions, as
+`debiasing_sweep.py` splits them; one day of the world at its full size,
+where the sweep's quick mode takes part of the rows and two worlds run three
+days):
 
 - Σ pCTR·pCVR / expected conversions: the best pCTR times the best
   entire-space pCVR, against Σ E[click · conversion | features];
@@ -32,12 +34,11 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from debiasing_sweep import SIZED_WORLDS, WORLDS  # noqa: E402 (the sibling benchmark's worlds)
+from debiasing_sweep import SIZED_WORLDS, WORLDS, calibration_bound  # noqa: E402 (the sibling benchmark's)
 
 from tfcvr.data import simulate  # noqa: E402
 
 TEST_FRACTION = 0.2  # the sweep's eval_fraction: the first 20% of the impressions are its test split
-BOUND = 0.05  # the calibration bound's relative half-width, or 2/√positives where that is wider
 
 
 def world_seed(world: str, seed: int, row_fraction: float = 1.0) -> dict:
@@ -49,7 +50,7 @@ def world_seed(world: str, seed: int, row_fraction: float = 1.0) -> dict:
     truth = {name: values[test] for name, values in simulate.features_only_truth(rows, seed, config).items()}
     conversions = int(simulate.simulate(rows, seed, config)["conversion"][test].sum())
     served = float(np.sum(truth["ctr"] * truth["cvr"]))
-    width = max(BOUND, 2.0 / np.sqrt(conversions)) if conversions else float("inf")
+    width = calibration_bound(conversions)
     return {
         "world": world,
         "seed": seed,

@@ -209,7 +209,7 @@ def test_entire_space_ctcvr_is_exact_without_intent_and_short_with_it():
     assert alone["vs_expected"] == pytest.approx(1.0, abs=1e-9) and alone["test_rows"] == 1000
     shared = entire_space_ctcvr.world_seed("strong_intent", 0, row_fraction=0.05)
     assert shared["vs_expected"] < 0.5 and not shared["inside"]  # intent 2: most conversions unexplained
-    assert shared["bound"] == pytest.approx(max(0.05, 2 / np.sqrt(shared["conversions"])))
+    assert shared["bound"] == pytest.approx(max(0.05, 2 / np.sqrt(shared["conversions"])))  # by hand
     printed = entire_space_ctcvr.table([alone, shared])
     assert printed.count("\n") == 3 and "| strong_intent | 0 | 2 |" in printed
     with pytest.raises(SystemExit):

@@ -19,6 +19,23 @@ def test_bits_per_decision_are_the_fewest_that_apply_the_rate_within_one_percent
     assert (mask_bits(0.1), applied_rate(0.1)) == (16, 6554 / 65536)
     assert (mask_bits(0.0001), applied_rate(0.0001)) == (None, 0.0001)
     assert mask_bits(1 - 2**-18) is None  # its 16-bit threshold would be 2^16
+    # Near 1 the keep probability decides: 0.998 · 256 -> 255 keeps 1/256 = 0.0039, twice 0.002; 16 bits keep
+    # 131/65536 = 0.0019989.
+    assert (mask_bits(0.998), applied_rate(0.998)) == (16, 65405 / 65536)
+
+
+@pytest.mark.parametrize(("rate", "unsigned", "threshold"), [(0.2, np.uint8, 51), (0.1, np.uint16, 6554)])
+def test_the_mask_is_the_generators_draws_split_into_8_or_16_bit_decisions(rate, unsigned, threshold):
+    layer = Dropout(rate, seed=9)
+    state = layer.seed_generator.state.numpy()
+    kept = _mask(layer, (40, 10)).ravel() > 0
+    layer.seed_generator.state.assign(state)  # the same seed again, for the draws by hand
+    per_draw = 4 // np.dtype(unsigned).itemsize  # decisions per 32-bit draw
+    draws = tf.random.stateless_uniform(
+        [400 // per_draw], layer.seed_generator.next(), minval=None, maxval=None, dtype=tf.uint32
+    )
+    # A draw's bytes (or 16-bit halves) in memory order, as tf.bitcast splits it: one decision each.
+    np.testing.assert_array_equal(kept, draws.numpy().view(unsigned) >= threshold)
 
 
 @pytest.mark.parametrize(("rate", "threshold", "levels"), [(0.2, 51, 256), (0.1, 6554, 65536)])

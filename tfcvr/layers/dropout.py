@@ -3,8 +3,9 @@
 import keras
 import tensorflow as tf
 
-# Random bits per keep decision, fewest first: a layer uses the fewest that apply its rate to within
-# RATE_TOLERANCE of itself (relative); a rate none of them can apply falls back to Keras' 32-bit uniform floats.
+# Random bits per keep decision, fewest first: a layer uses the fewest that apply both its drop and its keep
+# probability to within RATE_TOLERANCE of themselves (relative; near 1 the keep probability is the small one); a rate
+# none of them can apply falls back to Keras' 32-bit uniform floats.
 MASK_BITS = (8, 16)
 RATE_TOLERANCE = 0.01
 _UNSIGNED = {8: tf.uint8, 16: tf.uint16}
@@ -15,7 +16,7 @@ def mask_bits(rate: float) -> int | None:
     for bits in MASK_BITS:
         levels = 1 << bits
         threshold = round(rate * levels)
-        if 0 < threshold < levels and abs(threshold / levels - rate) <= RATE_TOLERANCE * rate:
+        if 0 < threshold < levels and abs(threshold / levels - rate) <= RATE_TOLERANCE * min(rate, 1.0 - rate):
             return bits
     return None
 
@@ -36,14 +37,15 @@ class Dropout(keras.layers.Dropout):
     teacher scores every batch 10 times). Here each 32-bit draw of the same
     generator decides four elements (8 bits each) or two (16 bits each): an
     element is kept when its bits are at least round(rate · 2^bits). A layer
-    uses 8 bits when they apply its rate to within 1% of itself, else 16:
-    0.2 drops with probability 51/256 = 0.1992 (8 bits), 0.1 with
-    6554/65536 = 0.10001 (16 bits; 8 bits would give 0.1016). Kept values
+    uses 8 bits when they apply its drop and keep probabilities to within 1%
+    of themselves, else 16: 0.2 drops with probability 51/256 = 0.1992 (8
+    bits), 0.1 with 6554/65536 = 0.10001 (16 bits; 8 bits would give 0.1016),
+    0.998 keeps with 131/65536 = 0.0020 (8 bits would keep 0.0039). Kept values
     are scaled by 1/(1 − applied rate), so the expected output is the input,
     as with Keras' 1/(1 − rate). The mask is drawn from the layer's seed
     generator, so a seeded model repeats its masks. With a `noise_shape`, or
-    a rate that 16 bits cannot apply to within 1% (a few in ten thousand and
-    below, or within 2^-17 of 1), the layer is Keras' own.
+    a rate that 16 bits cannot apply to within 1% (within a few ten-thousandths
+    of 0 or of 1), the layer is Keras' own.
 
     Example:
     >>> layer = Dropout(0.5, seed=1)
@@ -54,7 +56,7 @@ class Dropout(keras.layers.Dropout):
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
         bits = mask_bits(self.rate)
-        if not training or self.rate == 0 or self.noise_shape is not None or bits is None:
+        if not training or self.noise_shape is not None or bits is None:  # rate 0 has no bits either
             return super().call(inputs, training=training)
         per_draw = 32 // bits
         size = tf.size(inputs)

@@ -12,7 +12,8 @@ from tfcvr.models import registry
 from tfcvr.models.base import CTRLossOptions, CVRModel, ModelSpec, Preset, Step, head
 
 UNCERTAINTY = ("two_predictors", "none", "mc_dropout")
-# "mc_dropout" runs its passes as this many independent batches (`UKD.pseudo_labels`).
+# "mc_dropout" runs its passes as this many independent batches (`UKD.pseudo_labels`): one per core on the two-core
+# machines measured (one thread per op); on more cores or threads per op two smaller products cost about one larger.
 MC_PARALLEL_BATCHES = 2
 
 
