@@ -135,10 +135,12 @@ def features_only_truth(
     impressions = _draw_impressions(num_rows, seed, config, day)
     nodes, weights = np.polynomial.hermite_e.hermegauss(quadrature_points)  # weight exp(-z²/2)
     weights = weights / np.sqrt(2.0 * np.pi)
+    # The logits' feature parts A and B once; each node only shifts them by s·z.
+    click_features, conversion_features = impressions.click_logit(0.0), impressions.conversion_logit(0.0)
     truth = {name: np.zeros(num_rows) for name in ("ctr", "cvr", "ctcvr")}
     for z, weight in zip(nodes, weights, strict=True):
-        ctr = _sigmoid(impressions.click_logit(z))
-        cvr = _sigmoid(impressions.conversion_logit(z))
+        ctr = _sigmoid(click_features + config.selection_strength * z)
+        cvr = _sigmoid(conversion_features + config.selection_strength * z)
         truth["ctr"] += weight * ctr
         truth["cvr"] += weight * cvr
         truth["ctcvr"] += weight * ctr * cvr
