@@ -79,6 +79,33 @@ def test_teacher_input_depends_on_the_click_propensity_but_does_not_train_it():
     assert all(g is None for g in tape.gradient(teacher_loss, variables_named(model, "ctr_head")))
 
 
+def test_a_wider_propensity_projection_folds_into_the_default_two():
+    # The teacher's first layer on x ⊗ (ô·w + b) is ô·x·A + x·B with A = Σ_j w_j K_j, B = Σ_j b_j K_j: a width-5
+    # teacher's functions are a width-2 teacher's with the projection (ô, 1) and the kernel [A; B] (rows i·P + j).
+    wide, narrow = _model(propensity_projection_dim=5), _model()
+    assert narrow.options.propensity_projection_dim == 2
+    wide_weights = {w.path: w.numpy() for w in wide.weights}
+    w, b = wide_weights["propensity_projection/kernel"][0], wide_weights["propensity_projection/bias"]
+    kernel = wide_weights["teacher_backbone/bottom/dense_0/kernel"]
+    per_input = kernel.reshape(-1, 5, kernel.shape[-1])  # [x's width, P, units]
+    folded = {
+        "propensity_projection/kernel": np.array([[1.0, 0.0]], np.float32),
+        "propensity_projection/bias": np.array([0.0, 1.0], np.float32),
+        "teacher_backbone/bottom/dense_0/kernel": np.stack(
+            [np.einsum("j,ijk->ik", w, per_input), np.einsum("j,ijk->ik", b, per_input)], axis=1
+        ).reshape(-1, kernel.shape[-1]),
+    }
+    for variable in narrow.weights:
+        variable.assign(folded.get(variable.path, wide_weights.get(variable.path)))
+    features = tiny_features(8)
+    ctr_head = wide.get_layer("ctr_head")
+    ctr_head.bias.assign(ctr_head.bias + 1.5)  # ô away from its start, so both terms of the first layer count
+    narrow.get_layer("ctr_head").bias.assign(ctr_head.bias)
+    expected = wide(features, training=False)["teacher_cvr"].numpy()
+    np.testing.assert_allclose(narrow(features, training=False)["teacher_cvr"].numpy(), expected, rtol=1e-5)
+    assert np.ptp(expected) > 1e-3  # rows differ: the comparison is not between two constants
+
+
 def test_pseudo_labels_are_constants_and_vie_trains_both_sides_unless_detached():
     features = tiny_features(4)
     model = _model()

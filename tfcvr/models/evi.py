@@ -26,7 +26,7 @@ class EVIOptions(CounterfactualOptions):
     learn_variance: bool = True
     vie_reduction: str = "sum"
     detach_teacher_representation: bool = False
-    propensity_projection_dim: int = 5
+    propensity_projection_dim: int = 2  # the official code's is 5: the same functions (EVI's docstring)
     teacher_loss_weight: float = 0.2  # λ_t
     cvr_loss_weight: float = 0.5  # λ_r
     vie_loss_weight: float = 0.8  # λ_i
@@ -110,8 +110,14 @@ class EVI(CounterfactualModel):
         calibration, where True with "mean" does not; over seeds on larger
         logs the defaults meet every soundness bound and True with "mean"
         spreads the clicked-row calibration across seeds beyond twice naive's.
-      propensity_projection_dim: width of the linear projection of ô
-        (official: 5).
+      propensity_projection_dim: P, the width of the linear projection
+        ô·w + b of ô. Default 2, where the official code has 5: any P ≥ 2
+        gives the teacher the same functions. Its first layer's kernel K on
+        x ⊗ (ô·w + b) computes Σ_j (ô·w_j + b_j)·x·K_j = ô·x·A + x·B with
+        A = Σ_j w_j K_j and B = Σ_j b_j K_j, two free kernels of x's width
+        whatever P is, and P = 2 reaches every pair (A, B). P = 2 reads
+        2·|x| inputs instead of 5·|x|, the teacher's widest product;
+        docs/methods.md has the paired sweep behind the change.
       teacher_loss_weight, cvr_loss_weight, vie_loss_weight, ctcvr_loss_weight:
         λ_t, λ_r, λ_i, λ_g.
       ctr_loss_weight: λ_c.
