@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from tfcvr.layers import MLP, Dropout
-from tfcvr.layers.dropout import applied_rate, mask_bits
+from tfcvr.layers.dropout import applied_rate, mask_bits, repeat_rows
 
 
 def _mask(layer, shape):
@@ -80,6 +80,26 @@ def test_gradient_flows_through_the_kept_elements_only():
         total = tf.reduce_sum(y)
     gradient = tape.gradient(total, x).numpy()
     np.testing.assert_array_equal(gradient, np.where(y.numpy() > 0, 2.0, 0.0))
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.1, 0.0001])  # 8 bits, 16 bits, Keras' own
+def test_passes_are_the_layer_on_the_repeated_rows_without_repeating_them_first(rate):
+    x = tf.random.normal((6, 5))
+    stacked, copied = Dropout(rate, seed=11), Dropout(rate, seed=11)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = copied(x, training=True, passes=3)
+        total = tf.reduce_sum(y)
+    expected = stacked(repeat_rows(x, 3), training=True)
+    np.testing.assert_array_equal(y.numpy(), expected.numpy())  # the same masks, pass-major: rows of pass p at 6p
+    assert y.shape == (18, 5)
+    if rate > 0.01:  # the passes draw their own masks (at 0.0001 almost every element is kept in each)
+        assert not np.array_equal(y.numpy()[:6] != 0, y.numpy()[6:12] != 0)
+    # Each input element collects its kept copies' scale: dy/dx summed over the three passes.
+    scale = 1.0 / (1.0 - applied_rate(rate))
+    kept = (expected.numpy() != 0).reshape(3, 6, 5).sum(axis=0)
+    np.testing.assert_allclose(tape.gradient(total, x).numpy(), kept * np.float32(scale), rtol=1e-6)
+    np.testing.assert_array_equal(copied(x, training=False, passes=2).numpy(), repeat_rows(x, 2).numpy())
 
 
 def test_a_rate_16_bits_cannot_apply_keeps_keras_behaviour():

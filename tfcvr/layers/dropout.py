@@ -54,17 +54,38 @@ class Dropout(keras.layers.Dropout):
     [0.0, 2.0]
     """
 
-    def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
+    def call(self, inputs: tf.Tensor, training: bool = False, passes: int = 1) -> tf.Tensor:
+        """`passes` > 1: that many independently masked copies of `inputs`, stacked pass-major.
+
+        [passes · batch, ...], the rows of pass p at p · batch ...: the values and masks of this layer on
+        `repeat_rows(inputs, passes)`, with the copies made by the mask's product (broadcast over the passes)
+        instead of a repeated input first (Monte-Carlo dropout, `MLP.call`).
+        """
+        check_passes(passes)
         bits = mask_bits(self.rate)
         if not training or self.noise_shape is not None or bits is None:  # rate 0 has no bits either
-            return super().call(inputs, training=training)
+            return super().call(repeat_rows(inputs, passes), training=training)
         per_draw = 32 // bits
-        size = tf.size(inputs)
+        mask_shape = tf.shape(inputs) if passes == 1 else tf.concat([[passes], tf.shape(inputs)], axis=0)
+        size = tf.reduce_prod(mask_shape)
         draws = tf.random.stateless_uniform(
             [(size + per_draw - 1) // per_draw], self.seed_generator.next(), minval=None, maxval=None, dtype=tf.uint32
         )
         parts = tf.reshape(tf.bitcast(draws, _UNSIGNED[bits]), [-1])[:size]  # per_draw decisions per 32-bit draw
         threshold = tf.constant(round(self.rate * (1 << bits)), _UNSIGNED[bits])
-        keep = tf.reshape(parts, tf.shape(inputs)) >= threshold
+        keep = tf.reshape(parts, mask_shape) >= threshold
         # One product with the scaled 0/1 mask: cheaper than a select against zeros, forward and backward.
-        return inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - applied_rate(self.rate))))
+        dropped = inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - applied_rate(self.rate))))
+        return dropped if passes == 1 else tf.reshape(dropped, [-1, *inputs.shape[1:]])
+
+
+def repeat_rows(x: tf.Tensor, passes: int) -> tf.Tensor:
+    """`x` [batch, ...] stacked `passes` times along the batch, pass-major: [passes · batch, ...]."""
+    check_passes(passes)
+    return x if passes == 1 else keras.ops.tile(x, [passes] + [1] * (len(x.shape) - 1))
+
+
+def check_passes(passes: int) -> None:
+    """Raises unless `passes` (Monte-Carlo dropout passes) is at least 1."""
+    if passes < 1:
+        raise ValueError(f"`passes` must be at least 1. Received: {passes}")

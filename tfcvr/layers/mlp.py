@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.dropout import Dropout
+from tfcvr.layers.dropout import Dropout, repeat_rows
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -50,11 +50,11 @@ class MLP(keras.layers.Layer):
 
         `passes`: Monte-Carlo dropout ([passes · batch, width], the rows of
         pass p at p · batch ...). Only dropout differs between passes, so the
-        first layer (Dense, normalisation, ReLU) runs once per row and its
-        output is repeated before the first dropout: the same values and masks
-        as the stack on the input repeated `passes` times, without repeating the
-        widest product. Normalisation's batch statistics are unchanged by
-        repeating every row alike.
+        first layer (Dense, normalisation, ReLU) runs once per row and the
+        first dropout makes the copies (`Dropout.call`'s `passes`): the same
+        values and masks as the stack on the input repeated `passes` times,
+        without repeating the widest product. Normalisation's batch statistics
+        are unchanged by repeating every row alike.
         """
         x = inputs
         for i, dense in enumerate(self.dense_layers):
@@ -62,10 +62,8 @@ class MLP(keras.layers.Layer):
             if self.norm_layers:
                 x = self.norm_layers[i](x, training=training)
             x = keras.ops.relu(x)
-            if i == 0 and self.dropout_layer is not None:
-                x = repeat_rows(x, passes)
             if self.dropout_layer is not None:
-                x = self.dropout_layer(x, training=training)
+                x = self.dropout_layer(x, training=training, passes=passes if i == 0 else 1)
         return x if self.dense_layers and self.dropout_layer is not None else repeat_rows(x, passes)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -78,10 +76,3 @@ class MLP(keras.layers.Layer):
             "dropout": self.dropout,
             "batch_norm": self.batch_norm,
         }
-
-
-def repeat_rows(x: tf.Tensor, passes: int) -> tf.Tensor:
-    """`x` [batch, ...] stacked `passes` times along the batch, pass-major: [passes · batch, ...]."""
-    if passes < 1:
-        raise ValueError(f"`passes` must be at least 1. Received: {passes}")
-    return x if passes == 1 else keras.ops.tile(x, [passes] + [1] * (len(x.shape) - 1))

@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from tfcvr.layers.mlp import MLP, repeat_rows
+from tfcvr.layers.dropout import repeat_rows
+from tfcvr.layers.mlp import MLP
 from tfcvr.layers.mmoe import mix_experts, stack_experts
 
 
