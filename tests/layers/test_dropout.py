@@ -102,6 +102,18 @@ def test_passes_are_the_layer_on_the_repeated_rows_without_repeating_them_first(
     np.testing.assert_array_equal(copied(x, training=False, passes=2).numpy(), repeat_rows(x, 2).numpy())
 
 
+def test_passes_on_inputs_of_unknown_width_and_rank_three():
+    layer = Dropout(0.2, seed=12)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3])])
+    def copies(x):
+        return layer(x, training=True, passes=2)
+
+    assert copies(tf.ones((4, 5, 3))).shape == (8, 5, 3)
+    with pytest.raises(ValueError, match="`passes` must be at least 1. Received: 0"):
+        layer(tf.ones((2, 3)), training=True, passes=0)
+
+
 def test_a_rate_16_bits_cannot_apply_keeps_keras_behaviour():
     np.testing.assert_array_equal(_mask(Dropout(1.0, seed=8), (4, 4)), np.zeros((4, 4)))  # Keras: all dropped
     kept = _mask(Dropout(1 - 2**-18, seed=8), (64, 64))  # threshold would be 2^16, beyond 16 bits

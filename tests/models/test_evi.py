@@ -84,6 +84,8 @@ def test_a_wider_propensity_projection_folds_into_the_default_two():
     # teacher's functions are a width-2 teacher's with the projection (ô, 1) and the kernel [A; B] (rows i·P + j).
     wide, narrow = _model(propensity_projection_dim=5), _model()
     assert narrow.options.propensity_projection_dim == 2
+    projection_bias = wide.get_layer("propensity_projection").bias  # starts at zero: give x·B a part to play
+    projection_bias.assign(np.array([0.5, -1.0, 0.3, 0.8, -0.4], np.float32))
     wide_weights = {w.path: w.numpy() for w in wide.weights}
     w, b = wide_weights["propensity_projection/kernel"][0], wide_weights["propensity_projection/bias"]
     kernel = wide_weights["teacher_backbone/bottom/dense_0/kernel"]
@@ -99,7 +101,7 @@ def test_a_wider_propensity_projection_folds_into_the_default_two():
         variable.assign(folded.get(variable.path, wide_weights.get(variable.path)))
     features = tiny_features(8)
     ctr_head = wide.get_layer("ctr_head")
-    ctr_head.bias.assign(ctr_head.bias + 1.5)  # ô away from its start, so both terms of the first layer count
+    ctr_head.bias.assign(ctr_head.bias + 1.5)  # ô away from its start value
     narrow.get_layer("ctr_head").bias.assign(ctr_head.bias)
     expected = wide(features, training=False)["teacher_cvr"].numpy()
     np.testing.assert_allclose(narrow(features, training=False)["teacher_cvr"].numpy(), expected, rtol=1e-5)

@@ -238,8 +238,8 @@ def test_mc_passes_split_into_near_equal_batches():
 
 
 def test_mc_dropout_passes_start_at_the_backbones_first_dropout():
-    # The backbone's first layer runs once per row and its output is repeated: the same samples, from the same
-    # masks, as the whole backbone on the backbone input repeated per pass (5 passes: batches of 3 and 2).
+    # The backbone's first layer runs once per row and its first dropout makes the copies: the same samples, from the
+    # same masks, as the whole backbone on the backbone input repeated per pass (5 passes: batches of 3 and 2).
     model = _model("ukd_mc_dropout", mc_samples=5, teacher_dropout=0.5)
     features = tiny_features(8)
     states = [v for v in model.teacher.variables if "seed_generator" in v.path]

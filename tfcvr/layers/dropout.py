@@ -76,7 +76,7 @@ class Dropout(keras.layers.Dropout):
         keep = tf.reshape(parts, mask_shape) >= threshold
         # One product with the scaled 0/1 mask: cheaper than a select against zeros, forward and backward.
         dropped = inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - applied_rate(self.rate))))
-        return dropped if passes == 1 else tf.reshape(dropped, [-1, *inputs.shape[1:]])
+        return dropped if passes == 1 else tf.reshape(dropped, tf.concat([[-1], tf.shape(inputs)[1:]], axis=0))
 
 
 def repeat_rows(x: tf.Tensor, passes: int) -> tf.Tensor:

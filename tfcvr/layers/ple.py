@@ -101,8 +101,8 @@ class PLE(keras.layers.Layer):
 
     def call(self, inputs: tf.Tensor, training: bool | None = None, passes: int = 1) -> list[tf.Tensor]:
         """`passes` > 1: Monte-Carlo dropout passes stacked pass-major (`MLP.call`): the first layer's experts
-        repeat their rows before their dropout and its gates' outputs are repeated; the layers above read the
-        repeated rows."""
+        make the copies at their first dropout and its gates' outputs are repeated; the layers above read the
+        copies."""
         task_inputs, shared_input = [inputs] * self.num_tasks, inputs
         for level in range(self.num_levels):
             experts, gates = self.experts[level], self.gates[level]
