@@ -11,11 +11,15 @@ RATE_TOLERANCE = 0.01
 _UNSIGNED = {8: tf.uint8, 16: tf.uint16}
 
 
+def mask_threshold(rate: float, bits: int) -> int:
+    """round(rate · 2^bits): an element whose `bits` random bits are at least this is kept."""
+    return round(rate * (1 << bits))
+
+
 def mask_bits(rate: float) -> int | None:
     """How many random bits decide one element at `rate` (`MASK_BITS`), or None when none apply it closely enough."""
     for bits in MASK_BITS:
-        levels = 1 << bits
-        threshold = round(rate * levels)
+        levels, threshold = 1 << bits, mask_threshold(rate, bits)
         if 0 < threshold < levels and abs(threshold / levels - rate) <= RATE_TOLERANCE * min(rate, 1.0 - rate):
             return bits
     return None
@@ -24,7 +28,7 @@ def mask_bits(rate: float) -> int | None:
 def applied_rate(rate: float) -> float:
     """The drop probability the mask applies for `rate`: round(rate · 2^bits) / 2^bits (`rate` itself with Keras')."""
     bits = mask_bits(rate)
-    return rate if bits is None else round(rate * (1 << bits)) / (1 << bits)
+    return rate if bits is None else mask_threshold(rate, bits) / (1 << bits)
 
 
 @keras.saving.register_keras_serializable(package="tfcvr")
@@ -72,7 +76,7 @@ class Dropout(keras.layers.Dropout):
             [(size + per_draw - 1) // per_draw], self.seed_generator.next(), minval=None, maxval=None, dtype=tf.uint32
         )
         parts = tf.reshape(tf.bitcast(draws, _UNSIGNED[bits]), [-1])[:size]  # per_draw decisions per 32-bit draw
-        threshold = tf.constant(round(self.rate * (1 << bits)), _UNSIGNED[bits])
+        threshold = tf.constant(mask_threshold(self.rate, bits), _UNSIGNED[bits])
         keep = tf.reshape(parts, mask_shape) >= threshold
         # One product with the scaled 0/1 mask: cheaper than a select against zeros, forward and backward.
         dropped = inputs * (tf.cast(keep, inputs.dtype) * (1.0 / (1.0 - applied_rate(self.rate))))
